@@ -1,0 +1,61 @@
+/* image_i.h - private helpers shared by the boot-image library's modules:
+ * little-endian codecs, error formatting and the reader's in-memory state. */
+#ifndef YOLO_IMAGE_I_H
+#define YOLO_IMAGE_I_H
+
+#include <endian.h>
+#include <stdarg.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "yolo_image.h"
+
+static inline uint16_t get_le16(const void *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
+static inline uint32_t get_le32(const void *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+static inline uint64_t get_le64(const void *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
+static inline void put_le16(void *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
+static inline void put_le32(void *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
+static inline void put_le64(void *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
+
+/* XXH3-64 values are stored in canonical (big-endian) form. */
+static inline uint64_t get_hash(const uint8_t p[8])
+{
+	XXH64_canonical_t c;
+	memcpy(c.digest, p, 8);
+	return XXH64_hashFromCanonical(&c);
+}
+static inline void put_hash(uint8_t p[8], uint64_t h)
+{
+	XXH64_canonical_t c;
+	XXH64_canonicalFromHash(&c, h);
+	memcpy(p, c.digest, 8);
+}
+
+/* Format a message into err (if non-NULL) and return `ret` (a -errno). */
+int yolo_fail(struct yolo_err *err, int ret, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* pread/pwrite the whole range, retrying on EINTR and short transfers.
+ * @return 0, -EIO on unexpected EOF, or -errno. */
+int yolo_pread_full(int fd, void *buf, size_t len, uint64_t off);
+int yolo_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/* Hash of the header with its checksum field treated as zero. */
+uint64_t yolo_header_hash(const struct yolo_disk_header *h);
+
+struct yolo_image {
+	char *name;                      /* path or label, for messages */
+	int fd;                          /* image file; -1 for in-memory images */
+	const uint8_t *mem;              /* whole image for in-memory images */
+	struct yolo_image_info info;
+	struct yolo_file *files;         /* file_count, file-table order */
+	uint32_t *files_by_path;         /* file ids sorted by path */
+	char *paths;                     /* NUL-terminated copies of all paths */
+	struct yolo_block *blocks;       /* block_count, (file_id, block_id) order */
+	uint32_t *by_seq;                /* block index positions in first-access order */
+	uint8_t *data;                   /* loaded data section, or NULL */
+	size_t data_map_len;             /* mapping length of `data` */
+	bool data_pinned;
+};
+
+#endif /* YOLO_IMAGE_I_H */

@@ -1,0 +1,521 @@
+/* image_write.c - builds a boot image incrementally.
+ *
+ * Blocks arrive in first-access order and are appended to the data section
+ * of a temporary file as they come (through a large write buffer); the file
+ * table, string table, block index and header are written by commit, which
+ * then fsyncs and renames the file into place, so a crash or error never
+ * leaves a half-written image at the destination path. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "image_i.h"
+
+#define WBUF_SIZE (4u << 20)
+
+struct wfile {
+	char *path;
+	struct yolo_file_ident ident;
+};
+
+struct yolo_writer {
+	char *path;                      /* destination */
+	char *tmp_path;                  /* temporary file renamed over path */
+	int fd;
+	uint32_t block_shift;
+	uint32_t compat;
+	uint32_t incompat;
+	ZSTD_CCtx *cctx;                 /* NULL when not compressing */
+	int zstd_level;
+	uint8_t *cbuf;                   /* compression output, ZSTD_compressBound(block) */
+	size_t cbuf_size;
+
+	struct wfile *files;
+	uint32_t nfiles, files_cap;
+	uint32_t *file_slots;            /* open-addressing: path hash -> file id + 1 */
+	uint32_t file_slots_cap;
+
+	struct yolo_block *blocks;       /* arrival (first-access) order */
+	uint64_t nblocks, blocks_cap;
+	uint64_t *key_slots;             /* open-addressing: (file, block) -> index + 1 */
+	uint64_t key_slots_cap;
+
+	uint8_t *wbuf;                   /* pending data-section bytes */
+	size_t wbuf_len;
+	uint64_t data_size;              /* bytes of data section so far (incl. wbuf) */
+	uint64_t raw_bytes;
+};
+
+static uint64_t hash_key(uint32_t file_id, uint64_t block_id)
+{
+	uint8_t k[12];
+	put_le32(k, file_id);
+	put_le64(k + 4, block_id);
+	return XXH3_64bits(k, sizeof(k));
+}
+
+static int grow(void **arr, uint64_t *cap, uint64_t need, size_t elem)
+{
+	if (need <= *cap)
+		return 0;
+	uint64_t ncap = *cap ? *cap * 2 : 64;
+	while (ncap < need)
+		ncap *= 2;
+	void *p = realloc(*arr, ncap * elem);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+static int keys_rehash(struct yolo_writer *w, uint64_t ncap)
+{
+	uint64_t *slots = calloc(ncap, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (uint64_t i = 0; i < w->nblocks; i++) {
+		uint64_t h = hash_key(w->blocks[i].file_id, w->blocks[i].block_id) & (ncap - 1);
+		while (slots[h])
+			h = (h + 1) & (ncap - 1);
+		slots[h] = i + 1;
+	}
+	free(w->key_slots);
+	w->key_slots = slots;
+	w->key_slots_cap = ncap;
+	return 0;
+}
+
+static int files_rehash(struct yolo_writer *w, uint32_t ncap)
+{
+	uint32_t *slots = calloc(ncap, sizeof(*slots));
+	if (!slots)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < w->nfiles; i++) {
+		uint64_t h = XXH3_64bits(w->files[i].path, strlen(w->files[i].path)) & (ncap - 1);
+		while (slots[h])
+			h = (h + 1) & (ncap - 1);
+		slots[h] = i + 1;
+	}
+	free(w->file_slots);
+	w->file_slots = slots;
+	w->file_slots_cap = ncap;
+	return 0;
+}
+
+uint32_t yolo_writer_block_size(const struct yolo_writer *w)
+{
+	return 1u << w->block_shift;
+}
+
+int yolo_writer_create(struct yolo_writer **out, const char *path,
+		       const struct yolo_writer_opts *opts, struct yolo_err *err)
+{
+	uint32_t bs = opts && opts->block_size ? opts->block_size : 1u << YOLO_BLOCK_SHIFT_DEFAULT;
+	int level = opts ? opts->zstd_level : 0;
+	if ((bs & (bs - 1)) || bs < (1u << YOLO_BLOCK_SHIFT_MIN) || bs > (1u << YOLO_BLOCK_SHIFT_MAX))
+		return yolo_fail(err, -EINVAL, "block size %u: must be a power of two from 512 to 1 MiB", bs);
+	if (level < 0 || level > ZSTD_maxCLevel())
+		return yolo_fail(err, -EINVAL, "zstd level %d out of range 0..%d", level, ZSTD_maxCLevel());
+
+	struct yolo_writer *w = calloc(1, sizeof(*w));
+	if (!w)
+		return yolo_fail(err, -ENOMEM, "out of memory");
+	w->fd = -1;
+	w->block_shift = (uint32_t)__builtin_ctz(bs);
+	w->compat = opts ? opts->compat : 0;
+	w->zstd_level = level;
+	int ret = -ENOMEM;
+	w->path = strdup(path);
+	w->wbuf = malloc(WBUF_SIZE);
+	if (!w->path || !w->wbuf || asprintf(&w->tmp_path, "%s.tmp.XXXXXX", path) < 0) {
+		w->tmp_path = NULL;
+		goto fail;
+	}
+	if (level > 0) {
+		w->cctx = ZSTD_createCCtx();
+		w->cbuf_size = ZSTD_compressBound(bs);
+		w->cbuf = malloc(w->cbuf_size);
+		if (!w->cctx || !w->cbuf)
+			goto fail;
+		ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
+		ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 0);
+	}
+	if (keys_rehash(w, 1024) < 0 || files_rehash(w, 64) < 0)
+		goto fail;
+	w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
+	if (w->fd < 0) {
+		ret = -errno;
+		free(w->tmp_path);
+		w->tmp_path = NULL;
+		yolo_fail(err, ret, "%s: cannot create temporary file: %s", path, strerror(-ret));
+		yolo_writer_discard(w);
+		return ret;
+	}
+	fchmod(w->fd, 0644);
+	w->data_size = 0;
+	*out = w;
+	return 0;
+fail:
+	yolo_writer_discard(w);
+	return yolo_fail(err, ret, "out of memory");
+}
+
+static int64_t find_file_slot(const struct yolo_writer *w, const char *relpath)
+{
+	uint64_t h = XXH3_64bits(relpath, strlen(relpath)) & (w->file_slots_cap - 1);
+	while (w->file_slots[h]) {
+		uint32_t id = w->file_slots[h] - 1;
+		if (strcmp(w->files[id].path, relpath) == 0)
+			return id;
+		h = (h + 1) & (w->file_slots_cap - 1);
+	}
+	return -1 - (int64_t)h;          /* free slot, encoded */
+}
+
+int yolo_writer_find_file(const struct yolo_writer *w, const char *relpath, uint32_t *file_id)
+{
+	int64_t s = find_file_slot(w, relpath);
+	if (s < 0)
+		return -ENOENT;
+	*file_id = (uint32_t)s;
+	return 0;
+}
+
+int yolo_writer_add_file(struct yolo_writer *w, const char *relpath,
+			 const struct yolo_file_ident *ident, uint32_t *file_id,
+			 struct yolo_err *err)
+{
+	if (!yolo_path_is_safe(relpath, strlen(relpath)))
+		return yolo_fail(err, -EINVAL, "path \"%s\": must be relative, without empty, \".\" or \"..\" components", relpath);
+	if (w->nfiles >= YOLO_MAX_FILES)
+		return yolo_fail(err, -EFBIG, "too many files (limit %u)", YOLO_MAX_FILES);
+	if (find_file_slot(w, relpath) >= 0)
+		return yolo_fail(err, -EEXIST, "path \"%s\" added twice", relpath);
+	if ((uint64_t)(w->nfiles + 1) * 2 > w->file_slots_cap &&
+	    files_rehash(w, w->file_slots_cap * 2) < 0)
+		return yolo_fail(err, -ENOMEM, "out of memory");
+	uint64_t cap = w->files_cap;
+	if (grow((void **)&w->files, &cap, w->nfiles + 1, sizeof(*w->files)) < 0)
+		return yolo_fail(err, -ENOMEM, "out of memory");
+	w->files_cap = (uint32_t)cap;
+	char *copy = strdup(relpath);
+	if (!copy)
+		return yolo_fail(err, -ENOMEM, "out of memory");
+	uint32_t id = w->nfiles++;
+	w->files[id].path = copy;
+	w->files[id].ident = *ident;
+	int64_t slot = find_file_slot(w, relpath);
+	/* Not found above, so `slot` encodes the free slot. */
+	w->file_slots[-1 - slot] = id + 1;
+	*file_id = id;
+	return 0;
+}
+
+static int64_t find_key_slot(const struct yolo_writer *w, uint32_t file_id, uint64_t block_id)
+{
+	uint64_t mask = w->key_slots_cap - 1;
+	uint64_t h = hash_key(file_id, block_id) & mask;
+	while (w->key_slots[h]) {
+		const struct yolo_block *b = &w->blocks[w->key_slots[h] - 1];
+		if (b->file_id == file_id && b->block_id == block_id)
+			return (int64_t)(w->key_slots[h] - 1);
+		h = (h + 1) & mask;
+	}
+	return -1 - (int64_t)h;
+}
+
+bool yolo_writer_has_block(const struct yolo_writer *w, uint32_t file_id, uint64_t block_id)
+{
+	return find_key_slot(w, file_id, block_id) >= 0;
+}
+
+static int flush_wbuf(struct yolo_writer *w)
+{
+	if (!w->wbuf_len)
+		return 0;
+	uint64_t off = YOLO_DATA_ALIGN + w->data_size - w->wbuf_len;
+	int ret = yolo_pwrite_full(w->fd, w->wbuf, w->wbuf_len, off);
+	w->wbuf_len = 0;
+	return ret;
+}
+
+static int append_data(struct yolo_writer *w, const void *data, size_t len)
+{
+	if (w->wbuf_len + len > WBUF_SIZE) {
+		int ret = flush_wbuf(w);
+		if (ret < 0)
+			return ret;
+	}
+	memcpy(w->wbuf + w->wbuf_len, data, len);
+	w->wbuf_len += len;
+	w->data_size += len;
+	return 0;
+}
+
+static bool all_zero(const uint8_t *p, size_t len)
+{
+	static const uint8_t zeros[256];
+	while (len >= sizeof(zeros)) {
+		if (memcmp(p, zeros, sizeof(zeros)))
+			return false;
+		p += sizeof(zeros);
+		len -= sizeof(zeros);
+	}
+	return memcmp(p, zeros, len) == 0;
+}
+
+int yolo_writer_add_block(struct yolo_writer *w, uint32_t file_id, uint64_t block_id,
+			  const void *data, uint32_t len, struct yolo_err *err)
+{
+	if (file_id >= w->nfiles)
+		return yolo_fail(err, -EINVAL, "block for unknown file id %u", file_id);
+	const struct wfile *f = &w->files[file_id];
+	uint64_t bs = 1ull << w->block_shift;
+	if (block_id > (f->ident.size - 1) >> w->block_shift || f->ident.size == 0)
+		return yolo_fail(err, -EINVAL, "%s: block %llu is past the end of the file (%llu bytes)",
+				 f->path, (unsigned long long)block_id, (unsigned long long)f->ident.size);
+	uint64_t off = block_id << w->block_shift;
+	uint64_t expect = f->ident.size - off < bs ? f->ident.size - off : bs;
+	if (len != expect)
+		return yolo_fail(err, -EINVAL, "%s: block %llu has %u bytes, expected %llu",
+				 f->path, (unsigned long long)block_id, len, (unsigned long long)expect);
+	int64_t slot = find_key_slot(w, file_id, block_id);
+	if (slot >= 0)
+		return yolo_fail(err, -EEXIST, "%s: block %llu added twice", f->path,
+				 (unsigned long long)block_id);
+	if (w->nblocks >= YOLO_MAX_BLOCKS)
+		return yolo_fail(err, -EFBIG, "too many blocks (limit %u)", YOLO_MAX_BLOCKS);
+	if (grow((void **)&w->blocks, &w->blocks_cap, w->nblocks + 1, sizeof(*w->blocks)) < 0)
+		return yolo_fail(err, -ENOMEM, "out of memory");
+
+	struct yolo_block b = {
+		.block_id = block_id, .file_id = file_id, .seq = (uint32_t)w->nblocks,
+		.raw_len = len, .checksum = XXH3_64bits(data, len),
+	};
+	const void *stored = data;
+	if (all_zero(data, len)) {
+		b.flags = YOLO_BLOCK_ZERO;
+		stored = NULL;
+	} else if (w->cctx) {
+		size_t c = ZSTD_compress2(w->cctx, w->cbuf, w->cbuf_size, data, len);
+		if (!ZSTD_isError(c) && c < len) {
+			b.flags = YOLO_BLOCK_ZSTD;
+			b.stored_len = (uint32_t)c;
+			stored = w->cbuf;
+			w->incompat |= YOLO_INCOMPAT_ZSTD;
+		}
+	}
+	if (stored) {
+		if (!b.stored_len)
+			b.stored_len = len;
+		b.data_off = w->data_size;
+		int ret = append_data(w, stored, b.stored_len);
+		if (ret < 0)
+			return yolo_fail(err, ret, "%s: writing data: %s", w->tmp_path, strerror(-ret));
+	}
+	w->blocks[w->nblocks++] = b;
+	w->raw_bytes += len;
+	if (w->nblocks * 2 > w->key_slots_cap) {
+		if (keys_rehash(w, w->key_slots_cap * 2) < 0)
+			return yolo_fail(err, -ENOMEM, "out of memory");
+	} else {
+		w->key_slots[-1 - slot] = w->nblocks;
+	}
+	return 0;
+}
+
+static int cmp_block_key(const void *a, const void *b)
+{
+	const struct yolo_block *x = a, *y = b;
+	if (x->file_id != y->file_id)
+		return x->file_id < y->file_id ? -1 : 1;
+	return x->block_id < y->block_id ? -1 : x->block_id > y->block_id;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) & ~(a - 1);
+}
+
+/* Serialise the tables into one buffer: file table, strings, index. */
+static int build_tables(struct yolo_writer *w, uint8_t **out, struct yolo_disk_header *h)
+{
+	uint64_t ft_size = (uint64_t)w->nfiles * sizeof(struct yolo_disk_file);
+	uint64_t str_size = 0;
+	for (uint32_t i = 0; i < w->nfiles; i++)
+		str_size += strlen(w->files[i].path);
+	uint64_t idx_size = w->nblocks * sizeof(struct yolo_disk_block);
+	uint64_t str_pad = align_up(str_size, 8);
+	uint8_t *buf = calloc(1, ft_size + str_pad + idx_size + 1);
+	if (!buf)
+		return -ENOMEM;
+
+	qsort(w->blocks, w->nblocks, sizeof(*w->blocks), cmp_block_key);
+
+	uint64_t tables_off = align_up(YOLO_DATA_ALIGN + w->data_size, 8);
+	h->file_table_off = tables_off;
+	h->file_table_size = ft_size;
+	h->strings_off = tables_off + ft_size;
+	h->strings_size = str_size;
+	h->index_off = h->strings_off + str_pad;
+	h->index_size = idx_size;
+
+	uint64_t str_pos = 0, bi = 0;
+	for (uint32_t i = 0; i < w->nfiles; i++) {
+		const struct wfile *f = &w->files[i];
+		struct yolo_disk_file d;
+		memset(&d, 0, sizeof(d));
+		uint64_t first = bi;
+		while (bi < w->nblocks && w->blocks[bi].file_id == i)
+			bi++;
+		size_t plen = strlen(f->path);
+		put_le64(&d.size, f->ident.size);
+		put_le64(&d.mtime_ns, (uint64_t)f->ident.mtime_ns);
+		put_le64(&d.ino, f->ident.ino);
+		put_le64(&d.dev, f->ident.dev);
+		put_le64(&d.first_block, first);
+		put_le32(&d.block_count, (uint32_t)(bi - first));
+		put_le32(&d.path_len, (uint32_t)plen);
+		put_le64(&d.path_off, str_pos);
+		put_hash(d.fingerprint, yolo_fingerprint(&w->blocks[first], (uint32_t)(bi - first)));
+		memcpy(buf + (uint64_t)i * sizeof(d), &d, sizeof(d));
+		memcpy(buf + ft_size + str_pos, f->path, plen);
+		str_pos += plen;
+	}
+	uint8_t *idx = buf + ft_size + str_pad;
+	for (uint64_t i = 0; i < w->nblocks; i++) {
+		const struct yolo_block *b = &w->blocks[i];
+		struct yolo_disk_block d;
+		memset(&d, 0, sizeof(d));
+		put_le64(&d.block_id, b->block_id);
+		put_le64(&d.data_off, b->data_off);
+		put_hash(d.checksum, b->checksum);
+		put_le32(&d.file_id, b->file_id);
+		put_le32(&d.seq, b->seq);
+		put_le32(&d.stored_len, b->stored_len);
+		put_le32(&d.raw_len, b->raw_len);
+		put_le16(&d.flags, b->flags);
+		memcpy(idx + i * sizeof(d), &d, sizeof(d));
+	}
+	/* The meta checksum covers the three sections as stored, without padding. */
+	XXH3_state_t *st = XXH3_createState();
+	if (!st) {
+		free(buf);
+		return -ENOMEM;
+	}
+	XXH3_64bits_reset(st);
+	XXH3_64bits_update(st, buf, ft_size + str_size);
+	XXH3_64bits_update(st, idx, idx_size);
+	put_hash(h->meta_checksum, XXH3_64bits_digest(st));
+	XXH3_freeState(st);
+	*out = buf;
+	return 0;
+}
+
+static int fsync_parent_dir(const char *path)
+{
+	char *copy = strdup(path);
+	if (!copy)
+		return -ENOMEM;
+	int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	free(copy);
+	if (dfd < 0)
+		return -errno;
+	int ret = fsync(dfd) < 0 ? -errno : 0;
+	close(dfd);
+	return ret;
+}
+
+int yolo_writer_commit(struct yolo_writer *w, struct yolo_err *err)
+{
+	struct yolo_disk_header h;
+	uint8_t *tables = NULL;
+	memset(&h, 0, sizeof(h));
+	int ret = flush_wbuf(w);
+	if (ret < 0) {
+		yolo_fail(err, ret, "%s: writing data: %s", w->tmp_path, strerror(-ret));
+		goto out;
+	}
+	ret = build_tables(w, &tables, &h);
+	if (ret < 0) {
+		yolo_fail(err, ret, "out of memory");
+		goto out;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	struct yolo_disk_header d;
+	memset(&d, 0, sizeof(d));
+	memcpy(d.magic, YOLO_MAGIC, YOLO_MAGIC_LEN);
+	put_le32(&d.version, YOLO_FORMAT_VERSION);
+	put_le32(&d.header_size, YOLO_HEADER_SIZE);
+	put_le32(&d.compat, w->compat);
+	put_le32(&d.incompat, w->incompat);
+	put_le32(&d.block_shift, w->block_shift);
+	put_le32(&d.file_count, w->nfiles);
+	put_le64(&d.block_count, w->nblocks);
+	put_le64(&d.data_off, YOLO_DATA_ALIGN);
+	put_le64(&d.data_size, w->data_size);
+	put_le64(&d.file_table_off, h.file_table_off);
+	put_le64(&d.file_table_size, h.file_table_size);
+	put_le64(&d.strings_off, h.strings_off);
+	put_le64(&d.strings_size, h.strings_size);
+	put_le64(&d.index_off, h.index_off);
+	put_le64(&d.index_size, h.index_size);
+	put_le64(&d.created_ns, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec);
+	put_le64(&d.raw_bytes, w->raw_bytes);
+	memcpy(d.meta_checksum, h.meta_checksum, 8);
+	put_hash(d.header_checksum, yolo_header_hash(&d));
+
+	uint64_t tables_len = h.index_off + h.index_size - h.file_table_off;
+	if ((ret = yolo_pwrite_full(w->fd, tables, tables_len, h.file_table_off)) < 0 ||
+	    (ret = yolo_pwrite_full(w->fd, &d, sizeof(d), 0)) < 0 ||
+	    (ret = ftruncate(w->fd, (off_t)(h.file_table_off + tables_len)) < 0 ? -errno : 0) < 0 ||
+	    (ret = fsync(w->fd) < 0 ? -errno : 0) < 0) {
+		yolo_fail(err, ret, "%s: %s", w->tmp_path, strerror(-ret));
+		goto out;
+	}
+	if (rename(w->tmp_path, w->path) < 0) {
+		ret = -errno;
+		yolo_fail(err, ret, "%s: cannot rename into place: %s", w->path, strerror(-ret));
+		goto out;
+	}
+	free(w->tmp_path);
+	w->tmp_path = NULL;              /* nothing to remove any more */
+	ret = fsync_parent_dir(w->path);
+	if (ret < 0)
+		yolo_fail(err, ret, "%s: fsync of directory: %s", w->path, strerror(-ret));
+out:
+	free(tables);
+	yolo_writer_discard(w);
+	return ret;
+}
+
+void yolo_writer_discard(struct yolo_writer *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0) {
+		close(w->fd);
+		if (w->tmp_path)         /* created, not yet renamed */
+			unlink(w->tmp_path);
+	}
+	for (uint32_t i = 0; i < w->nfiles; i++)
+		free(w->files[i].path);
+	free(w->files);
+	free(w->file_slots);
+	free(w->blocks);
+	free(w->key_slots);
+	free(w->wbuf);
+	free(w->cbuf);
+	ZSTD_freeCCtx(w->cctx);
+	free(w->tmp_path);
+	free(w->path);
+	free(w);
+}

@@ -1,0 +1,112 @@
+/* yolo_format.h - the on-disk layout of a YOLO boot image (*.yolo).
+ *
+ * This header is the single definition of the format; readers and writers
+ * include it and nothing else defines on-disk structures.  All integers are
+ * little-endian and fixed-width; hashes are stored in XXH canonical
+ * (big-endian) form so a hex dump reads like `xxhsum` output.
+ *
+ * Layout (sections may in principle sit anywhere after the header, but they
+ * must not overlap each other or the header and must lie within the file):
+ *
+ *   +--------------------+ 0
+ *   | header (256 bytes) |
+ *   +--------------------+ data_off (aligned to 4096 for O_DIRECT serving)
+ *   | data section       |  block contents in first-access order; all-zero
+ *   |                    |  blocks have no data, compressed blocks are zstd
+ *   +--------------------+ file_table_off
+ *   | file table         |  file_count x struct yolo_disk_file
+ *   +--------------------+ strings_off
+ *   | string table       |  file paths, not NUL-terminated
+ *   +--------------------+ index_off
+ *   | block index        |  block_count x struct yolo_disk_block, sorted by
+ *   |                    |  (file_id, block_id) for binary search
+ *   +--------------------+
+ *
+ * The data section comes first so a writer can stream blocks as a capture
+ * produces them and append the tables when it finishes.
+ */
+#ifndef YOLO_FORMAT_H
+#define YOLO_FORMAT_H
+
+#include <stdint.h>
+
+#define YOLO_MAGIC "YOLOBOOT"           /* 8 bytes, no NUL on disk */
+#define YOLO_MAGIC_LEN 8
+#define YOLO_FORMAT_VERSION 1            /* bumped only for incompatible layout changes */
+#define YOLO_HEADER_SIZE 256
+#define YOLO_DATA_ALIGN 4096             /* data_off alignment */
+
+#define YOLO_BLOCK_SHIFT_MIN 9           /* 512 bytes */
+#define YOLO_BLOCK_SHIFT_MAX 20          /* 1 MiB */
+#define YOLO_BLOCK_SHIFT_DEFAULT 12      /* 4096 bytes */
+
+/* Hard limits a reader enforces before allocating anything. */
+#define YOLO_MAX_FILES (1u << 20)
+#define YOLO_MAX_BLOCKS (1u << 28)       /* 1 TiB of 4 KiB blocks */
+#define YOLO_MAX_PATH 4095               /* bytes, like PATH_MAX - 1 */
+
+/* Feature flags.  A reader must refuse an image with an incompat bit it does
+ * not know; unknown compat bits are ignored. */
+#define YOLO_INCOMPAT_ZSTD (1u << 0)     /* some blocks are zstd frames */
+#define YOLO_INCOMPAT_KNOWN (YOLO_INCOMPAT_ZSTD)
+#define YOLO_COMPAT_MERGED (1u << 0)     /* produced by merging several images */
+
+struct yolo_disk_header {
+	uint8_t magic[YOLO_MAGIC_LEN];   /* "YOLOBOOT" */
+	uint32_t version;                /* YOLO_FORMAT_VERSION */
+	uint32_t header_size;            /* YOLO_HEADER_SIZE */
+	uint32_t compat;                 /* YOLO_COMPAT_* */
+	uint32_t incompat;               /* YOLO_INCOMPAT_* */
+	uint32_t block_shift;            /* log2(block size), 9..20 */
+	uint32_t file_count;             /* entries in the file table */
+	uint64_t block_count;            /* entries in the block index */
+	uint64_t data_off;               /* data section: byte offset in the image */
+	uint64_t data_size;              /*   and length */
+	uint64_t file_table_off;         /* file table: file_count * 64 bytes */
+	uint64_t file_table_size;
+	uint64_t strings_off;            /* string table */
+	uint64_t strings_size;
+	uint64_t index_off;              /* block index: block_count * 48 bytes */
+	uint64_t index_size;
+	uint64_t created_ns;             /* CLOCK_REALTIME when written, informational */
+	uint64_t raw_bytes;              /* sum of raw_len over all blocks */
+	uint8_t meta_checksum[8];        /* XXH3-64 over file table, strings, index (in that order) */
+	uint8_t reserved[120];           /* zero */
+	uint8_t header_checksum[8];      /* XXH3-64 of this header with this field zeroed */
+};
+_Static_assert(sizeof(struct yolo_disk_header) == YOLO_HEADER_SIZE, "header size");
+
+/* Identity of a source file at capture time: a server compares it with the
+ * live file and disables the file's blocks when anything differs. */
+struct yolo_disk_file {
+	uint64_t size;                   /* st_size at capture */
+	int64_t mtime_ns;                /* st_mtim in ns since the epoch */
+	uint64_t ino;                    /* st_ino at capture */
+	uint64_t dev;                    /* st_dev at capture */
+	uint64_t first_block;            /* index of this file's first entry in the block index */
+	uint32_t block_count;            /* number of consecutive index entries for this file */
+	uint32_t path_len;               /* bytes of path in the string table */
+	uint64_t path_off;               /* offset of path within the string table */
+	uint8_t fingerprint[8];          /* XXH3-64 over (block_id, checksum) pairs in block order */
+};
+_Static_assert(sizeof(struct yolo_disk_file) == 64, "file entry size");
+
+#define YOLO_BLOCK_ZERO (1u << 0)        /* all bytes zero; no data stored */
+#define YOLO_BLOCK_ZSTD (1u << 1)        /* stored as one zstd frame */
+#define YOLO_BLOCK_FLAGS_KNOWN (YOLO_BLOCK_ZERO | YOLO_BLOCK_ZSTD)
+
+struct yolo_disk_block {
+	uint64_t block_id;               /* file offset / block size */
+	uint64_t data_off;               /* offset within the data section (0 for zero blocks) */
+	uint8_t checksum[8];             /* XXH3-64 of the raw (uncompressed) bytes */
+	uint32_t file_id;                /* index into the file table */
+	uint32_t seq;                    /* first-access rank: a permutation of 0..block_count-1 */
+	uint32_t stored_len;             /* bytes in the data section (0 for zero blocks) */
+	uint32_t raw_len;                /* real length: block size, or less for a file's last block */
+	uint16_t flags;                  /* YOLO_BLOCK_* */
+	uint16_t reserved16;             /* zero */
+	uint32_t reserved32;             /* zero */
+};
+_Static_assert(sizeof(struct yolo_disk_block) == 48, "block entry size");
+
+#endif /* YOLO_FORMAT_H */

@@ -1,0 +1,249 @@
+/* yolo_image_tool.c - `yolo-image`: inspect, verify and merge boot images
+ * from the command line.  Exit status: 0 success, 1 verification found
+ * problems, 2 bad usage or an unreadable/corrupt image. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "yolo_image.h"
+
+#define MIB (1024.0 * 1024.0)
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: yolo-image inspect [--blocks] IMAGE\n"
+		"       yolo-image verify [--source DIR] IMAGE\n"
+		"       yolo-image merge -o OUT [--zstd LEVEL] IMAGE...\n"
+		"       yolo-image --version\n"
+		"\n"
+		"inspect  print the image's files, blocks, bytes and per-file coverage\n"
+		"         (--blocks also lists every block in first-access order)\n"
+		"verify   check every block's checksum; with --source, also that each file\n"
+		"         is unchanged and each block still matches the source directory\n"
+		"merge    write the union of several boot images of the same source\n");
+}
+
+static struct yolo_image *open_or_die(const char *path)
+{
+	struct yolo_image *img;
+	struct yolo_err err = { "" };
+	if (yolo_image_open(path, &img, &err) < 0) {
+		fprintf(stderr, "yolo-image: %s\n", err.msg);
+		exit(2);
+	}
+	return img;
+}
+
+static const char *flag_name(uint16_t flags)
+{
+	if (flags & YOLO_BLOCK_ZERO)
+		return "zero";
+	if (flags & YOLO_BLOCK_ZSTD)
+		return "zstd";
+	return "raw";
+}
+
+static int cmd_inspect(int argc, char **argv)
+{
+	bool list_blocks = false;
+	static const struct option opts[] = {
+		{ "blocks", no_argument, NULL, 'b' }, { "help", no_argument, NULL, 'h' }, { 0 } };
+	int c;
+	while ((c = getopt_long(argc, argv, "bh", opts, NULL)) != -1) {
+		if (c == 'b')
+			list_blocks = true;
+		else {
+			usage(c == 'h' ? stdout : stderr);
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage(stderr);
+		return 2;
+	}
+	struct yolo_image *img = open_or_die(argv[optind]);
+	const struct yolo_image_info *in = yolo_image_info(img);
+	uint64_t zero = 0, zstd = 0;
+	for (uint64_t i = 0; i < in->block_count; i++) {
+		uint16_t f = yolo_image_block(img, i)->flags;
+		zero += !!(f & YOLO_BLOCK_ZERO);
+		zstd += !!(f & YOLO_BLOCK_ZSTD);
+	}
+	time_t created = (time_t)(in->created_ns / 1000000000ull);
+	char when[64];
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime(&created));
+	printf("image:       %s\n", argv[optind]);
+	printf("format:      version %u, block size %u, features%s%s%s\n", YOLO_FORMAT_VERSION,
+	       in->block_size, in->incompat & YOLO_INCOMPAT_ZSTD ? " zstd" : "",
+	       in->compat & YOLO_COMPAT_MERGED ? " merged" : "",
+	       (in->incompat | in->compat) ? "" : " none");
+	printf("created:     %s\n", when);
+	printf("files:       %u\n", in->file_count);
+	printf("blocks:      %llu (%llu zero, %llu zstd-compressed)\n",
+	       (unsigned long long)in->block_count, (unsigned long long)zero,
+	       (unsigned long long)zstd);
+	printf("data:        %.2f MiB of blocks stored in %.2f MiB (image file %.2f MiB)\n",
+	       in->raw_bytes / MIB, in->data_size / MIB, in->image_size / MIB);
+	printf("\n%10s %10s %8s %7s  %s\n", "size MiB", "captured", "blocks", "cover", "path");
+	for (uint32_t i = 0; i < in->file_count; i++) {
+		const struct yolo_file *f = yolo_image_file(img, i);
+		uint64_t bytes = 0;
+		for (uint32_t j = 0; j < f->block_count; j++)
+			bytes += yolo_image_block(img, f->first_block + j)->raw_len;
+		printf("%10.2f %10.2f %8u %6.2f%%  %s\n", f->ident.size / MIB, bytes / MIB,
+		       f->block_count, f->ident.size ? 100.0 * bytes / f->ident.size : 0.0, f->path);
+	}
+	if (list_blocks) {
+		printf("\n%8s %10s %12s %8s %5s  %s\n", "seq", "block", "data off", "stored", "kind", "path");
+		for (uint64_t s = 0; s < in->block_count; s++) {
+			const struct yolo_block *b = yolo_image_block_by_seq(img, s);
+			printf("%8llu %10llu %12llu %8u %5s  %s\n", (unsigned long long)s,
+			       (unsigned long long)b->block_id, (unsigned long long)b->data_off,
+			       b->stored_len, flag_name(b->flags), yolo_image_file(img, b->file_id)->path);
+		}
+	}
+	yolo_image_close(img);
+	return 0;
+}
+
+static void print_problem(void *ctx, const char *problem)
+{
+	unsigned long *count = ctx;
+	if (++*count <= 100)
+		printf("PROBLEM: %s\n", problem);
+	else if (*count == 101)
+		printf("PROBLEM: (further problems not listed)\n");
+}
+
+static int cmd_verify(int argc, char **argv)
+{
+	const char *source = NULL;
+	static const struct option opts[] = {
+		{ "source", required_argument, NULL, 's' }, { "help", no_argument, NULL, 'h' }, { 0 } };
+	int c;
+	while ((c = getopt_long(argc, argv, "s:h", opts, NULL)) != -1) {
+		if (c == 's')
+			source = optarg;
+		else {
+			usage(c == 'h' ? stdout : stderr);
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (optind + 1 != argc) {
+		usage(stderr);
+		return 2;
+	}
+	int dirfd = -1;
+	if (source) {
+		dirfd = open(source, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dirfd < 0) {
+			fprintf(stderr, "yolo-image: %s: %s\n", source, strerror(errno));
+			return 2;
+		}
+	}
+	struct yolo_image *img = open_or_die(argv[optind]);
+	struct yolo_verify_report rep;
+	unsigned long problems = 0;
+	int ret = yolo_image_verify(img, dirfd, &rep, print_problem, &problems);
+	yolo_image_close(img);
+	if (dirfd >= 0)
+		close(dirfd);
+	if (ret < 0) {
+		fprintf(stderr, "yolo-image: %s: verify failed: %s\n", argv[optind], strerror(-ret));
+		return 2;
+	}
+	printf("%s: %llu blocks ok, %llu bad", argv[optind], (unsigned long long)rep.blocks_ok,
+	       (unsigned long long)rep.blocks_bad);
+	if (source)
+		printf("; source %s: %llu files missing, %llu changed, %llu stale blocks", source,
+		       (unsigned long long)rep.files_missing, (unsigned long long)rep.files_changed,
+		       (unsigned long long)rep.blocks_stale);
+	printf(" -> %s\n", ret ? "FAILED" : "OK");
+	return ret ? 1 : 0;
+}
+
+static int cmd_merge(int argc, char **argv)
+{
+	const char *out = NULL;
+	struct yolo_writer_opts wo = { 0 };
+	static const struct option opts[] = {
+		{ "output", required_argument, NULL, 'o' }, { "zstd", required_argument, NULL, 'z' },
+		{ "help", no_argument, NULL, 'h' }, { 0 } };
+	int c;
+	while ((c = getopt_long(argc, argv, "o:z:h", opts, NULL)) != -1) {
+		if (c == 'o') {
+			out = optarg;
+		} else if (c == 'z') {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v < 0 || v > 22) {
+				fprintf(stderr, "yolo-image: --zstd: \"%s\" is not a level 0..22\n", optarg);
+				return 2;
+			}
+			wo.zstd_level = (int)v;
+		} else {
+			usage(c == 'h' ? stdout : stderr);
+			return c == 'h' ? 0 : 2;
+		}
+	}
+	if (!out || optind >= argc) {
+		fprintf(stderr, "yolo-image: merge needs -o OUT and at least one image\n");
+		return 2;
+	}
+	size_t n = (size_t)(argc - optind);
+	struct yolo_image **imgs = calloc(n, sizeof(*imgs));
+	if (!imgs)
+		return 2;
+	for (size_t i = 0; i < n; i++)
+		imgs[i] = open_or_die(argv[optind + (int)i]);
+	struct yolo_err err = { "" };
+	int ret = yolo_image_merge(out, imgs, n, &wo, &err);
+	for (size_t i = 0; i < n; i++)
+		yolo_image_close(imgs[i]);
+	free(imgs);
+	if (ret < 0) {
+		fprintf(stderr, "yolo-image: merge: %s\n", err.msg);
+		return 2;
+	}
+	struct yolo_image *m = open_or_die(out);
+	const struct yolo_image_info *in = yolo_image_info(m);
+	printf("%s: %u files, %llu blocks, %.2f MiB\n", out, in->file_count,
+	       (unsigned long long)in->block_count, in->raw_bytes / MIB);
+	yolo_image_close(m);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "--version")) {
+		printf("yolo-image %s (format version %u)\n", YOLO_VERSION, YOLO_FORMAT_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		usage(stdout);
+		return 0;
+	}
+	/* Subcommand options start after the subcommand name. */
+	argc--;
+	argv++;
+	if (!strcmp(cmd, "inspect"))
+		return cmd_inspect(argc, argv);
+	if (!strcmp(cmd, "verify"))
+		return cmd_verify(argc, argv);
+	if (!strcmp(cmd, "merge"))
+		return cmd_merge(argc, argv);
+	fprintf(stderr, "yolo-image: unknown command \"%s\" (try --help)\n", cmd);
+	return 2;
+}

@@ -1,0 +1,38 @@
+#!/bin/bash
+# setup.sh - prepare a fresh Debian 12 machine (as root): install the Debian
+# packages YOLO builds and tests with, then configure and build into
+# ./build.  Safe to run again; apt is skipped when everything is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+	build-essential pkg-config meson ninja-build git
+	libfuse3-dev fuse3 libxxhash-dev libzstd-dev libcmocka-dev
+	clang libclang-rt-dev            # libFuzzer target, sanitizers
+	qemu-utils                       # qemu-img / qemu-io in the mount suite
+	e2fsprogs util-linux kmod        # mkfs.ext4, losetup, modprobe for demo and bench
+	gnuplot-nox                      # benchmark plots
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	if [[ $(id -u) -ne 0 ]]; then
+		echo "setup.sh: missing packages (${missing[*]}); run as root to install them" >&2
+		exit 1
+	fi
+	echo "setup.sh: installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# FUSE needs its device node and module; a container may lack both, in which
+# case the mount suites skip (exit 77) rather than fail.
+[[ -e /dev/fuse ]] || modprobe fuse 2>/dev/null || true
+
+if [[ ! -f build/build.ninja ]]; then
+	meson setup build >/dev/null
+fi
+ninja -C build
