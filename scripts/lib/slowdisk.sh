@@ -1,0 +1,66 @@
+# slowdisk.sh - sourced by the demo and benchmark: an emulated slow disk.
+#
+# An ext4 filesystem on a loop device (direct I/O, so the backing file is not
+# cached twice) whose reads are throttled by a cgroup-v1 blkio rule.  The
+# throttle applies to processes in the cgroup, so the boot (or replay) and
+# yolofs's own misses run inside it; boot images live elsewhere (the
+# "dedicated SSD", unthrottled).
+#
+# Profiles: hdd (150 IOPS, 150 MB/s), ssd (346 MB/s, 20k IOPS), none.
+
+SLOWDISK_CG=/sys/fs/cgroup/blkio/yolo-slowdisk
+
+slowdisk_die() { echo "slowdisk: $*" >&2; exit 1; }
+
+# slowdisk_create WORKDIR SIZE_MIB -> sets SLOWDISK_DEV, SLOWDISK_MNT
+slowdisk_create() {
+	local work=$1 size=$2
+	[[ -d /sys/fs/cgroup/blkio ]] || slowdisk_die "cgroup-v1 blkio controller not mounted at /sys/fs/cgroup/blkio"
+	mkdir -p "$work/disk"
+	truncate -s "${size}M" "$work/disk.img"
+	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$work/disk.img"
+	SLOWDISK_DEV=$(losetup --find --show --direct-io=on "$work/disk.img")
+	mount "$SLOWDISK_DEV" "$work/disk"
+	SLOWDISK_MNT=$work/disk
+	mkdir -p "$SLOWDISK_CG"
+}
+
+# slowdisk_profile NAME: set the throttle on SLOWDISK_DEV
+slowdisk_profile() {
+	local majmin iops bps
+	majmin=$(lsblk -dno MAJ:MIN "$SLOWDISK_DEV" | tr -d ' ')
+	case $1 in
+	hdd) iops=150 bps=$((150 * 1000 * 1000)) ;;
+	ssd) iops=20000 bps=$((346 * 1000 * 1000)) ;;
+	none) iops=0 bps=0 ;;
+	*) slowdisk_die "unknown profile $1 (hdd, ssd, none)" ;;
+	esac
+	echo "$majmin $iops" >"$SLOWDISK_CG/blkio.throttle.read_iops_device"
+	echo "$majmin $bps" >"$SLOWDISK_CG/blkio.throttle.read_bps_device"
+}
+
+# slowdisk_run CMD...: run CMD inside the throttled cgroup
+slowdisk_run() {
+	bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$SLOWDISK_CG" "$@"
+}
+
+drop_caches() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+}
+
+# slowdisk_destroy WORKDIR: undo slowdisk_create (idempotent)
+slowdisk_destroy() {
+	local work=$1
+	if mountpoint -q "$work/disk" 2>/dev/null; then
+		umount "$work/disk" || umount -l "$work/disk"
+	fi
+	[[ -n ${SLOWDISK_DEV:-} ]] && losetup -d "$SLOWDISK_DEV" 2>/dev/null
+	if [[ -d $SLOWDISK_CG ]]; then
+		# Move stragglers out before removing the group.
+		while read -r pid; do echo "$pid" >/sys/fs/cgroup/blkio/cgroup.procs; done <"$SLOWDISK_CG/cgroup.procs" 2>/dev/null || true
+		rmdir "$SLOWDISK_CG" 2>/dev/null || true
+	fi
+	rm -f "$work/disk.img"
+	return 0
+}
