@@ -1,0 +1,96 @@
+# lib.sh - shared helpers of the mount suite (sourced by test_*.sh).
+# Every test runs as root on real FUSE mounts under one mktemp -d directory,
+# exits 77 when a facility is missing, and unmounts everything in its trap.
+set -u
+
+skip() { echo "SKIP: $*"; exit 77; }
+fail() { echo "FAIL: $*" >&2; [ -s "${TMP:-/nonexistent}/yolofs.log" ] && tail -n 20 "$TMP/yolofs.log" >&2; exit 1; }
+note() { echo "--- $*"; }
+
+[ "$(id -u)" = 0 ] || skip "needs root"
+[ -c /dev/fuse ] || skip "/dev/fuse is missing"
+[ -n "${YOLOFS:-}" ] && [ -x "$YOLOFS" ] || skip "YOLOFS is not set (run through meson test)"
+command -v findmnt >/dev/null || skip "findmnt is missing"
+HELPERS=$(dirname "$MKIMAGE")
+
+TMP=$(mktemp -d /tmp/yolofs-test.XXXXXX)
+PIDS=()        # yolofs daemons, in start order
+MNTS=()        # their mountpoints
+EXTRA_MNTS=()  # other mounts (overlay), unmounted first
+
+cleanup() {
+	local i
+	for ((i = ${#EXTRA_MNTS[@]} - 1; i >= 0; i--)); do
+		umount "${EXTRA_MNTS[i]}" 2>/dev/null || umount -l "${EXTRA_MNTS[i]}" 2>/dev/null
+	done
+	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${PIDS[i]}" 2>/dev/null && wait "${PIDS[i]}" 2>/dev/null
+		while findmnt -n -t fuse.yolofs -M "${MNTS[i]}" >/dev/null 2>&1; do
+			umount -l "${MNTS[i]}" 2>/dev/null || break
+		done
+	done
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+is_mounted() { findmnt -n -t fuse.yolofs -M "$1" >/dev/null 2>&1; }
+
+# yolofs_start SOURCE MOUNTPOINT [yolofs options...]: mount in the
+# background (foreground mode, log in $TMP/yolofs.log) and wait for it.
+yolofs_start() {
+	local src=$1 mnt=$2 i
+	shift 2
+	"$YOLOFS" -f "$@" "$src" "$mnt" 2>>"$TMP/yolofs.log" &
+	PIDS+=($!)
+	MNTS+=("$mnt")
+	for i in $(seq 200); do
+		is_mounted "$mnt" && return 0
+		kill -0 "${PIDS[-1]}" 2>/dev/null || fail "yolofs exited at startup: $(tail -n 3 "$TMP/yolofs.log")"
+		sleep 0.05
+	done
+	fail "yolofs did not mount $mnt"
+}
+
+# yolofs_stop: SIGTERM the most recent daemon; it must unmount and exit 0.
+yolofs_stop() {
+	local pid=${PIDS[-1]} mnt=${MNTS[-1]} rc=0
+	kill -TERM "$pid"
+	wait "$pid" || rc=$?
+	unset 'PIDS[-1]' 'MNTS[-1]'
+	[ "$rc" = 0 ] || fail "yolofs exited with status $rc after SIGTERM"
+	! is_mounted "$mnt" || fail "$mnt still mounted after SIGTERM"
+}
+
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+# metric NAME FILE: sum of a counter over all images in a metrics file.
+metric() {
+	awk -v n="yolofs_$1_total" '$1 == n || index($1, n "{") == 1 { s += $2 } END { print s + 0 }' "$2"
+}
+
+# tree_listing DIR: one line per entry with the stat fields that must be
+# equal through the mount (path type mode uid gid size mtime inode nlink
+# rdev target) plus xattrs; inode numbers are included unless NOINO=1,
+# modification times unless NOTIME=1.
+tree_listing() {
+	local dir=$1 fmt='%P %y %m %U %G %s %n %l'
+	[ "${NOINO:-0}" = 1 ] || fmt="$fmt %i"
+	[ "${NOTIME:-0}" = 1 ] || fmt="$fmt %T@"
+	(cd "$dir" && find . -mindepth 1 -printf "$fmt\n" | LC_ALL=C sort)
+	(cd "$dir" && find . -mindepth 1 \( -type c -o -type b \) -printf '%P\n' | LC_ALL=C sort |
+		while read -r p; do echo "$p rdev $(stat -c '%t:%T' "$p")"; done)
+	(cd "$dir" && find . -mindepth 1 ! -type l -printf '%P\n' | LC_ALL=C sort |
+		while read -r p; do "$HELPERS/xattr" dump "$p" | sed "s|^|$p xattr |"; done)
+}
+
+# same_tree A B: listings and the contents of every regular file agree.
+same_tree() {
+	local a=$1 b=$2
+	tree_listing "$a" >"$TMP/list.a"
+	tree_listing "$b" >"$TMP/list.b"
+	diff -u "$TMP/list.a" "$TMP/list.b" >&2 || fail "tree listing of $b differs from $a"
+	(cd "$a" && find . -type f -printf '%P\n') | while read -r f; do
+		cmp "$a/$f" "$b/$f" || exit 1
+	done || fail "file contents of $b differ from $a"
+}

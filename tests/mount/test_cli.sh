@@ -1,0 +1,63 @@
+#!/bin/bash
+# Command line and lifecycle: --help, rejected options and bad sources or
+# images fail with one clear line, a non-zero exit and nothing mounted;
+# SIGUSR1 logs statistics; SIGTERM and SIGINT unmount and exit 0.
+. "$(dirname "$0")/lib.sh"
+
+SRC=$TMP/src MNT=$TMP/mnt
+mkdir -p "$SRC" "$MNT"
+head -c 100000 /dev/urandom >"$SRC/file"
+"$MKIMAGE" "$TMP/ok.yolo" "$SRC" file || fail "mkimage"
+
+"$YOLOFS" --help >"$TMP/help" 2>&1 || fail "--help failed"
+grep -q "images=PATH" "$TMP/help" || fail "--help does not describe images="
+
+# must_fail WHAT ARGS...: non-zero exit, a message, nothing mounted.
+must_fail() {
+	local what=$1 rc=0
+	shift
+	timeout 10 "$YOLOFS" -f "$@" >"$TMP/out" 2>&1 || rc=$?
+	[ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "$what: exit status $rc"
+	[ "$(wc -l <"$TMP/out")" = 1 ] || fail "$what: expected one line, got: $(cat "$TMP/out")"
+	! is_mounted "$MNT" || { umount "$MNT"; fail "$what: left a mount behind"; }
+	echo "$what -> $(head -n 1 "$TMP/out")"
+}
+must_fail "unknown option" -o no_such_option "$SRC" "$MNT"
+must_fail "bad serve mode" -o serve=floppy "$SRC" "$MNT"
+must_fail "bad memlimit" -o memlimit=lots "$SRC" "$MNT"
+must_fail "missing source" "$TMP/nonexistent" "$MNT"
+must_fail "missing mountpoint" "$SRC"
+must_fail "missing image" -o images="$TMP/none.yolo" "$SRC" "$MNT"
+head -c 4096 /dev/urandom >"$TMP/garbage.yolo"
+must_fail "garbage image" -o images="$TMP/garbage.yolo" "$SRC" "$MNT"
+cp "$TMP/ok.yolo" "$TMP/flipped.yolo"
+printf '\xff' | dd of="$TMP/flipped.yolo" bs=1 seek=5000 conv=notrunc status=none   # a data byte
+must_fail "corrupt block data" -o images="$TMP/flipped.yolo" "$SRC" "$MNT"
+
+for sig in TERM INT; do
+	"$YOLOFS" -f -o images="$TMP/ok.yolo" "$SRC" "$MNT" 2>"$TMP/log" & pid=$!
+	PIDS+=($pid) MNTS+=("$MNT")
+	for i in $(seq 100); do is_mounted "$MNT" && break; sleep 0.05; done
+	is_mounted "$MNT" || fail "did not mount"
+	cmp "$MNT/file" "$SRC/file" || fail "read"
+	if [ $sig = TERM ]; then
+		kill -USR1 $pid
+		for i in $(seq 50); do grep -q "hits" "$TMP/log" && break; sleep 0.1; done
+		grep -q "stats: .*hits [1-9]" "$TMP/log" || fail "SIGUSR1 did not log statistics"
+	fi
+	kill -$sig $pid
+	rc=0; wait $pid || rc=$?
+	unset 'PIDS[-1]' 'MNTS[-1]'
+	[ $rc = 0 ] || fail "exit status $rc after SIG$sig"
+	! is_mounted "$MNT" || fail "still mounted after SIG$sig"
+done
+
+# Daemon mode (no -f): mounts, then unmounts on SIGTERM.
+"$YOLOFS" -o images="$TMP/ok.yolo" "$SRC" "$MNT" || fail "daemon mode start"
+is_mounted "$MNT" || fail "daemon mode did not mount"
+cmp "$MNT/file" "$SRC/file" || fail "daemon mode read"
+pid=$(pgrep -n -f "^$YOLOFS -o images=$TMP/ok.yolo") || fail "daemon not found"
+kill -TERM "$pid"
+for i in $(seq 100); do is_mounted "$MNT" || break; sleep 0.05; done
+! is_mounted "$MNT" || fail "daemon mode still mounted after SIGTERM"
+echo PASS

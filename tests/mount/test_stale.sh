@@ -1,0 +1,92 @@
+#!/bin/bash
+# Stale safety: a boot image must never win over the source.
+#  A. Source modified behind the daemon's back before open (in place, same
+#     size; replaced by a new inode; truncated): the new bytes are read.
+#  B. Modified through the mount (writes in the middle of cached blocks,
+#     truncate down and up, hole punching): reads return the new bytes,
+#     buffered and O_DIRECT, every time.
+#  C. Modified behind the daemon's back while another descriptor holds the
+#     file open: a new open reads the new bytes.
+. "$(dirname "$0")/lib.sh"
+
+SRC=$TMP/src MNT=$TMP/mnt REF=$TMP/ref
+mkdir -p "$SRC" "$MNT" "$REF"
+mkfiles() {
+	for f in inplace replaced truncated written; do
+		head -c 4194304 /dev/urandom >"$SRC/$f"
+	done
+}
+image() { "$MKIMAGE" "$TMP/boot.yolo" "$SRC" inplace replaced truncated written || fail "mkimage"; }
+# check NAME: the file reads the same as $REF/NAME through the mount, by
+# several paths into the daemon.
+check() {
+	local f=$1
+	cmp "$MNT/$f" "$REF/$f" || fail "$f: buffered read differs ($2)"
+	dd if="$MNT/$f" iflag=direct bs=64k status=none | cmp - "$REF/$f" || fail "$f: O_DIRECT read differs ($2)"
+	cmp <(dd if="$MNT/$f" iflag=skip_bytes,count_bytes skip=12289 count=20000 status=none) \
+	    <(dd if="$REF/$f" iflag=skip_bytes,count_bytes skip=12289 count=20000 status=none) \
+		|| fail "$f: unaligned read differs ($2)"
+}
+patch() {   # patch FILE OFFSET BYTES: same random bytes into both copies
+	head -c "$3" /dev/urandom >"$TMP/patch"
+	dd if="$TMP/patch" of="$1" bs="$3" count=1 seek="$2" oflag=seek_bytes conv=notrunc status=none
+	[ -z "${4:-}" ] || dd if="$TMP/patch" of="$4" bs="$3" count=1 seek="$2" oflag=seek_bytes conv=notrunc status=none
+}
+
+note "A: changed behind the daemon's back before open"
+mkfiles; image
+sleep 0.02   # let the clock move so an in-place change shows in mtime
+patch "$SRC/inplace" 1000000 5000                      # same size, new mtime
+head -c 4194304 /dev/urandom >"$TMP/new" && mv "$TMP/new" "$SRC/replaced"   # new inode
+truncate -s 3000000 "$SRC/truncated"
+cp "$SRC"/inplace "$SRC"/replaced "$SRC"/truncated "$REF/"
+drop_caches
+yolofs_start "$SRC" "$MNT" -o "images=$TMP/boot.yolo,metrics=$TMP/m.prom"
+for f in inplace replaced truncated; do check $f "changed before open"; done
+yolofs_stop
+[ "$(metric files_stale "$TMP/m.prom")" -gt 0 ] || fail "stale files were not reported"
+[ "$(metric hits "$TMP/m.prom")" = 0 ] || fail "stale files were served from the image"
+grep -q "differs from image" "$TMP/yolofs.log" || fail "staleness not logged"
+
+note "B: changed through the mount"
+mkfiles; image
+cp "$SRC/written" "$REF/written"
+drop_caches
+yolofs_start "$SRC" "$MNT" -o "images=$TMP/boot.yolo,metrics=$TMP/m.prom"
+check written "before writing"
+# Keep a descriptor open throughout, as QEMU does: the file's image state
+# then lives on and must be invalidated (a fresh open after a write would
+# just see a changed mtime and drop the whole file).
+exec 7<"$MNT/written"
+patch "$MNT/written" 5000 100 "$REF/written";        check written "write inside one block"
+patch "$MNT/written" 8190 10 "$REF/written";         check written "write across a block boundary"
+patch "$MNT/written" 65536 4096 "$REF/written";      check written "aligned block write"
+patch "$MNT/written" 2000001 300000 "$REF/written";  check written "large unaligned write"
+patch "$MNT/written" 3000000 1 "$REF/written";       check written "one-byte write"
+truncate -s 1234567 "$MNT/written"; truncate -s 1234567 "$REF/written"; check written "truncate down mid-block"
+truncate -s 4194304 "$MNT/written"; truncate -s 4194304 "$REF/written"; check written "truncate back up"
+if fallocate -p -o 20000 -l 50000 "$MNT/written" 2>/dev/null; then
+	fallocate -p -o 20000 -l 50000 "$REF/written"; check written "punch hole"
+fi
+drop_caches
+check written "after dropping caches"
+exec 7<&-
+yolofs_stop
+cmp "$SRC/written" "$REF/written" || fail "source differs from reference after writes"
+[ "$(metric hits "$TMP/m.prom")" -gt 0 ] || fail "no image hits before the writes"
+[ "$(metric invalidations "$TMP/m.prom")" -gt 0 ] || fail "writes did not invalidate image blocks"
+
+note "C: changed behind the daemon's back while open"
+mkfiles; image
+drop_caches
+yolofs_start "$SRC" "$MNT" -o "images=$TMP/boot.yolo,metrics=$TMP/m.prom"
+exec 8<"$MNT/inplace"
+cat "$MNT/inplace" >/dev/null
+sleep 0.02
+patch "$SRC/inplace" 100000 7000
+cp "$SRC/inplace" "$REF/inplace"
+check inplace "changed while open"
+exec 8<&-
+check inplace "changed while open, after close"
+yolofs_stop
+echo PASS

@@ -1,0 +1,593 @@
+/* blocksrc.c - yolofs's block source (prefix bs_): matching opened source
+ * files to boot-image files, the identity check that refuses stale files,
+ * the per-block read path (image hit from memory or SSD, merged preads of
+ * the source for misses, first/last block trimming, short reads at EOF) and
+ * invalidation of blocks modified through the mount.
+ *
+ * Staleness rules (the image must never win over the source):
+ *  - at the first open of an inode its size, mtime and inode number must
+ *    equal the image's capture identity, else the file is not served (logged
+ *    once per image file);
+ *  - every served read re-checks size and mtime with fstat, so a change made
+ *    behind the daemon's back while the file is open disables the file;
+ *  - changes through the mount take the file's lock exclusively, drop the
+ *    affected blocks, modify the source and record the new size/mtime
+ *    before readers continue; readers hold the lock shared from the check
+ *    until their data is gathered, so a reply is entirely from before or
+ *    entirely from after a write, never mixed.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blocksrc.h"
+
+struct bs_image {
+	struct yolo_image *img;          /* immutable after bs_create */
+	const struct yolo_image_info *info;
+	bool in_memory;                  /* loaded (and verified) */
+	unsigned read_flags;             /* YOLO_READ_VERIFY when read from the image file */
+	atomic_uchar *stale_logged;      /* per file: staleness already logged */
+	struct st_image *st;
+};
+
+struct bs {
+	struct bs_image *images;
+	size_t nimages;
+	uint32_t max_block;              /* largest block size, for the partial-block buffer */
+	struct st_stats stats;
+	pthread_key_t tmp_key;           /* per-thread partial-block buffer */
+};
+
+/* State of one open inode whose file is in an image; lives from the first
+ * open to the last release (pt core's ipriv). */
+struct bs_file {
+	/* Immutable. */
+	struct bs_image *im;
+	const struct yolo_file *yf;
+	const struct yolo_block *base;   /* the file's block-index entries */
+	uint32_t file_id;
+	uint32_t shift;
+	int fd;                          /* dup of the first open's fd, for fstat */
+	char *path;
+
+	/* Writers (modify_begin..modify_end) take it exclusively, readers shared.
+	 * Lock order: pt inode mutex, then this lock. */
+	pthread_rwlock_t lock;
+	atomic_bool enabled;             /* only ever goes true -> false (any thread) */
+	uint64_t *invalid;               /* bitmap over base[0..block_count); protected by lock */
+	uint64_t size;                   /* expected source size; protected by lock */
+	struct timespec mtime;           /* expected source mtime; protected by lock */
+};
+
+struct st_stats *bs_stats(struct bs *bs)
+{
+	return &bs->stats;
+}
+
+static uint8_t *tmp_buf(struct bs *bs)
+{
+	uint8_t *p = pthread_getspecific(bs->tmp_key);
+	if (!p) {
+		if (posix_memalign((void **)&p, 4096, bs->max_block))
+			return NULL;
+		if (pthread_setspecific(bs->tmp_key, p)) {
+			free(p);
+			return NULL;
+		}
+	}
+	return p;
+}
+
+static void disable(struct bs_file *f, const char *why)
+{
+	if (atomic_exchange(&f->enabled, false))
+		pt_log(PT_LOG_WARN, "%s: %s; serving it from the source from now on", f->path, why);
+}
+
+static bool same_mtime(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+/* ---- opening ---- */
+
+static bool ident_matches(const struct yolo_file *yf, const struct stat *st, const char **what)
+{
+	int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+	if (yf->ident.size != (uint64_t)st->st_size)
+		*what = "size";
+	else if (yf->ident.mtime_ns != mt)
+		*what = "mtime";
+	else if (yf->ident.ino != (uint64_t)st->st_ino)
+		*what = "inode number";
+	else
+		return true;
+	return false;
+}
+
+static struct bs_file *file_new(struct bs_image *im, uint32_t id, const char *relpath,
+				const struct pt_open_info *info)
+{
+	struct bs_file *f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->im = im;
+	f->yf = yolo_image_file(im->img, id);
+	f->file_id = id;
+	f->shift = im->info->block_shift;
+	f->base = f->yf->block_count ? yolo_image_block(im->img, f->yf->first_block) : NULL;
+	f->invalid = calloc((f->yf->block_count + 63) / 64 + 1, sizeof(uint64_t));
+	f->path = strdup(relpath);
+	f->fd = fcntl(info->fd, F_DUPFD_CLOEXEC, 0);
+	if (!f->invalid || !f->path || f->fd < 0) {
+		if (f->fd >= 0)
+			close(f->fd);
+		free(f->invalid);
+		free(f->path);
+		free(f);
+		return NULL;
+	}
+	pthread_rwlockattr_t a;
+	pthread_rwlockattr_init(&a);
+	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&f->lock, &a);
+	pthread_rwlockattr_destroy(&a);
+	atomic_init(&f->enabled, true);
+	f->size = (uint64_t)info->st->st_size;
+	f->mtime = info->st->st_mtim;
+	return f;
+}
+
+static void file_free(struct bs_file *f)
+{
+	if (!f)
+		return;
+	pthread_rwlock_destroy(&f->lock);
+	close(f->fd);
+	free(f->invalid);
+	free(f->path);
+	free(f);
+}
+
+static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
+		   struct fuse_file_info *fi)
+{
+	struct bs *bs = ctx;
+	if (!info->first || !info->relpath || !S_ISREG(info->st->st_mode))
+		return 0;
+	for (size_t i = 0; i < bs->nimages; i++) {
+		struct bs_image *im = &bs->images[i];
+		uint32_t id;
+		const char *what;
+		if (yolo_image_find_file(im->img, info->relpath, &id) < 0)
+			continue;
+		const struct yolo_file *yf = yolo_image_file(im->img, id);
+		if (!ident_matches(yf, info->st, &what)) {
+			st_add(&im->st->files_stale, 1);
+			if (!atomic_exchange(&im->stale_logged[id], 1))
+				pt_log(PT_LOG_WARN, "%s: %s differs from image %s (changed since "
+				       "capture); not serving its blocks", info->relpath, what,
+				       im->st->name);
+			continue;
+		}
+		struct bs_file *f = file_new(im, id, info->relpath, info);
+		if (!f)
+			return -ENOMEM;  /* fail the open rather than serve without checks */
+		st_add(&im->st->files_matched, 1);
+		pt_log(PT_LOG_DEBUG, "%s: served from image %s (%u blocks)", info->relpath,
+		       im->st->name, yf->block_count);
+		*ipriv = f;
+		return 0;
+	}
+	return 0;
+}
+
+static void bs_release(void *ctx, void **ipriv, bool last)
+{
+	if (last) {
+		file_free(*ipriv);
+		*ipriv = NULL;
+	}
+}
+
+/* ---- reading ---- */
+
+static bool is_invalid(const struct bs_file *f, size_t idx)
+{
+	return (f->invalid[idx / 64] >> (idx % 64)) & 1;
+}
+
+/* The image entry for block `b` if it may be served, else NULL.  Called
+ * with the lock held (shared or exclusive). */
+static const struct yolo_block *valid_block(const struct bs_file *f, uint64_t b)
+{
+	const struct yolo_block *blk = yolo_image_lookup(f->im->img, f->file_id, b);
+	if (!blk || is_invalid(f, (size_t)(blk - f->base)))
+		return NULL;
+	return blk;
+}
+
+/* Append [p, p+len) to the reply, merging with the previous segment. */
+static void push(struct pt_readbuf *out, const void *p, size_t len)
+{
+	if (out->cnt > 0) {
+		struct iovec *last = &out->iov[out->cnt - 1];
+		if ((const char *)last->iov_base + last->iov_len == (const char *)p) {
+			last->iov_len += len;
+			return;
+		}
+	}
+	out->iov[out->cnt].iov_base = (void *)p;
+	out->iov[out->cnt].iov_len = len;
+	out->cnt++;
+}
+
+/* pread [off, off+len) of the source into buf.  @return bytes (short only
+ * at EOF) or -errno. */
+static ssize_t src_read(int fd, char *buf, size_t len, uint64_t off)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return got ? (ssize_t)got : -errno;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+struct tally {
+	uint64_t hits, misses, bytes_img, bytes_src, bad;
+};
+
+/* Called with f->lock held shared. */
+static int serve(struct bs *bs, struct bs_file *f, int fd, uint64_t off, size_t size,
+		 struct pt_readbuf *out, struct tally *t)
+{
+	struct stat st;
+	if (!atomic_load(&f->enabled))
+		return PT_READ_PASS;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if ((uint64_t)st.st_size != f->size || !same_mtime(&st.st_mtim, &f->mtime)) {
+		disable(f, "changed behind the daemon's back");
+		return PT_READ_PASS;
+	}
+	uint64_t fsize = (uint64_t)st.st_size;
+	out->cnt = 0;
+	if (off >= fsize || size == 0)
+		return 0;
+	uint64_t end = off + (size < fsize - off ? size : fsize - off);
+	uint64_t bsz = 1ull << f->shift;
+	uint64_t run = UINT64_MAX;       /* start of the pending miss run */
+	struct yolo_image *img = f->im->img;
+	for (uint64_t b = off >> f->shift;; b++) {
+		uint64_t bstart = b << f->shift;
+		bool done = bstart >= end;
+		uint64_t s = done ? end : bstart > off ? bstart : off;
+		uint64_t e = bstart + bsz < end ? bstart + bsz : end;
+		const struct yolo_block *blk = done ? NULL : valid_block(f, b);
+		bool hit = false;
+		if ((done || blk) && run != UINT64_MAX) {
+			/* Flush the merged miss run [run, s) with one pread. */
+			char *dst = out->scratch + (run - off);
+			uint64_t want = s - run;
+			ssize_t n = src_read(fd, dst, want, run);
+			if (n < 0)
+				return (int)n;
+			t->bytes_src += (uint64_t)n;
+			if (n > 0)
+				push(out, dst, (size_t)n);
+			run = UINT64_MAX;
+			if ((uint64_t)n < want)
+				return 0;        /* the file shrank: short read */
+		}
+		if (done)
+			break;
+		if (blk && e - bstart <= blk->raw_len) {
+			const uint8_t *mem = f->im->in_memory ? yolo_image_block_mem(img, blk) : NULL;
+			if (mem && out->cnt >= PT_IOV_MAX - 2) {
+				/* Out of segments (small blocks): copy; from here on every
+				 * segment is in scratch and merges with the previous one. */
+				memcpy(out->scratch + (s - off), mem + (s - bstart), e - s);
+				push(out, out->scratch + (s - off), e - s);
+				hit = true;
+			} else if (mem) {
+				push(out, mem + (s - bstart), e - s);
+				hit = true;
+			} else {
+				char *dst = out->scratch + (s - off);
+				int r;
+				if (s == bstart && e - s == blk->raw_len) {
+					r = yolo_image_read_block(img, blk, dst, blk->raw_len,
+								  f->im->read_flags);
+				} else {
+					uint8_t *tmp = tmp_buf(bs);
+					r = tmp ? yolo_image_read_block(img, blk, tmp, bs->max_block,
+									f->im->read_flags)
+						: -ENOMEM;
+					if (r >= 0)
+						memcpy(dst, tmp + (s - bstart), e - s);
+				}
+				if (r >= 0) {
+					push(out, dst, e - s);
+					hit = true;
+				} else {
+					t->bad++;
+					pt_log(PT_LOG_WARN, "%s: block %" PRIu64 " of image %s "
+					       "unreadable (%s); reading the source", f->path, b,
+					       f->im->st->name, strerror(-r));
+				}
+			}
+		}
+		if (hit) {
+			t->hits++;
+			t->bytes_img += e - s;
+		} else {
+			t->misses++;
+			if (run == UINT64_MAX)
+				run = s;
+		}
+	}
+	return 0;
+}
+
+static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
+		   struct pt_readbuf *out)
+{
+	struct bs *bs = ctx;
+	struct bs_file *f = ipriv;
+	if (!f || !atomic_load_explicit(&f->enabled, memory_order_relaxed)) {
+		st_add(&bs->stats.reads_passthrough, 1);
+		return PT_READ_PASS;
+	}
+	struct tally t = { 0 };
+	pthread_rwlock_rdlock(&f->lock);
+	int ret = serve(bs, f, fd, off, size, out, &t);
+	pthread_rwlock_unlock(&f->lock);
+	struct st_image *s = f->im->st;
+	if (ret == PT_READ_PASS)
+		st_add(&bs->stats.reads_passthrough, 1);
+	if (t.hits)
+		st_add(&s->hits, t.hits);
+	if (t.misses)
+		st_add(&s->misses, t.misses);
+	if (t.bytes_img)
+		st_add(f->im->in_memory ? &s->bytes_memory : &s->bytes_ssd, t.bytes_img);
+	if (t.bytes_src)
+		st_add(&s->bytes_source, t.bytes_src);
+	if (t.bad)
+		st_add(&s->bad_blocks, t.bad);
+	return ret;
+}
+
+/* ---- modification ---- */
+
+/* Drop the file's blocks with block_id in [first, last].  Lock held exclusively. */
+static void invalidate(struct bs_file *f, uint64_t first, uint64_t last)
+{
+	uint32_t n = f->yf->block_count, lo = 0, hi = n;
+	while (lo < hi) {                /* first entry with block_id >= first */
+		uint32_t mid = lo + (hi - lo) / 2;
+		if (f->base[mid].block_id < first)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	uint64_t dropped = 0;
+	for (uint32_t i = lo; i < n && f->base[i].block_id <= last; i++) {
+		if (!is_invalid(f, i)) {
+			f->invalid[i / 64] |= 1ull << (i % 64);
+			dropped++;
+		}
+	}
+	if (dropped) {
+		st_add(&f->im->st->invalidations, dropped);
+		pt_log(PT_LOG_DEBUG, "%s: dropped %" PRIu64 " image blocks", f->path, dropped);
+	}
+}
+
+static void bs_modify_begin(void *ctx, void *ipriv, enum pt_modify op, uint64_t off,
+			    uint64_t len)
+{
+	struct bs_file *f = ipriv;
+	if (!f)
+		return;
+	pthread_rwlock_wrlock(&f->lock);
+	if (!atomic_load(&f->enabled))
+		return;
+	uint64_t first = off >> f->shift;
+	switch (op) {
+	case PT_MOD_WRITE:
+	case PT_MOD_COPY:
+		if (len)
+			invalidate(f, first, (off + len - 1) >> f->shift);
+		break;
+	case PT_MOD_TRUNCATE:
+		invalidate(f, first, UINT64_MAX);
+		break;
+	case PT_MOD_FALLOCATE:
+		/* The mode is not known here: collapse/insert shift the rest of
+		 * the file, so drop everything from the range on. */
+		invalidate(f, first, UINT64_MAX);
+		break;
+	}
+}
+
+static void bs_modify_end(void *ctx, void *ipriv, enum pt_modify op, uint64_t off, uint64_t len,
+			  int fd, int64_t result)
+{
+	struct bs_file *f = ipriv;
+	if (!f)
+		return;
+	struct stat st;
+	if (fstat(f->fd, &st) == 0) {
+		f->size = (uint64_t)st.st_size;
+		f->mtime = st.st_mtim;
+	} else {
+		disable(f, "cannot stat after a modification");
+	}
+	pthread_rwlock_unlock(&f->lock);
+}
+
+struct pt_hooks bs_hooks(struct bs *bs)
+{
+	return (struct pt_hooks){
+		.ctx = bs,
+		.open = bs_open,
+		.release = bs_release,
+		.read = bs_read,
+		.modify_begin = bs_modify_begin,
+		.modify_end = bs_modify_end,
+	};
+}
+
+/* ---- startup ---- */
+
+static void report_stale(struct bs_image *im, int source_fd)
+{
+	uint32_t n = im->info->file_count, stale = 0, missing = 0;
+	for (uint32_t id = 0; id < n; id++) {
+		const struct yolo_file *yf = yolo_image_file(im->img, id);
+		struct stat st;
+		const char *what;
+		int fd = yolo_open_beneath(source_fd, yf->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			missing++;
+			continue;
+		}
+		if (fstat(fd, &st) == 0 && !ident_matches(yf, &st, &what)) {
+			stale++;
+			pt_log(PT_LOG_DEBUG, "%s: %s differs from image %s", yf->path, what,
+			       im->st->name);
+		}
+		close(fd);
+	}
+	if (stale || missing)
+		pt_log(PT_LOG_WARN, "image %s: %u of %u files changed and %u missing since "
+		       "capture; their blocks will not be served", im->st->name, stale, n,
+		       missing);
+}
+
+/* Keeps the first problem verification reports, for the one-line error. */
+static void verify_cb(void *ctx, const char *problem)
+{
+	char *first = ctx;
+	if (!first[0])
+		snprintf(first, 256, "%s", problem);
+}
+
+int bs_create(struct bs **out, const struct bs_config *cfg, struct yolo_err *err)
+{
+	struct bs *bs = calloc(1, sizeof(*bs));
+	int ret;
+	if (!bs)
+	{
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -ENOMEM;
+	}
+	bs->images = calloc(cfg->nimages ? cfg->nimages : 1, sizeof(*bs->images));
+	bs->stats.images = calloc(cfg->nimages ? cfg->nimages : 1, sizeof(*bs->stats.images));
+	if (!bs->images || !bs->stats.images || pthread_key_create(&bs->tmp_key, free)) {
+		free(bs->images);
+		free(bs->stats.images);
+		free(bs);
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -ENOMEM;
+	}
+	bs->max_block = 4096;
+	uint64_t loaded = 0;
+	for (size_t i = 0; i < cfg->nimages; i++) {
+		struct bs_image *im = &bs->images[i];
+		struct st_image *st = &bs->stats.images[i];
+		ret = yolo_image_open(cfg->images[i], &im->img, err);
+		if (ret < 0)
+			goto fail;
+		bs->nimages++;
+		bs->stats.nimages++;
+		im->info = yolo_image_info(im->img);
+		im->st = st;
+		st->name = cfg->images[i];
+		im->stale_logged = calloc(im->info->file_count + 1, 1);
+		if (!im->stale_logged) {
+			ret = -ENOMEM;
+			snprintf(err->msg, sizeof(err->msg), "out of memory");
+			goto fail;
+		}
+		if (im->info->block_size > bs->max_block)
+			bs->max_block = im->info->block_size;
+		bool fits = !cfg->memlimit || loaded + im->info->data_size <= cfg->memlimit;
+		if (cfg->serve == BS_SERVE_MEMORY && fits) {
+			struct yolo_load_result lr;
+			ret = yolo_image_load(im->img, YOLO_LOAD_MLOCK, &lr, err);
+			if (ret < 0)
+				goto fail;
+			loaded += lr.bytes;
+			st->loaded_bytes = lr.bytes;
+			st->pinned = lr.pinned;
+			if (!lr.pinned)
+				pt_log(PT_LOG_WARN, "image %s: cannot pin %" PRIu64 " bytes (%s); "
+				       "serving from unpinned memory", cfg->images[i], lr.bytes,
+				       strerror(lr.mlock_errno));
+			struct yolo_verify_report rep;
+			char first[256] = "";
+			ret = yolo_image_verify(im->img, -1, &rep, verify_cb, first);
+			if (ret != 0) {
+				if (ret > 0)
+					ret = -EUCLEAN;
+				snprintf(err->msg, sizeof(err->msg), "%s: %" PRIu64 " corrupt blocks (%s)",
+					 cfg->images[i], rep.blocks_bad, first[0] ? first : strerror(-ret));
+				goto fail;
+			}
+			im->in_memory = true;
+			pt_log(PT_LOG_INFO, "image %s: %u files, %" PRIu64 " blocks, %" PRIu64
+			       " bytes loaded in %.1f ms%s", cfg->images[i], im->info->file_count,
+			       im->info->block_count, lr.bytes, lr.ns / 1e6,
+			       lr.pinned ? ", pinned" : "");
+		} else {
+			im->read_flags = YOLO_READ_VERIFY;
+			if (cfg->serve == BS_SERVE_MEMORY)
+				pt_log(PT_LOG_WARN, "image %s: over memlimit, serving it from the "
+				       "image file", cfg->images[i]);
+			pt_log(PT_LOG_INFO, "image %s: %u files, %" PRIu64 " blocks, served from "
+			       "the image file", cfg->images[i], im->info->file_count,
+			       im->info->block_count);
+		}
+		report_stale(im, cfg->source_fd);
+	}
+	*out = bs;
+	return 0;
+fail:
+	bs_destroy(bs);
+	return ret;
+}
+
+void bs_destroy(struct bs *bs)
+{
+	if (!bs)
+		return;
+	for (size_t i = 0; i < bs->nimages; i++) {
+		yolo_image_close(bs->images[i].img);
+		free(bs->images[i].stale_logged);
+	}
+	pthread_key_delete(bs->tmp_key);
+	free(bs->images);
+	free(bs->stats.images);
+	free(bs);
+}

@@ -1,0 +1,369 @@
+/* main.c - the yolofs daemon: command line (one options struct, a fuse_opt
+ * table, unknown options rejected), start-up checks that either succeed or
+ * print one line and exit non-zero with nothing mounted, the mount (SOURCE
+ * is opened before mounting, so MOUNTPOINT may be SOURCE itself), the
+ * multithreaded session loop, and a clean unmount on SIGTERM/SIGINT. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blocksrc.h"
+#include "passthrough.h"
+#include "stats.h"
+
+struct yolofs_opts {
+	char *images;                    /* images=PATH[:PATH...] */
+	char *serve;                     /* serve=memory|ssd */
+	char *memlimit;                  /* memlimit=SIZE */
+	char *metrics;                   /* metrics=FILE */
+	unsigned metrics_interval;       /* metrics_interval=SECONDS */
+	double timeout;                  /* timeout=SECONDS (entry/attr cache) */
+	int splice;                      /* splice: splice replies for source reads */
+	int no_keep_cache;               /* no_keep_cache: drop the page cache at every open */
+	int direct_io;                   /* direct_io: bypass the page cache (testing) */
+	char *source;                    /* first non-option argument */
+};
+
+#define YOPT(t, f, v) { t, offsetof(struct yolofs_opts, f), v }
+static const struct fuse_opt yolofs_opt_table[] = {
+	YOPT("images=%s", images, 0),
+	YOPT("serve=%s", serve, 0),
+	YOPT("memlimit=%s", memlimit, 0),
+	YOPT("metrics=%s", metrics, 0),
+	YOPT("metrics_interval=%u", metrics_interval, 0),
+	YOPT("timeout=%lf", timeout, 0),
+	YOPT("splice", splice, 1),
+	YOPT("no_keep_cache", no_keep_cache, 1),
+	YOPT("direct_io", direct_io, 1),
+	FUSE_OPT_END
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] SOURCE MOUNTPOINT\n"
+	       "\n"
+	       "Serve SOURCE (a directory of qcow2 backing files or an overlay2 lowerdir) at\n"
+	       "MOUNTPOINT, answering reads of captured blocks from boot images.  MOUNTPOINT\n"
+	       "may be SOURCE itself.\n"
+	       "\n"
+	       "yolofs options:\n"
+	       "    -o images=PATH[:PATH...]  boot images (*.yolo files or directories of them)\n"
+	       "    -o serve=memory|ssd       load images into pinned memory (default) or read\n"
+	       "                              blocks from the image files\n"
+	       "    -o memlimit=SIZE          most bytes to load (K/M/G/T suffixes); images\n"
+	       "                              beyond it are served from their files\n"
+	       "    -o metrics=FILE           write Prometheus text metrics to FILE\n"
+	       "    -o metrics_interval=N     rewrite it every N seconds (default 2)\n"
+	       "    -o timeout=SECONDS        kernel entry/attribute cache timeout (default 1)\n"
+	       "    -o no_keep_cache          drop the kernel page cache at every open\n"
+	       "    -o splice                 splice replies for source reads (slower here)\n"
+	       "    -o direct_io              bypass the kernel page cache entirely\n"
+	       "\n"
+	       "SIGUSR1 prints serving statistics to the log; SIGTERM/SIGINT unmount.\n"
+	       "\n", prog);
+}
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct yolofs_opts *o = data;
+	if (key == FUSE_OPT_KEY_NONOPT && !o->source) {
+		o->source = strdup(arg);
+		return o->source ? 0 : -1;
+	}
+	return 1;
+}
+
+/* Parse SIZE with an optional K/M/G/T (binary) suffix.  @return 0 or -EINVAL. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || s[0] == '-')
+		return -EINVAL;
+	unsigned shift = 0;
+	switch (*end) {
+	case '\0': break;
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
+	default: return -EINVAL;
+	}
+	if (*end && end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+/* A growable list of image paths. */
+struct pathlist {
+	char **v;
+	size_t n, cap;
+};
+
+static int pl_add(struct pathlist *pl, const char *p)
+{
+	if (pl->n == pl->cap) {
+		size_t cap = pl->cap ? pl->cap * 2 : 8;
+		char **v = realloc(pl->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		pl->v = v;
+		pl->cap = cap;
+	}
+	if (!(pl->v[pl->n] = strdup(p)))
+		return -ENOMEM;
+	pl->n++;
+	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Expand images=A:B:DIR into image files (a directory contributes its *.yolo
+ * files in name order).  Prints the problem.  @return 0 or -1. */
+static int collect_images(const char *spec, struct pathlist *pl)
+{
+	char *copy = strdup(spec), *save = NULL;
+	if (!copy)
+		return -1;
+	for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+		struct stat st;
+		if (stat(p, &st) < 0) {
+			fprintf(stderr, "yolofs: image %s: %s\n", p, strerror(errno));
+			goto fail;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			if (pl_add(pl, p) < 0)
+				goto nomem;
+			continue;
+		}
+		DIR *d = opendir(p);
+		if (!d) {
+			fprintf(stderr, "yolofs: image directory %s: %s\n", p, strerror(errno));
+			goto fail;
+		}
+		size_t first = pl->n;
+		struct dirent *de;
+		while ((de = readdir(d))) {
+			size_t l = strlen(de->d_name);
+			if (l <= 5 || strcmp(de->d_name + l - 5, ".yolo") != 0)
+				continue;
+			char path[4096];
+			snprintf(path, sizeof(path), "%s/%s", p, de->d_name);
+			if (pl_add(pl, path) < 0) {
+				closedir(d);
+				goto nomem;
+			}
+		}
+		closedir(d);
+		if (pl->n == first) {
+			fprintf(stderr, "yolofs: image directory %s holds no *.yolo files\n", p);
+			goto fail;
+		}
+		qsort(pl->v + first, pl->n - first, sizeof(char *), cmp_str);
+	}
+	free(copy);
+	return 0;
+nomem:
+	fprintf(stderr, "yolofs: out of memory\n");
+fail:
+	free(copy);
+	return -1;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct yolofs_opts o = { .timeout = 1.0, .metrics_interval = 2 };
+	struct fuse_cmdline_opts co = { 0 };
+	struct pathlist images = { 0 };
+	struct pt_fs *fs = NULL;
+	struct bs *bs = NULL;
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *lc = NULL;
+	int source_fd = -1, ret = 1;
+	bool mounted = false;
+
+	if (fuse_opt_parse(&args, &o, yolofs_opt_table, opt_proc) < 0)
+		goto out;
+	if (fuse_parse_cmdline(&args, &co) != 0)
+		goto out;
+	if (co.show_help) {
+		usage(argv[0]);
+		fuse_cmdline_help();
+		fuse_lowlevel_help();
+		ret = 0;
+		goto out;
+	}
+	if (co.show_version) {
+		printf("yolofs %s (libfuse %s)\n", YOLO_VERSION, fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (!o.source || !co.mountpoint) {
+		fprintf(stderr, "yolofs: usage: %s [options] SOURCE MOUNTPOINT (see --help)\n",
+			argv[0]);
+		goto out;
+	}
+	if (co.debug)
+		pt_log_threshold = PT_LOG_DEBUG;
+
+	enum bs_serve serve = BS_SERVE_MEMORY;
+	if (o.serve && strcmp(o.serve, "ssd") == 0)
+		serve = BS_SERVE_SSD;
+	else if (o.serve && strcmp(o.serve, "memory") != 0) {
+		fprintf(stderr, "yolofs: serve=%s: expected memory or ssd\n", o.serve);
+		goto out;
+	}
+	uint64_t memlimit = 0;
+	if (o.memlimit && parse_size(o.memlimit, &memlimit) < 0) {
+		fprintf(stderr, "yolofs: memlimit=%s: expected a size like 512M or 2G\n",
+			o.memlimit);
+		goto out;
+	}
+	if (o.timeout < 0) {
+		fprintf(stderr, "yolofs: timeout must not be negative\n");
+		goto out;
+	}
+
+	/* Open the source before mounting: after the mount it may be hidden. */
+	source_fd = open(o.source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (source_fd < 0) {
+		fprintf(stderr, "yolofs: source %s: %s\n", o.source, strerror(errno));
+		goto out;
+	}
+	if (o.images && collect_images(o.images, &images) < 0)
+		goto out;
+	if (images.n) {
+		struct yolo_err err = { { 0 } };
+		struct bs_config bc = {
+			.images = (const char *const *)images.v, .nimages = images.n,
+			.serve = serve, .memlimit = memlimit, .source_fd = source_fd,
+		};
+		int r = bs_create(&bs, &bc, &err);
+		if (r < 0) {
+			fprintf(stderr, "yolofs: %s\n", err.msg[0] ? err.msg : strerror(-r));
+			goto out;
+		}
+	}
+	struct pt_config pc = {
+		.source_fd = source_fd, .timeout = o.timeout, .splice = o.splice,
+		.keep_cache = !o.no_keep_cache, .force_direct_io = o.direct_io,
+	};
+	if (bs)
+		pc.hooks = bs_hooks(bs);
+	int r = pt_create(&fs, &pc);
+	if (r < 0) {
+		fprintf(stderr, "yolofs: source %s: %s\n", o.source, strerror(-r));
+		goto out;
+	}
+	source_fd = -1;                  /* owned by fs now */
+
+	/* Defaults: kernel permission checks (the daemon runs as root), large
+	 * reads, and a name that says where the data comes from. */
+	char fsname[4200];
+	snprintf(fsname, sizeof(fsname), "-ofsname=yolofs:%s", o.source);
+	for (char *c = fsname; *c; c++)
+		if (*c == ',')
+			*c = '_';
+	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
+	    fuse_opt_add_arg(&args, "-omax_read=1048576") || fuse_opt_add_arg(&args, fsname)) {
+		fprintf(stderr, "yolofs: out of memory\n");
+		goto out;
+	}
+	se = fuse_session_new(&args, pt_ops(), sizeof(struct fuse_lowlevel_ops), fs);
+	if (!se)
+		goto out;                /* libfuse printed why (e.g. an unknown option) */
+	pt_set_session(fs, se);
+	/* SIGINT/SIGTERM always unmount, even when started in the background
+	 * of a shell that ignores SIGINT (libfuse keeps ignored signals). */
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	if (fuse_set_signal_handlers(se) != 0) {
+		fprintf(stderr, "yolofs: cannot install signal handlers\n");
+		goto out;
+	}
+	if (fuse_session_mount(se, co.mountpoint) != 0)
+		goto out;                /* libfuse printed why */
+	mounted = true;
+	if (!co.foreground)
+		pt_log_to_syslog = true;
+	if (fuse_daemonize(co.foreground) != 0)
+		goto out;
+
+	/* SIGUSR1 is taken by the stats thread only. */
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	static struct st_stats no_images;
+	r = st_start(bs ? bs_stats(bs) : &no_images, o.metrics, o.metrics_interval);
+	if (r < 0)
+		pt_log(PT_LOG_WARN, "no statistics thread: %s", strerror(-r));
+	pt_log(PT_LOG_INFO, "serving %s at %s (%zu images)", o.source, co.mountpoint, images.n);
+
+	if (co.singlethread) {
+		r = fuse_session_loop(se);
+	} else {
+		lc = fuse_loop_cfg_create();
+		if (!lc) {
+			pt_log(PT_LOG_ERR, "out of memory");
+			r = -ENOMEM;
+		} else {
+			fuse_loop_cfg_set_clone_fd(lc, (unsigned)co.clone_fd);
+			if (co.max_idle_threads != UINT_MAX)
+				fuse_loop_cfg_set_idle_threads(lc, co.max_idle_threads);
+			if (co.max_threads)
+				fuse_loop_cfg_set_max_threads(lc, co.max_threads);
+			r = fuse_session_loop_mt(se, lc);
+		}
+	}
+	st_stop();
+	/* A positive value is the signal that ended the loop: a clean exit. */
+	ret = r < 0 ? 1 : 0;
+	if (r < 0)
+		pt_log(PT_LOG_ERR, "session loop failed: %s", strerror(-r));
+	pt_log(PT_LOG_INFO, "unmounting %s", co.mountpoint);
+	if (bs)
+		st_log(bs_stats(bs));
+out:
+	if (se) {
+		if (mounted)
+			fuse_session_unmount(se);
+		fuse_remove_signal_handlers(se);
+		fuse_session_destroy(se);
+	}
+	if (lc)
+		fuse_loop_cfg_destroy(lc);
+	pt_destroy(fs);
+	bs_destroy(bs);
+	if (source_fd >= 0)
+		close(source_fd);
+	for (size_t i = 0; i < images.n; i++)
+		free(images.v[i]);
+	free(images.v);
+	free(co.mountpoint);
+	free(o.images);
+	free(o.serve);
+	free(o.memlimit);
+	free(o.metrics);
+	free(o.source);
+	fuse_opt_free_args(&args);
+	return ret;
+}
