@@ -42,6 +42,7 @@ struct bs_image {
 };
 
 struct bs {
+	bool prefill;                    /* immutable */
 	struct bs_image *images;
 	size_t nimages;
 	uint32_t max_block;              /* largest block size, for the partial-block buffer */
@@ -160,6 +161,53 @@ static void file_free(struct bs_file *f)
 	free(f);
 }
 
+/* Push the file's image blocks into the kernel page cache
+ * (notify_store), runs of consecutive blocks at a time.  Without this the
+ * kernel's readahead widens the boot's reads into neighbouring blocks the
+ * image does not hold, and each such request waits for the slow source;
+ * with it, the boot's reads are page-cache hits and readahead is only
+ * triggered by real misses.  Only called at the first open of an inode,
+ * before the open is answered, so no write through the mount can race it.
+ * @return bytes pushed, or -errno. */
+static int64_t prefill(struct bs_file *f, const struct pt_open_info *info)
+{
+	enum { RUN_MAX = 1 << 20 };
+	if (!info->se || !f->yf->block_count)
+		return 0;
+	uint8_t *run = malloc(RUN_MAX);
+	if (!run)
+		return -ENOMEM;
+	const struct yolo_image *img = f->im->img;
+	uint32_t bs = 1u << f->shift;
+	int64_t pushed = 0;
+	int ret = 0;
+	uint32_t i = 0;
+	while (i < f->yf->block_count && ret == 0) {
+		uint64_t first = f->base[i].block_id;
+		size_t len = 0;
+		/* Gather consecutive blocks; a failed checksum ends the run and
+		 * the block is left to the read path (which serves the source). */
+		for (; i < f->yf->block_count && len + bs <= RUN_MAX &&
+		       f->base[i].block_id == first + len / bs; i++) {
+			int n = yolo_image_read_block(img, &f->base[i], run + len, bs, YOLO_READ_VERIFY);
+			if (n < 0) {
+				i++;
+				break;
+			}
+			len += (size_t)n;
+		}
+		if (len == 0)
+			continue;
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
+		bv.buf[0].mem = run;
+		ret = fuse_lowlevel_notify_store(info->se, info->nodeid, first << f->shift, &bv, 0);
+		if (ret == 0)
+			pushed += (int64_t)len;
+	}
+	free(run);
+	return ret < 0 ? ret : pushed;
+}
+
 static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 		   struct fuse_file_info *fi)
 {
@@ -188,6 +236,16 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 		pt_log(PT_LOG_DEBUG, "%s: served from image %s (%u blocks)", info->relpath,
 		       im->st->name, yf->block_count);
 		*ipriv = f;
+		if (bs->prefill && !fi->direct_io) {
+			int64_t n = prefill(f, info);
+			if (n > 0) {
+				st_add(&im->st->bytes_prefilled, (uint64_t)n);
+				fi->keep_cache = 1;      /* else the open would drop what was pushed */
+			} else if (n < 0) {
+				pt_log(PT_LOG_DEBUG, "%s: page-cache prefill failed: %s", info->relpath,
+				       strerror((int)-n));
+			}
+		}
 		return 0;
 	}
 	return 0;
@@ -502,6 +560,7 @@ int bs_create(struct bs **out, const struct bs_config *cfg, struct yolo_err *err
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return -ENOMEM;
 	}
+	bs->prefill = cfg->prefill;
 	bs->images = calloc(cfg->nimages ? cfg->nimages : 1, sizeof(*bs->images));
 	bs->stats.images = calloc(cfg->nimages ? cfg->nimages : 1, sizeof(*bs->stats.images));
 	if (!bs->images || !bs->stats.images || pthread_key_create(&bs->tmp_key, free)) {

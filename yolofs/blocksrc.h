@@ -21,6 +21,7 @@ struct bs_config {
 	enum bs_serve serve;
 	uint64_t memlimit;               /* bytes to load in memory mode; 0 = unlimited */
 	int source_fd;                   /* for the startup staleness report */
+	bool prefill;                    /* push a file's image blocks into the kernel page cache at first open */
 };
 
 struct bs;

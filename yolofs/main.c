@@ -25,11 +25,13 @@ struct yolofs_opts {
 	char *images;                    /* images=PATH[:PATH...] */
 	char *serve;                     /* serve=memory|ssd */
 	char *memlimit;                  /* memlimit=SIZE */
+	char *readahead;                 /* readahead=SIZE */
 	char *metrics;                   /* metrics=FILE */
 	unsigned metrics_interval;       /* metrics_interval=SECONDS */
 	double timeout;                  /* timeout=SECONDS (entry/attr cache) */
 	int splice;                      /* splice: splice replies for source reads */
 	int no_keep_cache;               /* no_keep_cache: drop the page cache at every open */
+	int no_prefill;                  /* no_prefill: do not push image blocks into the page cache */
 	int direct_io;                   /* direct_io: bypass the page cache (testing) */
 	char *source;                    /* first non-option argument */
 };
@@ -39,11 +41,13 @@ static const struct fuse_opt yolofs_opt_table[] = {
 	YOPT("images=%s", images, 0),
 	YOPT("serve=%s", serve, 0),
 	YOPT("memlimit=%s", memlimit, 0),
+	YOPT("readahead=%s", readahead, 0),
 	YOPT("metrics=%s", metrics, 0),
 	YOPT("metrics_interval=%u", metrics_interval, 0),
 	YOPT("timeout=%lf", timeout, 0),
 	YOPT("splice", splice, 1),
 	YOPT("no_keep_cache", no_keep_cache, 1),
+	YOPT("no_prefill", no_prefill, 1),
 	YOPT("direct_io", direct_io, 1),
 	FUSE_OPT_END
 };
@@ -66,6 +70,9 @@ static void usage(const char *prog)
 	       "    -o metrics_interval=N     rewrite it every N seconds (default 2)\n"
 	       "    -o timeout=SECONDS        kernel entry/attribute cache timeout (default 1)\n"
 	       "    -o no_keep_cache          drop the kernel page cache at every open\n"
+	       "    -o no_prefill             do not push a file's image blocks into the kernel\n"
+	       "                              page cache when it is first opened\n"
+	       "    -o readahead=SIZE         kernel readahead window (default 1M, 0 disables)\n"
 	       "    -o splice                 splice replies for source reads (slower here)\n"
 	       "    -o direct_io              bypass the kernel page cache entirely\n"
 	       "\n"
@@ -237,6 +244,11 @@ int main(int argc, char *argv[])
 			o.memlimit);
 		goto out;
 	}
+	uint64_t readahead = PT_MAX_READ;
+	if (o.readahead && (parse_size(o.readahead, &readahead) < 0 || readahead > PT_MAX_READ)) {
+		fprintf(stderr, "yolofs: readahead=%s: expected a size up to 1M\n", o.readahead);
+		goto out;
+	}
 	if (o.timeout < 0) {
 		fprintf(stderr, "yolofs: timeout must not be negative\n");
 		goto out;
@@ -255,6 +267,7 @@ int main(int argc, char *argv[])
 		struct bs_config bc = {
 			.images = (const char *const *)images.v, .nimages = images.n,
 			.serve = serve, .memlimit = memlimit, .source_fd = source_fd,
+			.prefill = !o.no_prefill,
 		};
 		int r = bs_create(&bs, &bc, &err);
 		if (r < 0) {
@@ -265,6 +278,7 @@ int main(int argc, char *argv[])
 	struct pt_config pc = {
 		.source_fd = source_fd, .timeout = o.timeout, .splice = o.splice,
 		.keep_cache = !o.no_keep_cache, .force_direct_io = o.direct_io,
+		.max_readahead = (uint32_t)readahead,
 	};
 	if (bs)
 		pc.hooks = bs_hooks(bs);
@@ -362,6 +376,7 @@ out:
 	free(o.images);
 	free(o.serve);
 	free(o.memlimit);
+	free(o.readahead);
 	free(o.metrics);
 	free(o.source);
 	fuse_opt_free_args(&args);

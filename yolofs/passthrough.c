@@ -832,6 +832,7 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 		struct pt_open_info info = {
 			.relpath = pt_relpath(fs, fd, rel, sizeof(rel)) == 0 ? rel : NULL,
 			.fd = fd, .st = &st, .flags = flags, .first = in->nopen == 0,
+			.se = fs->se, .nodeid = nodeid_of(fs, in),
 		};
 		if (info.first)
 			in->ipriv = NULL;
@@ -1183,7 +1184,7 @@ static void pt_init(void *userdata, struct fuse_conn_info *conn)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
-	conn->max_readahead = PT_MAX_READ;
+	conn->max_readahead = fs->cfg.max_readahead;
 	conn->max_read = PT_MAX_READ;    /* must equal -o max_read (main adds it) */
 	pt_log(PT_LOG_DEBUG, "init: proto %u.%u max_write %u max_readahead %u want 0x%x",
 	       conn->proto_major, conn->proto_minor, conn->max_write, conn->max_readahead,

@@ -33,6 +33,11 @@ struct pt_open_info {
 	const struct stat *st;           /* fstat(fd) just after opening */
 	int flags;                       /* open(2) flags as requested by the caller */
 	bool first;                      /* first open of this inode (per-inode state is NULL) */
+	/* For kernel cache notifications from the open hook.  During a first
+	 * open nobody else has the inode open through the mount (opens are
+	 * serialised per inode), so no write can race a notify_store. */
+	struct fuse_session *se;         /* NULL before pt_set_session */
+	fuse_ino_t nodeid;
 };
 
 /* Result of a read hook that serves the data itself: `cnt` segments that
@@ -96,6 +101,7 @@ struct pt_config {
 	bool force_direct_io;            /* direct_io on every open (capture) */
 	bool splice;                     /* allow splice replies for source reads */
 	bool keep_cache;                 /* keep the kernel page cache of unchanged files across opens */
+	uint32_t max_readahead;          /* kernel readahead window in bytes (0 disables) */
 	struct pt_hooks hooks;
 };
 

@@ -44,10 +44,11 @@ void st_log(const struct st_stats *st)
 		       "stats: %s: hits %" PRIu64 " misses %" PRIu64 " bytes memory %" PRIu64
 		       " ssd %" PRIu64 " source %" PRIu64 " invalidations %" PRIu64
 		       " files matched %" PRIu64 " stale %" PRIu64 " bad blocks %" PRIu64
-		       " (loaded %" PRIu64 " bytes%s)",
+		       " prefilled %" PRIu64 " (loaded %" PRIu64 " bytes%s)",
 		       m->name, ld(&m->hits), ld(&m->misses), ld(&m->bytes_memory),
 		       ld(&m->bytes_ssd), ld(&m->bytes_source), ld(&m->invalidations),
 		       ld(&m->files_matched), ld(&m->files_stale), ld(&m->bad_blocks),
+		       ld(&m->bytes_prefilled),
 		       m->loaded_bytes, m->pinned ? ", pinned" : "");
 	}
 }
@@ -78,6 +79,7 @@ int st_write_metrics(const struct st_stats *st, const char *path)
 		C(bytes_ssd, "Bytes served by reading the image file."),
 		C(bytes_source, "Bytes of matched files read from the source."),
 		C(invalidations, "Image blocks dropped because the file was modified."),
+		C(bytes_prefilled, "Image bytes pushed into the kernel page cache when a file was opened."),
 		C(files_matched, "Opens that matched a file of the image."),
 		C(files_stale, "Opens whose source changed since capture (not served)."),
 		C(bad_blocks, "Image blocks failing their checksum (served from the source)."),

@@ -22,6 +22,7 @@ struct st_image {
 	atomic_uint_fast64_t files_matched;  /* opens that matched a file of this image */
 	atomic_uint_fast64_t files_stale;    /* opens refused because the source changed */
 	atomic_uint_fast64_t bad_blocks;     /* blocks failing their checksum (served from source) */
+	atomic_uint_fast64_t bytes_prefilled; /* bytes pushed into the kernel page cache at open */
 };
 
 struct st_stats {

@@ -69,6 +69,12 @@ metric() {
 	awk -v n="yolofs_$1_total" '$1 == n || index($1, n "{") == 1 { s += $2 } END { print s + 0 }' "$2"
 }
 
+# served FILE: image blocks served through the read path plus bytes pushed
+# into the kernel page cache at open (prefill); > 0 when the image was used.
+served() {
+	echo $(($(metric hits "$1") + $(metric bytes_prefilled "$1")))
+}
+
 # tree_listing DIR: one line per entry with the stat fields that must be
 # equal through the mount (path type mode uid gid size mtime inode nlink
 # rdev target) plus xattrs; inode numbers are included unless NOINO=1,

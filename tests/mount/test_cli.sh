@@ -43,7 +43,7 @@ for sig in TERM INT; do
 	if [ $sig = TERM ]; then
 		kill -USR1 $pid
 		for i in $(seq 50); do grep -q "hits" "$TMP/log" && break; sleep 0.1; done
-		grep -q "stats: .*hits [1-9]" "$TMP/log" || fail "SIGUSR1 did not log statistics"
+		grep -Eq "stats: .*(hits [1-9]|prefilled [1-9])" "$TMP/log" || fail "SIGUSR1 did not log statistics"
 	fi
 	kill -$sig $pid
 	rc=0; wait $pid || rc=$?

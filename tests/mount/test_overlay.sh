@@ -66,6 +66,6 @@ umount "$TMP/fuse/merged" && umount "$TMP/plain/merged" && EXTRA_MNTS=()
 yolofs_stop
 # Copy-up never modifies the lower layers.
 NOINO=1 same_tree "$TMP/lower-before" "$SRC"
-[ "$(metric hits "$TMP/m.prom")" -gt 0 ] || fail "no image hits through overlayfs"
-echo "image hits $(metric hits "$TMP/m.prom")"
+[ "$(served "$TMP/m.prom")" -gt 0 ] || fail "image not used through overlayfs"
+echo "image hits $(metric hits "$TMP/m.prom"), bytes prefilled $(metric bytes_prefilled "$TMP/m.prom")"
 echo PASS
