@@ -42,6 +42,9 @@ static int src_read(const struct src *s, void *buf, uint64_t len, uint64_t off)
 #define CORRUPT(img, err, ...) \
 	yolo_fail(err, -EUCLEAN, "%s: " __VA_ARGS__)
 
+/* A validated path, escaped for a message (needs `char pbuf[256]` in scope). */
+#define P(path) yolo_printable(path, strlen(path), pbuf, sizeof(pbuf))
+
 struct section {
 	const char *name;
 	uint64_t off, size;
@@ -148,18 +151,22 @@ static int parse_files(struct yolo_image *img, const uint8_t *ft, const uint8_t 
 	if (!img->files || !img->files_by_path || !img->paths)
 		return yolo_fail(err, -ENOMEM, "%s: out of memory", name);
 	char *pp = img->paths;
-	uint64_t next_block = 0;
+	char pbuf[256];
+	uint64_t next_block = 0, str_pos = 0;
 	for (uint32_t i = 0; i < n; i++) {
 		const struct yolo_disk_file *d = (const void *)(ft + (uint64_t)i * sizeof(*d));
 		struct yolo_file *f = &img->files[i];
 		uint64_t poff = get_le64(&d->path_off);
 		uint32_t plen = get_le32(&d->path_len);
-		if (poff > str_size || plen > str_size - poff)
-			return CORRUPT(img, err, "file %u: path (offset %llu, %u bytes) outside the string table",
+		/* Paths are packed in file order, so each string byte belongs to
+		 * one path and the copies below fit the buffer. */
+		if (poff != str_pos || plen > str_size - str_pos)
+			return CORRUPT(img, err, "file %u: path (offset %llu, %u bytes) is not the next string in the string table",
 				       name, i, (unsigned long long)poff, plen);
+		str_pos += plen;
 		if (!yolo_path_is_safe((const char *)strs + poff, plen))
-			return CORRUPT(img, err, "file %u: unsafe path \"%.*s\" (absolute, empty, \".\" or \"..\" component)",
-				       name, i, (int)(plen > 200 ? 200 : plen), (const char *)strs + poff);
+			return CORRUPT(img, err, "file %u: unsafe path \"%s\" (absolute, empty, \".\" or \"..\" component)",
+				       name, i, yolo_printable((const char *)strs + poff, plen, pbuf, sizeof(pbuf)));
 		memcpy(pp, strs + poff, plen);
 		pp[plen] = '\0';
 		f->path = pp;
@@ -174,10 +181,13 @@ static int parse_files(struct yolo_image *img, const uint8_t *ft, const uint8_t 
 		/* Files own consecutive, contiguous ranges of the index. */
 		if (f->first_block != next_block || f->block_count > img->info.block_count - next_block)
 			return CORRUPT(img, err, "file %u (%s): block range %llu+%u does not follow the previous file's",
-				       name, i, f->path, (unsigned long long)f->first_block, f->block_count);
+				       name, i, P(f->path), (unsigned long long)f->first_block, f->block_count);
 		next_block += f->block_count;
 		img->files_by_path[i] = i;
 	}
+	if (str_pos != str_size)
+		return CORRUPT(img, err, "string table has %llu bytes, paths use %llu", name,
+			       (unsigned long long)str_size, (unsigned long long)str_pos);
 	if (next_block != img->info.block_count)
 		return CORRUPT(img, err, "files cover %llu of %llu index entries", name,
 			       (unsigned long long)next_block, (unsigned long long)img->info.block_count);
@@ -185,7 +195,7 @@ static int parse_files(struct yolo_image *img, const uint8_t *ft, const uint8_t 
 	for (uint32_t i = 1; i < n; i++)
 		if (!strcmp(img->files[img->files_by_path[i]].path, img->files[img->files_by_path[i - 1]].path))
 			return CORRUPT(img, err, "path \"%s\" appears twice in the file table", name,
-				       img->files[img->files_by_path[i]].path);
+				       P(img->files[img->files_by_path[i]].path));
 	return 0;
 }
 
@@ -201,6 +211,7 @@ static int parse_blocks(struct yolo_image *img, const uint8_t *idx, struct yolo_
 		return yolo_fail(err, -ENOMEM, "%s: out of memory", name);
 	memset(img->by_seq, 0xff, (n ? n : 1) * sizeof(uint32_t));
 	uint64_t max_stored = ZSTD_compressBound(in->block_size);
+	char pbuf[256];
 	uint32_t fid = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		const struct yolo_disk_block *d = (const void *)(idx + i * sizeof(*d));
@@ -222,7 +233,7 @@ static int parse_blocks(struct yolo_image *img, const uint8_t *idx, struct yolo_
 		const struct yolo_file *f = &img->files[fid];
 		if (i > f->first_block && b->block_id <= img->blocks[i - 1].block_id)
 			return CORRUPT(img, err, "block index not sorted at entry %llu (%s)", name,
-				       (unsigned long long)i, f->path);
+				       (unsigned long long)i, P(f->path));
 		if (get_le16(&d->reserved16) || get_le32(&d->reserved32))
 			return CORRUPT(img, err, "block %llu: reserved fields not zero", name,
 				       (unsigned long long)i);
@@ -231,29 +242,29 @@ static int parse_blocks(struct yolo_image *img, const uint8_t *idx, struct yolo_
 				       (unsigned long long)i, b->flags);
 		if (f->ident.size == 0 || b->block_id > (f->ident.size - 1) >> in->block_shift)
 			return CORRUPT(img, err, "%s block %llu: past the end of the file (%llu bytes)",
-				       name, f->path, (unsigned long long)b->block_id,
+				       name, P(f->path), (unsigned long long)b->block_id,
 				       (unsigned long long)f->ident.size);
 		uint64_t left = f->ident.size - (b->block_id << in->block_shift);
 		uint64_t expect = left < in->block_size ? left : in->block_size;
 		if (b->raw_len != expect)
-			return CORRUPT(img, err, "%s block %llu: length %u, expected %llu", name, f->path,
+			return CORRUPT(img, err, "%s block %llu: length %u, expected %llu", name, P(f->path),
 				       (unsigned long long)b->block_id, b->raw_len,
 				       (unsigned long long)expect);
 		if (b->flags & YOLO_BLOCK_ZERO) {
 			if (b->stored_len || b->data_off)
 				return CORRUPT(img, err, "%s block %llu: zero block with stored data", name,
-					       f->path, (unsigned long long)b->block_id);
+					       P(f->path), (unsigned long long)b->block_id);
 		} else if (b->flags & YOLO_BLOCK_ZSTD) {
 			if (!(in->incompat & YOLO_INCOMPAT_ZSTD) || !b->stored_len || b->stored_len > max_stored)
 				return CORRUPT(img, err, "%s block %llu: bad compressed block (%u bytes)", name,
-					       f->path, (unsigned long long)b->block_id, b->stored_len);
+					       P(f->path), (unsigned long long)b->block_id, b->stored_len);
 		} else if (b->stored_len != b->raw_len) {
 			return CORRUPT(img, err, "%s block %llu: stored length %u differs from length %u",
-				       name, f->path, (unsigned long long)b->block_id, b->stored_len, b->raw_len);
+				       name, P(f->path), (unsigned long long)b->block_id, b->stored_len, b->raw_len);
 		}
 		if (b->data_off > in->data_size || b->stored_len > in->data_size - b->data_off)
 			return CORRUPT(img, err, "%s block %llu: data (offset %llu, %u bytes) past the data section (%llu bytes)",
-				       name, f->path, (unsigned long long)b->block_id,
+				       name, P(f->path), (unsigned long long)b->block_id,
 				       (unsigned long long)b->data_off, b->stored_len,
 				       (unsigned long long)in->data_size);
 		if (b->seq >= n || img->by_seq[b->seq] != UINT32_MAX)

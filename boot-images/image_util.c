@@ -66,6 +66,32 @@ uint64_t yolo_header_hash(const struct yolo_disk_header *h)
 	return XXH3_64bits(&copy, sizeof(copy));
 }
 
+const char *yolo_printable(const char *s, size_t len, char *buf, size_t buflen)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+		size_t need = plain ? 1 : 4;
+		if (o + need + 4 > buflen) {     /* room for "..." and NUL */
+			memcpy(buf + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (plain) {
+			buf[o++] = (char)c;
+		} else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[c >> 4];
+			buf[o++] = hex[c & 15];
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 bool yolo_path_is_safe(const char *path, size_t len)
 {
 	if (len == 0 || len > YOLO_MAX_PATH || path[0] == '/')

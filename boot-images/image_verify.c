@@ -32,10 +32,12 @@ static int verify_source_file(const struct yolo_image *img, uint32_t fid, int di
 			      yolo_verify_cb cb, void *ctx)
 {
 	const struct yolo_file *f = yolo_image_file(img, fid);
+	char pbuf[256];
+	const char *shown = yolo_printable(f->path, strlen(f->path), pbuf, sizeof(pbuf));
 	int fd = yolo_open_beneath(dirfd, f->path, O_RDONLY);
 	if (fd < 0) {
 		rep->files_missing++;
-		report(cb, ctx, "%s: cannot open in source: %s", f->path, strerror(-fd));
+		report(cb, ctx, "%s: cannot open in source: %s", shown, strerror(-fd));
 		return 0;
 	}
 	struct stat st;
@@ -43,7 +45,7 @@ static int verify_source_file(const struct yolo_image *img, uint32_t fid, int di
 		int saverr = errno;
 		close(fd);
 		rep->files_missing++;
-		report(cb, ctx, "%s: cannot stat in source: %s", f->path, strerror(saverr));
+		report(cb, ctx, "%s: cannot stat in source: %s", shown, strerror(saverr));
 		return 0;
 	}
 	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -51,7 +53,7 @@ static int verify_source_file(const struct yolo_image *img, uint32_t fid, int di
 	    (uint64_t)st.st_ino != f->ident.ino) {
 		rep->files_changed++;
 		report(cb, ctx, "%s: changed since capture (size %llu->%llu, mtime %lld->%lld, inode %llu->%llu); a server will not use its blocks",
-		       f->path, (unsigned long long)f->ident.size, (unsigned long long)st.st_size,
+		       shown, (unsigned long long)f->ident.size, (unsigned long long)st.st_size,
 		       (long long)f->ident.mtime_ns, (long long)mtime,
 		       (unsigned long long)f->ident.ino, (unsigned long long)st.st_ino);
 	}
@@ -63,7 +65,7 @@ static int verify_source_file(const struct yolo_image *img, uint32_t fid, int di
 		ssize_t n = pread(fd, src_buf, b->raw_len, (off_t)(b->block_id << img->info.block_shift));
 		if (n != (ssize_t)b->raw_len || memcmp(img_buf, src_buf, b->raw_len)) {
 			rep->blocks_stale++;
-			report(cb, ctx, "%s block %llu: source bytes differ from the image", f->path,
+			report(cb, ctx, "%s block %llu: source bytes differ from the image", shown,
 			       (unsigned long long)b->block_id);
 		}
 	}
@@ -75,6 +77,7 @@ int yolo_image_verify(const struct yolo_image *img, int source_dirfd,
 		      struct yolo_verify_report *rep, yolo_verify_cb cb, void *ctx)
 {
 	struct yolo_verify_report r = { 0 };
+	char pbuf[256];
 	uint32_t bs = img->info.block_size;
 	uint8_t *img_buf = malloc(bs), *src_buf = malloc(bs);
 	int ret = 0;
@@ -89,7 +92,8 @@ int yolo_image_verify(const struct yolo_image *img, int source_dirfd,
 			r.blocks_ok++;
 		} else {
 			r.blocks_bad++;
-			report(cb, ctx, "%s block %llu: %s", img->files[b->file_id].path,
+			const char *p = img->files[b->file_id].path;
+			report(cb, ctx, "%s block %llu: %s", yolo_printable(p, strlen(p), pbuf, sizeof(pbuf)),
 			       (unsigned long long)b->block_id,
 			       n == -EUCLEAN ? "stored data does not match its checksum" : strerror(-n));
 		}

@@ -357,7 +357,8 @@ static int build_tables(struct yolo_writer *w, uint8_t **out, struct yolo_disk_h
 	if (!buf)
 		return -ENOMEM;
 
-	qsort(w->blocks, w->nblocks, sizeof(*w->blocks), cmp_block_key);
+	if (w->nblocks)
+		qsort(w->blocks, w->nblocks, sizeof(*w->blocks), cmp_block_key);
 
 	uint64_t tables_off = align_up(YOLO_DATA_ALIGN + w->data_size, 8);
 	h->file_table_off = tables_off;

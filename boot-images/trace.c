@@ -300,6 +300,9 @@ static int parse_trace(struct yolo_trace *t, const uint8_t *buf, uint64_t size,
 	if (get_le32(buf + 8) != YOLO_TRACE_VERSION)
 		return yolo_fail(err, -EOPNOTSUPP, "%s: trace version %u not supported", name,
 				 get_le32(buf + 8));
+	if (get_le32(buf + 12) != TRACE_HEADER_SIZE)
+		return yolo_fail(err, -EUCLEAN, "%s: trace header size %u, expected %u", name,
+				 get_le32(buf + 12), TRACE_HEADER_SIZE);
 	t->start_ns = get_le64(buf + 16);
 	uint64_t pos = TRACE_HEADER_SIZE, cap = 0;
 	while (pos < size) {

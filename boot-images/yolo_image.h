@@ -86,6 +86,12 @@ bool yolo_path_is_safe(const char *path, size_t len);
  * @return a file descriptor, or -errno. */
 int yolo_open_beneath(int dirfd, const char *relpath, int flags);
 
+/* Render untrusted bytes (a path from an image) for a one-line message:
+ * control bytes, DEL, non-ASCII, quote and backslash become \xNN, and the
+ * result is cut (ending in "...") to fit `buflen` (at least 8).
+ * @return buf. */
+const char *yolo_printable(const char *s, size_t len, char *buf, size_t buflen);
+
 /* ---- Writer: build an image incrementally ---- */
 
 struct yolo_writer;

@@ -41,6 +41,13 @@ static struct yolo_image *open_or_die(const char *path)
 	return img;
 }
 
+/* Image paths are untrusted: never send their raw bytes to a terminal. */
+static const char *shown(const char *path)
+{
+	static char buf[4 * YOLO_MAX_PATH + 8];
+	return yolo_printable(path, strlen(path), buf, sizeof(buf));
+}
+
 static const char *flag_name(uint16_t flags)
 {
 	if (flags & YOLO_BLOCK_ZERO)
@@ -98,7 +105,7 @@ static int cmd_inspect(int argc, char **argv)
 		for (uint32_t j = 0; j < f->block_count; j++)
 			bytes += yolo_image_block(img, f->first_block + j)->raw_len;
 		printf("%10.2f %10.2f %8u %6.2f%%  %s\n", f->ident.size / MIB, bytes / MIB,
-		       f->block_count, f->ident.size ? 100.0 * bytes / f->ident.size : 0.0, f->path);
+		       f->block_count, f->ident.size ? 100.0 * bytes / f->ident.size : 0.0, shown(f->path));
 	}
 	if (list_blocks) {
 		printf("\n%8s %10s %12s %8s %5s  %s\n", "seq", "block", "data off", "stored", "kind", "path");
@@ -106,7 +113,7 @@ static int cmd_inspect(int argc, char **argv)
 			const struct yolo_block *b = yolo_image_block_by_seq(img, s);
 			printf("%8llu %10llu %12llu %8u %5s  %s\n", (unsigned long long)s,
 			       (unsigned long long)b->block_id, (unsigned long long)b->data_off,
-			       b->stored_len, flag_name(b->flags), yolo_image_file(img, b->file_id)->path);
+			       b->stored_len, flag_name(b->flags), shown(yolo_image_file(img, b->file_id)->path));
 		}
 	}
 	yolo_image_close(img);

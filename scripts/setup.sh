@@ -10,6 +10,7 @@ PACKAGES=(
 	libfuse3-dev fuse3 libxxhash-dev libzstd-dev libcmocka-dev
 	clang libclang-rt-dev            # libFuzzer target, sanitizers
 	qemu-utils                       # qemu-img / qemu-io in the mount suite
+	docker.io busybox-static         # the integration suite's container capture
 	e2fsprogs util-linux kmod        # mkfs.ext4, losetup, modprobe for demo and bench
 	gnuplot-nox                      # benchmark plots
 )

@@ -1,0 +1,171 @@
+/* fuzz_image_open.c - libFuzzer target for the boot-image reader: feeds the
+ * input to yolo_image_open_mem() and, when it validates, uses everything an
+ * opened image offers (files, lookups, first-access order, verified reads of
+ * every block, verify) and checks the invariants yolo_image.h promises, so
+ * a validation gap shows up as an abort rather than passing silently.
+ *
+ * Each input is parsed twice: as given (so checksum rejection is covered),
+ * and as a copy with the metadata and header checksums recomputed (so
+ * mutations get past the checksums to the field-by-field validation;
+ * otherwise almost every mutated input dies at the header checksum). */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <endian.h>
+#include <stddef.h>
+#include <xxhash.h>
+
+#include "yolo_image.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define CHECK(cond) do { if (!(cond)) abort(); } while (0)
+
+static uint8_t buf[(1u << YOLO_BLOCK_SHIFT_MAX) + 64];
+
+static void exercise(struct yolo_image *img)
+{
+	const struct yolo_image_info *in = yolo_image_info(img);
+	CHECK(in->block_shift >= YOLO_BLOCK_SHIFT_MIN && in->block_shift <= YOLO_BLOCK_SHIFT_MAX);
+	CHECK(in->block_size == 1u << in->block_shift);
+	CHECK(in->file_count <= YOLO_MAX_FILES && in->block_count <= YOLO_MAX_BLOCKS);
+	CHECK(!(in->incompat & ~YOLO_INCOMPAT_KNOWN));
+
+	uint64_t covered = 0;
+	for (uint32_t i = 0; i < in->file_count; i++) {
+		const struct yolo_file *f = yolo_image_file(img, i);
+		CHECK(f && f->path);
+		size_t len = strlen(f->path);
+		CHECK(yolo_path_is_safe(f->path, len));
+		uint32_t id = UINT32_MAX;
+		CHECK(yolo_image_find_file(img, f->path, &id) == 0 && id == i);
+		CHECK(f->first_block == covered);
+		covered += f->block_count;
+		CHECK(covered <= in->block_count);
+		(void)yolo_fingerprint(yolo_image_block(img, f->first_block), f->block_count);
+	}
+	CHECK(covered == in->block_count);
+	CHECK(yolo_image_file(img, in->file_count) == NULL);
+	uint32_t id;
+	CHECK(yolo_image_find_file(img, "\x01no such file", &id) == -ENOENT);
+
+	uint64_t raw = 0;
+	for (uint64_t i = 0; i < in->block_count; i++) {
+		const struct yolo_block *b = yolo_image_block(img, i);
+		CHECK(b);
+		CHECK(b->file_id < in->file_count);
+		CHECK(yolo_image_lookup(img, b->file_id, b->block_id) == b);
+		CHECK(b->seq < in->block_count && yolo_image_block_by_seq(img, b->seq) == b);
+		CHECK(b->raw_len > 0 && b->raw_len <= in->block_size);
+		CHECK(!(b->flags & ~YOLO_BLOCK_FLAGS_KNOWN));
+		raw += b->raw_len;
+		int n = yolo_image_read_block(img, b, buf, sizeof(buf), 0);
+		CHECK(n == (int)b->raw_len || n == -EUCLEAN);
+		const void *m = yolo_image_block_mem(img, b);
+		if (m && n > 0)
+			CHECK(memcmp(m, buf, (size_t)n) == 0);
+		n = yolo_image_read_block(img, b, buf, sizeof(buf), YOLO_READ_VERIFY);
+		CHECK(n == (int)b->raw_len || n == -EUCLEAN);
+		CHECK(yolo_image_read_block(img, b, buf, b->raw_len - 1, 0) == -EINVAL);
+		/* A neighbouring id is absent or another valid entry. */
+		const struct yolo_block *nb = yolo_image_lookup(img, b->file_id, b->block_id + 1);
+		CHECK(!nb || nb == b + 1);
+	}
+	CHECK(raw == in->raw_bytes);
+	for (uint64_t s = 0; s < in->block_count; s++) {
+		const struct yolo_block *b = yolo_image_block_by_seq(img, s);
+		CHECK(b && b->seq == s);
+	}
+	CHECK(yolo_image_block(img, in->block_count) == NULL);
+	CHECK(yolo_image_block_by_seq(img, in->block_count) == NULL);
+	CHECK(yolo_image_lookup(img, in->file_count, 0) == NULL);
+	CHECK(yolo_image_lookup(img, UINT32_MAX, UINT64_MAX) == NULL);
+
+	/* Whole-image verify re-reads every block; skip it when zero blocks of
+	 * huge files would make one input take seconds. */
+	if (in->raw_bytes <= (8u << 20)) {
+		struct yolo_verify_report rep;
+		int r = yolo_image_verify(img, -1, &rep, NULL, NULL);
+		CHECK(r == 0 || r == 1);
+		CHECK(rep.blocks_ok + rep.blocks_bad == in->block_count);
+		CHECK((r == 1) == (rep.blocks_bad != 0));
+	}
+	CHECK(yolo_image_load(img, 0, NULL, NULL) == 0);   /* no-op for memory images */
+}
+
+static uint64_t le64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static int in_range(uint64_t off, uint64_t len, size_t size)
+{
+	return off <= size && len <= size - off;
+}
+
+/* Recompute meta_checksum (when the sections lie within the input) and
+ * header_checksum in place, as a writer would have. */
+static void fix_checksums(uint8_t *b, size_t size)
+{
+#define HOFF(f) offsetof(struct yolo_disk_header, f)
+	if (size < YOLO_HEADER_SIZE)
+		return;
+	uint64_t ft = le64(b + HOFF(file_table_off)), fts = le64(b + HOFF(file_table_size));
+	uint64_t st = le64(b + HOFF(strings_off)), sts = le64(b + HOFF(strings_size));
+	uint64_t ix = le64(b + HOFF(index_off)), ixs = le64(b + HOFF(index_size));
+	XXH64_canonical_t c;
+	if (in_range(ft, fts, size) && in_range(st, sts, size) && in_range(ix, ixs, size)) {
+		XXH3_state_t *s = XXH3_createState();
+		if (s) {
+			XXH3_64bits_reset(s);
+			XXH3_64bits_update(s, b + ft, fts);
+			XXH3_64bits_update(s, b + st, sts);
+			XXH3_64bits_update(s, b + ix, ixs);
+			XXH64_canonicalFromHash(&c, XXH3_64bits_digest(s));
+			XXH3_freeState(s);
+			memcpy(b + HOFF(meta_checksum), c.digest, 8);
+		}
+	}
+	memset(b + HOFF(header_checksum), 0, 8);
+	XXH64_canonicalFromHash(&c, XXH3_64bits(b, YOLO_HEADER_SIZE));
+	memcpy(b + HOFF(header_checksum), c.digest, 8);
+#undef HOFF
+}
+
+static void one(const uint8_t *data, size_t size)
+{
+	struct yolo_image *img = NULL;
+	struct yolo_err err;
+	err.msg[0] = '\0';
+	int ret = yolo_image_open_mem(data, size, &img, &err);
+	if (ret < 0) {
+		/* Every rejection says why, as one line. */
+		CHECK(err.msg[0] != '\0');
+		CHECK(!strpbrk(err.msg, "\n\r"));   /* untrusted bytes must not break the line */
+		CHECK(ret == -EUCLEAN || ret == -EOPNOTSUPP || ret == -ENOMEM);
+		return;
+	}
+	CHECK(ret == 0 && img);
+	exercise(img);
+	yolo_image_close(img);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	one(data, size);
+	if (size >= YOLO_HEADER_SIZE) {
+		/* Exactly sized, so ASan sees over-reads of the copy too. */
+		uint8_t *copy = malloc(size);
+		if (!copy)
+			return 0;
+		memcpy(copy, data, size);
+		fix_checksums(copy, size);
+		if (memcmp(copy, data, size))
+			one(copy, size);
+		free(copy);
+	}
+	return 0;
+}
