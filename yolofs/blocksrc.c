@@ -236,7 +236,10 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 		pt_log(PT_LOG_DEBUG, "%s: served from image %s (%u blocks)", info->relpath,
 		       im->st->name, yf->block_count);
 		*ipriv = f;
-		if (bs->prefill && !fi->direct_io) {
+		/* keep_cache already set means the kernel kept this inode's cache
+		 * from an earlier open of the unchanged file: what was pushed
+		 * then is still there (or was evicted and is served on demand). */
+		if (bs->prefill && !fi->direct_io && !fi->keep_cache) {
 			int64_t n = prefill(f, info);
 			if (n > 0) {
 				st_add(&im->st->bytes_prefilled, (uint64_t)n);
