@@ -64,6 +64,13 @@ for extra in "" ",no_prefill"; do
 	patch "$MNT/written" 5000 100 "$REF/written";        check written "write inside one block"
 	patch "$MNT/written" 8190 10 "$REF/written";         check written "write across a block boundary"
 	patch "$MNT/written" 65536 4096 "$REF/written";      check written "aligned block write"
+	# copy_file_range between files of the mount reaches yolofs's handler
+	# (into blocks no earlier step invalidated).
+	head -c 70000 /dev/urandom >"$TMP/donor"
+	cp "$TMP/donor" "$MNT/donor"
+	"$HELPERS/seekcopy" copy "$MNT/donor" 0 "$MNT/written" 100000 70000 || fail "copy_file_range"
+	"$HELPERS/seekcopy" copy "$TMP/donor" 0 "$REF/written" 100000 70000 || fail "copy_file_range (ref)"
+	check written "copy_file_range into cached blocks"
 	patch "$MNT/written" 2000001 300000 "$REF/written";  check written "large unaligned write"
 	patch "$MNT/written" 3000000 1 "$REF/written";       check written "one-byte write"
 	truncate -s 1234567 "$MNT/written"; truncate -s 1234567 "$REF/written"; check written "truncate down mid-block"

@@ -41,6 +41,10 @@ sleep 0.5
 if flock -n -x "$MNT/text.txt" true; then fail "conflicting flock was granted"; fi
 wait $LPID
 flock -n -x "$MNT/text.txt" true || fail "flock after release"
+# SEEK_DATA/SEEK_HOLE see the source's extents (sparse files stay sparse).
+"$HELPERS/seekcopy" map "$SRC/sparse.bin" >"$TMP/map.src" || fail "seek map of the source"
+"$HELPERS/seekcopy" map "$MNT/sparse.bin" >"$TMP/map.mnt" || fail "seek map through the mount"
+diff -u "$TMP/map.src" "$TMP/map.mnt" || fail "SEEK_DATA/SEEK_HOLE differ through the mount"
 yolofs_stop
 
 # Memory mode with the page-cache prefill (default), SSD mode through the
