@@ -131,10 +131,16 @@ static void on_stop_signal(int sig)
 	stop_signal = sig;
 }
 
+/* The command runs in its own process group so that stopping it also stops
+ * whatever it started (a wrapper script's qemu, a shell's children), which
+ * may hold files open on the mount. */
 static pid_t start_command(char **argv)
 {
 	pid_t pid = fork();
+	if (pid > 0)
+		setpgid(pid, pid);       /* also here, so kill(-pid) works at once */
 	if (pid == 0) {
+		setpgid(0, 0);
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		execvp(argv[0], argv);
@@ -146,19 +152,20 @@ static pid_t start_command(char **argv)
 
 /* Ask the command to stop, then insist: the mount cannot go while it has
  * files open. */
-static int stop_command(pid_t pid)
+static int stop_command(pid_t pid, bool exited, int status)
 {
-	int status;
-	if (waitpid(pid, &status, WNOHANG) == pid)
-		return status;
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 100; i++) {
+	if (!exited && waitpid(pid, &status, WNOHANG) == pid)
+		exited = true;
+	kill(-pid, SIGTERM);             /* the group: the command's children too */
+	for (int i = 0; i < 100 && !exited; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
-			return status;
-		usleep(100000);
+			exited = true;
+		else
+			usleep(100000);
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
+	kill(-pid, SIGKILL);
+	if (!exited)
+		waitpid(pid, &status, 0);
 	return status;
 }
 
@@ -250,14 +257,16 @@ static int parse_record_args(int argc, char **argv, struct rec_opts *o, const ch
 	return 0;
 }
 
-static void print_progress(struct recorder *r, bool final)
+/* One progress report: rewritten in place (`whole_line` false, for a
+ * terminal) or as a line of its own. */
+static void print_progress(struct recorder *r, bool whole_line)
 {
 	pthread_mutex_lock(&r->lock);
 	uint64_t reads = r->reads, bytes = r->bytes;
 	pthread_mutex_unlock(&r->lock);
-	fprintf(stderr, "yolo-capture: %s%llu reads, %.1f MiB recorded, %.1f s%s",
-		final ? "" : "\r", (unsigned long long)reads, bytes / 1048576.0,
-		(now_ns() - r->start_ns) / 1e9, final ? "\n" : "   ");
+	fprintf(stderr, "%syolo-capture: %llu reads, %.1f MiB recorded, %.1f s%s",
+		whole_line ? "" : "\r", (unsigned long long)reads, bytes / 1048576.0,
+		(now_ns() - r->start_ns) / 1e9, whole_line ? "\n" : "   ");
 }
 
 /* Wait for the end of the capture; returns the reason as text. */
@@ -265,7 +274,10 @@ static const char *wait_for_end(pid_t child, int *status, const struct rec_opts 
 				struct recorder *r, bool *child_done)
 {
 	uint64_t deadline = o->timeout > 0 ? r->start_ns + (uint64_t)(o->timeout * 1e9) : 0;
-	uint64_t next_progress = now_ns() + 2000000000ull;
+	/* A terminal gets a line rewritten every 2 s, a log a line every 10 s. */
+	bool tty = isatty(2);
+	uint64_t every = (tty ? 2 : 10) * 1000000000ull;
+	uint64_t next_progress = now_ns() + every;
 	for (;;) {
 		if (waitpid(child, status, WNOHANG) == child) {
 			*child_done = true;
@@ -278,9 +290,9 @@ static const char *wait_for_end(pid_t child, int *status, const struct rec_opts 
 		uint64_t now = now_ns();
 		if (deadline && now >= deadline)
 			return "timeout";
-		if (!o->quiet && isatty(2) && now >= next_progress) {
-			print_progress(r, false);
-			next_progress = now + 2000000000ull;
+		if (!o->quiet && now >= next_progress) {
+			print_progress(r, !tty);
+			next_progress = now + every;
 		}
 		poll(NULL, 0, 50);
 	}
@@ -354,8 +366,8 @@ int capture_record_main(int argc, char **argv)
 	bool child_done = false;
 	const char *why = child < 0 ? "command could not start" :
 			  wait_for_end(child, &status, &o, &rec, &child_done);
-	if (child > 0 && !child_done)
-		status = stop_command(child);
+	if (child > 0)
+		status = stop_command(child, child_done, status);
 	if (!o.quiet) {
 		print_progress(&rec, true);
 		fprintf(stderr, "yolo-capture: stopped: %s\n", why);
