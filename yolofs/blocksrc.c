@@ -294,25 +294,6 @@ static void push(struct pt_readbuf *out, const void *p, size_t len)
 	out->cnt++;
 }
 
-/* pread [off, off+len) of the source into buf.  @return bytes (short only
- * at EOF) or -errno. */
-static ssize_t src_read(int fd, char *buf, size_t len, uint64_t off)
-{
-	size_t got = 0;
-	while (got < len) {
-		ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return got ? (ssize_t)got : -errno;
-		}
-		if (n == 0)
-			break;
-		got += (size_t)n;
-	}
-	return (ssize_t)got;
-}
-
 struct tally {
 	uint64_t hits, misses, bytes_img, bytes_src, bad;
 };
@@ -349,7 +330,7 @@ static int serve(struct bs *bs, struct bs_file *f, int fd, uint64_t off, size_t 
 			/* Flush the merged miss run [run, s) with one pread. */
 			char *dst = out->scratch + (run - off);
 			uint64_t want = s - run;
-			ssize_t n = src_read(fd, dst, want, run);
+			ssize_t n = pt_pread_full(fd, dst, want, (off_t)run);
 			if (n < 0)
 				return (int)n;
 			t->bytes_src += (uint64_t)n;

@@ -802,6 +802,23 @@ static int source_flags(int flags)
 	       O_CLOEXEC;
 }
 
+/* Drop an open file handle: the inode's open count, the hooks' release
+ * (with `last` when it was the inode's last), the descriptor. */
+static void close_handle(struct pt_fs *fs, struct pt_fh *fh)
+{
+	struct pt_inode *in = fh->in;
+	handle_del(fs, &fh->h);
+	pthread_mutex_lock(&in->mu);
+	bool last = --in->nopen == 0;
+	if (fs->cfg.hooks.release)
+		fs->cfg.hooks.release(fs->cfg.hooks.ctx, &in->ipriv, last);
+	if (last)
+		in->ipriv = NULL;
+	pthread_mutex_unlock(&in->mu);
+	close(fh->fd);
+	free(fh);
+}
+
 /* Finish an open: call the hook, decide caching, reply.  Called with
  * in->mu held and releases it; `fd` is owned. */
 static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
@@ -857,19 +874,8 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 	handle_add(fs, &fh->h);
 	PT_TRACE("open ino %ju fd %d keep_cache %d direct_io %d", (uintmax_t)in->ino, fd,
 		 fi->keep_cache, fi->direct_io);
-	if (e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi)) {
-		/* Interrupted: the kernel will not send release. */
-		handle_del(fs, &fh->h);
-		pthread_mutex_lock(&in->mu);
-		bool last = --in->nopen == 0;
-		if (fs->cfg.hooks.release)
-			fs->cfg.hooks.release(fs->cfg.hooks.ctx, &in->ipriv, last);
-		if (last)
-			in->ipriv = NULL;
-		pthread_mutex_unlock(&in->mu);
-		close(fd);
-		free(fh);
-	}
+	if (e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi))
+		close_handle(fs, fh);    /* interrupted: the kernel will not send release */
 	return;
 fail:
 	pthread_mutex_unlock(&in->mu);
@@ -937,19 +943,7 @@ static void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, 
 
 static void pt_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct pt_fs *fs = fs_of(req);
-	struct pt_fh *fh = fh_of(fi);
-	struct pt_inode *in = fh->in;
-	handle_del(fs, &fh->h);
-	pthread_mutex_lock(&in->mu);
-	bool last = --in->nopen == 0;
-	if (fs->cfg.hooks.release)
-		fs->cfg.hooks.release(fs->cfg.hooks.ctx, &in->ipriv, last);
-	if (last)
-		in->ipriv = NULL;
-	pthread_mutex_unlock(&in->mu);
-	close(fh->fd);
-	free(fh);
+	close_handle(fs_of(req), fh_of(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -967,7 +961,7 @@ static void pt_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 /* Read [off, off+size) from the source into buf.  @return bytes (short
  * only at EOF) or -errno. */
-static ssize_t pread_full(int fd, char *buf, size_t size, off_t off)
+ssize_t pt_pread_full(int fd, char *buf, size_t size, off_t off)
 {
 	size_t got = 0;
 	while (got < size) {
@@ -1020,7 +1014,7 @@ static void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
 	}
-	ssize_t n = pread_full(fh->fd, t->rb.scratch, size, off);
+	ssize_t n = pt_pread_full(fh->fd, t->rb.scratch, size, off);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else

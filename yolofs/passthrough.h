@@ -125,6 +125,10 @@ pid_t pt_current_pid(void);
  * @return 0, -ENOENT if unlinked or outside the source, -ENAMETOOLONG. */
 int pt_relpath(const struct pt_fs *fs, int fd, char *buf, size_t len);
 
+/* pread all of [off, off+size) unless EOF comes first, retrying EINTR.
+ * @return bytes read (short only at EOF) or -errno. */
+ssize_t pt_pread_full(int fd, char *buf, size_t size, off_t off);
+
 /* Logging: one printf-checked sink with levels. */
 enum pt_log_level { PT_LOG_ERR, PT_LOG_WARN, PT_LOG_INFO, PT_LOG_DEBUG };
 extern int pt_log_threshold;             /* messages above it are dropped */
