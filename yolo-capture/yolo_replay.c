@@ -24,6 +24,7 @@ struct options {
 	bool direct;                     /* O_DIRECT, like qemu cache=none */
 	bool prefetch;                   /* also run an offset-ordered prefetcher */
 	bool make_source;                /* create stand-in files instead of replaying */
+	uint64_t seed;                   /* make-source: content variant (distinct copies) */
 	const char *trace;
 	const char *dir;
 };
@@ -135,7 +136,7 @@ static void *prefetch_main(void *arg)
  * incompressible) and the recorded size and mtime, so a committed trace can
  * be replayed, and turned into a boot image, on a machine that lacks the
  * original images. */
-static int make_source(const struct yolo_trace *t, const char *dir)
+static int make_source(const struct yolo_trace *t, const char *dir, uint64_t seed)
 {
 	enum { CHUNK = 4 << 20 };
 	uint64_t *buf = malloc(CHUNK);
@@ -157,7 +158,10 @@ static int make_source(const struct yolo_trace *t, const char *dir)
 			free(buf);
 			return -errno;
 		}
-		uint64_t x = 0x9e3779b97f4a7c15ull ^ (i + 1);
+		/* xorshift state must not be 0; seed 0 keeps the historic content. */
+		uint64_t x = (0x9e3779b97f4a7c15ull ^ (i + 1)) + seed * 0xbf58476d1ce4e5b9ull;
+		if (!x)
+			x = 1;
 		for (uint64_t off = 0; off < f->ident.size; off += CHUNK) {
 			for (size_t k = 0; k < CHUNK / 8; k++) {
 				x ^= x << 13; x ^= x >> 7; x ^= x << 17;
@@ -192,14 +196,15 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: yolo-replay [--think] [--direct] [--prefetch] TRACE DIR\n"
-		"       yolo-replay --make-source TRACE DIR\n"
+		"       yolo-replay --make-source [--seed N] TRACE DIR\n"
 		"Replay TRACE's reads against the files under DIR (one thread per recorded\n"
 		"reader) and print: seconds=S reads=N bytes=B errors=E readers=R\n"
 		"  --think     wait between reads as the recorded boot did\n"
 		"  --direct    open files with O_DIRECT (qemu cache=none)\n"
 		"  --prefetch  race an offset-ordered prefetcher of the same pages (baseline)\n"
 		"  --make-source  create TRACE's files under DIR with stand-in content and the\n"
-		"                 recorded sizes and mtimes (to replay a trace without its images)\n");
+		"                 recorded sizes and mtimes (to replay a trace without its images)\n"
+		"  --seed N    with --make-source: content variant N (distinct copies; default 0)\n");
 }
 
 int main(int argc, char **argv)
@@ -208,6 +213,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "think", no_argument, NULL, 't' }, { "direct", no_argument, NULL, 'd' },
 		{ "prefetch", no_argument, NULL, 'p' }, { "make-source", no_argument, NULL, 'm' },
+		{ "seed", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' }, { 0 } };
 	int c;
 	while ((c = getopt_long(argc, argv, "tdph", longopts, NULL)) != -1) {
@@ -216,6 +222,16 @@ int main(int argc, char **argv)
 		case 'd': opt.direct = true; break;
 		case 'p': opt.prefetch = true; break;
 		case 'm': opt.make_source = true; break;
+		case 's': {
+			char *end;
+			errno = 0;
+			opt.seed = strtoull(optarg, &end, 0);
+			if (errno || !*optarg || *end) {
+				fprintf(stderr, "yolo-replay: bad --seed '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -234,7 +250,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (opt.make_source) {
-		int ret = make_source(t, opt.dir);
+		int ret = make_source(t, opt.dir, opt.seed);
 		yolo_trace_free(t);
 		return ret < 0 ? 1 : 0;
 	}

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # slowdisk.sh - sourced by the demo and benchmark: an emulated slow disk.
 #
 # An ext4 filesystem on a loop device (direct I/O, so the backing file is not
@@ -21,7 +22,8 @@ slowdisk_create() {
 	mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$work/disk.img"
 	SLOWDISK_DEV=$(losetup --find --show --direct-io=on "$work/disk.img")
 	mount "$SLOWDISK_DEV" "$work/disk"
-	SLOWDISK_MNT=$work/disk
+	SLOWDISK_MNT=$work/disk   # used by the scripts that source this
+	export SLOWDISK_MNT
 	mkdir -p "$SLOWDISK_CG"
 }
 
