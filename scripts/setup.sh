@@ -11,7 +11,7 @@ PACKAGES=(
 	clang libclang-rt-dev            # libFuzzer target, sanitizers
 	qemu-utils                       # qemu-img / qemu-io in the mount suite
 	docker.io busybox-static         # the integration suite's container capture
-	e2fsprogs util-linux kmod        # mkfs.ext4, losetup, modprobe for demo and bench
+	e2fsprogs util-linux kmod procps # mkfs.ext4, losetup, modprobe, pgrep for tests, demo and bench
 	gnuplot-nox                      # benchmark plots
 )
 
