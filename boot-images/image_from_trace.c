@@ -26,12 +26,11 @@ static int open_sources(const struct yolo_trace *t, int dirfd, int *fds,
 		struct stat st;
 		if (fstat(fd, &st) < 0)
 			return yolo_fail(err, -errno, "%s: %s", f->path, strerror(errno));
-		int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-		if ((uint64_t)st.st_size != f->ident.size || mtime != f->ident.mtime_ns)
+		idents[i] = yolo_ident_from_stat(&st);
+		/* The inode may differ (a copied tree); size and mtime may not. */
+		if (idents[i].size != f->ident.size || idents[i].mtime_ns != f->ident.mtime_ns)
 			return yolo_fail(err, -ESTALE, "%s: changed since it was traced (size or mtime differ)",
 					 f->path);
-		idents[i] = (struct yolo_file_ident){ .size = (uint64_t)st.st_size, .mtime_ns = mtime,
-						      .ino = st.st_ino, .dev = st.st_dev };
 	}
 	return 0;
 }

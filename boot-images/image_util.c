@@ -92,6 +92,28 @@ const char *yolo_printable(const char *s, size_t len, char *buf, size_t buflen)
 	return buf;
 }
 
+struct yolo_file_ident yolo_ident_from_stat(const struct stat *st)
+{
+	return (struct yolo_file_ident){
+		.size = (uint64_t)st->st_size,
+		.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+		.ino = (uint64_t)st->st_ino,
+		.dev = (uint64_t)st->st_dev,
+	};
+}
+
+const char *yolo_ident_change(const struct yolo_file_ident *recorded,
+			      const struct yolo_file_ident *now)
+{
+	if (recorded->size != now->size)
+		return "size";
+	if (recorded->mtime_ns != now->mtime_ns)
+		return "mtime";
+	if (recorded->ino != now->ino)
+		return "inode number";
+	return NULL;
+}
+
 bool yolo_path_is_safe(const char *path, size_t len)
 {
 	if (len == 0 || len > YOLO_MAX_PATH || path[0] == '/')

@@ -48,14 +48,13 @@ static int verify_source_file(const struct yolo_image *img, uint32_t fid, int di
 		report(cb, ctx, "%s: cannot stat in source: %s", shown, strerror(saverr));
 		return 0;
 	}
-	int64_t mtime = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-	if ((uint64_t)st.st_size != f->ident.size || mtime != f->ident.mtime_ns ||
-	    (uint64_t)st.st_ino != f->ident.ino) {
+	struct yolo_file_ident now = yolo_ident_from_stat(&st);
+	if (yolo_ident_change(&f->ident, &now)) {
 		rep->files_changed++;
 		report(cb, ctx, "%s: changed since capture (size %llu->%llu, mtime %lld->%lld, inode %llu->%llu); a server will not use its blocks",
-		       shown, (unsigned long long)f->ident.size, (unsigned long long)st.st_size,
-		       (long long)f->ident.mtime_ns, (long long)mtime,
-		       (unsigned long long)f->ident.ino, (unsigned long long)st.st_ino);
+		       shown, (unsigned long long)f->ident.size, (unsigned long long)now.size,
+		       (long long)f->ident.mtime_ns, (long long)now.mtime_ns,
+		       (unsigned long long)f->ident.ino, (unsigned long long)now.ino);
 	}
 	uint32_t bs = img->info.block_size;
 	for (uint32_t i = 0; i < f->block_count; i++) {

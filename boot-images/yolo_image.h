@@ -38,6 +38,18 @@ struct yolo_file_ident {
 	uint64_t dev;
 };
 
+struct stat;
+
+/* The identity of a file from its fstat. */
+struct yolo_file_ident yolo_ident_from_stat(const struct stat *st);
+
+/* The staleness rule shared by the server and `yolo-image verify`: has the
+ * file changed since `recorded`?  Size, mtime and inode number count (the
+ * device number may change across reboots).  @return NULL when unchanged,
+ * else the first field that differs ("size", "mtime", "inode number"). */
+const char *yolo_ident_change(const struct yolo_file_ident *recorded,
+			      const struct yolo_file_ident *now);
+
 /* A validated file-table entry (native byte order). */
 struct yolo_file {
 	const char *path;                /* NUL-terminated, relative, owned by the image */

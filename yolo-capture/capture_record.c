@@ -72,11 +72,7 @@ static int rec_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 		free(f);
 		return -ENOMEM;
 	}
-	f->ident = (struct yolo_file_ident){
-		.size = (uint64_t)info->st->st_size,
-		.mtime_ns = (int64_t)info->st->st_mtim.tv_sec * 1000000000 + info->st->st_mtim.tv_nsec,
-		.ino = info->st->st_ino, .dev = info->st->st_dev,
-	};
+	f->ident = yolo_ident_from_stat(info->st);
 	f->trace_id = UINT32_MAX;
 	*ipriv = f;
 	return 0;

@@ -105,16 +105,9 @@ static bool same_mtime(const struct timespec *a, const struct timespec *b)
 
 static bool ident_matches(const struct yolo_file *yf, const struct stat *st, const char **what)
 {
-	int64_t mt = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
-	if (yf->ident.size != (uint64_t)st->st_size)
-		*what = "size";
-	else if (yf->ident.mtime_ns != mt)
-		*what = "mtime";
-	else if (yf->ident.ino != (uint64_t)st->st_ino)
-		*what = "inode number";
-	else
-		return true;
-	return false;
+	struct yolo_file_ident now = yolo_ident_from_stat(st);
+	*what = yolo_ident_change(&yf->ident, &now);
+	return *what == NULL;
 }
 
 static struct bs_file *file_new(struct bs_image *im, uint32_t id, const char *relpath,

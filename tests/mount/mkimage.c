@@ -29,11 +29,7 @@ static int add_range(struct yolo_writer *w, int src, const char *rel, uint64_t o
 	}
 	struct stat st;
 	fstat(fd, &st);
-	struct yolo_file_ident id = {
-		.size = (uint64_t)st.st_size,
-		.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
-		.ino = st.st_ino, .dev = st.st_dev,
-	};
+	struct yolo_file_ident id = yolo_ident_from_stat(&st);
 	uint32_t fid;
 	if (yolo_writer_find_file(w, rel, &fid) < 0 &&
 	    yolo_writer_add_file(w, rel, &id, &fid, err) < 0) {

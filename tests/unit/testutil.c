@@ -208,12 +208,7 @@ int tu_make_source(const char *dir, const struct tu_file *files, size_t n, uint3
 			free(buf);
 			return ret;
 		}
-		idents[i] = (struct yolo_file_ident){
-			.size = (uint64_t)st.st_size,
-			.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
-			.ino = (uint64_t)st.st_ino,
-			.dev = (uint64_t)st.st_dev,
-		};
+		idents[i] = yolo_ident_from_stat(&st);
 	}
 	free(buf);
 	return 0;
