@@ -1085,6 +1085,25 @@ static void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 
 /* ---- extended attributes ---- */
 
+/* getxattr (name) or listxattr (name NULL) of `pp` and the reply: the size
+ * alone when the kernel asks with size 0, else the value or list. */
+static void reply_xattr_query(fuse_req_t req, const char *pp, const char *name, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	ssize_t n = name ? getxattr(pp, name, buf, size) : listxattr(pp, buf, size);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
 /* Symlinks cannot be reached through /proc/self/fd for xattrs; they are
  * reported as having none (overlayfs only needs xattrs on dirs and files). */
 static void pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
@@ -1096,19 +1115,7 @@ static void pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return;
 	}
 	proc_path(pp, sizeof(pp), in->fd);
-	char *buf = size ? malloc(size) : NULL;
-	if (size && !buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	ssize_t n = getxattr(pp, name, buf, size);
-	if (n < 0)
-		fuse_reply_err(req, errno);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	reply_xattr_query(req, pp, name, size);
 }
 
 static void pt_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
@@ -1123,19 +1130,7 @@ static void pt_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		return;
 	}
 	proc_path(pp, sizeof(pp), in->fd);
-	char *buf = size ? malloc(size) : NULL;
-	if (size && !buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	ssize_t n = listxattr(pp, buf, size);
-	if (n < 0)
-		fuse_reply_err(req, errno);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
+	reply_xattr_query(req, pp, NULL, size);
 }
 
 static void pt_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
