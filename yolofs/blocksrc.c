@@ -179,10 +179,12 @@ static int64_t prefill(struct bs_file *f, const struct pt_open_info *info)
 		uint64_t first = f->base[i].block_id;
 		size_t len = 0;
 		/* Gather consecutive blocks; a failed checksum ends the run and
-		 * the block is left to the read path (which serves the source). */
+		 * the block is left to the read path (which serves the source).
+		 * Checksums are checked as on the read path: loaded images were
+		 * verified whole at start-up, blocks read from the file are. */
 		for (; i < f->yf->block_count && len + bs <= RUN_MAX &&
 		       f->base[i].block_id == first + len / bs; i++) {
-			int n = yolo_image_read_block(img, &f->base[i], run + len, bs, YOLO_READ_VERIFY);
+			int n = yolo_image_read_block(img, &f->base[i], run + len, bs, f->im->read_flags);
 			if (n < 0) {
 				i++;
 				break;
