@@ -16,23 +16,6 @@
 
 #include "testutil.h"
 
-static char *tmpdir;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	tmpdir = tu_mkdtemp();
-	return tmpdir ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	tu_rmtree(tmpdir);
-	free(tmpdir);
-	return 0;
-}
-
 static const struct tu_file files[] = {
 	{ "a", 4 * 512 + 10 },            /* blocks 0..4, 4 is short */
 	{ "d/b", 3 * 512 },
@@ -80,8 +63,8 @@ static void test_merge_union_order(void **s)
 	static const struct tu_file files2[] = { { "d/c", 700 }, { "d/b", 3 * 512 }, { "a", 4 * 512 + 10 } };
 	static const struct tu_access acc2[] = { { 1, 2 }, { 2, 4 }, { 0, 1 }, { 2, 2 }, { 1, 0 }, { 0, 0 } };
 	struct yolo_file_ident id2[3] = { tu_ident(2, 700), tu_ident(1, 3 * 512), tu_ident(0, 4 * 512 + 10) };
-	char *p1 = tu_join(tmpdir, "m1.yolo"), *p2 = tu_join(tmpdir, "m2.yolo");
-	char *out = tu_join(tmpdir, "merged.yolo");
+	char *p1 = tu_join(tu_tmpdir, "m1.yolo"), *p2 = tu_join(tu_tmpdir, "m2.yolo");
+	char *out = tu_join(tu_tmpdir, "merged.yolo");
 	struct yolo_writer_opts o = { .block_size = 512, .zstd_level = 3 };
 	struct yolo_err err = { "" };
 	assert_int_equal(tu_write_image(p1, &o, files, 2, NULL, acc1, 4, &err), 0);
@@ -121,7 +104,7 @@ static void test_merge_union_order(void **s)
 	assert_int_equal(rep.blocks_ok, 8);
 	/* Merging an image with itself changes nothing. */
 	struct yolo_image *same[2] = { in[0], in[0] };
-	char *out2 = tu_join(tmpdir, "self.yolo");
+	char *out2 = tu_join(tu_tmpdir, "self.yolo");
 	assert_int_equal(yolo_image_merge(out2, same, 2, NULL, &err), 0);
 	struct yolo_image *m2 = open_ok(out2);
 	assert_int_equal(yolo_image_info(m2)->block_count, 4);
@@ -153,7 +136,7 @@ static void test_merge_union_order(void **s)
 /* Each rejection leaves no output file and names the problem. */
 static void expect_merge_rejected(struct yolo_image **in, const char *needle)
 {
-	char *dir = tu_join(tmpdir, "mrej");
+	char *dir = tu_join(tu_tmpdir, "mrej");
 	assert_int_equal(mkdir(dir, 0755), 0);
 	char *out = tu_join(dir, "out.yolo");
 	struct yolo_err err = { "" };
@@ -174,7 +157,7 @@ static void test_merge_rejects_mismatch(void **s)
 {
 	(void)s;
 	static const struct tu_access acc[] = { { 0, 0 }, { 0, 1 }, { 1, 1 } };
-	char *p1 = tu_join(tmpdir, "r1.yolo"), *p2 = tu_join(tmpdir, "r2.yolo");
+	char *p1 = tu_join(tu_tmpdir, "r1.yolo"), *p2 = tu_join(tu_tmpdir, "r2.yolo");
 	struct yolo_err err = { "" };
 	struct yolo_writer_opts o512 = { .block_size = 512 }, o1k = { .block_size = 1024 };
 	assert_int_equal(tu_write_image(p1, &o512, files, NF, NULL, acc, 3, &err), 0);
@@ -225,7 +208,7 @@ static void test_merge_rejects_mismatch(void **s)
 	ids[2].dev += 1;
 	assert_int_equal(tu_write_image(p2, &o512, files, NF, ids, acc, 3, &err), 0);
 	in[1] = open_ok(p2);
-	char *out = tu_join(tmpdir, "inode-ok.yolo");
+	char *out = tu_join(tu_tmpdir, "inode-ok.yolo");
 	assert_int_equal(yolo_image_merge(out, in, 2, NULL, &err), 0);
 	unlink(out);
 	free(out);
@@ -256,14 +239,14 @@ static void collect(void *ctx, const char *problem)
 static void test_verify_against_source(void **s)
 {
 	(void)s;
-	char *src = tu_join(tmpdir, "src");
+	char *src = tu_join(tu_tmpdir, "src");
 	assert_int_equal(mkdir(src, 0755), 0);
 	struct yolo_file_ident ids[NF];
 	assert_int_equal(tu_make_source(src, files, NF, 512, ids), 0);
 	static const struct tu_access acc[] = {
 		{ 0, 2 }, { 1, 1 }, { 0, 4 }, { 2, 0 }, { 0, 0 }, { 2, 1 }, { 1, 2 },
 	};
-	char *path = tu_join(tmpdir, "v.yolo");
+	char *path = tu_join(tu_tmpdir, "v.yolo");
 	struct yolo_writer_opts o = { .block_size = 512, .zstd_level = 2 };
 	struct yolo_err err = { "" };
 	assert_int_equal(tu_write_image(path, &o, files, NF, ids, acc, 7, &err), 0);
@@ -369,5 +352,5 @@ int main(void)
 		cmocka_unit_test(test_merge_rejects_mismatch),
 		cmocka_unit_test(test_verify_against_source),
 	};
-	return cmocka_run_group_tests_name("image_merge_verify", tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("image_merge_verify", tests, tu_group_setup, tu_group_teardown);
 }

@@ -17,23 +17,6 @@
 
 #include "testutil.h"
 
-static char *tmpdir;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	tmpdir = tu_mkdtemp();
-	return tmpdir ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	tu_rmtree(tmpdir);
-	free(tmpdir);
-	return 0;
-}
-
 /* Three files: "a" has a short last block, "dir/b" is a whole number of
  * blocks, "dir/sub/c" is shorter than one block. */
 #define NFILES 3
@@ -192,7 +175,7 @@ static void roundtrip(uint32_t bs, int level)
 	make_files(files, bs);
 	char name[64];
 	snprintf(name, sizeof(name), "rt-%u-%d.yolo", bs, level);
-	char *path = tu_join(tmpdir, name);
+	char *path = tu_join(tu_tmpdir, name);
 	struct yolo_writer_opts opts = { .block_size = bs, .zstd_level = level };
 	struct yolo_err err = { "" };
 	assert_int_equal(tu_write_image(path, &opts, files, NFILES, NULL, order, NACC, &err), 0);
@@ -265,7 +248,7 @@ static void test_roundtrip_1m_zstd(void **s) { (void)s; roundtrip(1u << 20, 1); 
 static void test_default_opts(void **s)
 {
 	(void)s;
-	char *path = tu_join(tmpdir, "default.yolo");
+	char *path = tu_join(tu_tmpdir, "default.yolo");
 	struct yolo_writer *w;
 	struct yolo_err err = { "" };
 	assert_int_equal(yolo_writer_create(&w, path, NULL, &err), 0);
@@ -295,7 +278,7 @@ static void test_default_opts(void **s)
 static void test_empty_image(void **s)
 {
 	(void)s;
-	char *path = tu_join(tmpdir, "empty.yolo");
+	char *path = tu_join(tu_tmpdir, "empty.yolo");
 	struct yolo_err err = { "" };
 	assert_int_equal(tu_write_image(path, NULL, NULL, 0, NULL, NULL, 0, &err), 0);
 	struct yolo_image *img;
@@ -337,7 +320,7 @@ static void test_many_files(void **s)
 		if (nb > 1 && i % 2)
 			acc[nacc++] = (struct tu_access){ i, 0 };
 	}
-	char *path = tu_join(tmpdir, "many.yolo");
+	char *path = tu_join(tu_tmpdir, "many.yolo");
 	struct yolo_writer_opts opts = { .block_size = 512, .zstd_level = 1 };
 	struct yolo_err err = { "" };
 	assert_int_equal(tu_write_image(path, &opts, files, N, NULL, acc, nacc, &err), 0);
@@ -372,7 +355,7 @@ static void test_read_verify_detects_bad_data(void **s)
 	const uint32_t bs = 4096;
 	struct tu_file files[NFILES];
 	make_files(files, bs);
-	char *path = tu_join(tmpdir, "badata.yolo");
+	char *path = tu_join(tu_tmpdir, "badata.yolo");
 	struct yolo_writer_opts opts = { .block_size = bs, .zstd_level = 3 };
 	struct yolo_err err = { "" };
 	assert_int_equal(tu_write_image(path, &opts, files, NFILES, NULL, order, NACC, &err), 0);
@@ -425,7 +408,7 @@ static void test_read_after_truncate(void **s)
 	(void)s;
 	struct tu_file files[NFILES];
 	make_files(files, 4096);
-	char *path = tu_join(tmpdir, "shrink.yolo");
+	char *path = tu_join(tu_tmpdir, "shrink.yolo");
 	struct yolo_writer_opts opts = { .block_size = 4096 };
 	struct yolo_err err = { "" };
 	assert_int_equal(tu_write_image(path, &opts, files, NFILES, NULL, order, NACC, &err), 0);
@@ -458,5 +441,5 @@ int main(void)
 		cmocka_unit_test(test_read_verify_detects_bad_data),
 		cmocka_unit_test(test_read_after_truncate),
 	};
-	return cmocka_run_group_tests_name("image_rw", tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("image_rw", tests, tu_group_setup, tu_group_teardown);
 }

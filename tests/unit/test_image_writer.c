@@ -14,27 +14,10 @@
 
 #include "testutil.h"
 
-static char *tmpdir;
-
-static int group_setup(void **state)
-{
-	(void)state;
-	tmpdir = tu_mkdtemp();
-	return tmpdir ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-	(void)state;
-	tu_rmtree(tmpdir);
-	free(tmpdir);
-	return 0;
-}
-
 /* A fresh empty directory per test, so "nothing left behind" is checkable. */
 static char *fresh_dir(const char *name)
 {
-	char *d = tu_join(tmpdir, name);
+	char *d = tu_join(tu_tmpdir, name);
 	assert_non_null(d);
 	assert_int_equal(mkdir(d, 0755), 0);
 	return d;
@@ -281,5 +264,5 @@ int main(void)
 		cmocka_unit_test(test_duplicates_and_lengths),
 		cmocka_unit_test(test_discard_leaves_nothing),
 	};
-	return cmocka_run_group_tests_name("image_writer", tests, group_setup, group_teardown);
+	return cmocka_run_group_tests_name("image_writer", tests, tu_group_setup, tu_group_teardown);
 }

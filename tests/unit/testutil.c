@@ -14,6 +14,24 @@
 
 #include "testutil.h"
 
+char *tu_tmpdir;
+
+int tu_group_setup(void **state)
+{
+	(void)state;
+	tu_tmpdir = tu_mkdtemp();
+	return tu_tmpdir ? 0 : -1;
+}
+
+int tu_group_teardown(void **state)
+{
+	(void)state;
+	tu_rmtree(tu_tmpdir);
+	free(tu_tmpdir);
+	tu_tmpdir = NULL;
+	return 0;
+}
+
 char *tu_mkdtemp(void)
 {
 	const char *base = getenv("TMPDIR");

@@ -26,6 +26,12 @@ struct tu_access {
 
 enum tu_kind { TU_ZERO, TU_TEXT, TU_RANDOM };
 
+/* A test group's scratch directory: tu_group_setup creates it (cmocka
+ * group setup), tu_group_teardown removes it. */
+extern char *tu_tmpdir;
+int tu_group_setup(void **state);
+int tu_group_teardown(void **state);
+
 /* Create a fresh directory under $TMPDIR (or /tmp); malloc'd path. */
 char *tu_mkdtemp(void);
 /* Remove a directory tree (best effort). */
