@@ -53,12 +53,10 @@ run_cold() {
 
 run_yolofs() {
 	drop_caches
-	slowdisk_run "$YOLOFS" -o "images=$WORK/ssd/boot.yolo,serve=memory,metrics=$WORK/metrics.prom" \
+	slowdisk_run "$YOLOFS" -o "images=$WORK/ssd/boot.yolo,serve=memory" \
 		"$SLOWDISK_MNT/images" "$SLOWDISK_MNT/images"
 	drop_caches            # the boot image stays pinned in yolofs, the page cache is cold
 	slowdisk_run "$REPLAY" "$TRACE" "$SLOWDISK_MNT/images" | seconds
-	kill -USR1 "$(pgrep -n -x yolofs)" 2>/dev/null || true
-	sleep 0.2
 	fusermount3 -u "$SLOWDISK_MNT/images"
 }
 
