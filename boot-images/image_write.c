@@ -19,11 +19,6 @@
 
 #define WBUF_SIZE (4u << 20)
 
-struct wfile {
-	char *path;
-	struct yolo_file_ident ident;
-};
-
 struct yolo_writer {
 	char *path;                      /* destination */
 	char *tmp_path;                  /* temporary file renamed over path */
@@ -36,10 +31,7 @@ struct yolo_writer {
 	uint8_t *cbuf;                   /* compression output, ZSTD_compressBound(block) */
 	size_t cbuf_size;
 
-	struct wfile *files;
-	uint32_t nfiles, files_cap;
-	uint32_t *file_slots;            /* open-addressing: path hash -> file id + 1 */
-	uint32_t file_slots_cap;
+	struct yolo_filelist files;
 
 	struct yolo_block *blocks;       /* arrival (first-access) order */
 	uint64_t nblocks, blocks_cap;
@@ -92,22 +84,6 @@ static int keys_rehash(struct yolo_writer *w, uint64_t ncap)
 	return 0;
 }
 
-static int files_rehash(struct yolo_writer *w, uint32_t ncap)
-{
-	uint32_t *slots = calloc(ncap, sizeof(*slots));
-	if (!slots)
-		return -ENOMEM;
-	for (uint32_t i = 0; i < w->nfiles; i++) {
-		uint64_t h = XXH3_64bits(w->files[i].path, strlen(w->files[i].path)) & (ncap - 1);
-		while (slots[h])
-			h = (h + 1) & (ncap - 1);
-		slots[h] = i + 1;
-	}
-	free(w->file_slots);
-	w->file_slots = slots;
-	w->file_slots_cap = ncap;
-	return 0;
-}
 
 uint32_t yolo_writer_block_size(const struct yolo_writer *w)
 {
@@ -147,7 +123,7 @@ int yolo_writer_create(struct yolo_writer **out, const char *path,
 		ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
 		ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 0);
 	}
-	if (keys_rehash(w, 1024) < 0 || files_rehash(w, 64) < 0)
+	if (keys_rehash(w, 1024) < 0)
 		goto fail;
 	w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
 	if (w->fd < 0) {
@@ -167,24 +143,12 @@ fail:
 	return yolo_fail(err, ret, "out of memory");
 }
 
-static int64_t find_file_slot(const struct yolo_writer *w, const char *relpath)
-{
-	uint64_t h = XXH3_64bits(relpath, strlen(relpath)) & (w->file_slots_cap - 1);
-	while (w->file_slots[h]) {
-		uint32_t id = w->file_slots[h] - 1;
-		if (strcmp(w->files[id].path, relpath) == 0)
-			return id;
-		h = (h + 1) & (w->file_slots_cap - 1);
-	}
-	return -1 - (int64_t)h;          /* free slot, encoded */
-}
-
 int yolo_writer_find_file(const struct yolo_writer *w, const char *relpath, uint32_t *file_id)
 {
-	int64_t s = find_file_slot(w, relpath);
-	if (s < 0)
+	int64_t id = yolo_filelist_find(&w->files, relpath);
+	if (id < 0)
 		return -ENOENT;
-	*file_id = (uint32_t)s;
+	*file_id = (uint32_t)id;
 	return 0;
 }
 
@@ -194,27 +158,14 @@ int yolo_writer_add_file(struct yolo_writer *w, const char *relpath,
 {
 	if (!yolo_path_is_safe(relpath, strlen(relpath)))
 		return yolo_fail(err, -EINVAL, "path \"%s\": must be relative, without empty, \".\" or \"..\" components", relpath);
-	if (w->nfiles >= YOLO_MAX_FILES)
+	if (w->files.n >= YOLO_MAX_FILES)
 		return yolo_fail(err, -EFBIG, "too many files (limit %u)", YOLO_MAX_FILES);
-	if (find_file_slot(w, relpath) >= 0)
+	if (yolo_filelist_find(&w->files, relpath) >= 0)
 		return yolo_fail(err, -EEXIST, "path \"%s\" added twice", relpath);
-	if ((uint64_t)(w->nfiles + 1) * 2 > w->file_slots_cap &&
-	    files_rehash(w, w->file_slots_cap * 2) < 0)
-		return yolo_fail(err, -ENOMEM, "out of memory");
-	uint64_t cap = w->files_cap;
-	if (grow((void **)&w->files, &cap, w->nfiles + 1, sizeof(*w->files)) < 0)
-		return yolo_fail(err, -ENOMEM, "out of memory");
-	w->files_cap = (uint32_t)cap;
-	char *copy = strdup(relpath);
-	if (!copy)
-		return yolo_fail(err, -ENOMEM, "out of memory");
-	uint32_t id = w->nfiles++;
-	w->files[id].path = copy;
-	w->files[id].ident = *ident;
-	int64_t slot = find_file_slot(w, relpath);
-	/* Not found above, so `slot` encodes the free slot. */
-	w->file_slots[-1 - slot] = id + 1;
-	*file_id = id;
+	int id = yolo_filelist_add(&w->files, relpath, ident);
+	if (id < 0)
+		return yolo_fail(err, id, "out of memory");
+	*file_id = (uint32_t)id;
 	return 0;
 }
 
@@ -274,9 +225,9 @@ static bool all_zero(const uint8_t *p, size_t len)
 int yolo_writer_add_block(struct yolo_writer *w, uint32_t file_id, uint64_t block_id,
 			  const void *data, uint32_t len, struct yolo_err *err)
 {
-	if (file_id >= w->nfiles)
+	if (file_id >= w->files.n)
 		return yolo_fail(err, -EINVAL, "block for unknown file id %u", file_id);
-	const struct wfile *f = &w->files[file_id];
+	const struct yolo_named_file *f = &w->files.v[file_id];
 	uint64_t bs = 1ull << w->block_shift;
 	if (block_id > (f->ident.size - 1) >> w->block_shift || f->ident.size == 0)
 		return yolo_fail(err, -EINVAL, "%s: block %llu is past the end of the file (%llu bytes)",
@@ -347,10 +298,10 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 /* Serialise the tables into one buffer: file table, strings, index. */
 static int build_tables(struct yolo_writer *w, uint8_t **out, struct yolo_disk_header *h)
 {
-	uint64_t ft_size = (uint64_t)w->nfiles * sizeof(struct yolo_disk_file);
+	uint64_t ft_size = (uint64_t)w->files.n * sizeof(struct yolo_disk_file);
 	uint64_t str_size = 0;
-	for (uint32_t i = 0; i < w->nfiles; i++)
-		str_size += strlen(w->files[i].path);
+	for (uint32_t i = 0; i < w->files.n; i++)
+		str_size += strlen(w->files.v[i].path);
 	uint64_t idx_size = w->nblocks * sizeof(struct yolo_disk_block);
 	uint64_t str_pad = align_up(str_size, 8);
 	uint8_t *buf = calloc(1, ft_size + str_pad + idx_size + 1);
@@ -369,8 +320,8 @@ static int build_tables(struct yolo_writer *w, uint8_t **out, struct yolo_disk_h
 	h->index_size = idx_size;
 
 	uint64_t str_pos = 0, bi = 0;
-	for (uint32_t i = 0; i < w->nfiles; i++) {
-		const struct wfile *f = &w->files[i];
+	for (uint32_t i = 0; i < w->files.n; i++) {
+		const struct yolo_named_file *f = &w->files.v[i];
 		struct yolo_disk_file d;
 		memset(&d, 0, sizeof(d));
 		uint64_t first = bi;
@@ -459,7 +410,7 @@ int yolo_writer_commit(struct yolo_writer *w, struct yolo_err *err)
 	put_le32(&d.compat, w->compat);
 	put_le32(&d.incompat, w->incompat);
 	put_le32(&d.block_shift, w->block_shift);
-	put_le32(&d.file_count, w->nfiles);
+	put_le32(&d.file_count, w->files.n);
 	put_le64(&d.block_count, w->nblocks);
 	put_le64(&d.data_off, YOLO_DATA_ALIGN);
 	put_le64(&d.data_size, w->data_size);
@@ -507,10 +458,7 @@ void yolo_writer_discard(struct yolo_writer *w)
 		if (w->tmp_path)         /* created, not yet renamed */
 			unlink(w->tmp_path);
 	}
-	for (uint32_t i = 0; i < w->nfiles; i++)
-		free(w->files[i].path);
-	free(w->files);
-	free(w->file_slots);
+	yolo_filelist_free(&w->files);
 	free(w->blocks);
 	free(w->key_slots);
 	free(w->wbuf);

@@ -23,10 +23,7 @@
 struct yolo_trace_writer {
 	int fd;
 	char *path;
-	uint32_t nfiles;
-	struct yolo_trace_file *files;   /* declared so far, by id */
-	uint32_t *slots;                 /* open addressing: path hash -> id + 1 */
-	uint32_t nslots;                 /* power of two, at least twice nfiles */
+	struct yolo_filelist files;      /* declared so far, by id */
 	uint64_t nreads;
 	uint8_t *pending;                /* READS payload being filled */
 	uint32_t npending;
@@ -92,43 +89,6 @@ int yolo_trace_create(struct yolo_trace_writer **out, const char *path, struct y
 	return 0;
 }
 
-/* Slot of `relpath` in the path index: its id + 1, or 0 where it would go. */
-static uint32_t *find_slot(const struct yolo_trace_writer *tw, const char *relpath)
-{
-	uint32_t mask = tw->nslots - 1;
-	uint32_t h = (uint32_t)XXH3_64bits(relpath, strlen(relpath)) & mask;
-	while (tw->slots[h] && strcmp(tw->files[tw->slots[h] - 1].path, relpath))
-		h = (h + 1) & mask;
-	return &tw->slots[h];
-}
-
-static int remember_file(struct yolo_trace_writer *tw, const char *relpath,
-			 const struct yolo_file_ident *ident)
-{
-	if ((tw->nfiles + 1) * 2 > tw->nslots) {
-		uint32_t n = tw->nslots ? tw->nslots * 2 : 64;
-		uint32_t *old = tw->slots, oldn = tw->nslots;
-		if (!(tw->slots = calloc(n, sizeof(*tw->slots)))) {
-			tw->slots = old;
-			return -ENOMEM;
-		}
-		tw->nslots = n;
-		for (uint32_t i = 0; i < oldn; i++)
-			if (old[i])
-				*find_slot(tw, tw->files[old[i] - 1].path) = old[i];
-		free(old);
-	}
-	struct yolo_trace_file *nf = realloc(tw->files, (tw->nfiles + 1) * sizeof(*nf));
-	if (!nf)
-		return -ENOMEM;
-	tw->files = nf;
-	if (!(nf[tw->nfiles].path = strdup(relpath)))
-		return -ENOMEM;
-	nf[tw->nfiles].ident = *ident;
-	*find_slot(tw, relpath) = tw->nfiles + 1;
-	return 0;
-}
-
 int yolo_trace_add_file(struct yolo_trace_writer *tw, const char *relpath,
 			const struct yolo_file_ident *ident, uint32_t *file_id,
 			struct yolo_err *err)
@@ -136,16 +96,15 @@ int yolo_trace_add_file(struct yolo_trace_writer *tw, const char *relpath,
 	size_t plen = strlen(relpath);
 	if (!yolo_path_is_safe(relpath, plen))
 		return yolo_fail(err, -EINVAL, "unsafe path \"%s\"", relpath);
-	uint32_t known = tw->nslots ? *find_slot(tw, relpath) : 0;
-	if (known) {
-		const struct yolo_file_ident *k = &tw->files[known - 1].ident;
-		if (k->size != ident->size || k->mtime_ns != ident->mtime_ns || k->ino != ident->ino)
+	int64_t known = yolo_filelist_find(&tw->files, relpath);
+	if (known >= 0) {
+		if (yolo_ident_change(&tw->files.v[known].ident, ident))
 			return yolo_fail(err, -ESTALE, "%s changed while it was being traced", relpath);
-		*file_id = known - 1;
+		*file_id = (uint32_t)known;
 		return 0;
 	}
 	uint8_t rec[FILE_REC_SIZE + YOLO_MAX_PATH];
-	put_le32(rec, tw->nfiles);
+	put_le32(rec, tw->files.n);
 	put_le32(rec + 4, (uint32_t)plen);
 	put_le64(rec + 8, ident->size);
 	put_le64(rec + 16, (uint64_t)ident->mtime_ns);
@@ -157,17 +116,19 @@ int yolo_trace_add_file(struct yolo_trace_writer *tw, const char *relpath,
 	int ret = yolo_trace_flush(tw, err);
 	if (ret == 0)
 		ret = write_chunk(tw, CHUNK_FILE, rec, (uint32_t)(FILE_REC_SIZE + plen), err);
-	if (ret == 0 && remember_file(tw, relpath, ident) < 0)
-		ret = yolo_fail(err, -ENOMEM, "out of memory");
-	if (ret == 0)
-		*file_id = tw->nfiles++;
-	return ret;
+	if (ret < 0)
+		return ret;
+	int id = yolo_filelist_add(&tw->files, relpath, ident);
+	if (id < 0)
+		return yolo_fail(err, id, "out of memory");
+	*file_id = (uint32_t)id;
+	return 0;
 }
 
 int yolo_trace_add_read(struct yolo_trace_writer *tw, const struct yolo_trace_read *r,
 			struct yolo_err *err)
 {
-	if (r->file_id >= tw->nfiles)
+	if (r->file_id >= tw->files.n)
 		return yolo_fail(err, -EINVAL, "read of undeclared file %u", r->file_id);
 	uint8_t *p = tw->pending + (size_t)tw->npending * READ_REC_SIZE;
 	put_le64(p, r->t_ns);
@@ -194,7 +155,7 @@ int yolo_trace_flush(struct yolo_trace_writer *tw, struct yolo_err *err)
 int yolo_trace_close(struct yolo_trace_writer *tw, struct yolo_err *err)
 {
 	uint8_t end[16];
-	put_le64(end, tw->nfiles);
+	put_le64(end, tw->files.n);
 	put_le64(end + 8, tw->nreads);
 	int ret = yolo_trace_flush(tw, err);
 	if (ret == 0)
@@ -211,10 +172,7 @@ void yolo_trace_abandon(struct yolo_trace_writer *tw)
 		return;
 	if (tw->fd >= 0)
 		close(tw->fd);
-	for (uint32_t i = 0; i < tw->nfiles; i++)
-		free(tw->files[i].path);
-	free(tw->files);
-	free(tw->slots);
+	yolo_filelist_free(&tw->files);
 	free(tw->pending);
 	free(tw->path);
 	free(tw);
