@@ -693,6 +693,16 @@ void yolo_image_unload(struct yolo_image *img)
 	img->data_pinned = false;
 }
 
+void *yolo_image_take_data(struct yolo_image *img, size_t *map_len)
+{
+	void *data = img->data;
+	*map_len = img->data_map_len;
+	img->data = NULL;
+	img->data_map_len = 0;
+	img->data_pinned = false;
+	return data;
+}
+
 bool yolo_image_is_loaded(const struct yolo_image *img)
 {
 	return img->data != NULL;

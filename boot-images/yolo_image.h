@@ -224,6 +224,11 @@ int yolo_image_load(struct yolo_image *img, unsigned flags, struct yolo_load_res
 /* Drop the loaded buffer (reads fall back to the image file). */
 void yolo_image_unload(struct yolo_image *img);
 
+/* Take the loaded buffer over: the caller owns the mapping (munmap(ret,
+ * *map_len) when done; block b's stored bytes are at ret + b->data_off) and
+ * the image reads from its file again.  @return NULL when not loaded. */
+void *yolo_image_take_data(struct yolo_image *img, size_t *map_len);
+
 bool yolo_image_is_loaded(const struct yolo_image *img);
 
 /* ---- Verify ---- */
@@ -244,6 +249,28 @@ typedef void (*yolo_verify_cb)(void *ctx, const char *problem);
  * @return 0 when everything matched, 1 when problems were reported, or -errno. */
 int yolo_image_verify(const struct yolo_image *img, int source_dirfd,
 		      struct yolo_verify_report *rep, yolo_verify_cb cb, void *ctx);
+
+/* ---- Rebind ---- */
+
+struct yolo_rebind_report {
+	uint32_t files_rebound;          /* every block matched: written with its current identity */
+	uint32_t files_changed;          /* some block differs (or the size): left out */
+	uint32_t files_missing;          /* not in the source: left out */
+	uint64_t blocks;                 /* blocks written */
+};
+
+/* Write to `out` a copy of `img` for the source directory `source_dirfd`
+ * as it is now: each file whose captured blocks all equal the source
+ * file's current bytes is kept, with its current identity (so an image
+ * captured on one machine serves an identical copy of the source on
+ * another, and a file whose timestamps changed is served again); other
+ * files are left out and reported through `cb`.  Block order and contents
+ * are kept.  `out` may be the path `img` was opened from.
+ * @return 0, or -errno with err filled (-ENOENT: no file matched, nothing
+ * written; -EUCLEAN: a corrupt image block). */
+int yolo_image_rebind(const char *out, const struct yolo_image *img, int source_dirfd,
+		      const struct yolo_writer_opts *opts, struct yolo_rebind_report *rep,
+		      yolo_verify_cb cb, void *ctx, struct yolo_err *err);
 
 /* ---- Merge ---- */
 

@@ -345,12 +345,92 @@ static void test_verify_against_source(void **s)
 	free(src);
 }
 
+/* Rebind: a touched file and a copied tree (new inodes) are served again
+ * with their current identity; a file whose captured bytes changed, or
+ * that is missing, is left out; with nothing matching nothing is written. */
+static void test_rebind(void **s)
+{
+	(void)s;
+	char *src = tu_join(tu_tmpdir, "rb-src");
+	assert_int_equal(mkdir(src, 0755), 0);
+	struct yolo_file_ident ids[NF];
+	assert_int_equal(tu_make_source(src, files, NF, 512, ids), 0);
+	static const struct tu_access acc[] = { { 0, 2 }, { 1, 1 }, { 0, 4 }, { 2, 0 }, { 1, 2 } };
+	char *path = tu_join(tu_tmpdir, "rb.yolo"), *out = tu_join(tu_tmpdir, "rb-out.yolo");
+	struct yolo_writer_opts o = { .block_size = 512, .zstd_level = 3 };
+	struct yolo_err err = { "" };
+	assert_int_equal(tu_write_image(path, &o, files, NF, ids, acc, 5, &err), 0);
+	struct yolo_image *img = open_ok(path);
+
+	/* A copy elsewhere: every file has a new inode, "a" also a new mtime,
+	 * "d/b" one changed captured byte, "d/c" is missing. */
+	char *copy = tu_join(tu_tmpdir, "rb-copy");
+	assert_int_equal(mkdir(copy, 0755), 0);
+	char *d = tu_join(copy, "d");
+	assert_int_equal(mkdir(d, 0755), 0);
+	for (int i = 0; i < 2; i++) {
+		char *from = tu_join(src, files[i].path), *to = tu_join(copy, files[i].path);
+		size_t len;
+		uint8_t *bytes = tu_read_file(from, &len);
+		assert_non_null(bytes);
+		if (i == 1)
+			bytes[512 + 7] ^= 0x20;              /* d/b block 1 is captured */
+		assert_int_equal(tu_write_file(to, bytes, len), 0);
+		free(bytes);
+		free(from);
+		free(to);
+	}
+	int dirfd = open(copy, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dirfd >= 0);
+	struct yolo_verify_report vr;
+	assert_int_equal(yolo_image_verify(img, dirfd, &vr, NULL, NULL), 1);
+	assert_int_equal(vr.files_changed + vr.files_missing, 3);
+
+	struct yolo_rebind_report rep;
+	struct lines l = { 0, "" };
+	assert_int_equal(yolo_image_rebind(out, img, dirfd, NULL, &rep, collect, &l, &err), 0);
+	assert_int_equal(rep.files_rebound, 1);
+	assert_int_equal(rep.files_changed, 1);
+	assert_int_equal(rep.files_missing, 1);
+	assert_int_equal(rep.blocks, 2);
+	assert_int_equal(l.n, 2);
+	assert_non_null(strstr(l.text, "d/b: source bytes differ"));
+	assert_non_null(strstr(l.text, "d/c: missing"));
+	struct yolo_image *r = open_ok(out);
+	assert_int_equal(yolo_image_info(r)->file_count, 1);
+	assert_int_equal(yolo_image_verify(r, dirfd, &vr, NULL, NULL), 0);    /* serves the copy */
+	/* Blocks and their order are those of the original: a's 2 then 4. */
+	check_block(r, 0, "a", 2);
+	check_block(r, 1, "a", 4);
+	yolo_image_close(r);
+
+	/* Nothing matches (every file removed): an error, nothing written. */
+	char *a = tu_join(copy, "a"), *b = tu_join(copy, "d/b");
+	assert_int_equal(unlink(a), 0);
+	assert_int_equal(unlink(b), 0);
+	char *none = tu_join(tu_tmpdir, "rb-none.yolo");
+	assert_int_equal(yolo_image_rebind(none, img, dirfd, NULL, &rep, NULL, NULL, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "no file matches"));
+	assert_int_equal(access(none, F_OK), -1);
+	close(dirfd);
+	yolo_image_close(img);
+	free(none);
+	free(a);
+	free(b);
+	free(d);
+	free(copy);
+	free(path);
+	free(out);
+	free(src);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_merge_union_order),
 		cmocka_unit_test(test_merge_rejects_mismatch),
 		cmocka_unit_test(test_verify_against_source),
+		cmocka_unit_test(test_rebind),
 	};
 	return cmocka_run_group_tests_name("image_merge_verify", tests, tu_group_setup, tu_group_teardown);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <xxhash.h>
@@ -206,6 +207,25 @@ static void roundtrip(uint32_t bs, int level)
 	memset(&res, 0, sizeof(res));
 	assert_int_equal(yolo_image_load(img, YOLO_LOAD_MLOCK, &res, &err), 0);
 	assert_true(res.pinned || res.mlock_errno != 0);
+	check_image(img, bs, level, false);
+	/* Taken over: the caller's mapping holds the stored bytes and the
+	 * image reads its file again. */
+	size_t map_len = 0;
+	uint8_t *data = yolo_image_take_data(img, &map_len);
+	assert_non_null(data);
+	assert_true(map_len >= yolo_image_info(img)->data_size);
+	assert_false(yolo_image_is_loaded(img));
+	for (uint64_t i = 0; i < yolo_image_info(img)->block_count; i++) {
+		const struct yolo_block *b = yolo_image_block(img, i);
+		if (b->flags & (YOLO_BLOCK_ZERO | YOLO_BLOCK_ZSTD))
+			continue;
+		static uint8_t buf[1 << 20];
+		assert_int_equal(yolo_image_read_block(img, b, buf, b->raw_len, YOLO_READ_VERIFY),
+				 (int)b->raw_len);
+		assert_memory_equal(data + b->data_off, buf, b->raw_len);
+	}
+	munmap(data, map_len);
+	assert_null(yolo_image_take_data(img, &map_len));
 	check_image(img, bs, level, false);
 	yolo_image_close(img);
 

@@ -68,4 +68,12 @@ head -c 2000000 /dev/urandom >"$TMP/other/base/disk.qcow2"
 expect 2 "different size or mtime" "$YOLO_IMAGE" merge -o "$TMP/x.yolo" "$TMP/b.yolo" "$TMP/c.yolo"; one_line
 [ ! -e "$TMP/x.yolo" ] || fail "failed merge left an output file"
 [ -z "$(ls "$TMP" | grep tmp)" ] || fail "failed merge left a temporary file"
+# Rebind for a copy of a source (new inodes): OK in place, then verify passes.
+cp -r "$TMP/other" "$TMP/other2"
+expect 1 "changed since capture" "$YOLO_IMAGE" verify --source "$TMP/other2" "$TMP/c.yolo"
+expect 0 "1 files rebound.*OK" "$YOLO_IMAGE" rebind --source "$TMP/other2" "$TMP/c.yolo"
+expect 0 "-> OK" "$YOLO_IMAGE" verify --source "$TMP/other2" "$TMP/c.yolo"
+expect 2 "no file matches the source" "$YOLO_IMAGE" rebind --source "$TMP/other2" -o "$TMP/y.yolo" "$TMP/b.yolo"
+[ ! -e "$TMP/y.yolo" ] || fail "failed rebind left an output file"
+expect 2 "needs --source" "$YOLO_IMAGE" rebind "$TMP/c.yolo"
 echo PASS
