@@ -13,6 +13,7 @@ PACKAGES=(
 	docker.io busybox-static         # the integration suite's container capture
 	e2fsprogs util-linux kmod procps # mkfs.ext4, losetup, modprobe, pgrep for tests, demo and bench
 	gnuplot-nox                      # benchmark plots
+	systemd strace                   # yolofs@.service under a real systemd, READY=1 ordering (integration suite)
 )
 
 missing=()

@@ -15,6 +15,8 @@
  *    before readers continue; readers hold the lock shared from the check
  *    until their data is gathered, so a reply is entirely from before or
  *    entirely from after a write, never mixed.
+ * Which images exist and which are in memory is imageset.c's job; an open
+ * file keeps the image it was opened with (a reference) until released.
  */
 #include "config.h"
 
@@ -31,30 +33,21 @@
 #include <unistd.h>
 
 #include "blocksrc.h"
-
-struct bs_image {
-	struct yolo_image *img;          /* immutable after bs_create */
-	const struct yolo_image_info *info;
-	bool in_memory;                  /* loaded (and verified) */
-	unsigned read_flags;             /* YOLO_READ_VERIFY when read from the image file */
-	atomic_uchar *stale_logged;      /* per file: staleness already logged */
-	struct st_image *st;
-};
+#include "imageset.h"
 
 struct bs {
-	bool prefill;                    /* immutable */
-	struct bs_image *images;
-	size_t nimages;
-	uint32_t max_block;              /* largest block size, for the partial-block buffer */
-	struct st_stats stats;
+	/* Immutable after bs_create. */
+	bool prefill;
+	struct imageset *set;
 	pthread_key_t tmp_key;           /* per-thread partial-block buffer */
+	struct st_stats stats;
 };
 
 /* State of one open inode whose file is in an image; lives from the first
  * open to the last release (pt core's ipriv). */
 struct bs_file {
 	/* Immutable. */
-	struct bs_image *im;
+	struct is_image *im;             /* holds a reference */
 	const struct yolo_file *yf;
 	const struct yolo_block *base;   /* the file's block-index entries */
 	uint32_t file_id;
@@ -76,11 +69,12 @@ struct st_stats *bs_stats(struct bs *bs)
 	return &bs->stats;
 }
 
+/* A buffer for one block of any size, per thread. */
 static uint8_t *tmp_buf(struct bs *bs)
 {
 	uint8_t *p = pthread_getspecific(bs->tmp_key);
 	if (!p) {
-		if (posix_memalign((void **)&p, 4096, bs->max_block))
+		if (posix_memalign((void **)&p, 4096, (size_t)1 << YOLO_BLOCK_SHIFT_MAX))
 			return NULL;
 		if (pthread_setspecific(bs->tmp_key, p)) {
 			free(p);
@@ -103,14 +97,8 @@ static bool same_mtime(const struct timespec *a, const struct timespec *b)
 
 /* ---- opening ---- */
 
-static bool ident_matches(const struct yolo_file *yf, const struct stat *st, const char **what)
-{
-	struct yolo_file_ident now = yolo_ident_from_stat(st);
-	*what = yolo_ident_change(&yf->ident, &now);
-	return *what == NULL;
-}
-
-static struct bs_file *file_new(struct bs_image *im, uint32_t id, const char *relpath,
+/* @return the new file state (holding the image reference `im`), or NULL. */
+static struct bs_file *file_new(struct is_image *im, uint32_t id, const char *relpath,
 				const struct pt_open_info *info)
 {
 	struct bs_file *f = calloc(1, sizeof(*f));
@@ -149,9 +137,28 @@ static void file_free(struct bs_file *f)
 		return;
 	pthread_rwlock_destroy(&f->lock);
 	close(f->fd);
+	is_image_put(f->im);
 	free(f->invalid);
 	free(f->path);
 	free(f);
+}
+
+/* Index of block-index entry `blk` (one of the file's) in its image. */
+static uint64_t block_index(const struct bs_file *f, const struct yolo_block *blk)
+{
+	return f->yf->first_block + (uint64_t)(blk - f->base);
+}
+
+/* Block `i` of the file's entries into buf: from memory when `mem`, else
+ * from the image file with its checksum checked.  @return raw_len or -errno. */
+static int copy_block(const struct bs_file *f, const struct bst_view *mem, uint32_t i,
+		      uint8_t *buf, size_t buflen)
+{
+	if (mem) {
+		memcpy(buf, bst_block(mem, block_index(f, &f->base[i])), f->base[i].raw_len);
+		return (int)f->base[i].raw_len;
+	}
+	return yolo_image_read_block(f->im->img, &f->base[i], buf, buflen, YOLO_READ_VERIFY);
 }
 
 /* Push the file's image blocks into the kernel page cache
@@ -170,7 +177,7 @@ static int64_t prefill(struct bs_file *f, const struct pt_open_info *info)
 	uint8_t *run = malloc(RUN_MAX);
 	if (!run)
 		return -ENOMEM;
-	const struct yolo_image *img = f->im->img;
+	struct bst_view *mem = is_memory(f->im);
 	uint32_t bs = 1u << f->shift;
 	int64_t pushed = 0;
 	int ret = 0;
@@ -179,12 +186,10 @@ static int64_t prefill(struct bs_file *f, const struct pt_open_info *info)
 		uint64_t first = f->base[i].block_id;
 		size_t len = 0;
 		/* Gather consecutive blocks; a failed checksum ends the run and
-		 * the block is left to the read path (which serves the source).
-		 * Checksums are checked as on the read path: loaded images were
-		 * verified whole at start-up, blocks read from the file are. */
+		 * the block is left to the read path (which serves the source). */
 		for (; i < f->yf->block_count && len + bs <= RUN_MAX &&
 		       f->base[i].block_id == first + len / bs; i++) {
-			int n = yolo_image_read_block(img, &f->base[i], run + len, bs, f->im->read_flags);
+			int n = copy_block(f, mem, i, run + len, bs);
 			if (n < 0) {
 				i++;
 				break;
@@ -199,6 +204,7 @@ static int64_t prefill(struct bs_file *f, const struct pt_open_info *info)
 		if (ret == 0)
 			pushed += (int64_t)len;
 	}
+	bst_view_put(mem);
 	free(run);
 	return ret < 0 ? ret : pushed;
 }
@@ -209,42 +215,31 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 	struct bs *bs = ctx;
 	if (!info->first || !info->relpath || !S_ISREG(info->st->st_mode))
 		return 0;
-	for (size_t i = 0; i < bs->nimages; i++) {
-		struct bs_image *im = &bs->images[i];
-		uint32_t id;
-		const char *what;
-		if (yolo_image_find_file(im->img, info->relpath, &id) < 0)
-			continue;
-		const struct yolo_file *yf = yolo_image_file(im->img, id);
-		if (!ident_matches(yf, info->st, &what)) {
-			st_add(&im->st->files_stale, 1);
-			if (!atomic_exchange(&im->stale_logged[id], 1))
-				pt_log(PT_LOG_WARN, "%s: %s differs from image %s (changed since "
-				       "capture); not serving its blocks", info->relpath, what,
-				       im->st->name);
-			continue;
-		}
-		struct bs_file *f = file_new(im, id, info->relpath, info);
-		if (!f)
-			return -ENOMEM;  /* fail the open rather than serve without checks */
-		st_add(&im->st->files_matched, 1);
-		pt_log(PT_LOG_DEBUG, "%s: served from image %s (%u blocks)", info->relpath,
-		       im->st->name, yf->block_count);
-		*ipriv = f;
-		/* keep_cache already set means the kernel kept this inode's cache
-		 * from an earlier open of the unchanged file: what was pushed
-		 * then is still there (or was evicted and is served on demand). */
-		if (bs->prefill && !fi->direct_io && !fi->keep_cache) {
-			int64_t n = prefill(f, info);
-			if (n > 0) {
-				st_add(&im->st->bytes_prefilled, (uint64_t)n);
-				fi->keep_cache = 1;      /* else the open would drop what was pushed */
-			} else if (n < 0) {
-				pt_log(PT_LOG_DEBUG, "%s: page-cache prefill failed: %s", info->relpath,
-				       strerror((int)-n));
-			}
-		}
+	uint32_t id;
+	struct is_image *im = is_find(bs->set, info->relpath, info->st, &id);
+	if (!im)
 		return 0;
+	struct bs_file *f = file_new(im, id, info->relpath, info);
+	if (!f) {
+		is_image_put(im);
+		return -ENOMEM;          /* fail the open rather than serve without checks */
+	}
+	st_add(&im->st.files_matched, 1);
+	pt_log(PT_LOG_DEBUG, "%s: served from image %s (%u blocks)", info->relpath, im->path,
+	       f->yf->block_count);
+	*ipriv = f;
+	/* keep_cache already set means the kernel kept this inode's cache
+	 * from an earlier open of the unchanged file: what was pushed
+	 * then is still there (or was evicted and is served on demand). */
+	if (bs->prefill && !fi->direct_io && !fi->keep_cache) {
+		int64_t n = prefill(f, info);
+		if (n > 0) {
+			st_add(&im->st.bytes_prefilled, (uint64_t)n);
+			fi->keep_cache = 1;      /* else the open would drop what was pushed */
+		} else if (n < 0) {
+			pt_log(PT_LOG_DEBUG, "%s: page-cache prefill failed: %s", info->relpath,
+			       strerror((int)-n));
+		}
 	}
 	return 0;
 }
@@ -293,9 +288,10 @@ struct tally {
 	uint64_t hits, misses, bytes_img, bytes_src, bad;
 };
 
-/* Called with f->lock held shared. */
-static int serve(struct bs *bs, struct bs_file *f, int fd, uint64_t off, size_t size,
-		 struct pt_readbuf *out, struct tally *t)
+/* Called with f->lock held shared; `mv` is the image's blocks in memory
+ * (NULL: read the image file). */
+static int serve(struct bs *bs, struct bs_file *f, const struct bst_view *mv, int fd,
+		 uint64_t off, size_t size, struct pt_readbuf *out, struct tally *t)
 {
 	struct stat st;
 	if (!atomic_load(&f->enabled))
@@ -338,7 +334,7 @@ static int serve(struct bs *bs, struct bs_file *f, int fd, uint64_t off, size_t 
 		if (done)
 			break;
 		if (blk && e - bstart <= blk->raw_len) {
-			const uint8_t *mem = f->im->in_memory ? yolo_image_block_mem(img, blk) : NULL;
+			const uint8_t *mem = mv ? bst_block(mv, block_index(f, blk)) : NULL;
 			if (mem && out->cnt >= PT_IOV_MAX - 2) {
 				/* Out of segments (small blocks): copy; from here on every
 				 * segment is in scratch and merges with the previous one. */
@@ -353,11 +349,12 @@ static int serve(struct bs *bs, struct bs_file *f, int fd, uint64_t off, size_t 
 				int r;
 				if (s == bstart && e - s == blk->raw_len) {
 					r = yolo_image_read_block(img, blk, dst, blk->raw_len,
-								  f->im->read_flags);
+								  YOLO_READ_VERIFY);
 				} else {
 					uint8_t *tmp = tmp_buf(bs);
-					r = tmp ? yolo_image_read_block(img, blk, tmp, bs->max_block,
-									f->im->read_flags)
+					r = tmp ? yolo_image_read_block(img, blk, tmp,
+									(size_t)1 << YOLO_BLOCK_SHIFT_MAX,
+									YOLO_READ_VERIFY)
 						: -ENOMEM;
 					if (r >= 0)
 						memcpy(dst, tmp + (s - bstart), e - s);
@@ -369,7 +366,7 @@ static int serve(struct bs *bs, struct bs_file *f, int fd, uint64_t off, size_t 
 					t->bad++;
 					pt_log(PT_LOG_WARN, "%s: block %" PRIu64 " of image %s "
 					       "unreadable (%s); reading the source", f->path, b,
-					       f->im->st->name, strerror(-r));
+					       f->im->path, strerror(-r));
 				}
 			}
 		}
@@ -395,10 +392,12 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 		return PT_READ_PASS;
 	}
 	struct tally t = { 0 };
+	struct bst_view *mv = is_memory(f->im);
+	out->hold = mv;                  /* the reply may point into it: read_done puts it */
 	pthread_rwlock_rdlock(&f->lock);
-	int ret = serve(bs, f, fd, off, size, out, &t);
+	int ret = serve(bs, f, mv, fd, off, size, out, &t);
 	pthread_rwlock_unlock(&f->lock);
-	struct st_image *s = f->im->st;
+	struct st_image *s = &f->im->st;
 	if (ret == PT_READ_PASS)
 		st_add(&bs->stats.reads_passthrough, 1);
 	if (t.hits)
@@ -406,12 +405,24 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 	if (t.misses)
 		st_add(&s->misses, t.misses);
 	if (t.bytes_img)
-		st_add(f->im->in_memory ? &s->bytes_memory : &s->bytes_ssd, t.bytes_img);
+		st_add(mv ? &s->bytes_memory : &s->bytes_ssd, t.bytes_img);
 	if (t.bytes_src)
 		st_add(&s->bytes_source, t.bytes_src);
 	if (t.bad)
 		st_add(&s->bad_blocks, t.bad);
 	return ret;
+}
+
+static void bs_times_set(void *ctx, const char *relpath, const struct stat *before,
+			 const struct stat *after)
+{
+	struct bs *bs = ctx;
+	is_times_set(bs->set, relpath, before, after);
+}
+
+static void bs_read_done(void *ctx, void *hold)
+{
+	bst_view_put(hold);
 }
 
 /* ---- modification ---- */
@@ -435,7 +446,7 @@ static void invalidate(struct bs_file *f, uint64_t first, uint64_t last)
 		}
 	}
 	if (dropped) {
-		st_add(&f->im->st->invalidations, dropped);
+		st_add(&f->im->st.invalidations, dropped);
 		pt_log(PT_LOG_DEBUG, "%s: dropped %" PRIu64 " image blocks", f->path, dropped);
 	}
 }
@@ -459,6 +470,8 @@ static void bs_modify_begin(void *ctx, void *ipriv, enum pt_modify op, uint64_t 
 	case PT_MOD_TRUNCATE:
 		invalidate(f, first, UINT64_MAX);
 		break;
+	case PT_MOD_TIMES:
+		break;                   /* contents unchanged; modify_end records the mtime */
 	case PT_MOD_FALLOCATE:
 		/* The mode is not known here: collapse/insert shift the rest of
 		 * the file, so drop everything from the range on. */
@@ -490,142 +503,55 @@ struct pt_hooks bs_hooks(struct bs *bs)
 		.open = bs_open,
 		.release = bs_release,
 		.read = bs_read,
+		.read_done = bs_read_done,
 		.modify_begin = bs_modify_begin,
 		.modify_end = bs_modify_end,
+		.times_set = bs_times_set,
 	};
 }
 
 /* ---- startup ---- */
 
-static void report_stale(struct bs_image *im, int source_fd)
-{
-	uint32_t n = im->info->file_count, stale = 0, missing = 0;
-	for (uint32_t id = 0; id < n; id++) {
-		const struct yolo_file *yf = yolo_image_file(im->img, id);
-		struct stat st;
-		const char *what;
-		int fd = yolo_open_beneath(source_fd, yf->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			missing++;
-			continue;
-		}
-		if (fstat(fd, &st) == 0 && !ident_matches(yf, &st, &what)) {
-			stale++;
-			pt_log(PT_LOG_DEBUG, "%s: %s differs from image %s", yf->path, what,
-			       im->st->name);
-		}
-		close(fd);
-	}
-	if (stale || missing)
-		pt_log(PT_LOG_WARN, "image %s: %u of %u files changed and %u missing since "
-		       "capture; their blocks will not be served", im->st->name, stale, n,
-		       missing);
-}
-
-/* Keeps the first problem verification reports, for the one-line error. */
-static void verify_cb(void *ctx, const char *problem)
-{
-	char *first = ctx;
-	if (!first[0])
-		snprintf(first, 256, "%s", problem);
-}
-
 int bs_create(struct bs **out, const struct bs_config *cfg, struct yolo_err *err)
 {
 	struct bs *bs = calloc(1, sizeof(*bs));
-	int ret;
-	if (!bs)
-	{
-		snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
-	bs->prefill = cfg->prefill;
-	bs->images = calloc(cfg->nimages ? cfg->nimages : 1, sizeof(*bs->images));
-	bs->stats.images = calloc(cfg->nimages ? cfg->nimages : 1, sizeof(*bs->stats.images));
-	if (!bs->images || !bs->stats.images || pthread_key_create(&bs->tmp_key, free)) {
-		free(bs->images);
-		free(bs->stats.images);
+	if (!bs || pthread_key_create(&bs->tmp_key, free)) {
 		free(bs);
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return -ENOMEM;
 	}
-	bs->max_block = 4096;
-	uint64_t loaded = 0;
-	for (size_t i = 0; i < cfg->nimages; i++) {
-		struct bs_image *im = &bs->images[i];
-		struct st_image *st = &bs->stats.images[i];
-		ret = yolo_image_open(cfg->images[i], &im->img, err);
-		if (ret < 0)
-			goto fail;
-		bs->nimages++;
-		bs->stats.nimages++;
-		im->info = yolo_image_info(im->img);
-		im->st = st;
-		st->name = cfg->images[i];
-		im->stale_logged = calloc(im->info->file_count + 1, 1);
-		if (!im->stale_logged) {
-			ret = -ENOMEM;
-			snprintf(err->msg, sizeof(err->msg), "out of memory");
-			goto fail;
-		}
-		if (im->info->block_size > bs->max_block)
-			bs->max_block = im->info->block_size;
-		bool fits = !cfg->memlimit || loaded + im->info->data_size <= cfg->memlimit;
-		if (cfg->serve == BS_SERVE_MEMORY && fits) {
-			struct yolo_load_result lr;
-			ret = yolo_image_load(im->img, YOLO_LOAD_MLOCK, &lr, err);
-			if (ret < 0)
-				goto fail;
-			loaded += lr.bytes;
-			st->loaded_bytes = lr.bytes;
-			st->pinned = lr.pinned;
-			if (!lr.pinned)
-				pt_log(PT_LOG_WARN, "image %s: cannot pin %" PRIu64 " bytes (%s); "
-				       "serving from unpinned memory", cfg->images[i], lr.bytes,
-				       strerror(lr.mlock_errno));
-			struct yolo_verify_report rep;
-			char first[256] = "";
-			ret = yolo_image_verify(im->img, -1, &rep, verify_cb, first);
-			if (ret != 0) {
-				if (ret > 0)
-					ret = -EUCLEAN;
-				snprintf(err->msg, sizeof(err->msg), "%s: %" PRIu64 " corrupt blocks (%s)",
-					 cfg->images[i], rep.blocks_bad, first[0] ? first : strerror(-ret));
-				goto fail;
-			}
-			im->in_memory = true;
-			pt_log(PT_LOG_INFO, "image %s: %u files, %" PRIu64 " blocks, %" PRIu64
-			       " bytes loaded in %.1f ms%s", cfg->images[i], im->info->file_count,
-			       im->info->block_count, lr.bytes, lr.ns / 1e6,
-			       lr.pinned ? ", pinned" : "");
-		} else {
-			im->read_flags = YOLO_READ_VERIFY;
-			if (cfg->serve == BS_SERVE_MEMORY)
-				pt_log(PT_LOG_WARN, "image %s: over memlimit, serving it from the "
-				       "image file", cfg->images[i]);
-			pt_log(PT_LOG_INFO, "image %s: %u files, %" PRIu64 " blocks, served from "
-			       "the image file", cfg->images[i], im->info->file_count,
-			       im->info->block_count);
-		}
-		report_stale(im, cfg->source_fd);
+	bs->prefill = cfg->prefill;
+	st_init(&bs->stats);
+	struct is_config ic = {
+		.paths = cfg->images, .npaths = cfg->nimages,
+		.memory = cfg->serve == BS_SERVE_MEMORY, .memlimit = cfg->memlimit,
+		.dedup = cfg->dedup, .source_fd = cfg->source_fd,
+	};
+	int ret = is_create(&bs->set, &ic, &bs->stats, err);
+	if (ret < 0) {
+		bs_destroy(bs);
+		return ret;
 	}
 	*out = bs;
 	return 0;
-fail:
-	bs_destroy(bs);
-	return ret;
+}
+
+int bs_start(struct bs *bs)
+{
+	return is_start(bs->set);
+}
+
+size_t bs_reload(struct bs *bs, const char *const *paths, size_t npaths)
+{
+	return is_reload(bs->set, paths, npaths);
 }
 
 void bs_destroy(struct bs *bs)
 {
 	if (!bs)
 		return;
-	for (size_t i = 0; i < bs->nimages; i++) {
-		yolo_image_close(bs->images[i].img);
-		free(bs->images[i].stale_logged);
-	}
+	is_destroy(bs->set);
 	pthread_key_delete(bs->tmp_key);
-	free(bs->images);
-	free(bs->stats.images);
+	st_destroy(&bs->stats);
 	free(bs);
 }

@@ -509,12 +509,26 @@ static void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int va
 		else if (valid & FUSE_SET_ATTR_MTIME)
 			tv[1] = attr->st_mtim;
 		int r;
-		if (fh)
-			r = futimens(fh->fd, tv);
-		else if (in->type == S_IFLNK)
+		if (in->type == S_IFLNK) {
 			r = utimensat(in->fd, "", tv, AT_EMPTY_PATH);
-		else
+		} else if (in->type != S_IFREG) {
 			r = utimensat(AT_FDCWD, pp, tv, 0);
+		} else {
+			/* Bracketed like a content change so the hooks can tell a
+			 * touch (nova touches its base files) from a modification. */
+			struct modify m;
+			struct stat before, after;
+			modify_begin(&m, fs, in, fh, PT_MOD_TIMES, 0, 0);
+			bool known = stat_inode(in, &before) == 0;
+			r = fh ? futimens(fh->fd, tv) : utimensat(AT_FDCWD, pp, tv, 0);
+			int saved = errno;
+			char rel[PATH_MAX];
+			if (r == 0 && known && fs->cfg.hooks.times_set && stat_inode(in, &after) == 0 &&
+			    pt_relpath(fs, in->fd, rel, sizeof(rel)) == 0)
+				fs->cfg.hooks.times_set(fs->cfg.hooks.ctx, rel, &before, &after);
+			modify_end(&m, fh ? fh->fd : -1, r < 0 ? -saved : 0);
+			errno = saved;
+		}
 		if (r < 0) {
 			ret = -errno;
 			goto out;
@@ -993,18 +1007,19 @@ static void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	PT_TRACE("read ino %ju off %jd size %zu", (uintmax_t)fh->in->ino, (intmax_t)off, size);
 	if (fs->cfg.hooks.read) {
 		t->rb.cnt = 0;
+		t->rb.hold = NULL;
 		cur_pid = fuse_req_ctx(req)->pid;
 		int ret = fs->cfg.hooks.read(fs->cfg.hooks.ctx, fh->ipriv, fh->fd, (uint64_t)off,
 					     size, &t->rb);
 		cur_pid = 0;
-		if (ret < 0) {
+		if (ret < 0)
 			fuse_reply_err(req, -ret);
-			return;
-		}
-		if (ret == 0) {
+		else if (ret == 0)
 			fuse_reply_iov(req, t->rb.iov, t->rb.cnt);
+		if (t->rb.hold && fs->cfg.hooks.read_done)
+			fs->cfg.hooks.read_done(fs->cfg.hooks.ctx, t->rb.hold);
+		if (ret <= 0)
 			return;
-		}
 	}
 	if (fs->cfg.splice) {
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
@@ -1227,6 +1242,67 @@ int pt_create(struct pt_fs **out, const struct pt_config *cfg)
 void pt_set_session(struct pt_fs *fs, struct fuse_session *se)
 {
 	fs->se = se;
+}
+
+/* Does a /proc/self/mountinfo path field (space, tab, newline and backslash
+ * written as \ooo) name `path`? */
+static bool mountinfo_path_is(const char *field, const char *path)
+{
+	while (*field) {
+		int c = (unsigned char)*field;
+		if (c == '\\' && field[1] >= '0' && field[1] <= '3' && field[2] >= '0' &&
+		    field[2] <= '7' && field[3] >= '0' && field[3] <= '7') {
+			c = (field[1] - '0') << 6 | (field[2] - '0') << 3 | (field[3] - '0');
+			field += 4;
+		} else {
+			field++;
+		}
+		if (c != (unsigned char)*path++)
+			return false;
+	}
+	return *path == '\0';
+}
+
+int pt_set_readahead(const char *mountpoint, uint32_t bytes)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return -errno;
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned maj = 0, min = 0;
+	bool found = false;
+	/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS] - FSTYPE ...": the
+	 * last fuse* line for the mountpoint is the mount just made (it may
+	 * stack over the source directory's own mount). */
+	while (getline(&line, &cap, f) > 0) {
+		unsigned a, b;
+		int mp = 0, mpend = 0;
+		if (sscanf(line, "%*u %*u %u:%u %*s %n%*s%n", &a, &b, &mp, &mpend) != 2 || !mpend ||
+		    !line[mpend])
+			continue;
+		line[mpend] = '\0';
+		const char *sep = strstr(line + mpend + 1, " - ");
+		if (sep && strncmp(sep + 3, "fuse", 4) == 0 && mountinfo_path_is(line + mp, mountpoint)) {
+			maj = a;
+			min = b;
+			found = true;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (!found)
+		return -ENOENT;
+	char path[64], val[16];
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+	int len = snprintf(val, sizeof(val), "%u\n", bytes >> 10);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t w = write(fd, val, (size_t)len);
+	int ret = w == len ? 0 : w < 0 ? -errno : -EIO;
+	close(fd);
+	return ret;
 }
 
 void pt_destroy(struct pt_fs *fs)

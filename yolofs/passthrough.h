@@ -48,6 +48,7 @@ struct pt_readbuf {
 	struct iovec iov[PT_IOV_MAX];
 	int cnt;
 	char *scratch;                   /* thread-local, PT_MAX_READ bytes, page aligned */
+	void *hold;                      /* set by the hook: passed to read_done after the reply */
 };
 
 /* read hook return value: let the core read the source file itself. */
@@ -59,6 +60,7 @@ enum pt_modify {
 	PT_MOD_TRUNCATE,                 /* size set to `off` */
 	PT_MOD_FALLOCATE,                /* fallocate(mode) over [off, off+len) */
 	PT_MOD_COPY,                     /* copy_file_range destination [off, off+len) */
+	PT_MOD_TIMES,                    /* timestamps set (utimensat); contents unchanged */
 };
 
 /* Hooks; any may be NULL.  `ipriv` is a per-inode slot owned by the hooks:
@@ -82,6 +84,9 @@ struct pt_hooks {
 	 * read the source, or -errno. */
 	int (*read)(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 		    struct pt_readbuf *out);
+	/* Called once the reply of a read that set out->hold was sent (or
+	 * failed), so memory the segments pointed into can be released. */
+	void (*read_done)(void *ctx, void *hold);
 
 	/* Bracket every change of a file's contents made through the mount.
 	 * begin is called before the source is modified, end after (with the
@@ -90,6 +95,13 @@ struct pt_hooks {
 	void (*modify_begin)(void *ctx, void *ipriv, enum pt_modify op, uint64_t off, uint64_t len);
 	void (*modify_end)(void *ctx, void *ipriv, enum pt_modify op, uint64_t off, uint64_t len,
 			   int fd, int64_t result);
+
+	/* A regular file's timestamps were set through the mount (touch), with
+	 * its state just before and after; called inside the PT_MOD_TIMES
+	 * bracket, after success, so no other change or first open can come
+	 * between the two stats. */
+	void (*times_set)(void *ctx, const char *relpath, const struct stat *before,
+			  const struct stat *after);
 
 	/* A directory entry was renamed (after success). */
 	void (*rename)(void *ctx, uint64_t ino, const char *newname);
@@ -116,6 +128,15 @@ const struct fuse_lowlevel_ops *pt_ops(void);
 
 /* Session, for cache notifications by hooks; set once after fuse_session_new. */
 void pt_set_session(struct pt_fs *fs, struct fuse_session *se);
+
+/* Set the readahead window of the FUSE mount at `mountpoint` (its bdi's
+ * read_ahead_kb in sysfs; needs root).  The kernel starts a FUSE mount at
+ * the 128 KiB default and applies INIT's max_readahead only as
+ * min(window, max_readahead), so max_readahead alone can shrink the window
+ * but never grow it.  Call after fuse_session_mount and before the session
+ * loop answers INIT; the min() then keeps `bytes` (pt_init asks for the
+ * same value).  @return 0, -ENOENT (no such fuse mount), or -errno. */
+int pt_set_readahead(const char *mountpoint, uint32_t bytes);
 
 /* Process id of the caller whose request the calling hook is serving (0
  * outside a hook, or when the kernel did not say, e.g. readahead). */

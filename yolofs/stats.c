@@ -34,23 +34,78 @@ static uint64_t ld(const atomic_uint_fast64_t *c)
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-void st_log(const struct st_stats *st)
+void st_init(struct st_stats *st)
 {
-	pt_log(PT_LOG_INFO, "stats: %" PRIu64 " reads of files without an image",
-	       ld(&st->reads_passthrough));
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_init(&st->lock, NULL);
+}
+
+void st_destroy(struct st_stats *st)
+{
+	pthread_mutex_destroy(&st->lock);
+	free(st->images);
+	st->images = NULL;
+	st->nimages = st->cap = 0;
+}
+
+int st_register(struct st_stats *st, struct st_image *im)
+{
+	int ret = 0;
+	pthread_mutex_lock(&st->lock);
+	if (st->nimages == st->cap) {
+		size_t cap = st->cap ? st->cap * 2 : 8;
+		struct st_image **v = realloc(st->images, cap * sizeof(*v));
+		if (!v)
+			ret = -ENOMEM;
+		else {
+			st->images = v;
+			st->cap = cap;
+		}
+	}
+	if (ret == 0)
+		st->images[st->nimages++] = im;
+	pthread_mutex_unlock(&st->lock);
+	return ret;
+}
+
+void st_unregister(struct st_stats *st, struct st_image *im)
+{
+	pthread_mutex_lock(&st->lock);
 	for (size_t i = 0; i < st->nimages; i++) {
-		const struct st_image *m = &st->images[i];
+		if (st->images[i] == im) {
+			memmove(&st->images[i], &st->images[i + 1],
+				(st->nimages - i - 1) * sizeof(*st->images));
+			st->nimages--;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&st->lock);
+}
+
+void st_log(struct st_stats *st)
+{
+	if (st->sample)
+		st->sample(st->sample_ctx, st);
+	pt_log(PT_LOG_INFO, "stats: %" PRIu64 " reads of files without an image, %" PRIu64
+	       " reloads; memory: %" PRIu64 " bytes resident (%" PRIu64 " pinned) for %"
+	       PRIu64 " bytes of loaded images, limit %" PRIu64,
+	       ld(&st->reads_passthrough), ld(&st->reloads), ld(&st->mem.resident),
+	       ld(&st->mem.pinned), ld(&st->mem.logical), ld(&st->mem.limit));
+	pthread_mutex_lock(&st->lock);
+	for (size_t i = 0; i < st->nimages; i++) {
+		struct st_image *m = st->images[i];
 		pt_log(PT_LOG_INFO,
-		       "stats: %s: hits %" PRIu64 " misses %" PRIu64 " bytes memory %" PRIu64
+		       "stats: %s (generation %u): hits %" PRIu64 " misses %" PRIu64 " bytes memory %" PRIu64
 		       " ssd %" PRIu64 " source %" PRIu64 " invalidations %" PRIu64
 		       " files matched %" PRIu64 " stale %" PRIu64 " bad blocks %" PRIu64
 		       " prefilled %" PRIu64 " (loaded %" PRIu64 " bytes%s)",
-		       m->name, ld(&m->hits), ld(&m->misses), ld(&m->bytes_memory),
+		       m->name, m->generation, ld(&m->hits), ld(&m->misses), ld(&m->bytes_memory),
 		       ld(&m->bytes_ssd), ld(&m->bytes_source), ld(&m->invalidations),
 		       ld(&m->files_matched), ld(&m->files_stale), ld(&m->bad_blocks),
-		       ld(&m->bytes_prefilled),
-		       m->loaded_bytes, m->pinned ? ", pinned" : "");
+		       ld(&m->bytes_prefilled), ld(&m->loaded_bytes),
+		       atomic_load(&m->pinned) ? ", pinned" : "");
 	}
+	pthread_mutex_unlock(&st->lock);
 }
 
 /* Prometheus label values escape backslash, quote and newline. */
@@ -66,7 +121,28 @@ static void put_label(FILE *f, const char *s)
 	}
 }
 
-int st_write_metrics(const struct st_stats *st, const char *path)
+static void gauge(FILE *f, const char *name, const char *help, uint64_t v)
+{
+	fprintf(f, "# HELP yolofs_%s %s\n# TYPE yolofs_%s gauge\nyolofs_%s %" PRIu64 "\n",
+		name, help, name, name, v);
+}
+
+static void counter(FILE *f, const char *name, const char *help, uint64_t v)
+{
+	fprintf(f, "# HELP yolofs_%s_total %s\n# TYPE yolofs_%s_total counter\n"
+		"yolofs_%s_total %" PRIu64 "\n", name, help, name, name, v);
+}
+
+/* {image="...",generation="N"} */
+static void put_labels(FILE *f, const struct st_image *m)
+{
+	fputs("{image=\"", f);
+	put_label(f, m->name);
+	fprintf(f, "\",generation=\"%u\"}", m->generation);
+}
+
+/* Writes the per-image series; st->lock held. */
+static void write_images(FILE *f, const struct st_stats *st)
 {
 	static const struct {
 		const char *name, *help;
@@ -75,43 +151,73 @@ int st_write_metrics(const struct st_stats *st, const char *path)
 #define C(field, help) { #field, help, offsetof(struct st_image, field) }
 		C(hits, "Blocks served from the boot image."),
 		C(misses, "Blocks of matched files read from the source."),
-		C(bytes_memory, "Bytes served from the pinned image buffer."),
+		C(bytes_memory, "Bytes served from memory."),
 		C(bytes_ssd, "Bytes served by reading the image file."),
 		C(bytes_source, "Bytes of matched files read from the source."),
 		C(invalidations, "Image blocks dropped because the file was modified."),
 		C(bytes_prefilled, "Image bytes pushed into the kernel page cache when a file was opened."),
 		C(files_matched, "Opens that matched a file of the image."),
 		C(files_stale, "Opens whose source changed since capture (not served)."),
+		C(touches, "Timestamp-only changes made through the mount to files it serves."),
 		C(bad_blocks, "Image blocks failing their checksum (served from the source)."),
+		C(loads, "Times the image was loaded into memory."),
+		C(unloads, "Times the image was dropped from memory for more recently used ones."),
 #undef C
 	};
+	for (size_t c = 0; c < sizeof(ctr) / sizeof(ctr[0]); c++) {
+		fprintf(f, "# HELP yolofs_%s_total %s\n# TYPE yolofs_%s_total counter\n",
+			ctr[c].name, ctr[c].help, ctr[c].name);
+		for (size_t i = 0; i < st->nimages; i++) {
+			const struct st_image *m = st->images[i];
+			fprintf(f, "yolofs_%s_total", ctr[c].name);
+			put_labels(f, m);
+			fprintf(f, " %" PRIu64 "\n",
+				ld((const atomic_uint_fast64_t *)((const char *)m + ctr[c].off)));
+		}
+	}
+	fprintf(f, "# HELP yolofs_image_loaded_bytes Bytes the image's blocks take in memory "
+		   "before dedup (0: served from the image file).\n"
+		   "# TYPE yolofs_image_loaded_bytes gauge\n");
+	for (size_t i = 0; i < st->nimages; i++) {
+		fputs("yolofs_image_loaded_bytes", f);
+		put_labels(f, st->images[i]);
+		fprintf(f, " %" PRIu64 "\n", ld(&st->images[i]->loaded_bytes));
+	}
+	fprintf(f, "# HELP yolofs_image_in_memory 1 when the image is served from memory.\n"
+		   "# TYPE yolofs_image_in_memory gauge\n");
+	for (size_t i = 0; i < st->nimages; i++) {
+		fputs("yolofs_image_in_memory", f);
+		put_labels(f, st->images[i]);
+		fprintf(f, " %d\n", ld(&st->images[i]->loaded_bytes) ? 1 : 0);
+	}
+}
+
+int st_write_metrics(struct st_stats *st, const char *path)
+{
 	char tmp[4096];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	FILE *f = fopen(tmp, "we");
 	if (!f)
 		return -errno;
-	fprintf(f, "# HELP yolofs_reads_passthrough_total Reads of files no image covers.\n"
-		   "# TYPE yolofs_reads_passthrough_total counter\n"
-		   "yolofs_reads_passthrough_total %" PRIu64 "\n", ld(&st->reads_passthrough));
-	for (size_t c = 0; c < sizeof(ctr) / sizeof(ctr[0]); c++) {
-		fprintf(f, "# HELP yolofs_%s_total %s\n# TYPE yolofs_%s_total counter\n",
-			ctr[c].name, ctr[c].help, ctr[c].name);
-		for (size_t i = 0; i < st->nimages; i++) {
-			const struct st_image *m = &st->images[i];
-			fprintf(f, "yolofs_%s_total{image=\"", ctr[c].name);
-			put_label(f, m->name);
-			fprintf(f, "\"} %" PRIu64 "\n",
-				ld((const atomic_uint_fast64_t *)((const char *)m + ctr[c].off)));
-		}
-	}
-	fprintf(f, "# HELP yolofs_image_loaded_bytes Bytes of the image held in memory.\n"
-		   "# TYPE yolofs_image_loaded_bytes gauge\n");
-	for (size_t i = 0; i < st->nimages; i++) {
-		fputs("yolofs_image_loaded_bytes{image=\"", f);
-		put_label(f, st->images[i].name);
-		fprintf(f, "\"} %" PRIu64 "\n", st->images[i].loaded_bytes);
-	}
+	if (st->sample)
+		st->sample(st->sample_ctx, st);
+	counter(f, "reads_passthrough", "Reads of files no image covers.",
+		ld(&st->reads_passthrough));
+	counter(f, "reloads", "Image reloads (SIGHUP), failed ones included.", ld(&st->reloads));
+	counter(f, "reload_errors", "Images a reload could not open.", ld(&st->reload_errors));
+	gauge(f, "memory_limit_bytes", "memlimit (0: none).", ld(&st->mem.limit));
+	gauge(f, "memory_resident_bytes", "Memory holding image blocks.", ld(&st->mem.resident));
+	gauge(f, "memory_unique_bytes", "Bytes of distinct image blocks in memory.",
+	      ld(&st->mem.unique));
+	gauge(f, "memory_logical_bytes", "Bytes the images in memory would take without dedup.",
+	      ld(&st->mem.logical));
+	gauge(f, "memory_pinned_bytes", "Resident bytes that are mlocked.", ld(&st->mem.pinned));
+	pthread_mutex_lock(&st->lock);
+	gauge(f, "images", "Images registered (current and still in use by open files).",
+	      st->nimages);
+	write_images(f, st);
+	pthread_mutex_unlock(&st->lock);
 	int ret = 0;
 	if (fflush(f) != 0 || ferror(f))
 		ret = errno ? -errno : -EIO;

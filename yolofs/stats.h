@@ -4,6 +4,7 @@
 #ifndef YOLO_STATS_H
 #define YOLO_STATS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -11,25 +12,54 @@
 /* Counters of one image; updated with relaxed atomics from any thread. */
 struct st_image {
 	const char *name;                /* image path (owned by the caller) */
-	uint64_t loaded_bytes;           /* bytes held in memory (0: served from SSD) */
-	bool pinned;                     /* loaded buffer is mlocked */
+	unsigned generation;             /* reload that opened it (0: start): tells a
+					  * replaced image from its successor */
+	atomic_uint_fast64_t loaded_bytes;   /* bytes its blocks take without dedup (0: served from SSD) */
+	atomic_bool pinned;                  /* its blocks are in mlocked memory */
 	atomic_uint_fast64_t hits;           /* blocks served from the image */
 	atomic_uint_fast64_t misses;         /* blocks of matched files read from the source */
-	atomic_uint_fast64_t bytes_memory;   /* bytes served from the loaded buffer */
+	atomic_uint_fast64_t bytes_memory;   /* bytes served from memory */
 	atomic_uint_fast64_t bytes_ssd;      /* bytes served by reading the image file */
 	atomic_uint_fast64_t bytes_source;   /* bytes of matched files read from the source */
 	atomic_uint_fast64_t invalidations;  /* blocks dropped because they were modified */
 	atomic_uint_fast64_t files_matched;  /* opens that matched a file of this image */
 	atomic_uint_fast64_t files_stale;    /* opens refused because the source changed */
+	atomic_uint_fast64_t touches;        /* timestamp-only changes through the mount it serves across */
 	atomic_uint_fast64_t bad_blocks;     /* blocks failing their checksum (served from source) */
 	atomic_uint_fast64_t bytes_prefilled; /* bytes pushed into the kernel page cache at open */
+	atomic_uint_fast64_t loads;          /* times its blocks were loaded into memory */
+	atomic_uint_fast64_t unloads;        /* times they were dropped for more recently used images */
+};
+
+/* Memory of the block store (gauges set by the block source). */
+struct st_memory {
+	atomic_uint_fast64_t limit;      /* memlimit (0: none) */
+	atomic_uint_fast64_t resident;   /* bytes holding blocks */
+	atomic_uint_fast64_t unique;     /* bytes of distinct blocks */
+	atomic_uint_fast64_t logical;    /* bytes the loaded images would take without dedup */
+	atomic_uint_fast64_t pinned;     /* resident bytes that are mlocked */
 };
 
 struct st_stats {
-	struct st_image *images;         /* nimages entries */
-	size_t nimages;
+	pthread_mutex_t lock;            /* protects the image list (not the counters) */
+	struct st_image **images;        /* nimages entries, registration order */
+	size_t nimages, cap;
 	atomic_uint_fast64_t reads_passthrough; /* reads of files no image covers */
+	atomic_uint_fast64_t reloads;           /* image reloads (SIGHUP) */
+	atomic_uint_fast64_t reload_errors;     /* images a reload could not open */
+	struct st_memory mem;
+	/* Called before the statistics are logged or written, to refresh
+	 * gauges kept elsewhere (may be NULL). */
+	void (*sample)(void *ctx, struct st_stats *st);
+	void *sample_ctx;
 };
+
+/* Initialise an empty st_stats.  st_destroy frees the list (not the images). */
+void st_init(struct st_stats *st);
+void st_destroy(struct st_stats *st);
+/* Add/remove an image to/from what is logged and exported.  @return 0 or -ENOMEM. */
+int st_register(struct st_stats *st, struct st_image *im);
+void st_unregister(struct st_stats *st, struct st_image *im);
 
 static inline void st_add(atomic_uint_fast64_t *c, uint64_t v)
 {
@@ -46,9 +76,9 @@ int st_start(struct st_stats *st, const char *metrics_path, unsigned interval_s)
 void st_stop(void);
 
 /* Print the counters to the log now. */
-void st_log(const struct st_stats *st);
+void st_log(struct st_stats *st);
 
 /* Write the Prometheus text file (FILE.tmp then rename).  @return 0 or -errno. */
-int st_write_metrics(const struct st_stats *st, const char *path);
+int st_write_metrics(struct st_stats *st, const char *path);
 
 #endif /* YOLO_STATS_H */

@@ -10,38 +10,14 @@
 # run again with yolofs serving that image in place over the layer: same
 # output, image used, and docker intact after unmounting.
 source "$(dirname "$0")/../mount/lib.sh"
-
-DOCKERD=$(command -v dockerd) || skip "dockerd missing (apt-get install docker.io)"
-DOCKER=/usr/bin/docker; [ -x $DOCKER ] || DOCKER=$(command -v docker) || skip "docker client missing"
-BUSYBOX=$(command -v busybox) || skip "busybox missing (apt-get install busybox-static)"
-ldd "$BUSYBOX" 2>&1 | grep -q "not a dynamic" || skip "busybox is not static (apt-get install busybox-static)"
+source "$(dirname "$0")/docker_lib.sh"
 [ -n "${YOLO_CAPTURE:-}" ] || skip "YOLO_CAPTURE is not set (run through meson test)"
-
-SOCK=$TMP/docker.sock
-dk() { "$DOCKER" -H "unix://$SOCK" "$@"; }
-stop_dockerd() {
-	[ -f "$TMP/dockerd.pid" ] || return 0
-	kill "$(cat "$TMP/dockerd.pid")" 2>/dev/null
-	for i in $(seq 100); do kill -0 "$(cat "$TMP/dockerd.pid")" 2>/dev/null || break; sleep 0.1; done
-	# Anything dockerd left mounted under its data root goes before rm -rf.
-	findmnt -rn -o TARGET | grep "^$TMP/docker" | sort -r | xargs -r -n1 umount -l
-	rm -f "$TMP/dockerd.pid"
-}
-trap 'stop_dockerd; cleanup' EXIT
-
-note "starting dockerd"
-"$DOCKERD" --data-root "$TMP/docker" --exec-root "$TMP/exec" -H "unix://$SOCK" \
-	--pidfile "$TMP/dockerd.pid" --bridge=none --iptables=false --ip6tables=false \
-	--storage-driver=overlay2 >"$TMP/dockerd.log" 2>&1 &
-for i in $(seq 150); do dk info >/dev/null 2>&1 && break; sleep 0.2; done
-dk info >/dev/null 2>&1 || { tail "$TMP/dockerd.log"; skip "dockerd did not start here"; }
+trap 'dockerd_stop; cleanup' EXIT
+dockerd_start
 
 note "importing a rootfs"
 R=$TMP/rootfs
-mkdir -p "$R/bin" "$R/etc" "$R/data" "$R/tmp" "$R/proc" "$R/sys" "$R/dev"
-cp "$BUSYBOX" "$R/bin/busybox"
-for c in sh cat ls md5sum head; do ln -s busybox "$R/bin/$c"; done
-echo "root:x:0:0:root:/:/bin/sh" >"$R/etc/passwd"
+busybox_rootfs "$R"
 head -c 3000000 /dev/urandom >"$R/data/big.bin"          # read partly
 head -c 200000 /dev/urandom >"$R/data/small.bin"         # read whole
 head -c 1000000 /dev/urandom >"$R/data/unread.bin"       # never read

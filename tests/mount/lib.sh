@@ -70,6 +70,44 @@ metric() {
 	awk -v n="yolofs_$1_total" '$1 == n || index($1, n "{") == 1 { s += $2 } END { print s + 0 }' "$2"
 }
 
+# gauge NAME FILE: sum of a gauge over its series in a metrics file.
+gauge() {
+	awk -v n="yolofs_$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { print s + 0 }' "$2"
+}
+
+# image_metric NAME IMAGE GENERATION FILE: one image's counter or gauge
+# (NAME as written, e.g. hits_total or image_in_memory).
+image_metric() {
+	awk -v k="yolofs_$1{image=\"$2\",generation=\"$3\"}" '$1 == k { v = $2 } END { print v + 0 }' "$4"
+}
+
+# wait_until DESCRIPTION 'CODE': evaluate CODE (quoted, so it is expanded
+# afresh each time) until it succeeds, for up to 15 s.
+wait_until() {
+	local _what=$1 _code=$2 _i
+	for _i in $(seq 150); do
+		eval "$_code" && return 0
+		sleep 0.1
+	done
+	fail "timed out waiting until $_what"
+}
+
+# memory_usage FILE: "resident unique logical vmlck_kib" of the block store
+# of the most recent daemon (metrics FILE) and its locked memory.
+memory_usage() {
+	echo "$(gauge memory_resident_bytes "$1") $(gauge memory_unique_bytes "$1")" \
+	     "$(gauge memory_logical_bytes "$1") $(awk '/^VmLck:/ { print $2 }' "/proc/${PIDS[-1]}/status")"
+}
+
+# dedup_table "USAGE WITH DEDUP" "USAGE WITHOUT": both memory_usage lines
+# side by side and the saving.
+dedup_table() {
+	printf "%-9s %14s %14s %14s %12s\n" "" resident unique logical VmLck_KiB
+	printf "%-9s %14s %14s %14s %12s\n" dedup $1 no_dedup $2
+	awk -v d="${1%% *}" -v n="${2%% *}" 'BEGIN { printf "dedup: %.2f MiB instead of %.2f MiB, %.1f%% saved\n",
+		d / 1048576, n / 1048576, 100 * (n - d) / n }'
+}
+
 # served FILE: image blocks served through the read path plus bytes pushed
 # into the kernel page cache at open (prefill); > 0 when the image was used.
 served() {

@@ -7,6 +7,8 @@
 #     buffered and O_DIRECT, every time.
 #  C. Modified behind the daemon's back while another descriptor holds the
 #     file open: a new open reads the new bytes.
+#  D. Timestamps set through the mount (touch; open or not): still served
+#     from the image; set behind the daemon's back: not served.
 . "$(dirname "$0")/lib.sh"
 
 SRC=$TMP/src MNT=$TMP/mnt REF=$TMP/ref
@@ -100,4 +102,32 @@ check inplace "changed while open"
 exec 8<&-
 check inplace "changed while open, after close"
 yolofs_stop
+
+note "D: timestamps set through the mount (nova touches its base files)"
+mkfiles; image
+cp "$SRC"/* "$REF/"
+drop_caches
+logstart=$(wc -l <"$TMP/yolofs.log")
+yolofs_start "$SRC" "$MNT" -o "images=$TMP/boot.yolo,metrics=$TMP/m.prom,metrics_interval=1"
+touch -c "$MNT/inplace"                         # not open: its next open is still served
+exec 8<"$MNT/replaced"
+touch -d "2001-02-03 04:05:06" "$MNT/replaced"  # open: its reads and later opens are too
+check replaced "touched while open"
+exec 8<&-
+sleep 0.02
+touch -c "$SRC/truncated"                       # behind the daemon's back: cannot tell, not served
+for f in inplace replaced truncated; do drop_caches; check $f "after a touch"; done
+[ "$(stat -c %Y "$MNT/replaced")" = "$(date -d "2001-02-03 04:05:06" +%s)" ] || fail "mtime not set through the mount"
+patch "$MNT/written" 0 10 "$REF/written"        # a write after a touch: not served stale
+touch -c "$MNT/written"
+drop_caches
+check written "written, then touched"
+yolofs_stop
+[ "$(metric touches "$TMP/m.prom")" -ge 2 ] || fail "touches through the mount were not counted"
+[ "$(metric files_stale "$TMP/m.prom")" -ge 1 ] || fail "a touch behind the daemon's back was served"
+tail -n +$((logstart + 1)) "$TMP/yolofs.log" >"$TMP/log.d"
+grep -q "inplace: timestamps set through the mount" "$TMP/log.d" || fail "touch not logged"
+! grep -q "inplace: mtime differs\|replaced: mtime differs\|changed behind" "$TMP/log.d" ||
+	fail "a file touched through the mount was refused as stale"
+grep -q "truncated: mtime differs" "$TMP/log.d" || fail "the touch behind the daemon's back was not refused"
 echo PASS

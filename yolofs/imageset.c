@@ -1,0 +1,628 @@
+/* imageset.c - the images yolofs serves: open, find, reload, and memory
+ * placement (see imageset.h).
+ *
+ * Lifetime: an image is referenced by the current set, by every open file
+ * served from it and briefly by snapshots; the last reference frees it
+ * (its view in the block store is put, so memory shared with other images
+ * stays).  A reload builds a new set, swaps it in and puts the old one.
+ *
+ * Memory placement (memory mode): rebalance() orders the current images by
+ * last use (never used: images= order), keeps in memory the longest prefix
+ * of that order whose sizes, counted without dedup, fit in memlimit, drops
+ * the others first and then loads the newcomers.  It runs at start, after a
+ * reload and, with a memlimit, on the pager thread when an open is served
+ * from an image that is not in memory.  Readers never wait for it: an image
+ * is read from its file until its load completes, and a dropped image's
+ * blocks stay valid for replies in flight (view references).
+ *
+ * Staleness: an image serves a file only while the file's size, mtime and
+ * inode number are those captured, except that a touch through the mount
+ * (timestamps set, contents untouched) of a file that matched moves the
+ * expected mtime along (is_times_set).
+ *
+ * Lock order: balance_lock, then list_lock or an image's mem_lock; list_lock
+ * before an image's ident_lock. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "imageset.h"
+#include "passthrough.h"
+
+struct image {
+	struct is_image pub;
+	struct imageset *set;
+	int fd;                          /* the image file as opened */
+	struct stat file_st;             /* of fd: a reload keeps an unchanged file */
+	uint64_t logical;                /* bytes its blocks take in memory without dedup */
+	atomic_uchar *stale_logged;      /* per file: staleness already logged */
+	atomic_uint refs;
+	atomic_uint_fast64_t last_used;  /* set->clock at the last open it served; 0: never */
+	atomic_bool load_failed;         /* corrupt or unreadable: stays on its file */
+	size_t order;                    /* position in images=; protected by balance_lock */
+	pthread_mutex_t ident_lock;      /* protects touched */
+	struct touched *touched;         /* per file, allocated at the first touch; NULL: none */
+	pthread_mutex_t mem_lock;
+	struct bst_view *mem;            /* protected by mem_lock */
+};
+
+/* A new mtime accepted for a file whose timestamps were set through the
+ * mount while it matched the image (nova touches its base files). */
+struct touched {
+	bool set;
+	int64_t mtime_ns;
+};
+
+struct list {
+	size_t n;
+	struct image *v[];
+};
+
+struct imageset {
+	/* Immutable after is_create. */
+	bool memory;
+	uint64_t memlimit;
+	int source_fd;
+	struct bst *store;               /* memory mode only */
+	struct st_stats *stats;
+
+	pthread_mutex_t list_lock;       /* protects `cur` (pointer and contents) */
+	struct list *cur;
+	atomic_uint_fast64_t clock;
+
+	pthread_mutex_t balance_lock;    /* serialises rebalance and reload */
+	unsigned generation;             /* reloads so far; protected by balance_lock */
+
+	pthread_mutex_t pager_lock;      /* protects the pager fields */
+	pthread_cond_t pager_cond;
+	bool pager_wake, pager_quit, pager_running;
+	pthread_t pager;
+};
+
+static struct image *image_of(struct is_image *p)
+{
+	return (struct image *)p;
+}
+
+/* The memory gauges, read from the store when statistics are written. */
+static void sample_memory(void *ctx, struct st_stats *st)
+{
+	struct imageset *set = ctx;
+	struct bst_usage u = { 0 };
+	if (set->store)
+		bst_usage(set->store, &u);
+	atomic_store(&st->mem.limit, set->memlimit);
+	atomic_store(&st->mem.resident, u.resident);
+	atomic_store(&st->mem.unique, u.unique);
+	atomic_store(&st->mem.logical, u.logical);
+	atomic_store(&st->mem.pinned, u.pinned);
+}
+
+/* ---- one image ---- */
+
+static void report_stale(struct image *im, int source_fd)
+{
+	const struct yolo_image_info *info = im->pub.info;
+	uint32_t stale = 0, missing = 0;
+	for (uint32_t id = 0; id < info->file_count; id++) {
+		const struct yolo_file *yf = yolo_image_file(im->pub.img, id);
+		int fd = yolo_open_beneath(source_fd, yf->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			missing++;
+			continue;
+		}
+		struct stat st;
+		if (fstat(fd, &st) == 0) {
+			struct yolo_file_ident now = yolo_ident_from_stat(&st);
+			const char *what = yolo_ident_change(&yf->ident, &now);
+			if (what) {
+				char shown[256];
+				stale++;
+				pt_log(PT_LOG_DEBUG, "%s: %s differs from image %s",
+				       yolo_printable(yf->path, strlen(yf->path), shown, sizeof(shown)),
+				       what, im->pub.path);
+			}
+		}
+		close(fd);
+	}
+	if (stale || missing)
+		pt_log(PT_LOG_WARN, "image %s: %u of %u files changed and %u missing since "
+		       "capture; their blocks will not be served", im->pub.path, stale,
+		       info->file_count, missing);
+}
+
+static void image_free(struct image *im)
+{
+	bst_view_put(im->mem);
+	st_unregister(im->set->stats, &im->pub.st);
+	yolo_image_close(im->pub.img);
+	if (im->fd >= 0)
+		close(im->fd);
+	pthread_mutex_destroy(&im->mem_lock);
+	pthread_mutex_destroy(&im->ident_lock);
+	free(im->touched);
+	free(im->stale_logged);
+	free(im->pub.path);
+	free(im);
+}
+
+/* Open and validate one image file.  @return the image (one reference) or
+ * NULL with err filled. */
+static struct image *image_open(struct imageset *set, const char *path, size_t order,
+				struct yolo_err *err)
+{
+	struct image *im = calloc(1, sizeof(*im));
+	if (!im || !(im->pub.path = strdup(path))) {
+		free(im);
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return NULL;
+	}
+	im->set = set;
+	im->order = order;
+	atomic_init(&im->refs, 1);
+	pthread_mutex_init(&im->mem_lock, NULL);
+	pthread_mutex_init(&im->ident_lock, NULL);
+	im->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (im->fd < 0 || fstat(im->fd, &im->file_st) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "image %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (yolo_image_open_fd(im->fd, path, &im->pub.img, err) < 0)
+		goto fail;
+	im->pub.info = yolo_image_info(im->pub.img);
+	for (uint64_t i = 0; i < im->pub.info->block_count; i++) {
+		const struct yolo_block *b = yolo_image_block(im->pub.img, i);
+		if (!(b->flags & YOLO_BLOCK_ZERO))
+			im->logical += b->raw_len;
+	}
+	im->stale_logged = calloc(im->pub.info->file_count + 1, 1);
+	im->pub.st.name = im->pub.path;
+	im->pub.st.generation = set->generation;
+	if (!im->stale_logged || st_register(set->stats, &im->pub.st) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		free(im->stale_logged);
+		im->stale_logged = NULL;
+		goto fail;
+	}
+	report_stale(im, set->source_fd);
+	return im;
+fail:
+	if (im->pub.img)
+		yolo_image_close(im->pub.img);
+	if (im->fd >= 0)
+		close(im->fd);
+	pthread_mutex_destroy(&im->mem_lock);
+	pthread_mutex_destroy(&im->ident_lock);
+	free(im->pub.path);
+	free(im);
+	return NULL;
+}
+
+static void image_get(struct image *im)
+{
+	atomic_fetch_add_explicit(&im->refs, 1, memory_order_relaxed);
+}
+
+void is_image_put(struct is_image *p)
+{
+	struct image *im = image_of(p);
+	if (im && atomic_fetch_sub_explicit(&im->refs, 1, memory_order_acq_rel) == 1)
+		image_free(im);
+}
+
+struct bst_view *is_memory(struct is_image *p)
+{
+	struct image *im = image_of(p);
+	pthread_mutex_lock(&im->mem_lock);
+	struct bst_view *v = im->mem;
+	if (v)
+		bst_view_get(v);
+	pthread_mutex_unlock(&im->mem_lock);
+	return v;
+}
+
+static bool in_memory(struct image *im)
+{
+	pthread_mutex_lock(&im->mem_lock);
+	bool yes = im->mem != NULL;
+	pthread_mutex_unlock(&im->mem_lock);
+	return yes;
+}
+
+/* Load one image into the store (balance_lock held).  A second handle on
+ * the same descriptor does the loading, so readers of the serving handle
+ * are never disturbed.  @return 0 or -errno with err filled. */
+static int load(struct imageset *set, struct image *im, struct yolo_err *err)
+{
+	struct yolo_image *tmp;
+	int ret = yolo_image_open_fd(im->fd, im->pub.path, &tmp, err);
+	if (ret < 0)
+		return ret;
+	struct bst_view *v;
+	struct bst_load_result r;
+	ret = bst_load(set->store, tmp, &v, &r, err);
+	yolo_image_close(tmp);
+	if (ret < 0)
+		return ret;
+	pthread_mutex_lock(&im->mem_lock);
+	im->mem = v;
+	pthread_mutex_unlock(&im->mem_lock);
+	atomic_store(&im->pub.st.loaded_bytes, r.logical);
+	atomic_store(&im->pub.st.pinned, r.pinned);
+	st_add(&im->pub.st.loads, 1);
+	pt_log(PT_LOG_INFO, "image %s: %u files, %" PRIu64 " blocks, %" PRIu64 " bytes loaded in "
+	       "%.1f ms, %" PRIu64 " bytes of new content in memory%s", im->pub.path,
+	       im->pub.info->file_count, im->pub.info->block_count, im->pub.info->data_size,
+	       r.ns / 1e6, r.added, r.pinned ? ", pinned" : "");
+	if (!r.pinned)
+		pt_log(PT_LOG_WARN, "image %s: cannot pin its memory (%s); serving from unpinned "
+		       "memory", im->pub.path, strerror(r.mlock_errno));
+	return 0;
+}
+
+static void unload(struct image *im, const char *why)
+{
+	pthread_mutex_lock(&im->mem_lock);
+	struct bst_view *v = im->mem;
+	im->mem = NULL;
+	pthread_mutex_unlock(&im->mem_lock);
+	if (!v)
+		return;
+	bst_view_put(v);                 /* replies in flight keep their own references */
+	atomic_store(&im->pub.st.loaded_bytes, 0);
+	atomic_store(&im->pub.st.pinned, false);
+	st_add(&im->pub.st.unloads, 1);
+	pt_log(PT_LOG_INFO, "image %s: dropped from memory (%s); served from the image file",
+	       im->pub.path, why);
+}
+
+/* ---- placement ---- */
+
+static int by_recent_use(const void *a, const void *b)
+{
+	const struct image *x = *(struct image *const *)a, *y = *(struct image *const *)b;
+	uint64_t ux = atomic_load(&x->last_used), uy = atomic_load(&y->last_used);
+	if (ux != uy)
+		return ux > uy ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Move images in and out of memory (see the top of the file).  strict: a
+ * failed load is returned (start-up) instead of leaving the image on its
+ * file.  @return 0 or -errno with err filled. */
+static int rebalance(struct imageset *set, bool strict, struct yolo_err *err)
+{
+	if (!set->memory)
+		return 0;
+	pthread_mutex_lock(&set->balance_lock);
+	pthread_mutex_lock(&set->list_lock);
+	size_t n = set->cur->n;
+	struct image **v = malloc((n ? n : 1) * sizeof(*v));
+	bool *want = calloc(n ? n : 1, sizeof(*want));
+	if (v && want) {
+		memcpy(v, set->cur->v, n * sizeof(*v));
+		for (size_t i = 0; i < n; i++)
+			image_get(v[i]);
+	}
+	pthread_mutex_unlock(&set->list_lock);
+	int ret = 0;
+	if (!v || !want) {
+		pthread_mutex_unlock(&set->balance_lock);
+		free(v);
+		free(want);
+		if (err)
+			snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -ENOMEM;
+	}
+	qsort(v, n, sizeof(*v), by_recent_use);
+	uint64_t used = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (atomic_load(&v[i]->load_failed))
+			continue;
+		if (!set->memlimit || used + v[i]->logical <= set->memlimit) {
+			want[i] = true;
+			used += v[i]->logical;
+		}
+	}
+	for (size_t i = 0; i < n; i++)   /* drop first: the newcomers need the room */
+		if (!want[i])
+			unload(v[i], "less recently used than the images that fill memlimit");
+	for (size_t i = 0; i < n && ret == 0; i++) {
+		if (!want[i] || in_memory(v[i]))
+			continue;
+		struct yolo_err e = { { 0 } };
+		int r = load(set, v[i], &e);
+		if (r < 0 && strict) {
+			ret = r;
+			if (err)
+				*err = e;
+		} else if (r < 0) {
+			atomic_store(&v[i]->load_failed, true);
+			pt_log(PT_LOG_WARN, "%s; serving image %s from its file", e.msg, v[i]->pub.path);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!want[i] && !atomic_load(&v[i]->load_failed) && strict)
+			pt_log(PT_LOG_WARN, "image %s: over memlimit, serving it from the image file",
+			       v[i]->pub.path);
+		is_image_put(&v[i]->pub);
+	}
+	pthread_mutex_unlock(&set->balance_lock);
+	free(v);
+	free(want);
+	return ret;
+}
+
+static void *pager_main(void *arg)
+{
+	struct imageset *set = arg;
+	for (;;) {
+		pthread_mutex_lock(&set->pager_lock);
+		while (!set->pager_wake && !set->pager_quit)
+			pthread_cond_wait(&set->pager_cond, &set->pager_lock);
+		bool quit = set->pager_quit;
+		set->pager_wake = false;
+		pthread_mutex_unlock(&set->pager_lock);
+		if (quit)
+			return NULL;
+		rebalance(set, false, NULL);
+	}
+}
+
+static void pager_kick(struct imageset *set)
+{
+	pthread_mutex_lock(&set->pager_lock);
+	set->pager_wake = true;
+	pthread_cond_signal(&set->pager_cond);
+	pthread_mutex_unlock(&set->pager_lock);
+}
+
+/* ---- the set ---- */
+
+/* The identity file `id` must have to be served: as captured, with the
+ * mtime of a touch through the mount if there was one. */
+static struct yolo_file_ident expected(struct image *im, uint32_t id)
+{
+	struct yolo_file_ident e = yolo_image_file(im->pub.img, id)->ident;
+	pthread_mutex_lock(&im->ident_lock);
+	if (im->touched && im->touched[id].set)
+		e.mtime_ns = im->touched[id].mtime_ns;
+	pthread_mutex_unlock(&im->ident_lock);
+	return e;
+}
+
+void is_times_set(struct imageset *set, const char *relpath, const struct stat *before,
+		  const struct stat *after)
+{
+	struct yolo_file_ident b = yolo_ident_from_stat(before), a = yolo_ident_from_stat(after);
+	if (b.size != a.size || b.ino != a.ino)
+		return;
+	pthread_mutex_lock(&set->list_lock);
+	for (size_t i = 0; i < set->cur->n; i++) {
+		struct image *im = set->cur->v[i];
+		uint32_t id;
+		if (yolo_image_find_file(im->pub.img, relpath, &id) < 0)
+			continue;
+		struct yolo_file_ident e = expected(im, id);
+		if (yolo_ident_change(&e, &b) || e.mtime_ns == a.mtime_ns)
+			continue;        /* already stale, or nothing changed */
+		pthread_mutex_lock(&im->ident_lock);
+		if (!im->touched)
+			im->touched = calloc(im->pub.info->file_count, sizeof(*im->touched));
+		if (im->touched)
+			im->touched[id] = (struct touched){ .set = true, .mtime_ns = a.mtime_ns };
+		pthread_mutex_unlock(&im->ident_lock);
+		if (im->touched) {
+			st_add(&im->pub.st.touches, 1);
+			pt_log(PT_LOG_INFO, "%s: timestamps set through the mount; image %s keeps "
+			       "serving it", relpath, im->pub.path);
+		}
+	}
+	pthread_mutex_unlock(&set->list_lock);
+}
+
+struct is_image *is_find(struct imageset *set, const char *relpath, const struct stat *st,
+			 uint32_t *file_id)
+{
+	struct image *found = NULL;
+	pthread_mutex_lock(&set->list_lock);
+	for (size_t i = 0; i < set->cur->n && !found; i++) {
+		struct image *im = set->cur->v[i];
+		uint32_t id;
+		if (yolo_image_find_file(im->pub.img, relpath, &id) < 0)
+			continue;
+		struct yolo_file_ident now = yolo_ident_from_stat(st), e = expected(im, id);
+		const char *what = yolo_ident_change(&e, &now);
+		if (what) {
+			st_add(&im->pub.st.files_stale, 1);
+			if (!atomic_exchange(&im->stale_logged[id], 1))
+				pt_log(PT_LOG_WARN, "%s: %s differs from image %s (changed since "
+				       "capture); not serving its blocks", relpath, what, im->pub.path);
+			continue;
+		}
+		image_get(im);
+		found = im;
+		*file_id = id;
+	}
+	pthread_mutex_unlock(&set->list_lock);
+	if (!found)
+		return NULL;
+	atomic_store(&found->last_used, atomic_fetch_add(&set->clock, 1) + 1);
+	if (set->memory && set->memlimit && !in_memory(found) && !atomic_load(&found->load_failed))
+		pager_kick(set);
+	return &found->pub;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+static struct image *find_path(const struct list *l, const char *path)
+{
+	for (size_t i = 0; l && i < l->n; i++)
+		if (strcmp(l->v[i]->pub.path, path) == 0)
+			return l->v[i];
+	return NULL;
+}
+
+static void list_put(struct list *l)
+{
+	for (size_t i = 0; l && i < l->n; i++)
+		is_image_put(&l->v[i]->pub);
+	free(l);
+}
+
+/* Build the list for `paths` from the old list (balance_lock held).  strict:
+ * the first failure is returned; else failures are logged and counted in
+ * *errors.  @return the new list (one reference per image) or NULL. */
+static struct list *build(struct imageset *set, const struct list *old, const char *const *paths,
+			  size_t npaths, bool strict, size_t *errors, struct yolo_err *err)
+{
+	struct list *l = malloc(sizeof(*l) + (npaths ? npaths : 1) * sizeof(l->v[0]));
+	if (!l) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return NULL;
+	}
+	l->n = 0;
+	for (size_t i = 0; i < npaths; i++) {
+		if (find_path(l, paths[i]))
+			continue;                /* listed twice */
+		struct image *prev = find_path(old, paths[i]), *im = NULL;
+		struct stat st;
+		if (prev && stat(paths[i], &st) == 0 && same_file(&st, &prev->file_st)) {
+			im = prev;
+			image_get(im);
+		} else {
+			struct yolo_err e = { { 0 } };
+			im = image_open(set, paths[i], i, &e);
+			if (!im && strict) {
+				*err = e;
+				list_put(l);
+				return NULL;
+			}
+			if (!im) {
+				++*errors;
+				pt_log(PT_LOG_ERR, "reload: %s%s", e.msg, prev ? "; keeping the "
+				       "version loaded before" : "");
+				if ((im = prev))
+					image_get(im);
+			}
+		}
+		if (im) {
+			im->order = i;
+			l->v[l->n++] = im;
+		}
+	}
+	return l;
+}
+
+size_t is_reload(struct imageset *set, const char *const *paths, size_t npaths)
+{
+	size_t errors = 0, kept = 0;
+	struct yolo_err err = { { 0 } };
+	pthread_mutex_lock(&set->balance_lock);
+	set->generation++;
+	struct list *old = set->cur;     /* only changed under balance_lock */
+	struct list *l = build(set, old, paths, npaths, false, &errors, &err);
+	if (!l) {
+		pthread_mutex_unlock(&set->balance_lock);
+		pt_log(PT_LOG_ERR, "reload: %s; keeping the current images", err.msg);
+		st_add(&set->stats->reload_errors, 1);
+		return 1;
+	}
+	for (size_t i = 0; i < l->n; i++)
+		kept += find_path(old, l->v[i]->pub.path) == l->v[i];
+	pthread_mutex_lock(&set->list_lock);
+	set->cur = l;
+	pthread_mutex_unlock(&set->list_lock);
+	size_t dropped = old->n - kept;
+	list_put(old);                   /* open files keep theirs */
+	pthread_mutex_unlock(&set->balance_lock);
+	rebalance(set, false, NULL);
+	pt_log(PT_LOG_INFO, "reload: %zu images (%zu kept, %zu new or replaced, %zu no longer "
+	       "listed), %zu errors", l->n, kept, l->n - kept, dropped, errors);
+	st_add(&set->stats->reloads, 1);
+	st_add(&set->stats->reload_errors, errors);
+	return errors;
+}
+
+int is_create(struct imageset **out, const struct is_config *cfg, struct st_stats *stats,
+	      struct yolo_err *err)
+{
+	struct imageset *set = calloc(1, sizeof(*set));
+	if (!set) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		return -ENOMEM;
+	}
+	set->memory = cfg->memory;
+	set->memlimit = cfg->memlimit;
+	set->source_fd = cfg->source_fd;
+	set->stats = stats;
+	pthread_mutex_init(&set->list_lock, NULL);
+	pthread_mutex_init(&set->balance_lock, NULL);
+	pthread_mutex_init(&set->pager_lock, NULL);
+	pthread_cond_init(&set->pager_cond, NULL);
+	int ret = 0;
+	if (set->memory && (ret = bst_create(&set->store, cfg->dedup)) < 0) {
+		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		goto fail;
+	}
+	size_t errors = 0;
+	set->cur = build(set, NULL, cfg->paths, cfg->npaths, true, &errors, err);
+	if (!set->cur) {
+		ret = -EINVAL;
+		goto fail;
+	}
+	stats->sample = sample_memory;
+	stats->sample_ctx = set;
+	if ((ret = rebalance(set, true, err)) < 0)
+		goto fail;
+	*out = set;
+	return 0;
+fail:
+	is_destroy(set);
+	return ret;
+}
+
+int is_start(struct imageset *set)
+{
+	if (!set->memory || !set->memlimit)
+		return 0;
+	int ret = pthread_create(&set->pager, NULL, pager_main, set);
+	if (ret)
+		return -ret;
+	set->pager_running = true;
+	return 0;
+}
+
+void is_destroy(struct imageset *set)
+{
+	if (!set)
+		return;
+	if (set->pager_running) {
+		pthread_mutex_lock(&set->pager_lock);
+		set->pager_quit = true;
+		pthread_cond_signal(&set->pager_cond);
+		pthread_mutex_unlock(&set->pager_lock);
+		pthread_join(set->pager, NULL);
+	}
+	if (set->stats && set->stats->sample_ctx == set)
+		set->stats->sample = NULL;
+	list_put(set->cur);
+	bst_destroy(set->store);
+	pthread_cond_destroy(&set->pager_cond);
+	pthread_mutex_destroy(&set->pager_lock);
+	pthread_mutex_destroy(&set->balance_lock);
+	pthread_mutex_destroy(&set->list_lock);
+	free(set);
+}
