@@ -35,6 +35,7 @@ static int parse_size(const char *s, uint64_t *out)
 	case 'K': case 'k': v <<= 10; end++; break;
 	case 'M': case 'm': v <<= 20; end++; break;
 	case 'G': case 'g': v <<= 30; end++; break;
+	case 'T': case 't': v <<= 40; end++; break;   /* scripts/bench: --bytes 1T */
 	default: break;
 	}
 	if (*end || !v)

@@ -9,7 +9,8 @@
 #
 # Profiles: hdd (150 IOPS, 150 MB/s), ssd (346 MB/s, 20k IOPS), none.
 
-SLOWDISK_CG=/sys/fs/cgroup/blkio/yolo-slowdisk
+# YOLO_SLOWDISK_CG: another group name, for two users at once.
+SLOWDISK_CG=${YOLO_SLOWDISK_CG:-/sys/fs/cgroup/blkio/yolo-slowdisk}
 
 slowdisk_die() { echo "slowdisk: $*" >&2; exit 1; }
 
@@ -44,6 +45,13 @@ slowdisk_profile() {
 # slowdisk_run CMD...: run CMD inside the throttled cgroup
 slowdisk_run() {
 	bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$SLOWDISK_CG" "$@"
+}
+
+# slowdisk_spawn CMD...: start CMD inside the throttled cgroup in the
+# background; $! is then CMD's own pid (slowdisk_run CMD & would give the pid
+# of a subshell, and killing that leaves CMD running).
+slowdisk_spawn() {
+	bash -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$SLOWDISK_CG" "$@" &
 }
 
 drop_caches() {

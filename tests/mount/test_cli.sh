@@ -41,6 +41,9 @@ for sig in TERM INT; do
 	is_mounted "$MNT" || fail "did not mount"
 	cmp "$MNT/file" "$SRC/file" || fail "read"
 	if [ $sig = TERM ]; then
+		# The kernel starts a FUSE mount at 128 KiB; yolofs raises it.
+		ra=$(cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb")
+		[ "$ra" = 1024 ] || fail "readahead window $ra KiB, expected the default 1024"
 		kill -USR1 $pid
 		for i in $(seq 50); do grep -q "hits" "$TMP/log" && break; sleep 0.1; done
 		grep -Eq "stats: .*(hits [1-9]|prefilled [1-9])" "$TMP/log" || fail "SIGUSR1 did not log statistics"
@@ -53,10 +56,12 @@ for sig in TERM INT; do
 done
 
 # Daemon mode (no -f): mounts, then unmounts on SIGTERM.
-"$YOLOFS" -o images="$TMP/ok.yolo" "$SRC" "$MNT" || fail "daemon mode start"
+"$YOLOFS" -o images="$TMP/ok.yolo",readahead=256K "$SRC" "$MNT" || fail "daemon mode start"
 is_mounted "$MNT" || fail "daemon mode did not mount"
+ra=$(cat "/sys/class/bdi/$(mountpoint -d "$MNT")/read_ahead_kb")
+[ "$ra" = 256 ] || fail "readahead=256K gave a $ra KiB window"
 cmp "$MNT/file" "$SRC/file" || fail "daemon mode read"
-pid=$(pgrep -n -f "^$YOLOFS -o images=$TMP/ok.yolo") || fail "daemon not found"
+pid=$(pgrep -n -f "^$YOLOFS -o images=$TMP/ok.yolo,readahead=256K") || fail "daemon not found"
 kill -TERM "$pid"
 for i in $(seq 100); do is_mounted "$MNT" || break; sleep 0.05; done
 ! is_mounted "$MNT" || fail "daemon mode still mounted after SIGTERM"
