@@ -4,8 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "capture.h"
 #include "config.h"
+
+#include "capture.h"
+#include "log.h"
+#include "passthrough.h"
 
 void capture_usage(FILE *out)
 {
@@ -44,6 +47,8 @@ int capture_parse_uint(const char *s, uint32_t *out)
 
 int main(int argc, char **argv)
 {
+	ylog_init("yolo-capture");
+	pt_log_to_ylog();
 	if (argc >= 2 && !strcmp(argv[1], "--version")) {
 		printf("yolo-capture %s\n", YOLO_VERSION);
 		return 0;

@@ -332,13 +332,13 @@ int capture_record_main(int argc, char **argv)
 		fprintf(stderr, "yolo-capture: %s\n", strerror(-ret));
 		return 2;
 	}
-	/* max_read must match what the core announces at init. */
-	char *fargv[] = { "yolo-capture", "-o",
-			  "fsname=yolo-capture,subtype=yolo-capture,default_permissions,allow_other,max_read=1048576",
-			  NULL };
-	struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct session s = { 0 };
-	s.se = fuse_session_new(&args, pt_ops(), sizeof(*pt_ops()), fs);
+	if (fuse_opt_add_arg(&args, "yolo-capture") == 0 &&
+	    fuse_opt_add_arg(&args, "-ofsname=yolo-capture,subtype=yolo-capture,allow_other") == 0 &&
+	    pt_mount_args(&args) == 0)
+		s.se = fuse_session_new(&args, pt_ops(), sizeof(*pt_ops()), fs);
+	fuse_opt_free_args(&args);
 	if (!s.se || fuse_session_mount(s.se, mnt) != 0) {
 		fprintf(stderr, "yolo-capture: cannot mount on %s\n", mnt);
 		if (s.se)

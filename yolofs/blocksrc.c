@@ -34,20 +34,21 @@
 
 #include "blocksrc.h"
 #include "imageset.h"
+#include "log.h"
 
 struct bs {
 	/* Immutable after bs_create. */
 	bool prefill;
 	struct imageset *set;
 	pthread_key_t tmp_key;           /* per-thread partial-block buffer */
-	struct st_stats stats;
+	struct stats *stats;
 };
 
 /* State of one open inode whose file is in an image; lives from the first
  * open to the last release (pt core's ipriv). */
 struct bs_file {
 	/* Immutable. */
-	struct is_image *im;             /* holds a reference */
+	struct iset_image *im;             /* holds a reference */
 	const struct yolo_file *yf;
 	const struct yolo_block *base;   /* the file's block-index entries */
 	uint32_t file_id;
@@ -63,11 +64,6 @@ struct bs_file {
 	uint64_t size;                   /* expected source size; protected by lock */
 	struct timespec mtime;           /* expected source mtime; protected by lock */
 };
-
-struct st_stats *bs_stats(struct bs *bs)
-{
-	return &bs->stats;
-}
 
 /* A buffer for one block of any size, per thread. */
 static uint8_t *tmp_buf(struct bs *bs)
@@ -87,7 +83,7 @@ static uint8_t *tmp_buf(struct bs *bs)
 static void disable(struct bs_file *f, const char *why)
 {
 	if (atomic_exchange(&f->enabled, false))
-		pt_log(PT_LOG_WARN, "%s: %s; serving it from the source from now on", f->path, why);
+		ylog(YLOG_WARN, "%s: %s; serving it from the source from now on", f->path, why);
 }
 
 static bool same_mtime(const struct timespec *a, const struct timespec *b)
@@ -98,7 +94,7 @@ static bool same_mtime(const struct timespec *a, const struct timespec *b)
 /* ---- opening ---- */
 
 /* @return the new file state (holding the image reference `im`), or NULL. */
-static struct bs_file *file_new(struct is_image *im, uint32_t id, const char *relpath,
+static struct bs_file *file_new(struct iset_image *im, uint32_t id, const char *relpath,
 				const struct pt_open_info *info)
 {
 	struct bs_file *f = calloc(1, sizeof(*f));
@@ -137,7 +133,7 @@ static void file_free(struct bs_file *f)
 		return;
 	pthread_rwlock_destroy(&f->lock);
 	close(f->fd);
-	is_image_put(f->im);
+	iset_image_put(f->im);
 	free(f->invalid);
 	free(f->path);
 	free(f);
@@ -177,7 +173,7 @@ static int64_t prefill(struct bs_file *f, const struct pt_open_info *info)
 	uint8_t *run = malloc(RUN_MAX);
 	if (!run)
 		return -ENOMEM;
-	struct bst_view *mem = is_memory(f->im);
+	struct bst_view *mem = iset_memory(f->im);
 	uint32_t bs = 1u << f->shift;
 	int64_t pushed = 0;
 	int ret = 0;
@@ -216,16 +212,16 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 	if (!info->first || !info->relpath || !S_ISREG(info->st->st_mode))
 		return 0;
 	uint32_t id;
-	struct is_image *im = is_find(bs->set, info->relpath, info->st, &id);
+	struct iset_image *im = iset_find(bs->set, info->relpath, info->st, &id);
 	if (!im)
 		return 0;
 	struct bs_file *f = file_new(im, id, info->relpath, info);
 	if (!f) {
-		is_image_put(im);
+		iset_image_put(im);
 		return -ENOMEM;          /* fail the open rather than serve without checks */
 	}
-	st_add(&im->st.files_matched, 1);
-	pt_log(PT_LOG_DEBUG, "%s: served from image %s (%u blocks)", info->relpath, im->path,
+	stats_add(&im->st.files_matched, 1);
+	ylog(YLOG_DEBUG, "%s: served from image %s (%u blocks)", info->relpath, im->path,
 	       f->yf->block_count);
 	*ipriv = f;
 	/* keep_cache already set means the kernel kept this inode's cache
@@ -234,10 +230,10 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 	if (bs->prefill && !fi->direct_io && !fi->keep_cache) {
 		int64_t n = prefill(f, info);
 		if (n > 0) {
-			st_add(&im->st.bytes_prefilled, (uint64_t)n);
+			stats_add(&im->st.bytes_prefilled, (uint64_t)n);
 			fi->keep_cache = 1;      /* else the open would drop what was pushed */
 		} else if (n < 0) {
-			pt_log(PT_LOG_DEBUG, "%s: page-cache prefill failed: %s", info->relpath,
+			ylog(YLOG_DEBUG, "%s: page-cache prefill failed: %s", info->relpath,
 			       strerror((int)-n));
 		}
 	}
@@ -321,7 +317,7 @@ static int serve(struct bs *bs, struct bs_file *f, const struct bst_view *mv, in
 			/* Flush the merged miss run [run, s) with one pread. */
 			char *dst = out->scratch + (run - off);
 			uint64_t want = s - run;
-			ssize_t n = pt_pread_full(fd, dst, want, (off_t)run);
+			ssize_t n = pt_read_source(fd, dst, want, (off_t)run, 0);
 			if (n < 0)
 				return (int)n;
 			t->bytes_src += (uint64_t)n;
@@ -364,7 +360,7 @@ static int serve(struct bs *bs, struct bs_file *f, const struct bst_view *mv, in
 					hit = true;
 				} else {
 					t->bad++;
-					pt_log(PT_LOG_WARN, "%s: block %" PRIu64 " of image %s "
+					ylog(YLOG_WARN, "%s: block %" PRIu64 " of image %s "
 					       "unreadable (%s); reading the source", f->path, b,
 					       f->im->path, strerror(-r));
 				}
@@ -388,36 +384,36 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 	struct bs *bs = ctx;
 	struct bs_file *f = ipriv;
 	if (!f || !atomic_load_explicit(&f->enabled, memory_order_relaxed)) {
-		st_add(&bs->stats.reads_passthrough, 1);
+		stats_add(&bs->stats->reads_passthrough, 1);
 		return PT_READ_PASS;
 	}
 	struct tally t = { 0 };
-	struct bst_view *mv = is_memory(f->im);
+	struct bst_view *mv = iset_memory(f->im);
 	out->hold = mv;                  /* the reply may point into it: read_done puts it */
 	pthread_rwlock_rdlock(&f->lock);
 	int ret = serve(bs, f, mv, fd, off, size, out, &t);
 	pthread_rwlock_unlock(&f->lock);
-	struct st_image *s = &f->im->st;
+	struct stats_image *s = &f->im->st;
 	if (ret == PT_READ_PASS)
-		st_add(&bs->stats.reads_passthrough, 1);
+		stats_add(&bs->stats->reads_passthrough, 1);
 	if (t.hits)
-		st_add(&s->hits, t.hits);
+		stats_add(&s->hits, t.hits);
 	if (t.misses)
-		st_add(&s->misses, t.misses);
+		stats_add(&s->misses, t.misses);
 	if (t.bytes_img)
-		st_add(mv ? &s->bytes_memory : &s->bytes_ssd, t.bytes_img);
+		stats_add(mv ? &s->bytes_memory : &s->bytes_ssd, t.bytes_img);
 	if (t.bytes_src)
-		st_add(&s->bytes_source, t.bytes_src);
+		stats_add(&s->bytes_source, t.bytes_src);
 	if (t.bad)
-		st_add(&s->bad_blocks, t.bad);
+		stats_add(&s->bad_blocks, t.bad);
 	return ret;
 }
 
-static void bs_times_set(void *ctx, const char *relpath, const struct stat *before,
+static void bs_attr_set(void *ctx, const char *relpath, const struct stat *before,
 			 const struct stat *after)
 {
 	struct bs *bs = ctx;
-	is_times_set(bs->set, relpath, before, after);
+	iset_attr_set(bs->set, relpath, before, after);
 }
 
 static void bs_read_done(void *ctx, void *hold)
@@ -446,8 +442,8 @@ static void invalidate(struct bs_file *f, uint64_t first, uint64_t last)
 		}
 	}
 	if (dropped) {
-		st_add(&f->im->st.invalidations, dropped);
-		pt_log(PT_LOG_DEBUG, "%s: dropped %" PRIu64 " image blocks", f->path, dropped);
+		stats_add(&f->im->st.invalidations, dropped);
+		ylog(YLOG_DEBUG, "%s: dropped %" PRIu64 " image blocks", f->path, dropped);
 	}
 }
 
@@ -470,7 +466,7 @@ static void bs_modify_begin(void *ctx, void *ipriv, enum pt_modify op, uint64_t 
 	case PT_MOD_TRUNCATE:
 		invalidate(f, first, UINT64_MAX);
 		break;
-	case PT_MOD_TIMES:
+	case PT_MOD_ATTR:
 		break;                   /* contents unchanged; modify_end records the mtime */
 	case PT_MOD_FALLOCATE:
 		/* The mode is not known here: collapse/insert shift the rest of
@@ -506,52 +502,30 @@ struct pt_hooks bs_hooks(struct bs *bs)
 		.read_done = bs_read_done,
 		.modify_begin = bs_modify_begin,
 		.modify_end = bs_modify_end,
-		.times_set = bs_times_set,
+		.attr_set = bs_attr_set,
 	};
 }
 
 /* ---- startup ---- */
 
-int bs_create(struct bs **out, const struct bs_config *cfg, struct yolo_err *err)
+int bs_create(struct bs **out, struct imageset *set, struct stats *stats, bool prefill)
 {
 	struct bs *bs = calloc(1, sizeof(*bs));
 	if (!bs || pthread_key_create(&bs->tmp_key, free)) {
 		free(bs);
-		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return -ENOMEM;
 	}
-	bs->prefill = cfg->prefill;
-	st_init(&bs->stats);
-	struct is_config ic = {
-		.paths = cfg->images, .npaths = cfg->nimages,
-		.memory = cfg->serve == BS_SERVE_MEMORY, .memlimit = cfg->memlimit,
-		.dedup = cfg->dedup, .source_fd = cfg->source_fd,
-	};
-	int ret = is_create(&bs->set, &ic, &bs->stats, err);
-	if (ret < 0) {
-		bs_destroy(bs);
-		return ret;
-	}
+	bs->prefill = prefill;
+	bs->set = set;
+	bs->stats = stats;
 	*out = bs;
 	return 0;
-}
-
-int bs_start(struct bs *bs)
-{
-	return is_start(bs->set);
-}
-
-size_t bs_reload(struct bs *bs, const char *const *paths, size_t npaths)
-{
-	return is_reload(bs->set, paths, npaths);
 }
 
 void bs_destroy(struct bs *bs)
 {
 	if (!bs)
 		return;
-	is_destroy(bs->set);
 	pthread_key_delete(bs->tmp_key);
-	st_destroy(&bs->stats);
 	free(bs);
 }

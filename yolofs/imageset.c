@@ -18,7 +18,7 @@
  * Staleness: an image serves a file only while the file's size, mtime and
  * inode number are those captured, except that a touch through the mount
  * (timestamps set, contents untouched) of a file that matched moves the
- * expected mtime along (is_times_set).
+ * expected mtime along (iset_attr_set).
  *
  * Lock order: balance_lock, then list_lock or an image's mem_lock; list_lock
  * before an image's ident_lock. */
@@ -34,10 +34,10 @@
 #include <unistd.h>
 
 #include "imageset.h"
-#include "passthrough.h"
+#include "log.h"
 
 struct image {
-	struct is_image pub;
+	struct iset_image pub;
 	struct imageset *set;
 	int fd;                          /* the image file as opened */
 	struct stat file_st;             /* of fd: a reload keeps an unchanged file */
@@ -71,7 +71,7 @@ struct imageset {
 	uint64_t memlimit;
 	int source_fd;
 	struct bst *store;               /* memory mode only */
-	struct st_stats *stats;
+	struct stats *stats;
 
 	pthread_mutex_t list_lock;       /* protects `cur` (pointer and contents) */
 	struct list *cur;
@@ -86,13 +86,13 @@ struct imageset {
 	pthread_t pager;
 };
 
-static struct image *image_of(struct is_image *p)
+static struct image *image_of(struct iset_image *p)
 {
 	return (struct image *)p;
 }
 
 /* The memory gauges, read from the store when statistics are written. */
-static void sample_memory(void *ctx, struct st_stats *st)
+static void sample_memory(void *ctx, struct stats *st)
 {
 	struct imageset *set = ctx;
 	struct bst_usage u = { 0 };
@@ -125,7 +125,7 @@ static void report_stale(struct image *im, int source_fd)
 			if (what) {
 				char shown[256];
 				stale++;
-				pt_log(PT_LOG_DEBUG, "%s: %s differs from image %s",
+				ylog(YLOG_DEBUG, "%s: %s differs from image %s",
 				       yolo_printable(yf->path, strlen(yf->path), shown, sizeof(shown)),
 				       what, im->pub.path);
 			}
@@ -133,7 +133,7 @@ static void report_stale(struct image *im, int source_fd)
 		close(fd);
 	}
 	if (stale || missing)
-		pt_log(PT_LOG_WARN, "image %s: %u of %u files changed and %u missing since "
+		ylog(YLOG_WARN, "image %s: %u of %u files changed and %u missing since "
 		       "capture; their blocks will not be served", im->pub.path, stale,
 		       info->file_count, missing);
 }
@@ -141,7 +141,7 @@ static void report_stale(struct image *im, int source_fd)
 static void image_free(struct image *im)
 {
 	bst_view_put(im->mem);
-	st_unregister(im->set->stats, &im->pub.st);
+	stats_unregister(im->set->stats, &im->pub.st);
 	yolo_image_close(im->pub.img);
 	if (im->fd >= 0)
 		close(im->fd);
@@ -185,7 +185,7 @@ static struct image *image_open(struct imageset *set, const char *path, size_t o
 	im->stale_logged = calloc(im->pub.info->file_count + 1, 1);
 	im->pub.st.name = im->pub.path;
 	im->pub.st.generation = set->generation;
-	if (!im->stale_logged || st_register(set->stats, &im->pub.st) < 0) {
+	if (!im->stale_logged || stats_register(set->stats, &im->pub.st) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		free(im->stale_logged);
 		im->stale_logged = NULL;
@@ -210,14 +210,14 @@ static void image_get(struct image *im)
 	atomic_fetch_add_explicit(&im->refs, 1, memory_order_relaxed);
 }
 
-void is_image_put(struct is_image *p)
+void iset_image_put(struct iset_image *p)
 {
 	struct image *im = image_of(p);
 	if (im && atomic_fetch_sub_explicit(&im->refs, 1, memory_order_acq_rel) == 1)
 		image_free(im);
 }
 
-struct bst_view *is_memory(struct is_image *p)
+struct bst_view *iset_memory(struct iset_image *p)
 {
 	struct image *im = image_of(p);
 	pthread_mutex_lock(&im->mem_lock);
@@ -256,13 +256,13 @@ static int load(struct imageset *set, struct image *im, struct yolo_err *err)
 	pthread_mutex_unlock(&im->mem_lock);
 	atomic_store(&im->pub.st.loaded_bytes, r.logical);
 	atomic_store(&im->pub.st.pinned, r.pinned);
-	st_add(&im->pub.st.loads, 1);
-	pt_log(PT_LOG_INFO, "image %s: %u files, %" PRIu64 " blocks, %" PRIu64 " bytes loaded in "
+	stats_add(&im->pub.st.loads, 1);
+	ylog(YLOG_INFO, "image %s: %u files, %" PRIu64 " blocks, %" PRIu64 " bytes loaded in "
 	       "%.1f ms, %" PRIu64 " bytes of new content in memory%s", im->pub.path,
 	       im->pub.info->file_count, im->pub.info->block_count, im->pub.info->data_size,
 	       r.ns / 1e6, r.added, r.pinned ? ", pinned" : "");
 	if (!r.pinned)
-		pt_log(PT_LOG_WARN, "image %s: cannot pin its memory (%s); serving from unpinned "
+		ylog(YLOG_WARN, "image %s: cannot pin its memory (%s); serving from unpinned "
 		       "memory", im->pub.path, strerror(r.mlock_errno));
 	return 0;
 }
@@ -278,8 +278,8 @@ static void unload(struct image *im, const char *why)
 	bst_view_put(v);                 /* replies in flight keep their own references */
 	atomic_store(&im->pub.st.loaded_bytes, 0);
 	atomic_store(&im->pub.st.pinned, false);
-	st_add(&im->pub.st.unloads, 1);
-	pt_log(PT_LOG_INFO, "image %s: dropped from memory (%s); served from the image file",
+	stats_add(&im->pub.st.unloads, 1);
+	ylog(YLOG_INFO, "image %s: dropped from memory (%s); served from the image file",
 	       im->pub.path, why);
 }
 
@@ -345,14 +345,14 @@ static int rebalance(struct imageset *set, bool strict, struct yolo_err *err)
 				*err = e;
 		} else if (r < 0) {
 			atomic_store(&v[i]->load_failed, true);
-			pt_log(PT_LOG_WARN, "%s; serving image %s from its file", e.msg, v[i]->pub.path);
+			ylog(YLOG_WARN, "%s; serving image %s from its file", e.msg, v[i]->pub.path);
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!want[i] && !atomic_load(&v[i]->load_failed) && strict)
-			pt_log(PT_LOG_WARN, "image %s: over memlimit, serving it from the image file",
+			ylog(YLOG_WARN, "image %s: over memlimit, serving it from the image file",
 			       v[i]->pub.path);
-		is_image_put(&v[i]->pub);
+		iset_image_put(&v[i]->pub);
 	}
 	pthread_mutex_unlock(&set->balance_lock);
 	free(v);
@@ -398,7 +398,7 @@ static struct yolo_file_ident expected(struct image *im, uint32_t id)
 	return e;
 }
 
-void is_times_set(struct imageset *set, const char *relpath, const struct stat *before,
+void iset_attr_set(struct imageset *set, const char *relpath, const struct stat *before,
 		  const struct stat *after)
 {
 	struct yolo_file_ident b = yolo_ident_from_stat(before), a = yolo_ident_from_stat(after);
@@ -420,15 +420,15 @@ void is_times_set(struct imageset *set, const char *relpath, const struct stat *
 			im->touched[id] = (struct touched){ .set = true, .mtime_ns = a.mtime_ns };
 		pthread_mutex_unlock(&im->ident_lock);
 		if (im->touched) {
-			st_add(&im->pub.st.touches, 1);
-			pt_log(PT_LOG_INFO, "%s: timestamps set through the mount; image %s keeps "
+			stats_add(&im->pub.st.touches, 1);
+			ylog(YLOG_INFO, "%s: timestamps set through the mount; image %s keeps "
 			       "serving it", relpath, im->pub.path);
 		}
 	}
 	pthread_mutex_unlock(&set->list_lock);
 }
 
-struct is_image *is_find(struct imageset *set, const char *relpath, const struct stat *st,
+struct iset_image *iset_find(struct imageset *set, const char *relpath, const struct stat *st,
 			 uint32_t *file_id)
 {
 	struct image *found = NULL;
@@ -441,9 +441,9 @@ struct is_image *is_find(struct imageset *set, const char *relpath, const struct
 		struct yolo_file_ident now = yolo_ident_from_stat(st), e = expected(im, id);
 		const char *what = yolo_ident_change(&e, &now);
 		if (what) {
-			st_add(&im->pub.st.files_stale, 1);
+			stats_add(&im->pub.st.files_stale, 1);
 			if (!atomic_exchange(&im->stale_logged[id], 1))
-				pt_log(PT_LOG_WARN, "%s: %s differs from image %s (changed since "
+				ylog(YLOG_WARN, "%s: %s differs from image %s (changed since "
 				       "capture); not serving its blocks", relpath, what, im->pub.path);
 			continue;
 		}
@@ -478,7 +478,7 @@ static struct image *find_path(const struct list *l, const char *path)
 static void list_put(struct list *l)
 {
 	for (size_t i = 0; l && i < l->n; i++)
-		is_image_put(&l->v[i]->pub);
+		iset_image_put(&l->v[i]->pub);
 	free(l);
 }
 
@@ -512,7 +512,7 @@ static struct list *build(struct imageset *set, const struct list *old, const ch
 			}
 			if (!im) {
 				++*errors;
-				pt_log(PT_LOG_ERR, "reload: %s%s", e.msg, prev ? "; keeping the "
+				ylog(YLOG_ERR, "reload: %s%s", e.msg, prev ? "; keeping the "
 				       "version loaded before" : "");
 				if ((im = prev))
 					image_get(im);
@@ -526,7 +526,7 @@ static struct list *build(struct imageset *set, const struct list *old, const ch
 	return l;
 }
 
-size_t is_reload(struct imageset *set, const char *const *paths, size_t npaths)
+size_t iset_reload(struct imageset *set, const char *const *paths, size_t npaths)
 {
 	size_t errors = 0, kept = 0;
 	struct yolo_err err = { { 0 } };
@@ -536,8 +536,8 @@ size_t is_reload(struct imageset *set, const char *const *paths, size_t npaths)
 	struct list *l = build(set, old, paths, npaths, false, &errors, &err);
 	if (!l) {
 		pthread_mutex_unlock(&set->balance_lock);
-		pt_log(PT_LOG_ERR, "reload: %s; keeping the current images", err.msg);
-		st_add(&set->stats->reload_errors, 1);
+		ylog(YLOG_ERR, "reload: %s; keeping the current images", err.msg);
+		stats_add(&set->stats->reload_errors, 1);
 		return 1;
 	}
 	for (size_t i = 0; i < l->n; i++)
@@ -549,14 +549,14 @@ size_t is_reload(struct imageset *set, const char *const *paths, size_t npaths)
 	list_put(old);                   /* open files keep theirs */
 	pthread_mutex_unlock(&set->balance_lock);
 	rebalance(set, false, NULL);
-	pt_log(PT_LOG_INFO, "reload: %zu images (%zu kept, %zu new or replaced, %zu no longer "
+	ylog(YLOG_INFO, "reload: %zu images (%zu kept, %zu new or replaced, %zu no longer "
 	       "listed), %zu errors", l->n, kept, l->n - kept, dropped, errors);
-	st_add(&set->stats->reloads, 1);
-	st_add(&set->stats->reload_errors, errors);
+	stats_add(&set->stats->reloads, 1);
+	stats_add(&set->stats->reload_errors, errors);
 	return errors;
 }
 
-int is_create(struct imageset **out, const struct is_config *cfg, struct st_stats *stats,
+int iset_create(struct imageset **out, const struct iset_config *cfg, struct stats *stats,
 	      struct yolo_err *err)
 {
 	struct imageset *set = calloc(1, sizeof(*set));
@@ -590,11 +590,11 @@ int is_create(struct imageset **out, const struct is_config *cfg, struct st_stat
 	*out = set;
 	return 0;
 fail:
-	is_destroy(set);
+	iset_destroy(set);
 	return ret;
 }
 
-int is_start(struct imageset *set)
+int iset_start(struct imageset *set)
 {
 	if (!set->memory || !set->memlimit)
 		return 0;
@@ -605,7 +605,7 @@ int is_start(struct imageset *set)
 	return 0;
 }
 
-void is_destroy(struct imageset *set)
+void iset_destroy(struct imageset *set)
 {
 	if (!set)
 		return;

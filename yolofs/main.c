@@ -21,6 +21,9 @@
 #include <unistd.h>
 
 #include "blocksrc.h"
+#include "imageset.h"
+#include "log.h"
+#include "mount.h"
 #include "passthrough.h"
 #include "sdnotify.h"
 #include "stats.h"
@@ -212,10 +215,11 @@ fail:
 	return -1;
 }
 
-/* The SIGHUP thread: re-reads images= and hands the list to the block
- * source, so a reload never runs in a signal handler or a FUSE worker. */
+/* The SIGHUP thread: re-reads images= and hands the list to the image
+ * set, so a reload never runs in a signal handler or a FUSE worker. */
 struct reloader {
-	struct bs *bs;                   /* NULL: started without images= */
+	struct imageset *set;            /* NULL: started without images= */
+	struct stats *stats;
 	const char *spec;
 	atomic_bool quit;
 	pthread_t thread;
@@ -234,8 +238,8 @@ static void *reload_main(void *arg)
 			continue;
 		if (atomic_load(&r->quit))
 			return NULL;
-		if (!r->bs) {
-			pt_log(PT_LOG_INFO, "SIGHUP: started without images=, nothing to reload");
+		if (!r->set) {
+			ylog(YLOG_INFO, "SIGHUP: started without images=, nothing to reload");
 			continue;
 		}
 		sdn_reloading();
@@ -243,12 +247,12 @@ static void *reload_main(void *arg)
 		char why[512];
 		size_t errors = 0;
 		if (collect_images(r->spec, &pl, why, sizeof(why)) < 0) {
-			pt_log(PT_LOG_ERR, "reload: %s; keeping the current images", why);
-			st_add(&bs_stats(r->bs)->reload_errors, 1);
-			st_add(&bs_stats(r->bs)->reloads, 1);
+			ylog(YLOG_ERR, "reload: %s; keeping the current images", why);
+			stats_add(&r->stats->reload_errors, 1);
+			stats_add(&r->stats->reloads, 1);
 			errors = 1;
 		} else {
-			errors = bs_reload(r->bs, (const char *const *)pl.v, pl.n);
+			errors = iset_reload(r->set, (const char *const *)pl.v, pl.n);
 		}
 		sdn_notifyf("READY=1\nSTATUS=reloaded %zu boot images, %zu errors", pl.n, errors);
 		pl_free(&pl);
@@ -262,6 +266,8 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts co = { 0 };
 	struct pathlist images = { 0 };
 	struct pt_fs *fs = NULL;
+	static struct stats stats;
+	struct imageset *set = NULL;
 	struct bs *bs = NULL;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
@@ -269,6 +275,9 @@ int main(int argc, char *argv[])
 	int source_fd = -1, ret = 1;
 	bool mounted = false;
 
+	ylog_init("yolofs");
+	pt_log_to_ylog();
+	stats_init(&stats);
 	if (fuse_opt_parse(&args, &o, yolofs_opt_table, opt_proc) < 0)
 		goto out;
 	if (fuse_parse_cmdline(&args, &co) != 0)
@@ -291,11 +300,11 @@ int main(int argc, char *argv[])
 		goto out;
 	}
 	if (co.debug)
-		pt_log_threshold = PT_LOG_DEBUG;
+		ylog_set_level(YLOG_DEBUG);
 
-	enum bs_serve serve = BS_SERVE_MEMORY;
+	bool memory = true;
 	if (o.serve && strcmp(o.serve, "ssd") == 0)
-		serve = BS_SERVE_SSD;
+		memory = false;
 	else if (o.serve && strcmp(o.serve, "memory") != 0) {
 		fprintf(stderr, "yolofs: serve=%s: expected memory or ssd\n", o.serve);
 		goto out;
@@ -329,14 +338,18 @@ int main(int argc, char *argv[])
 			goto out;
 		}
 		struct yolo_err err = { { 0 } };
-		struct bs_config bc = {
-			.images = (const char *const *)images.v, .nimages = images.n,
-			.serve = serve, .memlimit = memlimit, .dedup = !o.no_dedup,
-			.source_fd = source_fd, .prefill = !o.no_prefill,
+		struct iset_config ic = {
+			.paths = (const char *const *)images.v, .npaths = images.n,
+			.memory = memory, .memlimit = memlimit, .dedup = !o.no_dedup,
+			.source_fd = source_fd,
 		};
-		int r = bs_create(&bs, &bc, &err);
+		int r = iset_create(&set, &ic, &stats, &err);
 		if (r < 0) {
 			fprintf(stderr, "yolofs: %s\n", err.msg[0] ? err.msg : strerror(-r));
+			goto out;
+		}
+		if (bs_create(&bs, set, &stats, !o.no_prefill) < 0) {
+			fprintf(stderr, "yolofs: out of memory\n");
 			goto out;
 		}
 	}
@@ -354,16 +367,7 @@ int main(int argc, char *argv[])
 	}
 	source_fd = -1;                  /* owned by fs now */
 
-	/* Defaults: kernel permission checks (the daemon runs as root), large
-	 * reads, and SOURCE as the mount's source (type fuse.yolofs), so that
-	 * `mount -a` sees a yolofs fstab line as mounted already. */
-	char fsname[4200];
-	snprintf(fsname, sizeof(fsname), "-ofsname=%s", o.source);
-	for (char *c = fsname; *c; c++)
-		if (*c == ',')
-			*c = '_';
-	if (fuse_opt_add_arg(&args, "-odefault_permissions") ||
-	    fuse_opt_add_arg(&args, "-omax_read=1048576") || fuse_opt_add_arg(&args, fsname)) {
+	if (mount_add_args(&args, o.source) < 0) {
 		fprintf(stderr, "yolofs: out of memory\n");
 		goto out;
 	}
@@ -385,12 +389,12 @@ int main(int argc, char *argv[])
 	/* Without this the window stays at the kernel's 128 KiB whatever
 	 * readahead= says: 8x more READs and cold sequential reads at about
 	 * half the speed (bench-results/bench.md, steady state). */
-	r = pt_set_readahead(co.mountpoint, (uint32_t)readahead);
+	r = mount_set_readahead(co.mountpoint, (uint32_t)readahead);
 	if (r < 0)
-		pt_log(PT_LOG_INFO, "readahead window left at the kernel default: %s",
+		ylog(YLOG_INFO, "readahead window left at the kernel default: %s",
 		       strerror(-r));
 	if (!co.foreground)
-		pt_log_to_syslog = true;
+		ylog_to_syslog();
 	if (fuse_daemonize(co.foreground) != 0)
 		goto out;
 
@@ -402,23 +406,21 @@ int main(int argc, char *argv[])
 	sigaddset(&sigs, SIGUSR1);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	static struct st_stats no_images;
-	if (!bs)
-		st_init(&no_images);
-	r = st_start(bs ? bs_stats(bs) : &no_images, o.metrics, o.metrics_interval);
+	r = stats_start(&stats, o.metrics, o.metrics_interval);
 	if (r < 0)
-		pt_log(PT_LOG_WARN, "no statistics thread: %s", strerror(-r));
-	if (bs && (r = bs_start(bs)) < 0)
-		pt_log(PT_LOG_WARN, "no pager thread (memlimit placement stays as at start): %s",
+		ylog(YLOG_WARN, "no statistics thread: %s", strerror(-r));
+	if (set && (r = iset_start(set)) < 0)
+		ylog(YLOG_WARN, "no pager thread (memlimit placement stays as at start): %s",
 		       strerror(-r));
-	reloader.bs = bs;
+	reloader.set = set;
+	reloader.stats = &stats;
 	reloader.spec = o.images;
 	if ((r = pthread_create(&reloader.thread, NULL, reload_main, &reloader)) != 0)
-		pt_log(PT_LOG_WARN, "no reload thread (SIGHUP ignored): %s", strerror(r));
+		ylog(YLOG_WARN, "no reload thread (SIGHUP ignored): %s", strerror(r));
 	reloader.running = r == 0;
-	pt_log(PT_LOG_INFO, "serving %s at %s (%zu images)", o.source, co.mountpoint, images.n);
+	ylog(YLOG_INFO, "serving %s at %s (%zu images)", o.source, co.mountpoint, images.n);
 	if (o.images && !images.n)
-		pt_log(PT_LOG_WARN, "images=%s holds no boot images yet; add some and send SIGHUP",
+		ylog(YLOG_WARN, "images=%s holds no boot images yet; add some and send SIGHUP",
 		       o.images);
 	/* The mount is live (requests queue until the loop runs): tell a
 	 * Type=notify unit.  Daemonized, this is a new process: name it. */
@@ -428,14 +430,14 @@ int main(int argc, char *argv[])
 		r = sdn_notifyf("READY=1\nMAINPID=%ld\nSTATUS=serving %zu boot images",
 				(long)getpid(), images.n);
 	if (r < 0)
-		pt_log(PT_LOG_WARN, "cannot notify systemd: %s", strerror(-r));
+		ylog(YLOG_WARN, "cannot notify systemd: %s", strerror(-r));
 
 	if (co.singlethread) {
 		r = fuse_session_loop(se);
 	} else {
 		lc = fuse_loop_cfg_create();
 		if (!lc) {
-			pt_log(PT_LOG_ERR, "out of memory");
+			ylog(YLOG_ERR, "out of memory");
 			r = -ENOMEM;
 		} else {
 			fuse_loop_cfg_set_clone_fd(lc, (unsigned)co.clone_fd);
@@ -446,7 +448,7 @@ int main(int argc, char *argv[])
 			r = fuse_session_loop_mt(se, lc);
 		}
 	}
-	st_stop();
+	stats_stop();
 	if (reloader.running) {
 		atomic_store(&reloader.quit, true);
 		pthread_kill(reloader.thread, SIGHUP);
@@ -455,11 +457,11 @@ int main(int argc, char *argv[])
 	/* A positive value is the signal that ended the loop: a clean exit. */
 	ret = r < 0 ? 1 : 0;
 	if (r < 0)
-		pt_log(PT_LOG_ERR, "session loop failed: %s", strerror(-r));
-	pt_log(PT_LOG_INFO, "unmounting %s", co.mountpoint);
+		ylog(YLOG_ERR, "session loop failed: %s", strerror(-r));
+	ylog(YLOG_INFO, "unmounting %s", co.mountpoint);
 	sdn_notify("STOPPING=1");
-	if (bs)
-		st_log(bs_stats(bs));
+	if (set)
+		stats_log(&stats);
 out:
 	if (se) {
 		if (mounted)
@@ -471,6 +473,8 @@ out:
 		fuse_loop_cfg_destroy(lc);
 	pt_destroy(fs);
 	bs_destroy(bs);
+	iset_destroy(set);
+	stats_destroy(&stats);
 	if (source_fd >= 0)
 		close(source_fd);
 	pl_free(&images);

@@ -14,33 +14,33 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "passthrough.h"
+#include "log.h"
 #include "stats.h"
 
 /* Owned by the thread that called st_start/st_stop (main). */
-static pthread_t st_thread;
-static bool st_running;
-static atomic_bool st_quit;
+static pthread_t stats_thread;
+static bool stats_running;
+static atomic_bool stats_quit;
 
-struct st_args {
-	struct st_stats *st;
+struct stats_args {
+	struct stats *st;
 	const char *path;
 	unsigned interval;
 };
-static struct st_args st_args;
+static struct stats_args stats_args;
 
 static uint64_t ld(const atomic_uint_fast64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
-void st_init(struct st_stats *st)
+void stats_init(struct stats *st)
 {
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_init(&st->lock, NULL);
 }
 
-void st_destroy(struct st_stats *st)
+void stats_destroy(struct stats *st)
 {
 	pthread_mutex_destroy(&st->lock);
 	free(st->images);
@@ -48,13 +48,13 @@ void st_destroy(struct st_stats *st)
 	st->nimages = st->cap = 0;
 }
 
-int st_register(struct st_stats *st, struct st_image *im)
+int stats_register(struct stats *st, struct stats_image *im)
 {
 	int ret = 0;
 	pthread_mutex_lock(&st->lock);
 	if (st->nimages == st->cap) {
 		size_t cap = st->cap ? st->cap * 2 : 8;
-		struct st_image **v = realloc(st->images, cap * sizeof(*v));
+		struct stats_image **v = realloc(st->images, cap * sizeof(*v));
 		if (!v)
 			ret = -ENOMEM;
 		else {
@@ -68,7 +68,7 @@ int st_register(struct st_stats *st, struct st_image *im)
 	return ret;
 }
 
-void st_unregister(struct st_stats *st, struct st_image *im)
+void stats_unregister(struct stats *st, struct stats_image *im)
 {
 	pthread_mutex_lock(&st->lock);
 	for (size_t i = 0; i < st->nimages; i++) {
@@ -82,19 +82,19 @@ void st_unregister(struct st_stats *st, struct st_image *im)
 	pthread_mutex_unlock(&st->lock);
 }
 
-void st_log(struct st_stats *st)
+void stats_log(struct stats *st)
 {
 	if (st->sample)
 		st->sample(st->sample_ctx, st);
-	pt_log(PT_LOG_INFO, "stats: %" PRIu64 " reads of files without an image, %" PRIu64
+	ylog(YLOG_INFO, "stats: %" PRIu64 " reads of files without an image, %" PRIu64
 	       " reloads; memory: %" PRIu64 " bytes resident (%" PRIu64 " pinned) for %"
 	       PRIu64 " bytes of loaded images, limit %" PRIu64,
 	       ld(&st->reads_passthrough), ld(&st->reloads), ld(&st->mem.resident),
 	       ld(&st->mem.pinned), ld(&st->mem.logical), ld(&st->mem.limit));
 	pthread_mutex_lock(&st->lock);
 	for (size_t i = 0; i < st->nimages; i++) {
-		struct st_image *m = st->images[i];
-		pt_log(PT_LOG_INFO,
+		struct stats_image *m = st->images[i];
+		ylog(YLOG_INFO,
 		       "stats: %s (generation %u): hits %" PRIu64 " misses %" PRIu64 " bytes memory %" PRIu64
 		       " ssd %" PRIu64 " source %" PRIu64 " invalidations %" PRIu64
 		       " files matched %" PRIu64 " stale %" PRIu64 " bad blocks %" PRIu64
@@ -134,7 +134,7 @@ static void counter(FILE *f, const char *name, const char *help, uint64_t v)
 }
 
 /* {image="...",generation="N"} */
-static void put_labels(FILE *f, const struct st_image *m)
+static void put_labels(FILE *f, const struct stats_image *m)
 {
 	fputs("{image=\"", f);
 	put_label(f, m->name);
@@ -142,13 +142,13 @@ static void put_labels(FILE *f, const struct st_image *m)
 }
 
 /* Writes the per-image series; st->lock held. */
-static void write_images(FILE *f, const struct st_stats *st)
+static void write_images(FILE *f, const struct stats *st)
 {
 	static const struct {
 		const char *name, *help;
 		size_t off;
 	} ctr[] = {
-#define C(field, help) { #field, help, offsetof(struct st_image, field) }
+#define C(field, help) { #field, help, offsetof(struct stats_image, field) }
 		C(hits, "Blocks served from the boot image."),
 		C(misses, "Blocks of matched files read from the source."),
 		C(bytes_memory, "Bytes served from memory."),
@@ -168,7 +168,7 @@ static void write_images(FILE *f, const struct st_stats *st)
 		fprintf(f, "# HELP yolofs_%s_total %s\n# TYPE yolofs_%s_total counter\n",
 			ctr[c].name, ctr[c].help, ctr[c].name);
 		for (size_t i = 0; i < st->nimages; i++) {
-			const struct st_image *m = st->images[i];
+			const struct stats_image *m = st->images[i];
 			fprintf(f, "yolofs_%s_total", ctr[c].name);
 			put_labels(f, m);
 			fprintf(f, " %" PRIu64 "\n",
@@ -192,7 +192,7 @@ static void write_images(FILE *f, const struct st_stats *st)
 	}
 }
 
-int st_write_metrics(struct st_stats *st, const char *path)
+int stats_write_metrics(struct stats *st, const char *path)
 {
 	char tmp[4096];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
@@ -230,9 +230,9 @@ int st_write_metrics(struct st_stats *st, const char *path)
 	return ret;
 }
 
-static void *st_main(void *arg)
+static void *stats_main(void *arg)
 {
-	struct st_args *a = arg;
+	struct stats_args *a = arg;
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
@@ -240,13 +240,13 @@ static void *st_main(void *arg)
 	for (;;) {
 		struct timespec ts = { .tv_sec = a->interval };
 		int sig = sigtimedwait(&set, NULL, &ts);
-		bool quit = atomic_load(&st_quit);
+		bool quit = atomic_load(&stats_quit);
 		if (sig == SIGUSR1 && !quit)
-			st_log(a->st);
+			stats_log(a->st);
 		if (a->path) {
-			int ret = st_write_metrics(a->st, a->path);
+			int ret = stats_write_metrics(a->st, a->path);
 			if (ret < 0 && !warned) {
-				pt_log(PT_LOG_WARN, "cannot write metrics to %s: %s", a->path,
+				ylog(YLOG_WARN, "cannot write metrics to %s: %s", a->path,
 				       strerror(-ret));
 				warned = true;
 			}
@@ -256,24 +256,24 @@ static void *st_main(void *arg)
 	}
 }
 
-int st_start(struct st_stats *st, const char *metrics_path, unsigned interval_s)
+int stats_start(struct stats *st, const char *metrics_path, unsigned interval_s)
 {
-	st_args = (struct st_args){ .st = st, .path = metrics_path,
+	stats_args = (struct stats_args){ .st = st, .path = metrics_path,
 				    .interval = interval_s ? interval_s : 2 };
-	atomic_store(&st_quit, false);
-	int ret = pthread_create(&st_thread, NULL, st_main, &st_args);
+	atomic_store(&stats_quit, false);
+	int ret = pthread_create(&stats_thread, NULL, stats_main, &stats_args);
 	if (ret)
 		return -ret;
-	st_running = true;
+	stats_running = true;
 	return 0;
 }
 
-void st_stop(void)
+void stats_stop(void)
 {
-	if (!st_running)
+	if (!stats_running)
 		return;
-	atomic_store(&st_quit, true);
-	pthread_kill(st_thread, SIGUSR1);
-	pthread_join(st_thread, NULL);
-	st_running = false;
+	atomic_store(&stats_quit, true);
+	pthread_kill(stats_thread, SIGUSR1);
+	pthread_join(stats_thread, NULL);
+	stats_running = false;
 }

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 /* Counters of one image; updated with relaxed atomics from any thread. */
-struct st_image {
+struct stats_image {
 	const char *name;                /* image path (owned by the caller) */
 	unsigned generation;             /* reload that opened it (0: start): tells a
 					  * replaced image from its successor */
@@ -32,7 +32,7 @@ struct st_image {
 };
 
 /* Memory of the block store (gauges set by the block source). */
-struct st_memory {
+struct stats_memory {
 	atomic_uint_fast64_t limit;      /* memlimit (0: none) */
 	atomic_uint_fast64_t resident;   /* bytes holding blocks */
 	atomic_uint_fast64_t unique;     /* bytes of distinct blocks */
@@ -40,28 +40,28 @@ struct st_memory {
 	atomic_uint_fast64_t pinned;     /* resident bytes that are mlocked */
 };
 
-struct st_stats {
+struct stats {
 	pthread_mutex_t lock;            /* protects the image list (not the counters) */
-	struct st_image **images;        /* nimages entries, registration order */
+	struct stats_image **images;        /* nimages entries, registration order */
 	size_t nimages, cap;
 	atomic_uint_fast64_t reads_passthrough; /* reads of files no image covers */
 	atomic_uint_fast64_t reloads;           /* image reloads (SIGHUP) */
 	atomic_uint_fast64_t reload_errors;     /* images a reload could not open */
-	struct st_memory mem;
+	struct stats_memory mem;
 	/* Called before the statistics are logged or written, to refresh
 	 * gauges kept elsewhere (may be NULL). */
-	void (*sample)(void *ctx, struct st_stats *st);
+	void (*sample)(void *ctx, struct stats *st);
 	void *sample_ctx;
 };
 
 /* Initialise an empty st_stats.  st_destroy frees the list (not the images). */
-void st_init(struct st_stats *st);
-void st_destroy(struct st_stats *st);
+void stats_init(struct stats *st);
+void stats_destroy(struct stats *st);
 /* Add/remove an image to/from what is logged and exported.  @return 0 or -ENOMEM. */
-int st_register(struct st_stats *st, struct st_image *im);
-void st_unregister(struct st_stats *st, struct st_image *im);
+int stats_register(struct stats *st, struct stats_image *im);
+void stats_unregister(struct stats *st, struct stats_image *im);
 
-static inline void st_add(atomic_uint_fast64_t *c, uint64_t v)
+static inline void stats_add(atomic_uint_fast64_t *c, uint64_t v)
 {
 	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
 }
@@ -70,15 +70,15 @@ static inline void st_add(atomic_uint_fast64_t *c, uint64_t v)
  * arrives and rewrites `metrics_path` (if not NULL) every `interval_s`
  * seconds.  SIGUSR1 must already be blocked in every thread (block it
  * before creating any).  @return 0 or -errno. */
-int st_start(struct st_stats *st, const char *metrics_path, unsigned interval_s);
+int stats_start(struct stats *st, const char *metrics_path, unsigned interval_s);
 
 /* Stop the thread after one final metrics write.  No-op if not started. */
-void st_stop(void);
+void stats_stop(void);
 
 /* Print the counters to the log now. */
-void st_log(struct st_stats *st);
+void stats_log(struct stats *st);
 
 /* Write the Prometheus text file (FILE.tmp then rename).  @return 0 or -errno. */
-int st_write_metrics(struct st_stats *st, const char *path);
+int stats_write_metrics(struct stats *st, const char *path);
 
 #endif /* YOLO_STATS_H */

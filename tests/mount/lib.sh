@@ -18,6 +18,7 @@ TMP=$(mktemp -d /tmp/yolofs-test.XXXXXX)
 PIDS=()        # yolofs daemons, in start order
 MNTS=()        # their mountpoints
 EXTRA_MNTS=()  # other mounts (overlay), unmounted first
+LATE_MNTS=()   # mounts under the daemons (a source file system), unmounted after them
 
 cleanup() {
 	local i
@@ -29,6 +30,9 @@ cleanup() {
 		while findmnt -n -t fuse.yolofs -M "${MNTS[i]}" >/dev/null 2>&1; do
 			umount -l "${MNTS[i]}" 2>/dev/null || break
 		done
+	done
+	for ((i = ${#LATE_MNTS[@]} - 1; i >= 0; i--)); do
+		umount "${LATE_MNTS[i]}" 2>/dev/null || umount -l "${LATE_MNTS[i]}" 2>/dev/null
 	done
 	rm -rf "$TMP"
 }

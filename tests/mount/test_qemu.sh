@@ -23,7 +23,7 @@ size=$(stat -c %s "$SRC/base.qcow2")
 "$MKIMAGE" "$TMP/boot.yolo" "$SRC" base.qcow2:0:65536 base.qcow2:every:2 \
 	|| fail "mkimage"
 
-yolofs_start "$SRC" "$MNT" -o "images=$TMP/boot.yolo,metrics=$TMP/m.prom"
+yolofs_start "$SRC" "$MNT" -o "images=$TMP/boot.yolo,metrics=$TMP/m.prom,allow_other"
 qemu-img create -q -f qcow2 -b "$MNT/base.qcow2" -F qcow2 "$TMP/ov-mnt.qcow2" || fail "overlay on mount"
 qemu-img create -q -f qcow2 -b "$SRC/base.qcow2" -F qcow2 "$TMP/ov-src.qcow2" || fail "overlay on source"
 qemu-img compare -q "$TMP/ov-mnt.qcow2" "$TMP/ov-src.qcow2" || fail "qemu-img compare of the overlays"
@@ -40,6 +40,23 @@ qemu-io -f qcow2 -t none -r "${cmds[@]}" "$TMP/ov-mnt.qcow2" | grep -v 'ops;' >"
 qemu-io -f qcow2 -t none -r "${cmds[@]}" "$TMP/ov-src.qcow2" | grep -v 'ops;' >"$TMP/io-src" || fail "qemu-io on source overlay"
 [ "$(wc -l <"$TMP/io-mnt")" -gt 1000 ] || fail "qemu-io produced too little output"
 cmp -s "$TMP/io-mnt" "$TMP/io-src" || fail "qemu-io random reads differ"
+
+# QEMU as libvirt runs it: an unprivileged user whose overlay's backing
+# file is on the mount (allow_other) reads the same data.  yolofs opens the
+# backing file as that user, so the file must be readable by it.
+chmod 755 "$TMP"
+chmod 644 "$SRC/base.qcow2"
+qemu-img create -q -f qcow2 -b "$MNT/base.qcow2" -F qcow2 "$TMP/ov-user.qcow2" || fail "user overlay"
+chown 65534:65534 "$TMP/ov-user.qcow2"
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+	qemu-io -f qcow2 -t none -r "${cmds[@]}" "$TMP/ov-user.qcow2" | grep -v 'ops;' >"$TMP/io-user" \
+	|| fail "qemu-io as an unprivileged user"
+cmp -s "$TMP/io-user" "$TMP/io-src" || fail "qemu-io as an unprivileged user reads other data"
+chmod 600 "$SRC/base.qcow2"
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+	qemu-io -f qcow2 -r -c "read 0 512" "$TMP/ov-user.qcow2" >/dev/null 2>&1 \
+	&& fail "an unprivileged user read a 0600 root backing file through the mount"
+chmod 644 "$SRC/base.qcow2"
 
 # QEMU locks its images (OFD locks); a second writer must be refused.
 qemu-io -f qcow2 -c "sleep 3000" "$TMP/ov-mnt.qcow2" >/dev/null & QPID=$!

@@ -1,8 +1,15 @@
 /* passthrough.h - the FUSE pass-through core shared by yolofs (serve mode)
- * and yolo-capture (record mode): inode table, dirfd-relative access to the
- * source tree, attributes, directories, xattrs, and a small hook interface
- * through which a front end serves or observes reads and is told about
- * anything that changes file contents.
+ * and yolo-capture (record mode), prefix pt_: inode table, dirfd-relative
+ * access to the source tree, attributes, names, directories, xattrs, open
+ * files, and a small hook interface through which a front end serves or
+ * observes reads and is told about anything that changes a file.
+ *
+ * Acting as the caller: every operation the source filesystem would check
+ * permissions for runs on a worker thread that has taken the requesting
+ * process's fsuid, fsgid, supplementary groups and umask, with no
+ * capabilities unless the caller is root, so the source decides exactly as
+ * if the caller had used it directly (pt_cred.c).  Reads on an open file
+ * never switch.  Hooks always run as the daemon.
  *
  * Errno convention: hooks return 0 (or the documented positive value) or a
  * negative errno; the core negates once in fuse_reply_err().
@@ -23,7 +30,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-/* Maximum bytes the kernel asks for in one READ (and max_read). */
+/* Most bytes the kernel asks for in one READ (the core's max_read). */
 #define PT_MAX_READ (1u << 20)
 
 /* What an open hook is told about a newly opened regular file. */
@@ -54,13 +61,13 @@ struct pt_readbuf {
 /* read hook return value: let the core read the source file itself. */
 #define PT_READ_PASS 1
 
-/* Kinds of content change reported to modify_begin/modify_end. */
+/* Kinds of change reported to modify_begin/modify_end. */
 enum pt_modify {
 	PT_MOD_WRITE,                    /* [off, off+len) written */
 	PT_MOD_TRUNCATE,                 /* size set to `off` */
 	PT_MOD_FALLOCATE,                /* fallocate(mode) over [off, off+len) */
 	PT_MOD_COPY,                     /* copy_file_range destination [off, off+len) */
-	PT_MOD_TIMES,                    /* timestamps set (utimensat); contents unchanged */
+	PT_MOD_ATTR,                     /* times, mode, owner or xattrs set; contents unchanged */
 };
 
 /* Hooks; any may be NULL.  `ipriv` is a per-inode slot owned by the hooks:
@@ -88,7 +95,7 @@ struct pt_hooks {
 	 * failed), so memory the segments pointed into can be released. */
 	void (*read_done)(void *ctx, void *hold);
 
-	/* Bracket every change of a file's contents made through the mount.
+	/* Bracket every change of a regular file made through the mount.
 	 * begin is called before the source is modified, end after (with the
 	 * operation's result, 0/-errno or bytes).  begin may block readers
 	 * until end.  ipriv is NULL when the inode has no open files. */
@@ -96,12 +103,13 @@ struct pt_hooks {
 	void (*modify_end)(void *ctx, void *ipriv, enum pt_modify op, uint64_t off, uint64_t len,
 			   int fd, int64_t result);
 
-	/* A regular file's timestamps were set through the mount (touch), with
-	 * its state just before and after; called inside the PT_MOD_TIMES
-	 * bracket, after success, so no other change or first open can come
+	/* A regular file's attributes (times, mode, owner, xattrs; never its
+	 * contents) were changed through the mount, with its state just
+	 * before and after.  Called inside the PT_MOD_ATTR bracket after
+	 * success, so no other change through the mount or first open comes
 	 * between the two stats. */
-	void (*times_set)(void *ctx, const char *relpath, const struct stat *before,
-			  const struct stat *after);
+	void (*attr_set)(void *ctx, const char *relpath, const struct stat *before,
+			 const struct stat *after);
 
 	/* A directory entry was renamed (after success). */
 	void (*rename)(void *ctx, uint64_t ino, const char *newname);
@@ -126,17 +134,18 @@ void pt_destroy(struct pt_fs *fs);
 /* The low-level operations (pass `fs` as userdata to fuse_session_new). */
 const struct fuse_lowlevel_ops *pt_ops(void);
 
+/* Add the mount options the core depends on to `args`: max_read (the
+ * largest READ it serves) and default_permissions (the kernel checks each
+ * path component with the attributes it has; the source then decides
+ * again, as the caller, at the operation).  @return 0 or -ENOMEM. */
+int pt_mount_args(struct fuse_args *args);
+
 /* Session, for cache notifications by hooks; set once after fuse_session_new. */
 void pt_set_session(struct pt_fs *fs, struct fuse_session *se);
 
-/* Set the readahead window of the FUSE mount at `mountpoint` (its bdi's
- * read_ahead_kb in sysfs; needs root).  The kernel starts a FUSE mount at
- * the 128 KiB default and applies INIT's max_readahead only as
- * min(window, max_readahead), so max_readahead alone can shrink the window
- * but never grow it.  Call after fuse_session_mount and before the session
- * loop answers INIT; the min() then keeps `bytes` (pt_init asks for the
- * same value).  @return 0, -ENOENT (no such fuse mount), or -errno. */
-int pt_set_readahead(const char *mountpoint, uint32_t bytes);
+/* Send libfuse's own messages to the project's logger (common/log.h), so
+ * they are kept once the daemon runs in the background. */
+void pt_log_to_ylog(void);
 
 /* Process id of the caller whose request the calling hook is serving (0
  * outside a hook, or when the kernel did not say, e.g. readahead). */
@@ -146,14 +155,10 @@ pid_t pt_current_pid(void);
  * @return 0, -ENOENT if unlinked or outside the source, -ENAMETOOLONG. */
 int pt_relpath(const struct pt_fs *fs, int fd, char *buf, size_t len);
 
-/* pread all of [off, off+size) unless EOF comes first, retrying EINTR.
- * @return bytes read (short only at EOF) or -errno. */
-ssize_t pt_pread_full(int fd, char *buf, size_t size, off_t off);
-
-/* Logging: one printf-checked sink with levels. */
-enum pt_log_level { PT_LOG_ERR, PT_LOG_WARN, PT_LOG_INFO, PT_LOG_DEBUG };
-extern int pt_log_threshold;             /* messages above it are dropped */
-extern bool pt_log_to_syslog;            /* log to syslog instead of stderr (daemonized) */
-void pt_log(enum pt_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Read [off, off+size) of a source file into buf, retrying EINTR and
+ * partial reads.  `rwf` is passed to preadv2 (0 or RWF_* flags).
+ * @return the bytes read, fewer than `size` only at end of file; or -errno:
+ * an error part way fails the whole read (never a short count). */
+ssize_t pt_read_source(int fd, void *buf, size_t size, off_t off, int rwf);
 
 #endif /* YOLO_PASSTHROUGH_H */

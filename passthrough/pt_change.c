@@ -1,0 +1,63 @@
+/* pt_change.c - the change bracket: every change of a regular file made
+ * through the mount (contents or attributes) is announced to the hooks
+ * before and after, and its result recorded as what the kernel caches, so
+ * a front end that serves data from elsewhere (yolofs's boot images) can
+ * stop serving what changed and tell a touch from a modification. */
+#include "config.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "pt_i.h"
+
+/* Record the current state of an open file as what the kernel caches. */
+static void note_cached(struct pt_inode *in, int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return;
+	pthread_mutex_lock(&in->mu);
+	in->cache_known = true;
+	in->csize = st.st_size;
+	in->cmtime = st.st_mtim;
+	in->cctime = st.st_ctim;
+	pthread_mutex_unlock(&in->mu);
+}
+
+void pt_change_begin(struct pt_change *m, struct pt_fs *fs, struct pt_inode *in,
+		     struct pt_fh *fh, enum pt_modify op, uint64_t off, uint64_t len)
+{
+	*m = (struct pt_change){ .fs = fs, .in = in, .op = op, .off = off, .len = len };
+	if (fh) {
+		m->ipriv = fh->ipriv;
+	} else {
+		pthread_mutex_lock(&in->mu);
+		m->locked = true;
+		m->ipriv = in->nopen ? in->ipriv : NULL;
+	}
+	if (fs->cfg.hooks.modify_begin)
+		fs->cfg.hooks.modify_begin(fs->cfg.hooks.ctx, m->ipriv, op, off, len);
+}
+
+void pt_change_end(struct pt_change *m, int fd, int64_t result)
+{
+	struct pt_fs *fs = m->fs;
+	if (fs->cfg.hooks.modify_end)
+		fs->cfg.hooks.modify_end(fs->cfg.hooks.ctx, m->ipriv, m->op, m->off, m->len, fd,
+					 result);
+	if (m->locked)
+		pthread_mutex_unlock(&m->in->mu);
+	/* The kernel applied this change to its own cache; remember the new
+	 * state so the next open may keep it. */
+	if (fd >= 0 && result >= 0)
+		note_cached(m->in, fd);
+}
+
+void pt_report_attr_set(struct pt_fs *fs, struct pt_inode *in, const struct stat *before)
+{
+	struct stat after;
+	char rel[PATH_MAX];
+	if (fs->cfg.hooks.attr_set && pt_stat_inode(in, &after) == 0 &&
+	    pt_relpath(fs, in->fd, rel, sizeof(rel)) == 0)
+		fs->cfg.hooks.attr_set(fs->cfg.hooks.ctx, rel, before, &after);
+}

@@ -1,0 +1,240 @@
+/* pt_core.c - the pass-through core's session: creating and destroying the
+ * core over the source directory descriptor, the open-handle list, INIT
+ * (what the core asks of the kernel and why), the mount options it needs,
+ * and the operations table.  See passthrough.h and pt_i.h. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pt_i.h"
+
+void pt_handle_add(struct pt_fs *fs, struct pt_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->prev = NULL;
+	h->next = fs->handles;
+	if (fs->handles)
+		fs->handles->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+void pt_handle_del(struct pt_fs *fs, struct pt_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+int pt_relpath(const struct pt_fs *fs, int fd, char *buf, size_t len)
+{
+	char pp[64], link[PATH_MAX];
+	struct stat st;
+	pt_proc_path(pp, sizeof(pp), fd);
+	ssize_t n = readlink(pp, link, sizeof(link) - 1);
+	if (n < 0)
+		return -errno;
+	link[n] = '\0';
+	if (fstat(fd, &st) == 0 && st.st_nlink == 0)
+		return -ENOENT;
+	const char *rel;
+	if (fs->root_len == 1)
+		rel = link + 1;          /* source is "/" */
+	else if ((size_t)n > fs->root_len && memcmp(link, fs->root_path, fs->root_len) == 0 &&
+		 link[fs->root_len] == '/')
+		rel = link + fs->root_len + 1;
+	else
+		return -ENOENT;
+	if (strlen(rel) + 1 > len)
+		return -ENAMETOOLONG;
+	strcpy(buf, rel);
+	return 0;
+}
+
+/* What the core asks of the kernel:
+ *  - POSIX ACLs evaluated by the kernel in its own permission checks (it
+ *    fetches system.posix_acl_* through getxattr; this also turns on
+ *    default_permissions) and umask left to us (DONT_MASK): the source
+ *    applies the caller's umask only where it has no default ACL;
+ *  - HANDLE_KILLPRIV: the source clears setuid/setgid bits on write,
+ *    truncate and chown itself, for the caller who does it (the kernel's
+ *    own way is a chmod that a non-owner may not make);
+ *  - no writeback cache (writes reach the source, as the writer, at once);
+ *  - AUTO_INVAL_DATA, READDIRPLUS, ioctl on directories (chattr/lsattr). */
+static void pt_init(void *userdata, struct fuse_conn_info *conn)
+{
+	struct pt_fs *fs = userdata;
+	unsigned splice = FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE | FUSE_CAP_SPLICE_READ;
+	if (fs->cfg.splice)
+		conn->want |= conn->capable & (FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
+	else
+		conn->want &= ~splice;
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	conn->want |= conn->capable & (FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS |
+				       FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK |
+				       FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_IOCTL_DIR);
+	if (!(conn->capable & FUSE_CAP_POSIX_ACL))
+		ylog(YLOG_WARN, "the kernel cannot check POSIX ACLs of a FUSE mount: only mode "
+		     "bits are checked before the source decides");
+	conn->max_readahead = fs->cfg.max_readahead;
+	conn->max_read = PT_MAX_READ;    /* as pt_mount_args says */
+	ylog(YLOG_DEBUG, "init: proto %u.%u max_write %u max_readahead %u want 0x%x",
+	     conn->proto_major, conn->proto_minor, conn->max_write, conn->max_readahead,
+	     conn->want);
+}
+
+int pt_mount_args(struct fuse_args *args)
+{
+	char opt[64];
+	snprintf(opt, sizeof(opt), "-omax_read=%u,default_permissions", PT_MAX_READ);
+	return fuse_opt_add_arg(args, opt) == 0 ? 0 : -ENOMEM;
+}
+
+/* libfuse writes one line in several calls (e.g. "unknown option(s): `",
+ * "-o ", "name'\n"): collect the pieces per thread up to the newline. */
+static void from_libfuse(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	static __thread char line[900];
+	static __thread size_t len;
+	enum ylog_level l = level <= FUSE_LOG_ERR ? YLOG_ERR :
+			    level == FUSE_LOG_WARNING ? YLOG_WARN :
+			    level <= FUSE_LOG_INFO ? YLOG_INFO : YLOG_DEBUG;
+	int n = vsnprintf(line + len, sizeof(line) - len, fmt, ap);
+	if (n > 0)
+		len = len + (size_t)n < sizeof(line) ? len + (size_t)n : sizeof(line) - 1;
+	if (len == 0 || (line[len - 1] != '\n' && len < sizeof(line) - 1))
+		return;
+	while (len && line[len - 1] == '\n')
+		line[--len] = '\0';
+	ylog(l, "%s", line);
+	len = 0;
+}
+
+void pt_log_to_ylog(void)
+{
+	fuse_set_log_func(from_libfuse);
+}
+
+int pt_create(struct pt_fs **out, const struct pt_config *cfg)
+{
+	struct pt_fs *fs = calloc(1, sizeof(*fs));
+	struct stat st;
+	char pp[64];
+	if (!fs)
+		return -ENOMEM;
+	fs->cfg = *cfg;
+	if (fstat(cfg->source_fd, &st) < 0) {
+		int saverr = errno;
+		free(fs);
+		return -saverr;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		free(fs);
+		return -ENOTDIR;
+	}
+	pt_proc_path(pp, sizeof(pp), cfg->source_fd);
+	ssize_t n = readlink(pp, fs->root_path, sizeof(fs->root_path) - 1);
+	if (n <= 0) {
+		int saverr = n < 0 ? errno : EINVAL;
+		free(fs);
+		return -saverr;
+	}
+	fs->root_path[n] = '\0';
+	fs->root_len = (size_t)n;
+	fs->root.fd = cfg->source_fd;
+	fs->root.dev = st.st_dev;
+	fs->root.ino = st.st_ino;
+	fs->root.type = S_IFDIR;
+	fs->root.nlookup = 2;
+	pthread_mutex_init(&fs->root.mu, NULL);
+	pthread_mutex_init(&fs->itable_lock, NULL);
+	pthread_mutex_init(&fs->handles_lock, NULL);
+	fs->nbuckets = 1024;
+	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
+	if (!fs->buckets) {
+		free(fs);
+		return -ENOMEM;
+	}
+	*out = fs;
+	return 0;
+}
+
+void pt_set_session(struct pt_fs *fs, struct fuse_session *se)
+{
+	fs->se = se;
+}
+
+void pt_destroy(struct pt_fs *fs)
+{
+	if (!fs)
+		return;
+	/* Handles whose release never arrived (the session has ended). */
+	while (fs->handles) {
+		struct pt_handle *h = fs->handles;
+		fs->handles = h->next;
+		if (h->is_dir)
+			pt_close_dir((struct pt_dir *)h);
+		else
+			pt_close_file(fs, (struct pt_fh *)h, false);
+	}
+	pt_free_inodes(fs);
+	free(fs->buckets);
+	close(fs->root.fd);
+	pthread_mutex_destroy(&fs->root.mu);
+	pthread_mutex_destroy(&fs->itable_lock);
+	pthread_mutex_destroy(&fs->handles_lock);
+	free(fs);
+}
+
+static const struct fuse_lowlevel_ops pt_lowlevel_ops = {
+	.init = pt_init,
+	.lookup = pt_lookup,
+	.forget = pt_forget,
+	.forget_multi = pt_forget_multi,
+	.getattr = pt_getattr,
+	.setattr = pt_setattr,
+	.readlink = pt_readlink,
+	.mknod = pt_mknod,
+	.mkdir = pt_mkdir,
+	.symlink = pt_symlink,
+	.link = pt_link,
+	.unlink = pt_unlink,
+	.rmdir = pt_rmdir,
+	.rename = pt_rename,
+	.opendir = pt_opendir,
+	.readdir = pt_readdir,
+	.readdirplus = pt_readdirplus,
+	.releasedir = pt_releasedir,
+	.fsyncdir = pt_fsyncdir,
+	.open = pt_open,
+	.create = pt_create_file,
+	.read = pt_read,
+	.write = pt_write,
+	.flush = pt_flush,
+	.release = pt_release,
+	.fsync = pt_fsync,
+	.fallocate = pt_fallocate,
+	.copy_file_range = pt_copy_file_range,
+	.lseek = pt_lseek,
+	.ioctl = pt_ioctl,
+	.statfs = pt_statfs,
+	.access = pt_access,
+	.getxattr = pt_getxattr,
+	.listxattr = pt_listxattr,
+	.setxattr = pt_setxattr,
+	.removexattr = pt_removexattr,
+};
+
+const struct fuse_lowlevel_ops *pt_ops(void)
+{
+	return &pt_lowlevel_ops;
+}

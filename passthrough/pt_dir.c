@@ -1,0 +1,405 @@
+/* pt_dir.c - names, directories and extended attributes of the core:
+ * creating (as the caller, with its umask: the new object is the caller's
+ * from the start, never chowned afterwards) and removing names, renames,
+ * directory listings, and xattrs, each decided by the source for the
+ * caller. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "pt_i.h"
+
+/* ---- creating and removing names ---- */
+
+/* Reply to a creation: the new name's entry, looked up while still acting
+ * as the caller.  `ret` is the creation's result. */
+static void reply_created(fuse_req_t req, struct pt_inode *dir, const char *name, int ret,
+			  struct pt_as *as)
+{
+	struct fuse_entry_param e;
+	if (ret == 0)
+		ret = pt_do_lookup(pt_fs_of(req), dir, name, &e);
+	pt_as_self(as);
+	if (ret < 0)
+		pt_reply_status(req, ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct pt_inode *dir = pt_inode_of(req, parent);
+	struct pt_as as;
+	int ret = pt_as_caller(req, &as, true);
+	if (ret < 0) {
+		pt_reply_status(req, ret);
+		return;
+	}
+	ret = mknodat(dir->fd, name, mode, rdev) < 0 ? -errno : 0;
+	reply_created(req, dir, name, ret, &as);
+}
+
+void pt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct pt_inode *dir = pt_inode_of(req, parent);
+	struct pt_as as;
+	int ret = pt_as_caller(req, &as, true);
+	if (ret < 0) {
+		pt_reply_status(req, ret);
+		return;
+	}
+	ret = mkdirat(dir->fd, name, mode) < 0 ? -errno : 0;
+	reply_created(req, dir, name, ret, &as);
+}
+
+void pt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct pt_inode *dir = pt_inode_of(req, parent);
+	struct pt_as as;
+	int ret = pt_as_caller(req, &as, false);
+	if (ret < 0) {
+		pt_reply_status(req, ret);
+		return;
+	}
+	ret = symlinkat(link, dir->fd, name) < 0 ? -errno : 0;
+	reply_created(req, dir, name, ret, &as);
+}
+
+void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct pt_inode *in = pt_inode_of(req, ino), *dir = pt_inode_of(req, newparent);
+	struct pt_as as;
+	int ret = pt_as_caller(req, &as, false);
+	if (ret < 0) {
+		pt_reply_status(req, ret);
+		return;
+	}
+	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (a root caller); anyone may
+	 * link through the descriptor's /proc magic link, subject to the
+	 * source's own rules (protected_hardlinks) for the caller. */
+	if (linkat(in->fd, "", dir->fd, newname, AT_EMPTY_PATH) < 0) {
+		ret = -errno;
+		if (ret == -ENOENT) {
+			char pp[64];
+			pt_proc_path(pp, sizeof(pp), in->fd);
+			ret = linkat(AT_FDCWD, pp, dir->fd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+		}
+	}
+	reply_created(req, dir, newname, ret, &as);
+}
+
+/* unlinkat as the caller. */
+static int remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
+{
+	struct pt_as as;
+	int ret = pt_as_caller(req, &as, false);
+	if (ret < 0)
+		return ret;
+	ret = unlinkat(pt_inode_of(req, parent)->fd, name, flags) < 0 ? -errno : 0;
+	pt_as_self(&as);
+	return ret;
+}
+
+void pt_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	pt_reply_status(req, remove_name(req, parent, name, 0));
+}
+
+void pt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	pt_reply_status(req, remove_name(req, parent, name, AT_REMOVEDIR));
+}
+
+void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	int dfd = pt_inode_of(req, parent)->fd, ndfd = pt_inode_of(req, newparent)->fd;
+	struct pt_as as;
+	int ret = pt_as_caller(req, &as, false);
+	if (ret == 0) {
+		ret = renameat2(dfd, name, ndfd, newname, flags) < 0 ? -errno : 0;
+		pt_as_self(&as);
+	}
+	if (ret == 0 && fs->cfg.hooks.rename) {
+		struct stat st;
+		if (fstatat(ndfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			fs->cfg.hooks.rename(fs->cfg.hooks.ctx, st.st_ino, newname);
+	}
+	pt_reply_status(req, ret);
+}
+
+/* ---- directories ---- */
+
+static struct pt_dir *dir_of(const struct fuse_file_info *fi)
+{
+	return (struct pt_dir *)(uintptr_t)fi->fh;
+}
+
+void pt_close_dir(struct pt_dir *d)
+{
+	closedir(d->dp);
+	free(d);
+}
+
+void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pt_dir *d = calloc(1, sizeof(*d));
+	if (!d) {
+		pt_reply_status(req, -ENOMEM);
+		return;
+	}
+	/* Through the magic link, not openat(fd, "."): listing needs read
+	 * permission on the directory only, as on the source. */
+	char pp[64];
+	pt_proc_path(pp, sizeof(pp), pt_inode_of(req, ino)->fd);
+	struct pt_as as;
+	int ret = pt_as_caller(req, &as, false);
+	int fd = -1;
+	if (ret == 0) {
+		fd = open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		ret = fd < 0 ? -errno : 0;
+		pt_as_self(&as);
+	}
+	if (ret == 0 && !(d->dp = fdopendir(fd)))
+		ret = -errno;
+	if (ret < 0) {
+		if (fd >= 0)
+			close(fd);
+		free(d);
+		pt_reply_status(req, ret);
+		return;
+	}
+	fi->fh = (uintptr_t)d;
+	fi->cache_readdir = 0;
+	d->h.is_dir = true;
+	pt_handle_add(pt_fs_of(req), &d->h);
+	if (fuse_reply_open(req, fi) == -ENOENT) {
+		pt_handle_del(pt_fs_of(req), &d->h);
+		pt_close_dir(d);
+	}
+}
+
+static bool is_dot(const char *n)
+{
+	return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
+}
+
+/* One READDIR(PLUS) reply.  The plus lookups are the caller's: an entry it
+ * may not look up (no search permission) is listed without attributes. */
+static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi, bool plus)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_dir *d = dir_of(fi);
+	struct pt_inode *dir = pt_inode_of(req, ino);
+	char *buf = malloc(size);
+	size_t used = 0;
+	struct pt_as as = { 0 };
+	int ret = buf ? 0 : -ENOMEM;
+	if (ret == 0 && plus)
+		ret = pt_as_caller(req, &as, false);
+	if (ret < 0) {
+		free(buf);
+		pt_reply_status(req, ret);
+		return;
+	}
+	if (off != d->pos) {
+		seekdir(d->dp, off);
+		d->ent = NULL;
+		d->pos = off;
+	}
+	for (;;) {
+		if (!d->ent) {
+			errno = 0;
+			d->ent = readdir(d->dp);
+			if (!d->ent) {
+				if (errno)
+					ret = -errno;
+				break;
+			}
+		}
+		const char *name = d->ent->d_name;
+		off_t next = d->ent->d_off;
+		size_t n;
+		if (plus) {
+			struct fuse_entry_param e;
+			memset(&e, 0, sizeof(e));
+			e.attr.st_ino = d->ent->d_ino;
+			e.attr.st_mode = (mode_t)d->ent->d_type << 12;
+			if (!is_dot(name)) {
+				ret = pt_do_lookup(fs, dir, name, &e);
+				if (ret == -ENOENT) {   /* removed since readdir */
+					ret = 0;
+					d->ent = NULL;
+					d->pos = next;
+					continue;
+				}
+				if (ret == -EACCES || ret == -EPERM) {
+					memset(&e, 0, sizeof(e));   /* no attributes: a plain entry */
+					e.attr.st_ino = d->ent->d_ino;
+					e.attr.st_mode = (mode_t)d->ent->d_type << 12;
+					ret = 0;
+				}
+				if (ret < 0)
+					break;
+			}
+			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, next);
+			if (n > size - used) {
+				if (e.ino)
+					pt_inode_put(fs, pt_inode_of(req, e.ino), 1);
+				break;
+			}
+		} else {
+			struct stat st = { .st_ino = d->ent->d_ino,
+					   .st_mode = (mode_t)d->ent->d_type << 12 };
+			n = fuse_add_direntry(req, buf + used, size - used, name, &st, next);
+			if (n > size - used)
+				break;
+		}
+		used += n;
+		d->ent = NULL;
+		d->pos = next;
+	}
+	if (plus)
+		pt_as_self(&as);
+	/* An error after some entries were returned is reported next time. */
+	if (ret < 0 && used == 0)
+		pt_reply_status(req, ret);
+	else
+		fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+void pt_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, false);
+}
+
+void pt_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	do_readdir(req, ino, size, off, fi, true);
+}
+
+void pt_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pt_dir *d = dir_of(fi);
+	pt_handle_del(pt_fs_of(req), &d->h);
+	pt_close_dir(d);
+	pt_reply_status(req, 0);
+}
+
+void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int fd = dirfd(dir_of(fi)->dp);
+	int r = datasync ? fdatasync(fd) : fsync(fd);
+	pt_reply_status(req, r < 0 ? -errno : 0);
+}
+
+/* ---- extended attributes ---- */
+
+/* Symlinks cannot be reached through /proc/self/fd for xattrs; they are
+ * reported as having none (overlayfs only needs xattrs on dirs and files). */
+
+/* getxattr (name) or listxattr (name NULL) as the caller, and the reply:
+ * the size alone when the kernel asks with size 0, else the value or list.
+ * The caller's identity is what hides trusted.* from unprivileged users. */
+static void reply_xattr_query(fuse_req_t req, struct pt_inode *in, const char *name, size_t size)
+{
+	char pp[64];
+	char *buf = size ? malloc(size) : NULL;
+	if (size && !buf) {
+		pt_reply_status(req, -ENOMEM);
+		return;
+	}
+	pt_proc_path(pp, sizeof(pp), in->fd);
+	struct pt_as as;
+	ssize_t n = pt_as_caller(req, &as, false);
+	if (n == 0) {
+		n = name ? getxattr(pp, name, buf, size) : listxattr(pp, buf, size);
+		if (n < 0)
+			n = -errno;
+		pt_as_self(&as);
+	}
+	if (n < 0)
+		pt_reply_status(req, (int)n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+void pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	struct pt_inode *in = pt_inode_of(req, ino);
+	if (in->type == S_IFLNK)
+		pt_reply_status(req, -ENODATA);
+	else
+		reply_xattr_query(req, in, name, size);
+}
+
+void pt_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct pt_inode *in = pt_inode_of(req, ino);
+	if (in->type != S_IFLNK)
+		reply_xattr_query(req, in, NULL, size);
+	else if (size == 0)
+		fuse_reply_xattr(req, 0);
+	else
+		fuse_reply_buf(req, NULL, 0);
+}
+
+/* setxattr (value) or removexattr (value NULL) as the caller; a regular
+ * file's change is bracketed and reported like other attribute changes. */
+static int change_xattr(fuse_req_t req, struct pt_inode *in, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	bool reg = in->type == S_IFREG;
+	char pp[64];
+	struct pt_change m;
+	struct stat before;
+	struct pt_as as;
+	pt_proc_path(pp, sizeof(pp), in->fd);
+	if (reg)
+		pt_change_begin(&m, fs, in, NULL, PT_MOD_ATTR, 0, 0);
+	bool known = reg && pt_stat_inode(in, &before) == 0;
+	int ret = pt_as_caller(req, &as, false);
+	if (ret == 0) {
+		int r = value ? setxattr(pp, name, value, size, flags) : removexattr(pp, name);
+		ret = r < 0 ? -errno : 0;
+		pt_as_self(&as);
+	}
+	if (reg && ret == 0 && known)
+		pt_report_attr_set(fs, in, &before);
+	if (reg)
+		pt_change_end(&m, -1, ret);
+	return ret;
+}
+
+void pt_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		 size_t size, int flags)
+{
+	struct pt_inode *in = pt_inode_of(req, ino);
+	if (in->type == S_IFLNK)
+		pt_reply_status(req, -EPERM);
+	else
+		pt_reply_status(req, change_xattr(req, in, name, value ? value : "", size, flags));
+}
+
+void pt_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	struct pt_inode *in = pt_inode_of(req, ino);
+	if (in->type == S_IFLNK)
+		pt_reply_status(req, -ENODATA);
+	else
+		pt_reply_status(req, change_xattr(req, in, name, NULL, 0, 0));
+}

@@ -1,0 +1,492 @@
+/* pt_file.c - open regular files of the core: open and create (as the
+ * caller: the source checks access, O_APPEND and append-only/immutable
+ * flags), the keep_cache decision, reads (served by the read hook or from
+ * the source, never as another identity: reading an open descriptor needs
+ * none), writes and other changes (as the writer, so reserved blocks and
+ * quotas count against it), the change bracket the hooks see, release,
+ * and the file-attribute ioctls behind lsattr/chattr. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "pt_i.h"
+
+static __thread pid_t cur_pid;           /* set around read hooks */
+
+pid_t pt_current_pid(void)
+{
+	return cur_pid;
+}
+
+static struct pt_fh *fh_of(const struct fuse_file_info *fi)
+{
+	return (struct pt_fh *)(uintptr_t)fi->fh;
+}
+
+/* ---- open ---- */
+
+/* Flags for the source descriptor.  The caller's own O_APPEND stays (an
+ * append-only file accepts nothing else; pwrite then appends at the
+ * source's end of file, which is where the kernel means to write), O_DIRECT
+ * goes (the kernel does its own; the daemon reads into its own buffers),
+ * O_NOFOLLOW would refuse the /proc magic link the file is reopened by. */
+static int source_flags(int flags)
+{
+	return (flags & ~(O_DIRECT | O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
+}
+
+/* Drop an open file handle: the inode's open count, the hooks' release
+ * (with `last` when it was the inode's last), the descriptor.  `listed`:
+ * still on fs->handles. */
+void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed)
+{
+	struct pt_inode *in = fh->in;
+	if (listed)
+		pt_handle_del(fs, &fh->h);
+	pthread_mutex_lock(&in->mu);
+	bool last = --in->nopen == 0;
+	if (fs->cfg.hooks.release)
+		fs->cfg.hooks.release(fs->cfg.hooks.ctx, &in->ipriv, last);
+	if (last)
+		in->ipriv = NULL;
+	pthread_mutex_unlock(&in->mu);
+	close(fh->fd);
+	pt_caller_free(&fh->opener);
+	free(fh);
+}
+
+/* Finish an open: call the hook, decide caching, reply.  Called with
+ * in->mu held and releases it; `fd` and `opener` are owned. */
+static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
+			struct fuse_file_info *fi, const struct fuse_entry_param *e,
+			struct pt_caller *opener)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	struct stat st;
+	char rel[PATH_MAX];
+	int ret = 0;
+	struct pt_fh *fh = calloc(1, sizeof(*fh));
+	if (!fh) {
+		ret = -ENOMEM;
+		goto fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		ret = -errno;
+		goto fail;
+	}
+	fh->fd = fd;
+	fh->in = in;
+	fh->opener = *opener;
+	opener->groups = NULL;
+	fi->direct_io = fs->cfg.force_direct_io;
+	fi->keep_cache = fs->cfg.keep_cache && in->cache_known && in->csize == st.st_size &&
+			 in->cmtime.tv_sec == st.st_mtim.tv_sec &&
+			 in->cmtime.tv_nsec == st.st_mtim.tv_nsec &&
+			 in->cctime.tv_sec == st.st_ctim.tv_sec &&
+			 in->cctime.tv_nsec == st.st_ctim.tv_nsec;
+	if (fs->cfg.hooks.open) {
+		struct pt_open_info info = {
+			.relpath = pt_relpath(fs, fd, rel, sizeof(rel)) == 0 ? rel : NULL,
+			.fd = fd, .st = &st, .flags = flags, .first = in->nopen == 0,
+			.se = fs->se, .nodeid = pt_nodeid_of(fs, in),
+		};
+		if (info.first)
+			in->ipriv = NULL;
+		ret = fs->cfg.hooks.open(fs->cfg.hooks.ctx, &info, &in->ipriv, fi);
+		if (ret < 0) {
+			if (info.first && fs->cfg.hooks.release)
+				fs->cfg.hooks.release(fs->cfg.hooks.ctx, &in->ipriv, true);
+			if (info.first)
+				in->ipriv = NULL;
+			goto fail;
+		}
+	}
+	in->nopen++;
+	fh->ipriv = in->ipriv;
+	fh->page_cached = !fi->direct_io && !(flags & O_DIRECT);
+	in->cache_known = true;
+	in->csize = st.st_size;
+	in->cmtime = st.st_mtim;
+	in->cctime = st.st_ctim;
+	pthread_mutex_unlock(&in->mu);
+	fi->fh = (uintptr_t)fh;
+	fi->noflush = 1;
+	pt_handle_add(fs, &fh->h);
+	YLOG_TRACE("open ino %ju fd %d keep_cache %d direct_io %d", (uintmax_t)in->ino, fd,
+		   fi->keep_cache, fi->direct_io);
+	if (e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi))
+		pt_close_file(fs, fh, true);     /* interrupted: the kernel will not send release */
+	return;
+fail:
+	pthread_mutex_unlock(&in->mu);
+	close(fd);
+	if (fh)
+		pt_caller_free(&fh->opener);
+	pt_caller_free(opener);
+	free(fh);
+	if (e)
+		pt_inode_put(fs, in, 1);
+	pt_reply_status(req, ret);
+}
+
+void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_inode *in = pt_inode_of(req, ino);
+	struct pt_caller opener = { .ngroups = -1 };
+	struct pt_as as;
+	char pp[64];
+	pt_proc_path(pp, sizeof(pp), in->fd);
+	bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+	pthread_mutex_lock(&in->mu);
+	if (trunc && fs->cfg.hooks.modify_begin)
+		fs->cfg.hooks.modify_begin(fs->cfg.hooks.ctx, in->nopen ? in->ipriv : NULL,
+					   PT_MOD_TRUNCATE, 0, 0);
+	int fd = -1, ret = pt_as_caller(req, &as, false);
+	if (ret == 0) {
+		fd = open(pp, source_flags(fi->flags));
+		ret = fd < 0 ? -errno : pt_caller_keep(req, &opener);
+		pt_as_self(&as);
+	}
+	if (trunc && fs->cfg.hooks.modify_end)
+		fs->cfg.hooks.modify_end(fs->cfg.hooks.ctx, in->nopen ? in->ipriv : NULL,
+					 PT_MOD_TRUNCATE, 0, 0, fd, ret);
+	if (ret < 0) {
+		pthread_mutex_unlock(&in->mu);
+		if (fd >= 0)
+			close(fd);
+		pt_reply_status(req, ret);
+		return;
+	}
+	finish_open(req, in, fd, fi->flags, fi, NULL, &opener);
+}
+
+void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		    struct fuse_file_info *fi)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_inode *dir = pt_inode_of(req, parent);
+	struct pt_caller opener = { .ngroups = -1 };
+	struct fuse_entry_param e;
+	struct pt_as as;
+	/* Created and opened in one step by the caller: nobody else's file
+	 * can be opened in its place, and nothing is chowned afterwards.
+	 * O_NOFOLLOW: a symlink that appeared under the name is not followed
+	 * (the kernel saw no entry there). */
+	int fd = -1, ret = pt_as_caller(req, &as, true);
+	if (ret == 0) {
+		fd = openat(dir->fd, name, source_flags(fi->flags) | O_CREAT | O_NOFOLLOW |
+			    (fi->flags & O_EXCL), mode);
+		ret = fd < 0 ? -errno : pt_caller_keep(req, &opener);
+		pt_as_self(&as);
+	}
+	if (ret == 0)
+		ret = pt_lookup_fd(fs, fd, &e);
+	if (ret < 0) {
+		if (fd >= 0)
+			close(fd);
+		pt_caller_free(&opener);
+		pt_reply_status(req, ret);
+		return;
+	}
+	struct pt_inode *in = pt_inode_of(req, e.ino);
+	pthread_mutex_lock(&in->mu);
+	finish_open(req, in, fd, fi->flags, fi, &e, &opener);
+}
+
+void pt_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	pt_close_file(pt_fs_of(req), fh_of(fi), true);
+	pt_reply_status(req, 0);
+}
+
+void pt_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	pt_reply_status(req, 0);
+}
+
+void pt_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	int fd = fh_of(fi)->fd;
+	int r = datasync ? fdatasync(fd) : fsync(fd);
+	pt_reply_status(req, r < 0 ? -errno : 0);
+}
+
+/* ---- reading ---- */
+
+#ifndef RWF_DONTCACHE
+#define RWF_DONTCACHE 0x00000080         /* Linux 6.14 */
+#endif
+static _Atomic bool dontcache_ok = true; /* cleared when the kernel or source fs refuses it */
+
+ssize_t pt_read_source(int fd, void *buf, size_t size, off_t off, int rwf)
+{
+	size_t got = 0;
+	while (got < size) {
+		struct iovec iov = { (char *)buf + got, size - got };
+		ssize_t n = preadv2(fd, &iov, 1, off + (off_t)got, rwf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+/* Read a READ the core serves from the source.  The kernel's READs are its
+ * own readahead decisions.  For a stream, the source's page cache and
+ * readahead under them keep the disk busy ahead of the next READ; for an
+ * isolated read they only keep a second copy of what the FUSE page cache
+ * holds, and that copy makes the next nearby read look sequential to the
+ * source's readahead, which then fetches data nobody asked for (4 % more
+ * from the disk, +5-16 % time, in the benchmark's random reads on the ssd
+ * profile).  So a READ that does not continue near the previous one of the
+ * same open file bypasses the source's cache (RWF_DONTCACHE), unless the
+ * kernel does not cache it either (O_DIRECT, e.g. qemu cache=none: then the
+ * source's cache is the only one, shared by every VM on that base image). */
+static ssize_t read_for_reply(struct pt_fh *fh, char *buf, size_t size, off_t off)
+{
+	uint64_t o = (uint64_t)off;
+	uint64_t prev = atomic_exchange_explicit(&fh->next_off, o + size, memory_order_relaxed);
+	/* Threads may take a stream's READs slightly out of order. */
+	bool stream = o + 2 * PT_MAX_READ >= prev && o <= prev + PT_MAX_READ;
+	if (stream || !fh->page_cached || !atomic_load_explicit(&dontcache_ok, memory_order_relaxed))
+		return pt_read_source(fh->fd, buf, size, off, 0);
+	ssize_t n = pt_read_source(fh->fd, buf, size, off, RWF_DONTCACHE);
+	if (n == -EOPNOTSUPP || n == -EINVAL) {
+		atomic_store_explicit(&dontcache_ok, false, memory_order_relaxed);
+		n = pt_read_source(fh->fd, buf, size, off, 0);
+	}
+	return n;
+}
+
+struct pt_tls {
+	struct pt_readbuf rb;
+};
+static pthread_key_t tls_key;
+static pthread_once_t tls_once = PTHREAD_ONCE_INIT;
+
+static void tls_free(void *p)
+{
+	struct pt_tls *t = p;
+	free(t->rb.scratch);
+	free(t);
+}
+
+static void tls_init(void)
+{
+	pthread_key_create(&tls_key, tls_free);
+}
+
+static struct pt_tls *tls_get(void)
+{
+	pthread_once(&tls_once, tls_init);
+	struct pt_tls *t = pthread_getspecific(tls_key);
+	if (t)
+		return t;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	if (posix_memalign((void **)&t->rb.scratch, 4096, PT_MAX_READ) ||
+	    pthread_setspecific(tls_key, t)) {
+		free(t->rb.scratch);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_fh *fh = fh_of(fi);
+	struct pt_tls *t = tls_get();
+	if (!t) {
+		pt_reply_status(req, -ENOMEM);
+		return;
+	}
+	if (size > PT_MAX_READ)
+		size = PT_MAX_READ;
+	YLOG_TRACE("read ino %ju off %jd size %zu", (uintmax_t)fh->in->ino, (intmax_t)off, size);
+	if (fs->cfg.hooks.read) {
+		t->rb.cnt = 0;
+		t->rb.hold = NULL;
+		cur_pid = fuse_req_ctx(req)->pid;
+		int ret = fs->cfg.hooks.read(fs->cfg.hooks.ctx, fh->ipriv, fh->fd, (uint64_t)off,
+					     size, &t->rb);
+		cur_pid = 0;
+		if (ret < 0)
+			pt_reply_status(req, ret);
+		else if (ret == 0)
+			fuse_reply_iov(req, t->rb.iov, t->rb.cnt);
+		if (t->rb.hold && fs->cfg.hooks.read_done)
+			fs->cfg.hooks.read_done(fs->cfg.hooks.ctx, t->rb.hold);
+		if (ret <= 0)
+			return;
+	}
+	if (fs->cfg.splice) {
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv.buf[0].fd = fh->fd;
+		bv.buf[0].pos = off;
+		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+		return;
+	}
+	ssize_t n = read_for_reply(fh, t->rb.scratch, size, off);
+	if (n < 0)
+		pt_reply_status(req, (int)n);
+	else
+		fuse_reply_buf(req, t->rb.scratch, (size_t)n);
+}
+
+/* ---- changing ---- */
+
+void pt_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	      struct fuse_file_info *fi)
+{
+	struct pt_fh *fh = fh_of(fi);
+	struct pt_change m;
+	struct pt_as as;
+	size_t done = 0;
+	pt_change_begin(&m, pt_fs_of(req), fh->in, fh, PT_MOD_WRITE, (uint64_t)off, size);
+	int ret = pt_as_writer(req, fh, &as);
+	while (ret == 0 && done < size) {
+		ssize_t n = pwrite(fh->fd, buf + done, size - done, off + (off_t)done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			ret = -errno;
+		else
+			done += (size_t)n;
+	}
+	pt_as_self(&as);
+	pt_change_end(&m, fh->fd, done ? (int64_t)done : ret);
+	if (done == 0 && ret < 0)
+		pt_reply_status(req, ret);
+	else
+		fuse_reply_write(req, done);
+}
+
+void pt_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		  struct fuse_file_info *fi)
+{
+	struct pt_fh *fh = fh_of(fi);
+	struct pt_change m;
+	struct pt_as as;
+	pt_change_begin(&m, pt_fs_of(req), fh->in, fh, PT_MOD_FALLOCATE, (uint64_t)off,
+			(uint64_t)len);
+	int ret = pt_as_writer(req, fh, &as);
+	if (ret == 0) {
+		ret = fallocate(fh->fd, mode, off, len) < 0 ? -errno : 0;
+		pt_as_self(&as);
+	}
+	pt_change_end(&m, fh->fd, ret);
+	pt_reply_status(req, ret);
+}
+
+void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			struct fuse_file_info *fi_out, size_t len, int flags)
+{
+	struct pt_fh *in = fh_of(fi_in), *out = fh_of(fi_out);
+	struct pt_change m;
+	struct pt_as as;
+	pt_change_begin(&m, pt_fs_of(req), out->in, out, PT_MOD_COPY, (uint64_t)off_out, len);
+	ssize_t n = pt_as_writer(req, out, &as);
+	if (n == 0) {
+		n = copy_file_range(in->fd, &off_in, out->fd, &off_out, len, (unsigned)flags);
+		if (n < 0)
+			n = -errno;
+		pt_as_self(&as);
+	}
+	pt_change_end(&m, out->fd, n);
+	if (n < 0)
+		pt_reply_status(req, (int)n);
+	else
+		fuse_reply_write(req, (size_t)n);
+}
+
+void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
+{
+	off_t r = lseek(fh_of(fi)->fd, off, whence);
+	if (r < 0)
+		pt_reply_status(req, -errno);
+	else
+		fuse_reply_lseek(req, r);
+}
+
+/* ---- file attributes (lsattr/chattr) ---- */
+
+/* The kernel turns FS_IOC_GETFLAGS/SETFLAGS and FS_IOC_FSGETXATTR/
+ * FSSETXATTR on a FUSE file or directory into these requests on a handle
+ * it opens for the purpose.  Setting runs as the caller: the source checks
+ * ownership and CAP_LINUX_IMMUTABLE for the append-only and immutable
+ * flags. */
+void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
+	      unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_inode *in = pt_inode_of(req, ino);
+	bool dir = flags & FUSE_IOCTL_DIR;
+	int fd = dir ? dirfd(((struct pt_dir *)(uintptr_t)fi->fh)->dp) : fh_of(fi)->fd;
+	unsigned c = cmd;
+	union {
+		int flags;
+		struct fsxattr fsx;
+	} v;
+	size_t vlen = c == FS_IOC_GETFLAGS || c == FS_IOC_SETFLAGS ? sizeof(v.flags) : sizeof(v.fsx);
+	if (flags & FUSE_IOCTL_COMPAT) {
+		pt_reply_status(req, -ENOSYS);
+		return;
+	}
+	if (c == FS_IOC_GETFLAGS || c == FS_IOC_FSGETXATTR) {
+		if (out_bufsz < vlen) {
+			pt_reply_status(req, -EINVAL);
+			return;
+		}
+		if (ioctl(fd, c, &v) < 0)
+			pt_reply_status(req, -errno);
+		else
+			fuse_reply_ioctl(req, 0, &v, vlen);
+		return;
+	}
+	if (c != FS_IOC_SETFLAGS && c != FS_IOC_FSSETXATTR) {
+		pt_reply_status(req, -ENOTTY);
+		return;
+	}
+	if (in_bufsz < vlen) {
+		pt_reply_status(req, -EINVAL);
+		return;
+	}
+	memcpy(&v, in_buf, vlen);
+	bool reg = !dir && in->type == S_IFREG;
+	struct pt_change m;
+	struct stat before;
+	struct pt_as as;
+	if (reg)
+		pt_change_begin(&m, fs, in, fh_of(fi), PT_MOD_ATTR, 0, 0);
+	bool known = reg && pt_stat_inode(in, &before) == 0;
+	int ret = pt_as_caller(req, &as, false);
+	if (ret == 0) {
+		ret = ioctl(fd, c, &v) < 0 ? -errno : 0;
+		pt_as_self(&as);
+	}
+	if (reg && ret == 0 && known)
+		pt_report_attr_set(fs, in, &before);
+	if (reg)
+		pt_change_end(&m, fd, ret);
+	if (ret < 0)
+		pt_reply_status(req, ret);
+	else
+		fuse_reply_ioctl(req, 0, NULL, 0);
+}

@@ -1,0 +1,239 @@
+/* pt_i.h - internals of the pass-through core shared by its files:
+ *   pt_core.c   session set-up, init, the operations table
+ *   pt_inode.c  inode table, lookup/forget, attributes, readlink, statfs, access
+ *   pt_dir.c    creating and removing names, directories, xattrs
+ *   pt_file.c   open files: open/create, read/write, release, ioctl
+ *   pt_change.c the change bracket the hooks see around every change
+ *   pt_cred.c   acting as the caller (fsuid, fsgid, groups, caps, umask)
+ */
+#ifndef YOLO_PT_I_H
+#define YOLO_PT_I_H
+
+#include <dirent.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <limits.h>
+
+#include "log.h"
+#include "passthrough.h"
+
+struct pt_inode {
+	/* Immutable after creation. */
+	int fd;                          /* O_PATH|O_NOFOLLOW descriptor of the source object */
+	dev_t dev;
+	ino_t ino;
+	mode_t type;                     /* st_mode & S_IFMT */
+
+	/* Protected by fs->itable_lock. */
+	struct pt_inode *next;           /* hash chain */
+	uint64_t nlookup;                /* kernel references; freed at 0 (never the root) */
+
+	/* Protected by mu.  Lock order: mu before any lock taken by a hook;
+	 * never hold fs->itable_lock while taking mu or vice versa. */
+	pthread_mutex_t mu;
+	unsigned nopen;                  /* open file handles */
+	void *ipriv;                     /* hooks' per-inode state, valid while nopen > 0 */
+	bool cache_known;                /* csize/cmtime/cctime: what the kernel may have cached */
+	off_t csize;
+	struct timespec cmtime, cctime;
+};
+
+struct pt_fs {
+	struct pt_config cfg;
+	struct fuse_session *se;
+	char root_path[PATH_MAX];        /* readlink of the source fd, for pt_relpath */
+	size_t root_len;
+
+	struct pt_inode root;            /* nodeid FUSE_ROOT_ID; fd is cfg.source_fd */
+
+	pthread_mutex_t itable_lock;     /* protects the table and every inode's next/nlookup */
+	struct pt_inode **buckets;
+	size_t nbuckets;                 /* power of two */
+	size_t ninodes;
+
+	/* Open handles, so the ones whose release never came (the daemon was
+	 * stopped) are freed at exit.  Protected by handles_lock (a leaf lock). */
+	pthread_mutex_t handles_lock;
+	struct pt_handle *handles;
+};
+
+/* Links every open file and directory handle into pt_fs.handles. */
+struct pt_handle {
+	struct pt_handle *prev, *next;
+	bool is_dir;
+};
+
+/* Who a request acts as (pt_cred.c). */
+struct pt_caller {
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;
+	mode_t umask;
+	int ngroups;                     /* -1: not known (look them up) */
+	gid_t *groups;                   /* ngroups entries */
+};
+
+/* One open regular file. */
+struct pt_fh {
+	struct pt_handle h;              /* first member */
+	int fd;
+	_Atomic uint64_t next_off;       /* end of the last source READ: where a stream continues */
+	bool page_cached;                /* the kernel caches what it reads (no O_DIRECT, no direct_io) */
+	struct pt_inode *in;
+	void *ipriv;                     /* copy of in->ipriv at open (stable until release) */
+	struct pt_caller opener;         /* for writes by the same process (groups kept) */
+};
+
+/* One open directory. */
+struct pt_dir {
+	struct pt_handle h;              /* first member */
+	DIR *dp;
+	off_t pos;                       /* offset of `ent` (or of the next readdir) */
+	struct dirent *ent;              /* read but not yet returned, or NULL */
+};
+
+static inline struct pt_fs *pt_fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static inline struct pt_inode *pt_inode_of(fuse_req_t req, fuse_ino_t n)
+{
+	if (n == FUSE_ROOT_ID)
+		return &pt_fs_of(req)->root;
+	return (struct pt_inode *)(uintptr_t)n;
+}
+
+static inline fuse_ino_t pt_nodeid_of(struct pt_fs *fs, struct pt_inode *in)
+{
+	return in == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+}
+
+static inline void pt_proc_path(char *buf, size_t len, int fd)
+{
+	snprintf(buf, len, "/proc/self/fd/%d", fd);
+}
+
+/* The one reply idiom for operations that end in an error or nothing:
+ * `ret` is 0 or -errno. */
+static inline void pt_reply_status(fuse_req_t req, int ret)
+{
+	fuse_reply_err(req, -ret);
+}
+
+/* ---- pt_core.c ---- */
+void pt_handle_add(struct pt_fs *fs, struct pt_handle *h);
+void pt_handle_del(struct pt_fs *fs, struct pt_handle *h);
+
+/* ---- pt_inode.c ---- */
+void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n);
+int pt_stat_inode(struct pt_inode *in, struct stat *st);
+/* Look `name` up in `dir` (as whoever the thread acts as) and fill e with
+ * one lookup reference taken.  @return 0 or -errno. */
+int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
+		 struct fuse_entry_param *e);
+/* Take a lookup reference on the object open at `fd` (any open mode) and
+ * fill e.  @return 0 or -errno. */
+int pt_lookup_fd(struct pt_fs *fs, int fd, struct fuse_entry_param *e);
+void pt_free_inodes(struct pt_fs *fs);
+void pt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pt_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void pt_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
+void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		struct fuse_file_info *fi);
+void pt_readlink(fuse_req_t req, fuse_ino_t ino);
+void pt_statfs(fuse_req_t req, fuse_ino_t ino);
+void pt_access(fuse_req_t req, fuse_ino_t ino, int mask);
+
+/* ---- pt_dir.c ---- */
+void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void pt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void pt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void pt_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags);
+void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void pt_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void pt_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void pt_close_dir(struct pt_dir *d);
+void pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void pt_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void pt_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		 size_t size, int flags);
+void pt_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+
+/* ---- pt_change.c ---- */
+/* Run a change of a regular file bracketed by the hooks.  When the inode
+ * has no open file (fh NULL), in->mu is held so the hooks' state cannot go
+ * away. */
+struct pt_change {
+	struct pt_fs *fs;
+	struct pt_inode *in;
+	void *ipriv;
+	bool locked;
+	enum pt_modify op;
+	uint64_t off, len;
+};
+void pt_change_begin(struct pt_change *m, struct pt_fs *fs, struct pt_inode *in,
+		     struct pt_fh *fh, enum pt_modify op, uint64_t off, uint64_t len);
+void pt_change_end(struct pt_change *m, int fd, int64_t result);
+/* Tell the attr_set hook about an attribute change of a regular file made
+ * inside a PT_MOD_ATTR bracket (before: its stat just before). */
+void pt_report_attr_set(struct pt_fs *fs, struct pt_inode *in, const struct stat *before);
+
+/* ---- pt_file.c ---- */
+void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed);
+void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		    struct fuse_file_info *fi);
+void pt_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void pt_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+void pt_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		  struct fuse_file_info *fi);
+void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			struct fuse_file_info *fi_out, size_t len, int flags);
+void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
+	      unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz);
+
+/* ---- pt_cred.c ---- */
+/* What pt_as_caller changed on this thread, undone by pt_as_self. */
+struct pt_as {
+	bool ids;                        /* fsuid/fsgid/groups/capabilities switched */
+	bool umask;                      /* the thread's umask was set */
+};
+/* Make this worker thread act as the caller of `req`: its fsuid, fsgid and
+ * supplementary groups (read from /proc for this request), no
+ * capabilities unless it is root, and (with_umask) its umask.
+ * @return 0, or -errno when the switch failed (the thread is then as
+ * before; fail the request). */
+int pt_as_caller(fuse_req_t req, struct pt_as *as, bool with_umask);
+/* The same for a write on an open file: as the writer, reusing the groups
+ * looked up at open when the writer is the process that opened it. */
+int pt_as_writer(fuse_req_t req, struct pt_fh *fh, struct pt_as *as);
+/* Back to the daemon's own identity.  Aborts the daemon if that fails:
+ * a worker must never carry one request's identity into the next. */
+void pt_as_self(struct pt_as *as);
+/* Remember the caller of `req` (uid, gid, pid and, for a non-root caller,
+ * the groups this thread holds now) in c.  @return 0 or -ENOMEM. */
+int pt_caller_keep(fuse_req_t req, struct pt_caller *c);
+void pt_caller_free(struct pt_caller *c);
+/* Parse the "Groups:" line of a /proc/PID/status text.  @return the number
+ * of groups (written to out when it fits in max), or -EINVAL when the line
+ * is missing or malformed.  Pure: unit-tested. */
+int pt_parse_status_groups(const char *text, size_t len, gid_t *out, size_t max);
+
+#endif /* YOLO_PT_I_H */

@@ -1,0 +1,396 @@
+/* pt_inode.c - the core's inodes: the table of source objects known to the
+ * kernel (O_PATH descriptors keyed by (st_dev, st_ino); the FUSE node id is
+ * the address of the inode object, the root is FUSE_ROOT_ID), lookup and
+ * forget, attributes (the source's own st_ino, so inode numbers are
+ * stable), setattr, readlink, statfs and access. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "pt_i.h"
+
+static size_t hash_key(dev_t dev, ino_t ino)
+{
+	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev * 0xc2b2ae3d27d4eb4full;
+	return (size_t)(h ^ (h >> 29));
+}
+
+/* Called with itable_lock held. */
+static void table_grow(struct pt_fs *fs)
+{
+	size_t n = fs->nbuckets * 2;
+	struct pt_inode **nb = calloc(n, sizeof(*nb));
+	if (!nb)
+		return;                  /* keep the longer chains */
+	for (size_t i = 0; i < fs->nbuckets; i++) {
+		struct pt_inode *in = fs->buckets[i], *next;
+		for (; in; in = next) {
+			next = in->next;
+			size_t b = hash_key(in->dev, in->ino) & (n - 1);
+			in->next = nb[b];
+			nb[b] = in;
+		}
+	}
+	free(fs->buckets);
+	fs->buckets = nb;
+	fs->nbuckets = n;
+}
+
+/* Find the inode for `st` and take one lookup reference, or insert a new
+ * one owning `fd`.  `fd` is closed when an existing inode is returned.
+ * @return the inode or NULL (ENOMEM; fd closed). */
+static struct pt_inode *inode_get(struct pt_fs *fs, int fd, const struct stat *st)
+{
+	pthread_mutex_lock(&fs->itable_lock);
+	if (st->st_dev == fs->root.dev && st->st_ino == fs->root.ino) {
+		fs->root.nlookup++;
+		pthread_mutex_unlock(&fs->itable_lock);
+		close(fd);
+		return &fs->root;
+	}
+	size_t b = hash_key(st->st_dev, st->st_ino) & (fs->nbuckets - 1);
+	for (struct pt_inode *in = fs->buckets[b]; in; in = in->next) {
+		if (in->dev == st->st_dev && in->ino == st->st_ino) {
+			in->nlookup++;
+			pthread_mutex_unlock(&fs->itable_lock);
+			close(fd);
+			return in;
+		}
+	}
+	struct pt_inode *in = calloc(1, sizeof(*in));
+	if (!in) {
+		pthread_mutex_unlock(&fs->itable_lock);
+		close(fd);
+		return NULL;
+	}
+	in->fd = fd;
+	in->dev = st->st_dev;
+	in->ino = st->st_ino;
+	in->type = st->st_mode & S_IFMT;
+	in->nlookup = 1;
+	pthread_mutex_init(&in->mu, NULL);
+	in->next = fs->buckets[b];
+	fs->buckets[b] = in;
+	if (++fs->ninodes > fs->nbuckets * 2)
+		table_grow(fs);
+	pthread_mutex_unlock(&fs->itable_lock);
+	return in;
+}
+
+static void inode_free(struct pt_inode *in)
+{
+	close(in->fd);
+	pthread_mutex_destroy(&in->mu);
+	free(in);
+}
+
+void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n)
+{
+	pthread_mutex_lock(&fs->itable_lock);
+	if (in->nlookup < n) {
+		ylog(YLOG_WARN, "forget of %" PRIu64 " exceeds lookups of inode %ju", n,
+		     (uintmax_t)in->ino);
+		n = in->nlookup;
+	}
+	in->nlookup -= n;
+	if (in->nlookup > 0 || in == &fs->root) {
+		pthread_mutex_unlock(&fs->itable_lock);
+		return;
+	}
+	size_t b = hash_key(in->dev, in->ino) & (fs->nbuckets - 1);
+	for (struct pt_inode **pp = &fs->buckets[b]; *pp; pp = &(*pp)->next) {
+		if (*pp == in) {
+			*pp = in->next;
+			break;
+		}
+	}
+	fs->ninodes--;
+	pthread_mutex_unlock(&fs->itable_lock);
+	inode_free(in);
+}
+
+void pt_free_inodes(struct pt_fs *fs)
+{
+	for (size_t i = 0; i < fs->nbuckets; i++) {
+		struct pt_inode *in = fs->buckets[i], *next;
+		for (; in; in = next) {
+			next = in->next;
+			inode_free(in);
+		}
+		fs->buckets[i] = NULL;
+	}
+	fs->ninodes = 0;
+}
+
+int pt_stat_inode(struct pt_inode *in, struct stat *st)
+{
+	if (fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Enter the O_PATH descriptor `fd` (owned) into the table and fill e. */
+static int entry_of_fd(struct pt_fs *fs, int fd, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->attr_timeout = fs->cfg.timeout;
+	e->entry_timeout = fs->cfg.timeout;
+	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		int saverr = errno;
+		close(fd);
+		return -saverr;
+	}
+	struct pt_inode *in = inode_get(fs, fd, &e->attr);
+	if (!in)
+		return -ENOMEM;
+	e->ino = pt_nodeid_of(fs, in);
+	return 0;
+}
+
+int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
+		 struct fuse_entry_param *e)
+{
+	/* Resolving the name checks search permission on dir for whoever the
+	 * thread acts as. */
+	int fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	return entry_of_fd(fs, fd, e);
+}
+
+int pt_lookup_fd(struct pt_fs *fs, int fd, struct fuse_entry_param *e)
+{
+	char pp[64];
+	pt_proc_path(pp, sizeof(pp), fd);
+	int pfd = open(pp, O_PATH | O_CLOEXEC);      /* the same object, no name involved */
+	if (pfd < 0)
+		return -errno;
+	return entry_of_fd(fs, pfd, e);
+}
+
+void pt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	struct pt_as as;
+	YLOG_TRACE("lookup(%" PRIu64 ", %s)", (uint64_t)parent, name);
+	int ret = pt_as_caller(req, &as, false);
+	if (ret == 0) {
+		ret = pt_do_lookup(pt_fs_of(req), pt_inode_of(req, parent), name, &e);
+		pt_as_self(&as);
+	}
+	if (ret < 0)
+		pt_reply_status(req, ret);
+	else
+		fuse_reply_entry(req, &e);
+}
+
+void pt_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	pt_inode_put(pt_fs_of(req), pt_inode_of(req, ino), nlookup);
+	fuse_reply_none(req);
+}
+
+void pt_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	for (size_t i = 0; i < count; i++)
+		pt_inode_put(pt_fs_of(req), pt_inode_of(req, forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
+}
+
+void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	struct pt_inode *in = pt_inode_of(req, ino);
+	int ret;
+	if (fi && fi->fh && in->type == S_IFREG)
+		ret = fstat(((struct pt_fh *)(uintptr_t)fi->fh)->fd, &st) < 0 ? -errno : 0;
+	else
+		ret = pt_stat_inode(in, &st);
+	if (ret < 0)
+		pt_reply_status(req, ret);
+	else
+		fuse_reply_attr(req, &st, pt_fs_of(req)->cfg.timeout);
+}
+
+/* Does changing the mode from `st` to `mode` only clear setuid/setgid?
+ * That is how the kernel removes privileges after a write, truncate or
+ * chown by someone else than the owner (libfuse 3.14 cannot ask the kernel
+ * to leave that to us): a chmod the caller may not make itself, but the
+ * kernel already refused any chmod by a non-owner (default_permissions),
+ * so this one comes from the kernel on behalf of a change the caller may
+ * make.  The source would clear the bits itself, by force. */
+static bool only_drops_privileges(const struct stat *st, mode_t mode)
+{
+	mode_t cur = st->st_mode & 07777, next = mode & 07777;
+	return next != cur && (next & ~cur) == 0 && ((cur & ~next) & ~(mode_t)(S_ISUID | S_ISGID)) == 0;
+}
+
+/* Mode and owner, as the caller.  @return 0 or -errno. */
+static int set_mode_owner(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
+			  const struct stat *attr, int valid)
+{
+	char pp[64];
+	struct pt_as as = { 0 };
+	struct stat st;
+	bool forced = (valid & FUSE_SET_ATTR_MODE) && pt_stat_inode(in, &st) == 0 &&
+		      only_drops_privileges(&st, attr->st_mode);
+	int ret = forced ? 0 : pt_as_caller(req, &as, false);
+	if (ret < 0)
+		return ret;
+	pt_proc_path(pp, sizeof(pp), in->fd);
+	if (valid & FUSE_SET_ATTR_MODE) {
+		if (in->type == S_IFLNK)
+			ret = -EOPNOTSUPP;       /* Linux has no lchmod */
+		else if ((fh ? fchmod(fh->fd, attr->st_mode) : chmod(pp, attr->st_mode)) < 0)
+			ret = -errno;
+	}
+	if (forced && ret == 0)
+		ret = pt_as_caller(req, &as, false);
+	if (ret == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
+		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
+		if (fchownat(in->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+			ret = -errno;
+	}
+	pt_as_self(&as);
+	return ret;
+}
+
+static int set_times(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
+		     const struct stat *attr, int valid)
+{
+	struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+	if (valid & FUSE_SET_ATTR_ATIME_NOW)
+		tv[0].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_ATIME)
+		tv[0] = attr->st_atim;
+	if (valid & FUSE_SET_ATTR_MTIME_NOW)
+		tv[1].tv_nsec = UTIME_NOW;
+	else if (valid & FUSE_SET_ATTR_MTIME)
+		tv[1] = attr->st_mtim;
+	char pp[64];
+	struct pt_as as;
+	int ret = pt_as_caller(req, &as, false);
+	if (ret < 0)
+		return ret;
+	pt_proc_path(pp, sizeof(pp), in->fd);
+	int r;
+	if (fh)
+		r = futimens(fh->fd, tv);
+	else if (in->type == S_IFLNK)
+		r = utimensat(in->fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+	else
+		r = utimensat(AT_FDCWD, pp, tv, 0);
+	ret = r < 0 ? -errno : 0;
+	pt_as_self(&as);
+	return ret;
+}
+
+static int set_size(fuse_req_t req, struct pt_fs *fs, struct pt_inode *in, struct pt_fh *fh,
+		    off_t size)
+{
+	char pp[64];
+	struct pt_change m;
+	struct pt_as as;
+	pt_change_begin(&m, fs, in, fh, PT_MOD_TRUNCATE, (uint64_t)size, 0);
+	int ret = fh ? pt_as_writer(req, fh, &as) : pt_as_caller(req, &as, false);
+	if (ret == 0) {
+		pt_proc_path(pp, sizeof(pp), in->fd);
+		if ((fh ? ftruncate(fh->fd, size) : truncate(pp, size)) < 0)
+			ret = -errno;
+		pt_as_self(&as);
+	}
+	pt_change_end(&m, fh ? fh->fd : -1, ret);
+	return ret;
+}
+
+void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		struct fuse_file_info *fi)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_inode *in = pt_inode_of(req, ino);
+	struct pt_fh *fh = fi && fi->fh && in->type == S_IFREG ? (struct pt_fh *)(uintptr_t)fi->fh
+								: NULL;
+	bool reg = in->type == S_IFREG;
+	int ret = 0;
+	/* Attribute changes of a regular file are bracketed like a content
+	 * change, so the hooks can tell a touch or chown (nova touches its
+	 * base files, libvirt chowns them) from a modification. */
+	if (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		struct pt_change m;
+		struct stat before;
+		if (reg)
+			pt_change_begin(&m, fs, in, fh, PT_MOD_ATTR, 0, 0);
+		bool known = reg && pt_stat_inode(in, &before) == 0;
+		ret = set_mode_owner(req, in, fh, attr, valid);
+		if (reg && ret == 0 && known)
+			pt_report_attr_set(fs, in, &before);
+		if (reg)
+			pt_change_end(&m, fh ? fh->fd : -1, ret);
+	}
+	if (ret == 0 && (valid & FUSE_SET_ATTR_SIZE))
+		ret = set_size(req, fs, in, fh, attr->st_size);
+	if (ret == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+		struct pt_change m;
+		struct stat before;
+		if (reg)
+			pt_change_begin(&m, fs, in, fh, PT_MOD_ATTR, 0, 0);
+		bool known = reg && pt_stat_inode(in, &before) == 0;
+		ret = set_times(req, in, fh, attr, valid);
+		if (reg && ret == 0 && known)
+			pt_report_attr_set(fs, in, &before);
+		if (reg)
+			pt_change_end(&m, fh ? fh->fd : -1, ret);
+	}
+	if (ret < 0)
+		pt_reply_status(req, ret);
+	else
+		pt_getattr(req, ino, fi);
+}
+
+void pt_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = readlinkat(pt_inode_of(req, ino)->fd, "", buf, sizeof(buf));
+	if (n < 0) {
+		pt_reply_status(req, -errno);
+		return;
+	}
+	if ((size_t)n >= sizeof(buf)) {
+		pt_reply_status(req, -ENAMETOOLONG);
+		return;
+	}
+	buf[n] = '\0';
+	fuse_reply_readlink(req, buf);
+}
+
+void pt_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	if (fstatvfs(pt_inode_of(req, ino)->fd, &sv) < 0)
+		pt_reply_status(req, -errno);
+	else
+		fuse_reply_statfs(req, &sv);
+}
+
+/* Only sent without default_permissions; answered by the source, as the
+ * caller, all the same (AT_EACCESS: faccessat otherwise checks the real
+ * ids, i.e. root's). */
+void pt_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+	char pp[64];
+	struct pt_as as;
+	int ret = pt_as_caller(req, &as, false);
+	if (ret == 0) {
+		pt_proc_path(pp, sizeof(pp), pt_inode_of(req, ino)->fd);
+		ret = faccessat(AT_FDCWD, pp, mask, AT_EACCESS) < 0 ? -errno : 0;
+		pt_as_self(&as);
+	}
+	pt_reply_status(req, ret);
+}

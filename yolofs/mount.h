@@ -1,0 +1,24 @@
+/* mount.h - yolofs's mount set-up (prefix mount_): the options every yolofs
+ * mount gets, and the kernel readahead window of the mount once made. */
+#ifndef YOLO_MOUNT_H
+#define YOLO_MOUNT_H
+
+#include <fuse_lowlevel.h>
+#include <stdint.h>
+
+/* Add the mount options yolofs always uses: the core's own (max_read,
+ * default_permissions) and SOURCE as the mount's source (type
+ * fuse.yolofs), so `mount -a` sees a yolofs fstab line as mounted.
+ * @return 0 or -ENOMEM. */
+int mount_add_args(struct fuse_args *args, const char *source);
+
+/* Set the readahead window of the FUSE mount at `mountpoint` (its bdi's
+ * read_ahead_kb in sysfs; needs root).  The kernel starts a FUSE mount at
+ * the 128 KiB default and applies INIT's max_readahead only as
+ * min(window, max_readahead), so max_readahead alone can shrink the window
+ * but never grow it.  Call after fuse_session_mount and before the session
+ * loop answers INIT; the min() then keeps `bytes` (the core asks for the
+ * same value).  @return 0, -ENOENT (no such fuse mount), or -errno. */
+int mount_set_readahead(const char *mountpoint, uint32_t bytes);
+
+#endif /* YOLO_MOUNT_H */
