@@ -86,7 +86,7 @@ int yolo_image_build_from_trace(const struct yolo_trace *t, int source_dirfd, co
 				continue;
 			uint64_t off = b << shift;
 			uint32_t len = f->ident.size - off < bs ? (uint32_t)(f->ident.size - off) : bs;
-			ret = yolo_pread_full(fds[rd->file_id], buf, len, off);
+			ret = yolo_pread_exact(fds[rd->file_id], buf, len, off);
 			if (ret < 0) {
 				yolo_fail(err, ret, "%s: reading block %llu: %s", f->path,
 					  (unsigned long long)b, strerror(-ret));
@@ -96,6 +96,19 @@ int yolo_image_build_from_trace(const struct yolo_trace *t, int source_dirfd, co
 				goto out;
 			s.blocks++;
 			s.bytes += len;
+		}
+	}
+	/* The change time recorded must be that of the bytes read: a file
+	 * changed while they were read (its change time moved) is refused. */
+	for (uint32_t i = 0; i < t->nfiles; i++) {
+		struct stat st;
+		if (ids[i] == UINT32_MAX || fds[i] < 0)
+			continue;
+		if (fstat(fds[i], &st) < 0 ||
+		    yolo_ident_from_stat(&st).ctime_ns != idents[i].ctime_ns) {
+			ret = yolo_fail(err, -ESTALE, "%s: changed while its blocks were read",
+					t->files[i].path);
+			goto out;
 		}
 	}
 	ret = yolo_writer_commit(w, err);

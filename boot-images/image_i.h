@@ -35,9 +35,10 @@ static inline void put_hash(uint8_t p[8], uint64_t h)
 int yolo_fail(struct yolo_err *err, int ret, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* pread/pwrite the whole range, retrying on EINTR and short transfers.
- * @return 0, -EIO on unexpected EOF, or -errno. */
-int yolo_pread_full(int fd, void *buf, size_t len, uint64_t off);
+/* pread exactly [off, off+len), retrying on EINTR and short transfers:
+ * end of file before len bytes is an error here (-EIO).  @return 0 or
+ * -errno.  pwrite the whole range likewise. */
+int yolo_pread_exact(int fd, void *buf, size_t len, uint64_t off);
 int yolo_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 
 /* Hash of the header with its checksum field treated as zero. */
@@ -72,6 +73,9 @@ struct yolo_image {
 	char *paths;                     /* NUL-terminated copies of all paths */
 	struct yolo_block *blocks;       /* block_count, (file_id, block_id) order */
 	uint32_t *by_seq;                /* block index positions in first-access order */
+	uint64_t ext_off;                /* extension table, ext_count entries */
+	uint32_t ext_count;
+	uint64_t ext_checksum;
 	uint8_t *data;                   /* loaded data section, or NULL */
 	size_t data_map_len;             /* mapping length of `data` */
 	bool data_pinned;

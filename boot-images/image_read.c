@@ -36,7 +36,7 @@ static int src_read(const struct src *s, void *buf, uint64_t len, uint64_t off)
 		memcpy(buf, s->mem + off, len);
 		return 0;
 	}
-	return yolo_pread_full(s->fd, buf, len, off);
+	return yolo_pread_exact(s->fd, buf, len, off);
 }
 
 #define CORRUPT(img, err, ...) \
@@ -50,7 +50,7 @@ struct section {
 	uint64_t off, size;
 };
 
-static int check_sections(const char *name, struct section *sec, int n, uint64_t file_size,
+static int check_sections(const char *name, const struct section *sec, int n, uint64_t file_size,
 			  struct yolo_err *err)
 {
 	for (int i = 0; i < n; i++) {
@@ -101,6 +101,16 @@ static int parse_header(struct yolo_image *img, const struct yolo_disk_header *d
 	for (size_t i = 0; i < sizeof(d->reserved); i++)
 		if (d->reserved[i])
 			return CORRUPT(img, err, "reserved header byte %zu is not zero", name, i);
+	img->ext_off = get_le64(&d->ext_off);
+	img->ext_count = get_le32(&d->ext_count);
+	img->ext_checksum = get_hash(d->ext_checksum);
+	if (get_le32(&d->ext_reserved))
+		return CORRUPT(img, err, "reserved extension field is not zero", name);
+	if (!(in->compat & YOLO_COMPAT_EXT) && (img->ext_off || img->ext_count))
+		return CORRUPT(img, err, "extension table without the feature flag", name);
+	if ((in->compat & YOLO_COMPAT_EXT) && (!img->ext_count || img->ext_count > YOLO_MAX_EXT))
+		return CORRUPT(img, err, "extension table of %u entries (1..%u)", name,
+			       img->ext_count, YOLO_MAX_EXT);
 	in->file_count = get_le32(&d->file_count);
 	in->block_count = get_le64(&d->block_count);
 	if (in->file_count > YOLO_MAX_FILES)
@@ -130,8 +140,73 @@ static int parse_header(struct yolo_image *img, const struct yolo_disk_header *d
 		{ "file table", get_le64(&d->file_table_off), ft_size },
 		{ "string table", get_le64(&d->strings_off), str_size },
 		{ "block index", get_le64(&d->index_off), idx_size },
+		{ "extension table", img->ext_off, (uint64_t)img->ext_count * sizeof(struct yolo_disk_ext) },
 	};
-	return check_sections(name, sec, 4, in->image_size, err);
+	return check_sections(name, sec, 5, in->image_size, err);
+}
+
+/* The extension table and sections: every section within the file, clear
+ * of the others and of the core sections, its checksum right; a required
+ * type this reader does not know refuses the image.  Known types are
+ * parsed. */
+static int parse_extensions(struct yolo_image *img, const struct src *s,
+			    const struct section *core, struct yolo_err *err)
+{
+	const char *name = img->name;
+	uint32_t n = img->ext_count;
+	if (!n)
+		return 0;
+	struct yolo_disk_ext tab[YOLO_MAX_EXT];
+	int ret = src_read(s, tab, (uint64_t)n * sizeof(tab[0]), img->ext_off);
+	if (ret < 0)
+		return yolo_fail(err, ret, "%s: reading the extension table: %s", name, strerror(-ret));
+	if (XXH3_64bits(tab, (uint64_t)n * sizeof(tab[0])) != img->ext_checksum)
+		return CORRUPT(img, err, "extension table checksum mismatch", name);
+	struct section sec[5 + YOLO_MAX_EXT];
+	memcpy(sec, core, 5 * sizeof(sec[0]));
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t type = get_le32(&tab[i].type), flags = get_le32(&tab[i].flags);
+		if (flags & ~YOLO_EXTF_REQUIRED)
+			return CORRUPT(img, err, "extension %u: unknown flags 0x%x", name, i, flags);
+		for (uint32_t j = 0; j < i; j++)
+			if (get_le32(&tab[j].type) == type)
+				return CORRUPT(img, err, "extension type %u listed twice", name, type);
+		if (type != YOLO_EXT_FILE_TIMES && (flags & YOLO_EXTF_REQUIRED))
+			return yolo_fail(err, -EOPNOTSUPP, "%s: needs extension type %u, which this build does not read",
+					 name, type);
+		sec[5 + i] = (struct section){ "extension", get_le64(&tab[i].off), get_le64(&tab[i].size) };
+	}
+	if ((ret = check_sections(name, sec, 5 + (int)n, img->info.image_size, err)) < 0)
+		return ret;
+	for (uint32_t i = 0; i < n; i++) {
+		if (get_le32(&tab[i].type) != YOLO_EXT_FILE_TIMES)
+			continue;                /* not ours: skipped */
+		uint64_t off = sec[5 + i].off, size = sec[5 + i].size;
+		if (size != (uint64_t)img->info.file_count * sizeof(struct yolo_disk_file_times))
+			return CORRUPT(img, err, "file times section of %llu bytes for %u files", name,
+				       (unsigned long long)size, img->info.file_count);
+		uint8_t *buf = malloc(size + 1);
+		if (!buf)
+			return yolo_fail(err, -ENOMEM, "%s: out of memory", name);
+		if ((ret = src_read(s, buf, size, off)) < 0) {
+			free(buf);
+			return yolo_fail(err, ret, "%s: reading file times: %s", name, strerror(-ret));
+		}
+		if (XXH3_64bits(buf, size) != get_hash(tab[i].checksum)) {
+			free(buf);
+			return CORRUPT(img, err, "file times section checksum mismatch", name);
+		}
+		for (uint32_t f = 0; f < img->info.file_count; f++) {
+			const struct yolo_disk_file_times *t = (const void *)(buf + (uint64_t)f * sizeof(*t));
+			if (get_le64(&t->reserved)) {
+				free(buf);
+				return CORRUPT(img, err, "file %u: reserved time field is not zero", name, f);
+			}
+			img->files[f].ident.ctime_ns = (int64_t)get_le64(&t->ctime_ns);
+		}
+		free(buf);
+	}
+	return 0;
 }
 
 static int cmp_path_ids(const void *a, const void *b, void *arg)
@@ -174,6 +249,7 @@ static int parse_files(struct yolo_image *img, const uint8_t *ft, const uint8_t 
 		f->ident.size = get_le64(&d->size);
 		f->ident.mtime_ns = (int64_t)get_le64(&d->mtime_ns);
 		f->ident.ino = get_le64(&d->ino);
+		f->ident.ctime_ns = YOLO_CTIME_UNKNOWN;          /* unless a file times section says */
 		f->ident.dev = get_le64(&d->dev);
 		f->fingerprint = get_hash(d->fingerprint);
 		f->first_block = get_le64(&d->first_block);
@@ -345,6 +421,15 @@ static int open_src(struct yolo_image *img, const struct src *s, struct yolo_err
 	if (ret == 0)
 		ret = parse_blocks(img, idx, err);
 	free(meta);
+	const struct section core[] = {
+		{ "data", img->info.data_off, img->info.data_size },
+		{ "file table", ft_off, ft_size },
+		{ "string table", str_off, str_size },
+		{ "block index", idx_off, idx_size },
+		{ "extension table", img->ext_off, (uint64_t)img->ext_count * sizeof(struct yolo_disk_ext) },
+	};
+	if (ret == 0)
+		ret = parse_extensions(img, s, core, err);
 	return ret;
 }
 
@@ -571,7 +656,7 @@ int yolo_image_read_block(const struct yolo_image *img, const struct yolo_block 
 			if (stored)
 				memcpy(buf, stored, b->raw_len);
 			else {
-				int ret = yolo_pread_full(img->fd, buf, b->raw_len,
+				int ret = yolo_pread_exact(img->fd, buf, b->raw_len,
 							  img->info.data_off + b->data_off);
 				if (ret < 0)
 					return ret;
@@ -581,7 +666,7 @@ int yolo_image_read_block(const struct yolo_image *img, const struct yolo_block 
 			if (!t)
 				return -ENOMEM;
 			if (!stored) {
-				int ret = yolo_pread_full(img->fd, t->stage, b->stored_len,
+				int ret = yolo_pread_exact(img->fd, t->stage, b->stored_len,
 							  img->info.data_off + b->data_off);
 				if (ret < 0)
 					return ret;
@@ -592,7 +677,7 @@ int yolo_image_read_block(const struct yolo_image *img, const struct yolo_block 
 				return -EUCLEAN;
 		}
 	}
-	if ((flags & YOLO_READ_VERIFY) && XXH3_64bits(buf, b->raw_len) != b->checksum)
+	if ((flags & YOLO_READ_VERIFY) && !yolo_block_check(b, buf))
 		return -EUCLEAN;
 	return (int)b->raw_len;
 }
@@ -637,7 +722,7 @@ static int load_read(struct yolo_image *img, uint8_t *buf, uint64_t len, bool *d
 	}
 	for (uint64_t done = 0; done < len; done += LOAD_CHUNK) {
 		uint64_t want = len - done < LOAD_CHUNK ? len - done : LOAD_CHUNK;
-		int ret = yolo_pread_full(img->fd, buf + done, want, img->info.data_off + done);
+		int ret = yolo_pread_exact(img->fd, buf + done, want, img->info.data_off + done);
 		if (ret < 0)
 			return ret;
 	}

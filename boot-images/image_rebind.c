@@ -14,28 +14,6 @@
 
 #include "image_i.h"
 
-/* Do all of file `fid`'s blocks match the open source `fd` (of size
- * st->st_size)?  buf/src hold one block each.  @return 1, 0, or -errno. */
-static int file_matches(const struct yolo_image *img, uint32_t fid, int fd,
-			const struct stat *st, uint8_t *buf, uint8_t *src)
-{
-	const struct yolo_file *f = &img->files[fid];
-	if ((uint64_t)st->st_size != f->ident.size)
-		return 0;
-	for (uint32_t i = 0; i < f->block_count; i++) {
-		const struct yolo_block *b = yolo_image_block(img, f->first_block + i);
-		int n = yolo_image_read_block(img, b, buf, img->info.block_size, YOLO_READ_VERIFY);
-		if (n < 0)
-			return n;        /* a corrupt image is an error, not a change */
-		ssize_t got = pread(fd, src, b->raw_len, (off_t)(b->block_id << img->info.block_shift));
-		if (got < 0)
-			return -errno;
-		if ((size_t)got != b->raw_len || memcmp(buf, src, b->raw_len))
-			return 0;
-	}
-	return 1;
-}
-
 int yolo_image_rebind(const char *out, const struct yolo_image *img, int source_dirfd,
 		      const struct yolo_writer_opts *opts, struct yolo_rebind_report *rep,
 		      yolo_verify_cb cb, void *ctx, struct yolo_err *err)
@@ -45,11 +23,11 @@ int yolo_image_rebind(const char *out, const struct yolo_image *img, int source_
 	struct yolo_file_ident *now = calloc(nf + 1, sizeof(*now));
 	bool *keep = calloc(nf + 1, sizeof(*keep));
 	uint32_t *map = calloc(nf + 1, sizeof(*map));
-	uint8_t *buf = malloc(bs), *src = malloc(bs);
+	uint8_t *buf = malloc(bs);
 	struct yolo_writer *w = NULL;
 	char pbuf[256], line[512];
 	int ret = 0;
-	if (!now || !keep || !map || !buf || !src) {
+	if (!now || !keep || !map || !buf) {
 		ret = yolo_fail(err, -ENOMEM, "out of memory");
 		goto out;
 	}
@@ -67,7 +45,14 @@ int yolo_image_rebind(const char *out, const struct yolo_image *img, int source_
 				close(fd);
 			continue;
 		}
-		int m = file_matches(img, fid, fd, &st, buf, src);
+		/* The identity recorded is the one from before the comparison:
+		 * if the file changed meanwhile (its change time moved), the
+		 * comparison proved nothing about it. */
+		int m = yolo_image_compare_file(img, fid, fd);
+		struct stat after;
+		if (m == 1 && (fstat(fd, &after) < 0 || after.st_ctim.tv_sec != st.st_ctim.tv_sec ||
+			       after.st_ctim.tv_nsec != st.st_ctim.tv_nsec))
+			m = 0;
 		close(fd);
 		if (m < 0) {
 			ret = yolo_fail(err, m, "%s: %s", shown,
@@ -124,7 +109,6 @@ out:
 	free(keep);
 	free(map);
 	free(buf);
-	free(src);
 	if (rep)
 		*rep = r;
 	return ret;

@@ -23,7 +23,7 @@ int yolo_fail(struct yolo_err *err, int ret, const char *fmt, ...)
 	return ret;
 }
 
-int yolo_pread_full(int fd, void *buf, size_t len, uint64_t off)
+int yolo_pread_exact(int fd, void *buf, size_t len, uint64_t off)
 {
 	uint8_t *p = buf;
 	while (len > 0) {
@@ -97,6 +97,7 @@ struct yolo_file_ident yolo_ident_from_stat(const struct stat *st)
 	return (struct yolo_file_ident){
 		.size = (uint64_t)st->st_size,
 		.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+		.ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
 		.ino = (uint64_t)st->st_ino,
 		.dev = (uint64_t)st->st_dev,
 	};
@@ -112,6 +113,11 @@ const char *yolo_ident_change(const struct yolo_file_ident *recorded,
 	if (recorded->ino != now->ino)
 		return "inode number";
 	return NULL;
+}
+
+bool yolo_block_check(const struct yolo_block *b, const void *raw)
+{
+	return XXH3_64bits(raw, b->raw_len) == b->checksum;
 }
 
 bool yolo_path_is_safe(const char *path, size_t len)

@@ -41,6 +41,7 @@ struct yolo_writer {
 	uint8_t *wbuf;                   /* pending data-section bytes */
 	size_t wbuf_len;
 	uint64_t data_size;              /* bytes of data section so far (incl. wbuf) */
+	uint64_t end;                    /* size of the finished file */
 	uint64_t raw_bytes;
 };
 
@@ -357,6 +358,7 @@ static int build_tables(struct yolo_writer *w, uint8_t **out, struct yolo_disk_h
 		memcpy(idx + i * sizeof(d), &d, sizeof(d));
 	}
 	/* The meta checksum covers the three sections as stored, without padding. */
+	h->ext_off = h->index_off + idx_size;     /* extensions follow (write_extensions) */
 	XXH3_state_t *st = XXH3_createState();
 	if (!st) {
 		free(buf);
@@ -368,6 +370,39 @@ static int build_tables(struct yolo_writer *w, uint8_t **out, struct yolo_disk_h
 	put_hash(h->meta_checksum, XXH3_64bits_digest(st));
 	XXH3_freeState(st);
 	*out = buf;
+	return 0;
+}
+
+/* The extension sections (the files' change times) and the table naming
+ * them, from `off` on; fills the header's extension fields.
+ * @return 0 or -errno. */
+static int write_extensions(struct yolo_writer *w, uint64_t off, struct yolo_disk_header *d)
+{
+	uint64_t size = (uint64_t)w->files.n * sizeof(struct yolo_disk_file_times);
+	uint8_t *times = calloc(1, size + 1);
+	if (!times)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < w->files.n; i++)
+		put_le64(times + (uint64_t)i * sizeof(struct yolo_disk_file_times),
+			 (uint64_t)w->files.v[i].ident.ctime_ns);
+	struct yolo_disk_ext ext;
+	memset(&ext, 0, sizeof(ext));
+	uint64_t sec_off = align_up(off, 8);
+	put_le32(&ext.type, YOLO_EXT_FILE_TIMES);
+	put_le64(&ext.off, sec_off);
+	put_le64(&ext.size, size);
+	put_hash(ext.checksum, XXH3_64bits(times, size));
+	uint64_t tab_off = align_up(sec_off + size, 8);
+	int ret = yolo_pwrite_full(w->fd, times, size, sec_off);
+	if (ret == 0)
+		ret = yolo_pwrite_full(w->fd, &ext, sizeof(ext), tab_off);
+	free(times);
+	if (ret < 0)
+		return ret;
+	put_le64(&d->ext_off, tab_off);
+	put_le32(&d->ext_count, 1);
+	put_hash(d->ext_checksum, XXH3_64bits(&ext, sizeof(ext)));
+	w->end = tab_off + sizeof(ext);
 	return 0;
 }
 
@@ -407,7 +442,7 @@ int yolo_writer_commit(struct yolo_writer *w, struct yolo_err *err)
 	memcpy(d.magic, YOLO_MAGIC, YOLO_MAGIC_LEN);
 	put_le32(&d.version, YOLO_FORMAT_VERSION);
 	put_le32(&d.header_size, YOLO_HEADER_SIZE);
-	put_le32(&d.compat, w->compat);
+	put_le32(&d.compat, w->compat | YOLO_COMPAT_EXT);
 	put_le32(&d.incompat, w->incompat);
 	put_le32(&d.block_shift, w->block_shift);
 	put_le32(&d.file_count, w->files.n);
@@ -423,12 +458,15 @@ int yolo_writer_commit(struct yolo_writer *w, struct yolo_err *err)
 	put_le64(&d.created_ns, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec);
 	put_le64(&d.raw_bytes, w->raw_bytes);
 	memcpy(d.meta_checksum, h.meta_checksum, 8);
-	put_hash(d.header_checksum, yolo_header_hash(&d));
 
 	uint64_t tables_len = h.index_off + h.index_size - h.file_table_off;
-	if ((ret = yolo_pwrite_full(w->fd, tables, tables_len, h.file_table_off)) < 0 ||
+	ret = yolo_pwrite_full(w->fd, tables, tables_len, h.file_table_off);
+	if (ret == 0)
+		ret = write_extensions(w, h.ext_off, &d);
+	put_hash(d.header_checksum, yolo_header_hash(&d));       /* last: covers the above */
+	if (ret < 0 ||
 	    (ret = yolo_pwrite_full(w->fd, &d, sizeof(d), 0)) < 0 ||
-	    (ret = ftruncate(w->fd, (off_t)(h.file_table_off + tables_len)) < 0 ? -errno : 0) < 0 ||
+	    (ret = ftruncate(w->fd, (off_t)w->end) < 0 ? -errno : 0) < 0 ||
 	    (ret = fsync(w->fd) < 0 ? -errno : 0) < 0) {
 		yolo_fail(err, ret, "%s: %s", w->tmp_path, strerror(-ret));
 		goto out;

@@ -213,6 +213,7 @@ static int parse_file_chunk(struct yolo_trace *t, const uint8_t *p, uint32_t len
 	f->ident.mtime_ns = (int64_t)get_le64(p + 16);
 	f->ident.ino = get_le64(p + 24);
 	f->ident.dev = get_le64(p + 32);
+	f->ident.ctime_ns = YOLO_CTIME_UNKNOWN;  /* not traced: recorded when an image is built */
 	t->nfiles++;
 	return 0;
 }
@@ -315,7 +316,7 @@ int yolo_trace_load(const char *path, struct yolo_trace **out, struct yolo_err *
 	uint64_t size = (uint64_t)st.st_size;
 	uint8_t *buf = malloc(size ? size : 1);
 	struct yolo_trace *t = calloc(1, sizeof(*t));
-	int ret = !buf || !t ? -ENOMEM : yolo_pread_full(fd, buf, size, 0);
+	int ret = !buf || !t ? -ENOMEM : yolo_pread_exact(fd, buf, size, 0);
 	close(fd);
 	if (ret == 0)
 		ret = parse_trace(t, buf, size, path, err);

@@ -21,6 +21,9 @@
  *   | block index        |  block_count x struct yolo_disk_block, sorted by
  *   |                    |  (file_id, block_id) for binary search
  *   +--------------------+
+ *   | extension sections |  optional (YOLO_COMPAT_EXT): each listed in the
+ *   | extension table    |  extension table with its own checksum
+ *   +--------------------+
  *
  * The data section comes first so a writer can stream blocks as a capture
  * produces them and append the tables when it finishes.
@@ -50,6 +53,7 @@
 #define YOLO_INCOMPAT_ZSTD (1u << 0)     /* some blocks are zstd frames */
 #define YOLO_INCOMPAT_KNOWN (YOLO_INCOMPAT_ZSTD)
 #define YOLO_COMPAT_MERGED (1u << 0)     /* produced by merging several images */
+#define YOLO_COMPAT_EXT (1u << 1)        /* ext_off/ext_count name an extension table */
 
 struct yolo_disk_header {
 	uint8_t magic[YOLO_MAGIC_LEN];   /* "YOLOBOOT" */
@@ -71,7 +75,11 @@ struct yolo_disk_header {
 	uint64_t created_ns;             /* CLOCK_REALTIME when written, informational */
 	uint64_t raw_bytes;              /* sum of raw_len over all blocks */
 	uint8_t meta_checksum[8];        /* XXH3-64 over file table, strings, index (in that order) */
-	uint8_t reserved[120];           /* zero */
+	uint64_t ext_off;                /* extension table (YOLO_COMPAT_EXT), else 0 */
+	uint32_t ext_count;              /*   ext_count * 32 bytes, at most YOLO_MAX_EXT */
+	uint32_t ext_reserved;           /* zero */
+	uint8_t ext_checksum[8];         /* XXH3-64 of the extension table (each section has its own) */
+	uint8_t reserved[96];            /* zero */
 	uint8_t header_checksum[8];      /* XXH3-64 of this header with this field zeroed */
 };
 _Static_assert(sizeof(struct yolo_disk_header) == YOLO_HEADER_SIZE, "header size");
@@ -108,5 +116,31 @@ struct yolo_disk_block {
 	uint32_t reserved32;             /* zero */
 };
 _Static_assert(sizeof(struct yolo_disk_block) == 48, "block entry size");
+
+/* Extension sections: what later versions add, each one described by an
+ * entry of the extension table.  A reader skips a type it does not know
+ * unless the entry says YOLO_EXTF_REQUIRED. */
+#define YOLO_MAX_EXT 16
+#define YOLO_EXT_FILE_TIMES 1            /* file_count x struct yolo_disk_file_times */
+#define YOLO_EXTF_REQUIRED (1u << 0)
+
+struct yolo_disk_ext {
+	uint32_t type;                   /* YOLO_EXT_* */
+	uint32_t flags;                  /* YOLO_EXTF_* */
+	uint64_t off;                    /* byte offset of the section in the image */
+	uint64_t size;                   /* its length */
+	uint8_t checksum[8];             /* XXH3-64 of the section */
+};
+_Static_assert(sizeof(struct yolo_disk_ext) == 32, "extension entry size");
+
+/* Change time of each source file at capture, in file-table order: unlike
+ * size and mtime, user space cannot set it back, so a server can tell a file
+ * that was edited and had its mtime restored from one that was not. */
+#define YOLO_CTIME_UNKNOWN INT64_MIN     /* as stored when not recorded */
+struct yolo_disk_file_times {
+	int64_t ctime_ns;                /* st_ctim in ns since the epoch, or YOLO_CTIME_UNKNOWN */
+	uint64_t reserved;               /* zero */
+};
+_Static_assert(sizeof(struct yolo_disk_file_times) == 16, "file times entry size");
 
 #endif /* YOLO_FORMAT_H */

@@ -30,10 +30,12 @@ struct yolo_err {
 	char msg[512];
 };
 
-/* Identity of a source file: what yolofs compares to decide staleness. */
+/* Identity of a source file as recorded in an image.  yolofs's freshness
+ * rule (yolofs/freshness.h) decides from it whether the image may serve. */
 struct yolo_file_ident {
 	uint64_t size;
 	int64_t mtime_ns;
+	int64_t ctime_ns;                /* YOLO_CTIME_UNKNOWN in images without it */
 	uint64_t ino;
 	uint64_t dev;
 };
@@ -43,10 +45,12 @@ struct stat;
 /* The identity of a file from its fstat. */
 struct yolo_file_ident yolo_ident_from_stat(const struct stat *st);
 
-/* The staleness rule shared by the server and `yolo-image verify`: has the
- * file changed since `recorded`?  Size, mtime and inode number count (the
- * device number may change across reboots).  @return NULL when unchanged,
- * else the first field that differs ("size", "mtime", "inode number"). */
+/* Has the file changed since it was traced or captured, as the capture
+ * tools and `yolo-image verify` report it?  Size, mtime and inode number
+ * count (the device number may change across reboots; the change time
+ * moves with any chmod or chown, which capture tolerates).  @return NULL
+ * when unchanged, else the first field that differs ("size", "mtime",
+ * "inode number"). */
 const char *yolo_ident_change(const struct yolo_file_ident *recorded,
 			      const struct yolo_file_ident *now);
 
@@ -191,6 +195,18 @@ const struct yolo_block *yolo_image_block(const struct yolo_image *img, uint64_t
 const struct yolo_block *yolo_image_block_by_seq(const struct yolo_image *img, uint64_t seq);
 
 #define YOLO_READ_VERIFY (1u << 0)       /* check the block's XXH3-64 */
+
+/* Do `raw` (b->raw_len bytes) hold the block's contents, i.e. does their
+ * XXH3-64 equal the recorded checksum?  The one check every reader makes
+ * before a block's bytes are used (zero blocks included). */
+bool yolo_block_check(const struct yolo_block *b, const void *raw);
+
+/* Compare the blocks of file `file_id` with the open source file `fd`,
+ * reading the source in runs of consecutive blocks (and the image blocks
+ * with yolo_block_check).  @return 1 when every block is equal and the
+ * source is as long as recorded, 0 when one differs, -EUCLEAN for a bad
+ * image block, or -errno. */
+int yolo_image_compare_file(const struct yolo_image *img, uint32_t file_id, int fd);
 
 /* Read a block's raw bytes into `buf` (at least raw_len bytes): from the
  * loaded buffer if yolo_image_load() succeeded, else from the image file;

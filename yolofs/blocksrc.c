@@ -1,26 +1,25 @@
-/* blocksrc.c - yolofs's block source (prefix bs_): matching opened source
- * files to boot-image files, the identity check that refuses stale files,
- * the per-block read path (image hit from memory or SSD, merged preads of
- * the source for misses, first/last block trimming, short reads at EOF) and
- * invalidation of blocks modified through the mount.
+/* blocksrc.c - yolofs's block source (prefix bs_): the pass-through core's
+ * hooks that serve reads of source files from boot images.
  *
- * Staleness rules (the image must never win over the source):
- *  - at the first open of an inode its size, mtime and inode number must
- *    equal the image's capture identity, else the file is not served (logged
- *    once per image file);
- *  - every served read re-checks size and mtime with fstat, so a change made
- *    behind the daemon's back while the file is open disables the file;
- *  - changes through the mount take the file's lock exclusively, drop the
- *    affected blocks, modify the source and record the new size/mtime
- *    before readers continue; readers hold the lock shared from the check
- *    until their data is gathered, so a reply is entirely from before or
- *    entirely from after a write, never mixed.
- * Which images exist and which are in memory is imageset.c's job; an open
- * file keeps the image it was opened with (a reference) until released.
- */
+ *  - open: the first open of an inode asks the image set for an image that
+ *    may serve the file (freshness.h decides) and, unless the kernel kept
+ *    its page cache, pushes the file's image blocks into it (prefill);
+ *  - read: the identity is checked again (fstat), the read is planned
+ *    (read_plan.h: image pieces and merged source runs, trimmed, short at
+ *    end of file) and each piece gathered: image bytes from memory or the
+ *    image file, each block checked (one function, block_bytes) before it
+ *    is used; a bad block is read from the source instead, logged with a
+ *    limit, and after FR_BAD_BLOCK_LIMIT of them the file is no longer
+ *    served from that image;
+ *  - changes through the mount: the blocks they touch are dropped and the
+ *    file's new identity recorded (freshness.h), with readers excluded so a
+ *    reply is entirely from before or entirely from after a change.
+ *
+ * A source error is returned as such, never as a short read.  Which images
+ * exist and where their blocks are is imageset.c's job; an open file keeps
+ * the image it was opened with (a reference) until released. */
 #include "config.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -33,97 +32,127 @@
 #include <unistd.h>
 
 #include "blocksrc.h"
-#include "imageset.h"
 #include "log.h"
+#include "read_plan.h"
 
 struct bs {
 	/* Immutable after bs_create. */
 	bool prefill;
 	struct imageset *set;
-	pthread_key_t tmp_key;           /* per-thread partial-block buffer */
+	pthread_key_t tls_key;           /* per-thread buffers (struct bs_tls) */
 	struct stats *stats;
 };
 
-/* State of one open inode whose file is in an image; lives from the first
- * open to the last release (pt core's ipriv). */
+/* State of one open inode whose file an image serves; lives from the first
+ * open to the last release (the core's ipriv).  Immutable. */
 struct bs_file {
-	/* Immutable. */
-	struct iset_image *im;             /* holds a reference */
+	struct iset_image *im;           /* holds a reference */
+	struct fr_file *fresh;           /* the image's record of the file */
 	const struct yolo_file *yf;
 	const struct yolo_block *base;   /* the file's block-index entries */
 	uint32_t file_id;
 	uint32_t shift;
 	int fd;                          /* dup of the first open's fd, for fstat */
 	char *path;
-
-	/* Writers (modify_begin..modify_end) take it exclusively, readers shared.
-	 * Lock order: pt inode mutex, then this lock. */
-	pthread_rwlock_t lock;
-	atomic_bool enabled;             /* only ever goes true -> false (any thread) */
-	uint64_t *invalid;               /* bitmap over base[0..block_count); protected by lock */
-	uint64_t size;                   /* expected source size; protected by lock */
-	struct timespec mtime;           /* expected source mtime; protected by lock */
 };
 
-/* A buffer for one block of any size, per thread. */
-static uint8_t *tmp_buf(struct bs *bs)
+/* Per-thread buffers: one block of any size, and a read plan. */
+struct bs_tls {
+	uint8_t *block;
+	struct rp_piece *plan;
+	size_t plan_max;
+};
+
+static struct ylog_limit bad_block_log = { .burst = 5, .interval_s = 60 };
+static struct ylog_limit mismatch_log = { .burst = 5, .interval_s = 60 };
+
+static void tls_free(void *p)
 {
-	uint8_t *p = pthread_getspecific(bs->tmp_key);
-	if (!p) {
-		if (posix_memalign((void **)&p, 4096, (size_t)1 << YOLO_BLOCK_SHIFT_MAX))
-			return NULL;
-		if (pthread_setspecific(bs->tmp_key, p)) {
-			free(p);
-			return NULL;
-		}
+	struct bs_tls *t = p;
+	free(t->block);
+	free(t->plan);
+	free(t);
+}
+
+static struct bs_tls *tls_get(struct bs *bs)
+{
+	struct bs_tls *t = pthread_getspecific(bs->tls_key);
+	if (t)
+		return t;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->plan_max = rp_max_pieces(PT_MAX_READ, YOLO_BLOCK_SHIFT_MIN);
+	if (posix_memalign((void **)&t->block, 4096, (size_t)1 << YOLO_BLOCK_SHIFT_MAX) ||
+	    !(t->plan = malloc(t->plan_max * sizeof(*t->plan))) ||
+	    pthread_setspecific(bs->tls_key, t)) {
+		tls_free(t);
+		return NULL;
 	}
-	return p;
+	return t;
 }
 
-static void disable(struct bs_file *f, const char *why)
+/* ---- one block ---- */
+
+/* Index of the file's entry `i` in its image's block index. */
+static uint64_t block_index(const struct bs_file *f, uint32_t i)
 {
-	if (atomic_exchange(&f->enabled, false))
-		ylog(YLOG_WARN, "%s: %s; serving it from the source from now on", f->path, why);
+	return f->yf->first_block + i;
 }
 
-static bool same_mtime(const struct timespec *a, const struct timespec *b)
+/* The raw bytes of the file's entry `i`, checked against its checksum
+ * (yolo_block_check, inside bst_block or yolo_image_read_block) before
+ * they are used, in every mode: from memory (`mem`) or read from the image
+ * file into `buf`.  NULL for a bad block, which is dropped and counted,
+ * and logged with a limit; the caller reads the source instead. */
+static const uint8_t *block_bytes(struct bs_file *f, const struct bst_view *mem, uint32_t i,
+				  uint8_t *buf)
 {
-	return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+	const struct yolo_block *b = &f->base[i];
+	const uint8_t *p = NULL;
+	int r = -EUCLEAN;
+	if (mem)
+		p = bst_block(mem, block_index(f, i), b);
+	else if ((r = yolo_image_read_block(f->im->img, b, buf, (size_t)1 << YOLO_BLOCK_SHIFT_MAX,
+					     YOLO_READ_VERIFY)) >= 0)
+		p = buf;
+	if (p)
+		return p;
+	stats_add(&f->im->st.bad_blocks, 1);
+	ylog_limited(&bad_block_log, YLOG_WARN, "%s: block %" PRIu64 " of image %s is unreadable "
+		     "(%s); reading the source", f->path, b->block_id, f->im->path,
+		     r == -EUCLEAN ? "does not match its checksum" : strerror(-r));
+	if (fr_file_bad_block(f->fresh, i)) {
+		stats_add(&f->im->st.files_disabled, 1);
+		ylog(YLOG_WARN, "%s: %d bad blocks in image %s; the file is read from the source "
+		     "from now on", f->path, FR_BAD_BLOCK_LIMIT, f->im->path);
+	}
+	return NULL;
 }
 
 /* ---- opening ---- */
 
 /* @return the new file state (holding the image reference `im`), or NULL. */
-static struct bs_file *file_new(struct iset_image *im, uint32_t id, const char *relpath,
-				const struct pt_open_info *info)
+static struct bs_file *file_new(struct iset_image *im, uint32_t id, const char *relpath, int fd)
 {
 	struct bs_file *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	f->im = im;
 	f->yf = yolo_image_file(im->img, id);
+	f->fresh = &im->fresh[id];
 	f->file_id = id;
 	f->shift = im->info->block_shift;
 	f->base = f->yf->block_count ? yolo_image_block(im->img, f->yf->first_block) : NULL;
-	f->invalid = calloc((f->yf->block_count + 63) / 64 + 1, sizeof(uint64_t));
 	f->path = strdup(relpath);
-	f->fd = fcntl(info->fd, F_DUPFD_CLOEXEC, 0);
-	if (!f->invalid || !f->path || f->fd < 0) {
+	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (!f->path || f->fd < 0) {
 		if (f->fd >= 0)
 			close(f->fd);
-		free(f->invalid);
 		free(f->path);
 		free(f);
 		return NULL;
 	}
-	pthread_rwlockattr_t a;
-	pthread_rwlockattr_init(&a);
-	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&f->lock, &a);
-	pthread_rwlockattr_destroy(&a);
-	atomic_init(&f->enabled, true);
-	f->size = (uint64_t)info->st->st_size;
-	f->mtime = info->st->st_mtim;
 	return f;
 }
 
@@ -131,66 +160,51 @@ static void file_free(struct bs_file *f)
 {
 	if (!f)
 		return;
-	pthread_rwlock_destroy(&f->lock);
 	close(f->fd);
 	iset_image_put(f->im);
-	free(f->invalid);
 	free(f->path);
 	free(f);
 }
 
-/* Index of block-index entry `blk` (one of the file's) in its image. */
-static uint64_t block_index(const struct bs_file *f, const struct yolo_block *blk)
-{
-	return f->yf->first_block + (uint64_t)(blk - f->base);
-}
-
-/* Block `i` of the file's entries into buf: from memory when `mem`, else
- * from the image file with its checksum checked.  @return raw_len or -errno. */
-static int copy_block(const struct bs_file *f, const struct bst_view *mem, uint32_t i,
-		      uint8_t *buf, size_t buflen)
-{
-	if (mem) {
-		memcpy(buf, bst_block(mem, block_index(f, &f->base[i])), f->base[i].raw_len);
-		return (int)f->base[i].raw_len;
-	}
-	return yolo_image_read_block(f->im->img, &f->base[i], buf, buflen, YOLO_READ_VERIFY);
-}
-
-/* Push the file's image blocks into the kernel page cache
- * (notify_store), runs of consecutive blocks at a time.  Without this the
- * kernel's readahead widens the boot's reads into neighbouring blocks the
- * image does not hold, and each such request waits for the slow source;
- * with it, the boot's reads are page-cache hits and readahead is only
- * triggered by real misses.  Only called at the first open of an inode,
- * before the open is answered, so no write through the mount can race it.
- * @return bytes pushed, or -errno. */
-static int64_t prefill(struct bs_file *f, const struct pt_open_info *info)
+/* Push the file's image blocks into the kernel page cache (notify_store),
+ * runs of consecutive blocks at a time.  Without this the kernel's
+ * readahead widens the boot's reads into neighbouring blocks the image
+ * does not hold, and each such request waits for the slow source; with it,
+ * the boot's reads are page-cache hits and readahead is only triggered by
+ * real misses.  Only called at the first open of an inode, before the open
+ * is answered, so no write through the mount can race it; blocks dropped
+ * by earlier changes and bad blocks are left out (the kernel asks for them
+ * and the read path reads the source).  @return bytes pushed, or -errno. */
+static int64_t prefill(struct bs *bs, struct bs_file *f, const struct pt_open_info *info)
 {
 	enum { RUN_MAX = 1 << 20 };
+	struct bs_tls *t = tls_get(bs);
 	if (!info->se || !f->yf->block_count)
 		return 0;
 	uint8_t *run = malloc(RUN_MAX);
-	if (!run)
+	if (!run || !t) {
+		free(run);
 		return -ENOMEM;
+	}
 	struct bst_view *mem = iset_memory(f->im);
-	uint32_t bs = 1u << f->shift;
+	uint32_t bsz = 1u << f->shift;
 	int64_t pushed = 0;
 	int ret = 0;
 	uint32_t i = 0;
 	while (i < f->yf->block_count && ret == 0) {
 		uint64_t first = f->base[i].block_id;
 		size_t len = 0;
-		/* Gather consecutive blocks; a failed checksum ends the run and
-		 * the block is left to the read path (which serves the source). */
-		for (; i < f->yf->block_count && len + bs <= RUN_MAX &&
-		       f->base[i].block_id == first + len / bs; i++) {
-			int n = copy_block(f, mem, i, run + len, bs);
-			if (n < 0) {
+		/* Gather consecutive good blocks; a dropped or bad one ends the run. */
+		for (; i < f->yf->block_count && len + bsz <= RUN_MAX &&
+		       f->base[i].block_id == first + len / bsz; i++) {
+			const uint8_t *p = fr_file_dropped(f->fresh, i) ? NULL :
+					   block_bytes(f, mem, i, t->block);
+			if (!p) {
 				i++;
 				break;
 			}
-			len += (size_t)n;
+			memcpy(run + len, p, f->base[i].raw_len);
+			len += f->base[i].raw_len;
 		}
 		if (len == 0)
 			continue;
@@ -215,26 +229,26 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 	struct iset_image *im = iset_find(bs->set, info->relpath, info->st, &id);
 	if (!im)
 		return 0;
-	struct bs_file *f = file_new(im, id, info->relpath, info);
+	struct bs_file *f = file_new(im, id, info->relpath, info->fd);
 	if (!f) {
 		iset_image_put(im);
 		return -ENOMEM;          /* fail the open rather than serve without checks */
 	}
 	stats_add(&im->st.files_matched, 1);
-	ylog(YLOG_DEBUG, "%s: served from image %s (%u blocks)", info->relpath, im->path,
-	       f->yf->block_count);
+	YLOG_TRACE("%s: served from image %s (%u blocks)", info->relpath, im->path,
+		   f->yf->block_count);
 	*ipriv = f;
 	/* keep_cache already set means the kernel kept this inode's cache
-	 * from an earlier open of the unchanged file: what was pushed
-	 * then is still there (or was evicted and is served on demand). */
+	 * from an earlier open of the unchanged file: what was pushed then is
+	 * still there (or was evicted and is served on demand). */
 	if (bs->prefill && !fi->direct_io && !fi->keep_cache) {
-		int64_t n = prefill(f, info);
+		int64_t n = prefill(bs, f, info);
 		if (n > 0) {
 			stats_add(&im->st.bytes_prefilled, (uint64_t)n);
 			fi->keep_cache = 1;      /* else the open would drop what was pushed */
 		} else if (n < 0) {
-			ylog(YLOG_DEBUG, "%s: page-cache prefill failed: %s", info->relpath,
-			       strerror((int)-n));
+			YLOG_TRACE("%s: page-cache prefill failed: %s", info->relpath,
+				   strerror((int)-n));
 		}
 	}
 	return 0;
@@ -250,19 +264,22 @@ static void bs_release(void *ctx, void **ipriv, bool last)
 
 /* ---- reading ---- */
 
-static bool is_invalid(const struct bs_file *f, size_t idx)
-{
-	return (f->invalid[idx / 64] >> (idx % 64)) & 1;
-}
+struct lookup_ctx {
+	const struct bs_file *f;
+};
 
-/* The image entry for block `b` if it may be served, else NULL.  Called
- * with the lock held (shared or exclusive). */
-static const struct yolo_block *valid_block(const struct bs_file *f, uint64_t b)
+/* The plan's lookup: the file's entry for block `b` if it is held, not
+ * dropped, and long enough. */
+static int32_t lookup_entry(void *ctx, uint64_t b, uint32_t need)
 {
+	const struct bs_file *f = ((struct lookup_ctx *)ctx)->f;
 	const struct yolo_block *blk = yolo_image_lookup(f->im->img, f->file_id, b);
-	if (!blk || is_invalid(f, (size_t)(blk - f->base)))
-		return NULL;
-	return blk;
+	if (!blk)
+		return -1;
+	uint32_t i = (uint32_t)(blk - f->base);
+	if (fr_file_dropped(f->fresh, i) || need > blk->raw_len)
+		return -1;
+	return (int32_t)i;
 }
 
 /* Append [p, p+len) to the reply, merging with the previous segment. */
@@ -281,98 +298,54 @@ static void push(struct pt_readbuf *out, const void *p, size_t len)
 }
 
 struct tally {
-	uint64_t hits, misses, bytes_img, bytes_src, bad;
+	uint64_t hits, misses, bytes_img, bytes_src;
 };
 
-/* Called with f->lock held shared; `mv` is the image's blocks in memory
- * (NULL: read the image file). */
-static int serve(struct bs *bs, struct bs_file *f, const struct bst_view *mv, int fd,
-		 uint64_t off, size_t size, struct pt_readbuf *out, struct tally *t)
+/* Read a source piece into the reply buffer.  @return 1 when complete,
+ * 0 when the file ended inside it (the reply ends there), or -errno. */
+static int source_piece(int fd, uint64_t off, const struct rp_piece *p, struct pt_readbuf *out,
+			struct tally *t)
 {
-	struct stat st;
-	if (!atomic_load(&f->enabled))
-		return PT_READ_PASS;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if ((uint64_t)st.st_size != f->size || !same_mtime(&st.st_mtim, &f->mtime)) {
-		disable(f, "changed behind the daemon's back");
-		return PT_READ_PASS;
-	}
-	uint64_t fsize = (uint64_t)st.st_size;
-	out->cnt = 0;
-	if (off >= fsize || size == 0)
-		return 0;
-	uint64_t end = off + (size < fsize - off ? size : fsize - off);
-	uint64_t bsz = 1ull << f->shift;
-	uint64_t run = UINT64_MAX;       /* start of the pending miss run */
-	struct yolo_image *img = f->im->img;
-	for (uint64_t b = off >> f->shift;; b++) {
-		uint64_t bstart = b << f->shift;
-		bool done = bstart >= end;
-		uint64_t s = done ? end : bstart > off ? bstart : off;
-		uint64_t e = bstart + bsz < end ? bstart + bsz : end;
-		const struct yolo_block *blk = done ? NULL : valid_block(f, b);
-		bool hit = false;
-		if ((done || blk) && run != UINT64_MAX) {
-			/* Flush the merged miss run [run, s) with one pread. */
-			char *dst = out->scratch + (run - off);
-			uint64_t want = s - run;
-			ssize_t n = pt_read_source(fd, dst, want, (off_t)run, 0);
-			if (n < 0)
-				return (int)n;
-			t->bytes_src += (uint64_t)n;
-			if (n > 0)
-				push(out, dst, (size_t)n);
-			run = UINT64_MAX;
-			if ((uint64_t)n < want)
-				return 0;        /* the file shrank: short read */
+	char *dst = out->scratch + (p->off - off);
+	ssize_t n = pt_read_source(fd, dst, p->len, (off_t)p->off, 0);
+	if (n < 0)
+		return (int)n;
+	t->bytes_src += (uint64_t)n;
+	if (n > 0)
+		push(out, dst, (size_t)n);
+	return (size_t)n == p->len;
+}
+
+/* Gather the plan's pieces into `out`.  Called with the record's lock held
+ * shared; `mem` is the image's blocks in memory (NULL: read the image file). */
+static int gather(struct bs_tls *tls, struct bs_file *f, const struct bst_view *mem, int fd,
+		  uint64_t off, int npieces, struct pt_readbuf *out, struct tally *t)
+{
+	for (int k = 0; k < npieces; k++) {
+		const struct rp_piece *p = &tls->plan[k];
+		const uint8_t *src = NULL;
+		if (p->entry != RP_SOURCE) {
+			const uint8_t *bytes = block_bytes(f, mem, (uint32_t)p->entry, tls->block);
+			if (bytes)
+				src = bytes + p->in_block;
 		}
-		if (done)
-			break;
-		if (blk && e - bstart <= blk->raw_len) {
-			const uint8_t *mem = mv ? bst_block(mv, block_index(f, blk)) : NULL;
-			if (mem && out->cnt >= PT_IOV_MAX - 2) {
-				/* Out of segments (small blocks): copy; from here on every
-				 * segment is in scratch and merges with the previous one. */
-				memcpy(out->scratch + (s - off), mem + (s - bstart), e - s);
-				push(out, out->scratch + (s - off), e - s);
-				hit = true;
-			} else if (mem) {
-				push(out, mem + (s - bstart), e - s);
-				hit = true;
-			} else {
-				char *dst = out->scratch + (s - off);
-				int r;
-				if (s == bstart && e - s == blk->raw_len) {
-					r = yolo_image_read_block(img, blk, dst, blk->raw_len,
-								  YOLO_READ_VERIFY);
-				} else {
-					uint8_t *tmp = tmp_buf(bs);
-					r = tmp ? yolo_image_read_block(img, blk, tmp,
-									(size_t)1 << YOLO_BLOCK_SHIFT_MAX,
-									YOLO_READ_VERIFY)
-						: -ENOMEM;
-					if (r >= 0)
-						memcpy(dst, tmp + (s - bstart), e - s);
-				}
-				if (r >= 0) {
-					push(out, dst, e - s);
-					hit = true;
-				} else {
-					t->bad++;
-					ylog(YLOG_WARN, "%s: block %" PRIu64 " of image %s "
-					       "unreadable (%s); reading the source", f->path, b,
-					       f->im->path, strerror(-r));
-				}
-			}
+		if (!src) {
+			t->misses += p->entry == RP_SOURCE ?
+				     ((p->off + p->len - 1) >> f->shift) - (p->off >> f->shift) + 1 : 1;
+			int r = source_piece(fd, off, p, out, t);
+			if (r <= 0)
+				return r;        /* an error, or the file ended: a short reply */
+			continue;
 		}
-		if (hit) {
-			t->hits++;
-			t->bytes_img += e - s;
+		t->hits++;
+		t->bytes_img += p->len;
+		if (mem && out->cnt < PT_IOV_MAX - 2) {
+			push(out, src, p->len);  /* zero-copy from memory */
 		} else {
-			t->misses++;
-			if (run == UINT64_MAX)
-				run = s;
+			/* From the image file, or out of segments (small blocks):
+			 * copy; every later segment then merges with this one. */
+			memcpy(out->scratch + (p->off - off), src, p->len);
+			push(out, out->scratch + (p->off - off), p->len);
 		}
 	}
 	return 0;
@@ -383,37 +356,45 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 {
 	struct bs *bs = ctx;
 	struct bs_file *f = ipriv;
-	if (!f || !atomic_load_explicit(&f->enabled, memory_order_relaxed)) {
+	struct stat st;
+	struct bs_tls *tls;
+	if (!f) {
 		stats_add(&bs->stats->reads_passthrough, 1);
 		return PT_READ_PASS;
 	}
-	struct tally t = { 0 };
-	struct bst_view *mv = iset_memory(f->im);
-	out->hold = mv;                  /* the reply may point into it: read_done puts it */
-	pthread_rwlock_rdlock(&f->lock);
-	int ret = serve(bs, f, mv, fd, off, size, out, &t);
-	pthread_rwlock_unlock(&f->lock);
-	struct stats_image *s = &f->im->st;
-	if (ret == PT_READ_PASS)
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!(tls = tls_get(bs)))
+		return -ENOMEM;
+	struct fr_ident now = fr_ident_of(&st);
+	if (!fr_file_read_begin(f->fresh, &now)) {
+		fr_file_read_end(f->fresh);
 		stats_add(&bs->stats->reads_passthrough, 1);
+		if (!atomic_exchange(&f->fresh->read_mismatch_logged, true))
+			ylog_limited(&mismatch_log, YLOG_INFO, "%s: changed since it was opened, or "
+				     "not to be served from image %s now; reading the source",
+				     f->path, f->im->path);
+		return PT_READ_PASS;
+	}
+	struct lookup_ctx lc = { f };
+	int n = rp_plan(tls->plan, tls->plan_max, off, size, (uint64_t)st.st_size, f->shift,
+			lookup_entry, &lc);
+	struct tally t = { 0 };
+	struct bst_view *mem = iset_memory(f->im);
+	out->hold = mem;                 /* the reply may point into it: read_done puts it */
+	out->cnt = 0;
+	int ret = n < 0 ? -EINVAL : gather(tls, f, mem, fd, off, n, out, &t);
+	fr_file_read_end(f->fresh);
+	struct stats_image *s = &f->im->st;
 	if (t.hits)
 		stats_add(&s->hits, t.hits);
 	if (t.misses)
 		stats_add(&s->misses, t.misses);
 	if (t.bytes_img)
-		stats_add(mv ? &s->bytes_memory : &s->bytes_ssd, t.bytes_img);
+		stats_add(mem ? &s->bytes_memory : &s->bytes_ssd, t.bytes_img);
 	if (t.bytes_src)
 		stats_add(&s->bytes_source, t.bytes_src);
-	if (t.bad)
-		stats_add(&s->bad_blocks, t.bad);
 	return ret;
-}
-
-static void bs_attr_set(void *ctx, const char *relpath, const struct stat *before,
-			 const struct stat *after)
-{
-	struct bs *bs = ctx;
-	iset_attr_set(bs->set, relpath, before, after);
 }
 
 static void bs_read_done(void *ctx, void *hold)
@@ -421,75 +402,69 @@ static void bs_read_done(void *ctx, void *hold)
 	bst_view_put(hold);
 }
 
-/* ---- modification ---- */
+/* ---- changes through the mount ---- */
 
-/* Drop the file's blocks with block_id in [first, last].  Lock held exclusively. */
-static void invalidate(struct bs_file *f, uint64_t first, uint64_t last)
+/* The file's entries with block_id in [first, last]: [*lo, *hi). */
+static void entry_range(const struct bs_file *f, uint64_t first, uint64_t last, uint32_t *lo,
+			uint32_t *hi)
 {
-	uint32_t n = f->yf->block_count, lo = 0, hi = n;
-	while (lo < hi) {                /* first entry with block_id >= first */
-		uint32_t mid = lo + (hi - lo) / 2;
+	uint32_t n = f->yf->block_count, a = 0, b = n;
+	while (a < b) {                  /* first entry with block_id >= first */
+		uint32_t mid = a + (b - a) / 2;
 		if (f->base[mid].block_id < first)
-			lo = mid + 1;
+			a = mid + 1;
 		else
-			hi = mid;
+			b = mid;
 	}
-	uint64_t dropped = 0;
-	for (uint32_t i = lo; i < n && f->base[i].block_id <= last; i++) {
-		if (!is_invalid(f, i)) {
-			f->invalid[i / 64] |= 1ull << (i % 64);
-			dropped++;
-		}
-	}
-	if (dropped) {
-		stats_add(&f->im->st.invalidations, dropped);
-		ylog(YLOG_DEBUG, "%s: dropped %" PRIu64 " image blocks", f->path, dropped);
-	}
+	*lo = a;
+	while (a < n && f->base[a].block_id <= last)
+		a++;
+	*hi = a;
 }
 
 static void bs_modify_begin(void *ctx, void *ipriv, enum pt_modify op, uint64_t off,
 			    uint64_t len)
 {
 	struct bs_file *f = ipriv;
-	if (!f)
-		return;
-	pthread_rwlock_wrlock(&f->lock);
-	if (!atomic_load(&f->enabled))
-		return;
-	uint64_t first = off >> f->shift;
-	switch (op) {
-	case PT_MOD_WRITE:
-	case PT_MOD_COPY:
-		if (len)
-			invalidate(f, first, (off + len - 1) >> f->shift);
-		break;
-	case PT_MOD_TRUNCATE:
-		invalidate(f, first, UINT64_MAX);
-		break;
-	case PT_MOD_ATTR:
-		break;                   /* contents unchanged; modify_end records the mtime */
-	case PT_MOD_FALLOCATE:
-		/* The mode is not known here: collapse/insert shift the rest of
-		 * the file, so drop everything from the range on. */
-		invalidate(f, first, UINT64_MAX);
-		break;
-	}
+	if (!f || op == PT_MOD_ATTR)
+		return;                  /* attributes: iset_attr_set, for every image */
+	struct stat st;
+	struct fr_ident before;
+	bool known = fstat(f->fd, &st) == 0;
+	if (known)
+		before = fr_ident_of(&st);
+	uint64_t first = off >> f->shift, last = UINT64_MAX;
+	if (op == PT_MOD_WRITE || op == PT_MOD_COPY)
+		last = len ? (off + len - 1) >> f->shift : 0;
+	/* A truncate drops everything from `off` on; a fallocate (its mode is
+	 * not known here: collapse and insert shift the rest) too. */
+	uint32_t lo = 0, hi = 0;
+	if (op != PT_MOD_WRITE || len)
+		entry_range(f, first, last, &lo, &hi);
+	fr_file_change_begin(f->fresh, known ? &before : NULL, lo, hi);
+	if (hi > lo)
+		stats_add(&f->im->st.invalidations, hi - lo);
 }
 
 static void bs_modify_end(void *ctx, void *ipriv, enum pt_modify op, uint64_t off, uint64_t len,
 			  int fd, int64_t result)
 {
 	struct bs_file *f = ipriv;
-	if (!f)
+	if (!f || op == PT_MOD_ATTR)
 		return;
 	struct stat st;
-	if (fstat(f->fd, &st) == 0) {
-		f->size = (uint64_t)st.st_size;
-		f->mtime = st.st_mtim;
-	} else {
-		disable(f, "cannot stat after a modification");
-	}
-	pthread_rwlock_unlock(&f->lock);
+	struct fr_ident after;
+	bool known = fstat(f->fd, &st) == 0;
+	if (known)
+		after = fr_ident_of(&st);
+	fr_file_change_end(f->fresh, known ? &after : NULL, true);
+}
+
+static void bs_attr_set(void *ctx, const char *relpath, const struct stat *before,
+			const struct stat *after)
+{
+	struct bs *bs = ctx;
+	iset_attr_set(bs->set, relpath, before, after);
 }
 
 struct pt_hooks bs_hooks(struct bs *bs)
@@ -506,12 +481,12 @@ struct pt_hooks bs_hooks(struct bs *bs)
 	};
 }
 
-/* ---- startup ---- */
+/* ---- start-up ---- */
 
 int bs_create(struct bs **out, struct imageset *set, struct stats *stats, bool prefill)
 {
 	struct bs *bs = calloc(1, sizeof(*bs));
-	if (!bs || pthread_key_create(&bs->tmp_key, free)) {
+	if (!bs || pthread_key_create(&bs->tls_key, tls_free)) {
 		free(bs);
 		return -ENOMEM;
 	}
@@ -526,6 +501,6 @@ void bs_destroy(struct bs *bs)
 {
 	if (!bs)
 		return;
-	pthread_key_delete(bs->tmp_key);
+	pthread_key_delete(bs->tls_key);
 	free(bs);
 }

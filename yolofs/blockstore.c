@@ -1,16 +1,24 @@
-/* blockstore.c - content-addressed, refcounted, pinned storage of boot-image
- * blocks (see blockstore.h).
+/* blockstore.c - content-addressed, refcounted, read-only, pinned storage
+ * of boot-image blocks (see blockstore.h).
  *
  * Memory comes in segments: the first image's data section is adopted as
  * read (no copy) when all its blocks are new; otherwise the new blocks are
  * copied into one segment of exactly their size and the read buffer is
- * dropped, so content already held elsewhere costs nothing.  A segment is
- * unmapped when the last chunk in it is released.
+ * dropped, so content already held elsewhere costs nothing.  A filled
+ * segment is made read-only (so held blocks cannot change after they were
+ * checked, and a fork shares them without copying) and, once pinning is on,
+ * locked.  It is unmapped when the last chunk in it is released.
+ *
+ * Dedup keys: the checksum the image records for a block, confirmed by
+ * comparing the bytes.  No hash is computed while loading; a chunk's bytes
+ * are checked against that checksum once, at first use (bst_block), and
+ * since two chunks are only shared when their checksums and bytes are
+ * equal, the result holds for every image that shares it.
  *
  * Concurrency: chunks, segments, the hash table and the usage counters are
  * protected by bst.lock.  A chunk's data pointer is set before the load
  * returns the view and never changes, so readers holding a view reference
- * need no lock. */
+ * need no lock; its check result is an atomic written once. */
 #include "config.h"
 
 #include <errno.h>
@@ -22,7 +30,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
-#include <xxhash.h>
 
 #include "blockstore.h"
 #include "yolo_format.h"
@@ -32,15 +39,19 @@ struct bst_seg {
 	size_t map_len;
 	uint64_t live;                   /* chunks in it */
 	bool pinned;
+	struct bst_seg *prev, *next;     /* every segment, for bst_pin */
 };
+
+enum { UNCHECKED, GOOD, BAD };
 
 struct bst_chunk {
 	struct bst_chunk *next;          /* hash chain (dedup only) */
-	XXH128_hash_t hash;
+	uint64_t checksum;               /* as recorded by the image that brought it */
 	uint32_t len;
 	uint32_t refs;                   /* view entries using it */
 	const uint8_t *data;
 	struct bst_seg *seg;             /* NULL only while its load is in progress */
+	atomic_uchar state;              /* UNCHECKED, then GOOD or BAD for good */
 };
 
 struct bst {
@@ -48,6 +59,8 @@ struct bst {
 	uint8_t *zeros;                  /* immutable: the largest block of zeros */
 	size_t zeros_len;
 	pthread_mutex_t lock;            /* protects the rest, chunks and segments */
+	bool pin;                        /* lock new segments in memory */
+	struct bst_seg *segs;
 	struct bst_chunk **buckets;
 	size_t nbuckets, nchunks;
 	struct bst_usage use;
@@ -114,20 +127,72 @@ void bst_usage(struct bst *s, struct bst_usage *u)
 	pthread_mutex_unlock(&s->lock);
 }
 
-/* ---- the content table (lock held) ---- */
+/* ---- segments (lock held) ---- */
 
-static struct bst_chunk **bucket(struct bst *s, XXH128_hash_t h)
+static void seg_pin(struct bst *s, struct bst_seg *g, int *err)
 {
-	return &s->buckets[h.low64 & (s->nbuckets - 1)];
+	if (g->pinned)
+		return;
+	if (mlock(g->base, g->map_len) == 0) {
+		g->pinned = true;
+		s->use.pinned += g->map_len;
+	} else if (err && !*err) {
+		*err = errno;
+	}
 }
 
-static struct bst_chunk *table_find(struct bst *s, XXH128_hash_t h, uint32_t len,
+static void seg_add(struct bst *s, struct bst_seg *g, int *mlock_err)
+{
+	mprotect(g->base, g->map_len, PROT_READ);
+	g->next = s->segs;
+	if (s->segs)
+		s->segs->prev = g;
+	s->segs = g;
+	s->use.resident += g->map_len;
+	if (s->pin)
+		seg_pin(s, g, mlock_err);
+}
+
+static void seg_free(struct bst *s, struct bst_seg *g)
+{
+	if (g->prev)
+		g->prev->next = g->next;
+	else
+		s->segs = g->next;
+	if (g->next)
+		g->next->prev = g->prev;
+	munmap(g->base, g->map_len);     /* also drops the mlock */
+	s->use.resident -= g->map_len;
+	if (g->pinned)
+		s->use.pinned -= g->map_len;
+	free(g);
+}
+
+int bst_pin(struct bst *s)
+{
+	int err = 0;
+	pthread_mutex_lock(&s->lock);
+	s->pin = true;
+	for (struct bst_seg *g = s->segs; g; g = g->next)
+		seg_pin(s, g, &err);
+	pthread_mutex_unlock(&s->lock);
+	return -err;
+}
+
+/* ---- the content table (lock held) ---- */
+
+static struct bst_chunk **bucket(struct bst *s, uint64_t checksum)
+{
+	return &s->buckets[checksum & (s->nbuckets - 1)];
+}
+
+static struct bst_chunk *table_find(struct bst *s, uint64_t checksum, uint32_t len,
 				    const uint8_t *data)
 {
 	if (!s->nbuckets)
 		return NULL;
-	for (struct bst_chunk *c = *bucket(s, h); c; c = c->next)
-		if (XXH128_isEqual(c->hash, h) && c->len == len && memcmp(c->data, data, len) == 0)
+	for (struct bst_chunk *c = *bucket(s, checksum); c; c = c->next)
+		if (c->checksum == checksum && c->len == len && memcmp(c->data, data, len) == 0)
 			return c;
 	return NULL;
 }
@@ -142,15 +207,15 @@ static int table_insert(struct bst *s, struct bst_chunk *c)
 		for (size_t i = 0; i < s->nbuckets; i++) {
 			for (struct bst_chunk *c2 = s->buckets[i], *next; c2; c2 = next) {
 				next = c2->next;
-				c2->next = b[c2->hash.low64 & (n - 1)];
-				b[c2->hash.low64 & (n - 1)] = c2;
+				c2->next = b[c2->checksum & (n - 1)];
+				b[c2->checksum & (n - 1)] = c2;
 			}
 		}
 		free(s->buckets);
 		s->buckets = b;
 		s->nbuckets = n;
 	}
-	struct bst_chunk **head = bucket(s, c->hash);
+	struct bst_chunk **head = bucket(s, c->checksum);
 	c->next = *head;
 	*head = c;
 	s->nchunks++;
@@ -159,22 +224,13 @@ static int table_insert(struct bst *s, struct bst_chunk *c)
 
 static void table_remove(struct bst *s, struct bst_chunk *c)
 {
-	for (struct bst_chunk **p = bucket(s, c->hash); *p; p = &(*p)->next) {
+	for (struct bst_chunk **p = bucket(s, c->checksum); *p; p = &(*p)->next) {
 		if (*p == c) {
 			*p = c->next;
 			s->nchunks--;
 			return;
 		}
 	}
-}
-
-static void seg_free(struct bst *s, struct bst_seg *g)
-{
-	munmap(g->base, g->map_len);     /* also drops the mlock */
-	s->use.resident -= g->map_len;
-	if (g->pinned)
-		s->use.pinned -= g->map_len;
-	free(g);
 }
 
 static void chunk_unref(struct bst *s, struct bst_chunk *c)
@@ -244,12 +300,11 @@ int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 	uint64_t n = info->block_count, t0 = now_ns();
 	struct bst_load_result r = { 0 };
 	const uint8_t **src = calloc(n ? n : 1, sizeof(*src));
-	XXH128_hash_t *h = s->dedup ? calloc(n ? n : 1, sizeof(*h)) : NULL;
 	struct bst_view *v = calloc(1, sizeof(*v));
 	uint8_t *zbuf = NULL, *buf = NULL;
 	size_t map_len = 0;
 	int ret;
-	if (!src || (s->dedup && !h) || !v || !(v->chunk = calloc(n ? n : 1, sizeof(*v->chunk)))) {
+	if (!src || !v || !(v->chunk = calloc(n ? n : 1, sizeof(*v->chunk)))) {
 		ret = fail(err, -ENOMEM, "%s: out of memory", name);
 		goto out;
 	}
@@ -264,28 +319,6 @@ int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 	if (ret < 0)
 		goto out;
 	buf = yolo_image_take_data(img, &map_len);
-	/* One pass, no lock: each block's checksum (XXH3-64 of the raw bytes)
-	 * and, while it is in the CPU cache, its content hash. */
-	uint64_t bad = 0, first_bad = 0;
-	for (uint64_t i = 0; i < n; i++) {
-		const struct yolo_block *b = yolo_image_block(img, i);
-		if (!src[i])
-			continue;
-		if (XXH3_64bits(src[i], b->raw_len) != b->checksum && !bad++)
-			first_bad = i;
-		if (h)
-			h[i] = XXH3_128bits(src[i], b->raw_len);
-	}
-	if (bad) {
-		const struct yolo_block *b = yolo_image_block(img, first_bad);
-		const char *path = yolo_image_file(img, b->file_id)->path;
-		char shown[256];
-		ret = fail(err, -EUCLEAN, "%s: %llu corrupt blocks (first: block %llu of %s does "
-			   "not match its checksum)", name, (unsigned long long)bad,
-			   (unsigned long long)b->block_id,
-			   yolo_printable(path, strlen(path), shown, sizeof(shown)));
-		goto out;
-	}
 
 	pthread_mutex_lock(&s->lock);
 	uint64_t new_bytes = 0, new_chunks = 0, i;
@@ -293,25 +326,26 @@ int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 	for (i = 0; i < n; i++) {
 		if (!src[i])
 			continue;
-		uint32_t len = yolo_image_block(img, i)->raw_len;
-		struct bst_chunk *c = h ? table_find(s, h[i], len, src[i]) : NULL;
-		v->logical += len;
+		const struct yolo_block *b = yolo_image_block(img, i);
+		struct bst_chunk *c = s->dedup ? table_find(s, b->checksum, b->raw_len, src[i]) : NULL;
+		v->logical += b->raw_len;
 		if (c) {
 			c->refs++;
 			adopt = false;
 		} else {
 			if (!(c = calloc(1, sizeof(*c))))
 				break;
-			*c = (struct bst_chunk){ .len = len, .refs = 1, .data = src[i] };
-			if (h) {
-				c->hash = h[i];
-				if (table_insert(s, c) < 0) {
-					free(c);
-					break;
-				}
+			c->checksum = b->checksum;
+			c->len = b->raw_len;
+			c->refs = 1;
+			c->data = src[i];
+			atomic_init(&c->state, UNCHECKED);
+			if (s->dedup && table_insert(s, c) < 0) {
+				free(c);
+				break;
 			}
-			s->use.unique += len;
-			new_bytes += len;
+			s->use.unique += b->raw_len;
+			new_bytes += b->raw_len;
 			new_chunks++;
 		}
 		v->chunk[i] = c;
@@ -356,16 +390,10 @@ int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 				g->live++;
 			}
 		}
-		if (mlock(g->base, g->map_len) == 0)
-			g->pinned = true;
-		else
-			r.mlock_errno = errno;
-		s->use.resident += g->map_len;
-		if (g->pinned)
-			s->use.pinned += g->map_len;
+		seg_add(s, g, &r.mlock_errno);
 		r.added = g->map_len;
 	}
-	r.pinned = !g || g->pinned;
+	r.pinned = s->pin && (!g || g->pinned);
 	s->use.logical += v->logical;
 	s->use.views++;
 	pthread_mutex_unlock(&s->lock);
@@ -382,7 +410,6 @@ out:
 	yolo_image_unload(img);          /* after a failure part way */
 	free(zbuf);
 	free(src);
-	free(h);
 	if (res)
 		*res = r;
 	return ret;
@@ -390,10 +417,29 @@ out:
 
 /* ---- views ---- */
 
-const uint8_t *bst_block(const struct bst_view *v, uint64_t index)
+const uint8_t *bst_block(const struct bst_view *v, uint64_t index, const struct yolo_block *b)
 {
-	const struct bst_chunk *c = v->chunk[index];
-	return c ? c->data : v->store->zeros;
+	struct bst_chunk *c = v->chunk[index];
+	if (!c)                          /* a zero block: its checksum must be that of zeros */
+		return yolo_block_check(b, v->store->zeros) ? v->store->zeros : NULL;
+	unsigned char st = atomic_load_explicit(&c->state, memory_order_acquire);
+	if (st == UNCHECKED) {
+		st = yolo_block_check(b, c->data) ? GOOD : BAD;
+		atomic_store_explicit(&c->state, st, memory_order_release);
+	}
+	return st == GOOD ? c->data : NULL;
+}
+
+uint64_t bst_verify(const struct bst_view *v, struct yolo_image *img, uint64_t *first_bad)
+{
+	uint64_t bad = 0;
+	for (uint64_t i = 0; i < v->nblocks; i++) {
+		if (bst_block(v, i, yolo_image_block(img, i)))
+			continue;
+		if (!bad++ && first_bad)
+			*first_bad = i;
+	}
+	return bad;
 }
 
 void bst_view_get(struct bst_view *v)

@@ -15,13 +15,15 @@
  * is read from its file until its load completes, and a dropped image's
  * blocks stay valid for replies in flight (view references).
  *
- * Staleness: an image serves a file only while the file's size, mtime and
- * inode number are those captured, except that a touch through the mount
- * (timestamps set, contents untouched) of a file that matched moves the
- * expected mtime along (iset_attr_set).
+ * Freshness: each image keeps one record per file (freshness.h), created
+ * with the image and judged at load, at every open and by changes through
+ * the mount; comparisons it asks for run as background jobs (bg_), each
+ * holding a reference to its image.  After a load, another background job
+ * checks every block of the image once, so damage is reported even for
+ * files nobody opens.
  *
  * Lock order: balance_lock, then list_lock or an image's mem_lock; list_lock
- * before an image's ident_lock. */
+ * before a record's lock. */
 #include "config.h"
 
 #include <errno.h>
@@ -35,6 +37,7 @@
 
 #include "imageset.h"
 #include "log.h"
+#include "passthrough.h"
 
 struct image {
 	struct iset_image pub;
@@ -42,22 +45,12 @@ struct image {
 	int fd;                          /* the image file as opened */
 	struct stat file_st;             /* of fd: a reload keeps an unchanged file */
 	uint64_t logical;                /* bytes its blocks take in memory without dedup */
-	atomic_uchar *stale_logged;      /* per file: staleness already logged */
 	atomic_uint refs;
 	atomic_uint_fast64_t last_used;  /* set->clock at the last open it served; 0: never */
 	atomic_bool load_failed;         /* corrupt or unreadable: stays on its file */
 	size_t order;                    /* position in images=; protected by balance_lock */
-	pthread_mutex_t ident_lock;      /* protects touched */
-	struct touched *touched;         /* per file, allocated at the first touch; NULL: none */
 	pthread_mutex_t mem_lock;
 	struct bst_view *mem;            /* protected by mem_lock */
-};
-
-/* A new mtime accepted for a file whose timestamps were set through the
- * mount while it matched the image (nova touches its base files). */
-struct touched {
-	bool set;
-	int64_t mtime_ns;
 };
 
 struct list {
@@ -70,6 +63,7 @@ struct imageset {
 	bool memory;
 	uint64_t memlimit;
 	int source_fd;
+	struct bg *bg;
 	struct bst *store;               /* memory mode only */
 	struct stats *stats;
 
@@ -91,6 +85,21 @@ static struct image *image_of(struct iset_image *p)
 	return (struct image *)p;
 }
 
+/* Bytes this process has locked in memory, as the kernel counts them. */
+static uint64_t locked_bytes(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	unsigned long long kib = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmLck: %llu kB", &kib) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kib << 10;
+}
+
 /* The memory gauges, read from the store when statistics are written. */
 static void sample_memory(void *ctx, struct stats *st)
 {
@@ -102,53 +111,209 @@ static void sample_memory(void *ctx, struct stats *st)
 	atomic_store(&st->mem.resident, u.resident);
 	atomic_store(&st->mem.unique, u.unique);
 	atomic_store(&st->mem.logical, u.logical);
-	atomic_store(&st->mem.pinned, u.pinned);
+	atomic_store(&st->mem.pinned, locked_bytes());
 }
 
 /* ---- one image ---- */
 
-static void report_stale(struct image *im, int source_fd)
+static void image_get(struct image *im)
+{
+	atomic_fetch_add_explicit(&im->refs, 1, memory_order_relaxed);
+}
+
+static const char *shown_path(const char *path, char *buf, size_t len)
+{
+	return yolo_printable(path, strlen(path), buf, len);
+}
+
+/* ---- background jobs: comparing a file, checking an image ---- */
+
+struct compare_job {
+	struct image *im;                /* one reference */
+	uint32_t file_id;
+};
+
+/* Compare file `file_id`'s captured blocks with the source as it is now;
+ * the record decides what the result means. */
+static void compare_run(void *ctx)
+{
+	struct compare_job *j = ctx;
+	struct image *im = j->im;
+	const struct yolo_file *yf = yolo_image_file(im->pub.img, j->file_id);
+	struct fr_file *rec = &im->pub.fresh[j->file_id];
+	char shown[256];
+	shown_path(yf->path, shown, sizeof(shown));
+	int fd = yolo_open_beneath(im->set->source_fd, yf->path, O_RDONLY | O_NOFOLLOW);
+	struct stat st;
+	uint64_t gen;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		struct fr_ident gone = { .size = UINT64_MAX };
+		if (fr_file_compare_begin(rec, &gone, &gen))
+			fr_file_compared(rec, &gone, &gone, gen, false);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	struct fr_ident start = fr_ident_of(&st), end;
+	if (!fr_file_compare_begin(rec, &start, &gen)) {
+		close(fd);
+		return;
+	}
+	stats_add(&im->pub.st.comparisons, 1);
+	int r = yolo_image_compare_file(im->pub.img, j->file_id, fd);
+	end = fstat(fd, &st) == 0 ? fr_ident_of(&st) : (struct fr_ident){ .size = UINT64_MAX };
+	close(fd);
+	if (r < 0)
+		ylog(YLOG_WARN, "%s: cannot compare with image %s: %s; not served from it", shown,
+		     im->pub.path, r == -EUCLEAN ? "a bad image block" : strerror(-r));
+	switch (fr_file_compared(rec, &start, &end, gen, r == 1)) {
+	case FR_OUT_ACCEPTED:
+		stats_add(&im->pub.st.compared_equal, 1);
+		ylog(YLOG_INFO, "%s: captured blocks equal the source; image %s serves it again",
+		     shown, im->pub.path);
+		break;
+	case FR_OUT_STALE:
+		stats_add(&im->pub.st.compared_stale, 1);
+		ylog(YLOG_WARN, "%s: changed since capture (captured blocks differ); image %s does "
+		     "not serve it", shown, im->pub.path);
+		break;
+	case FR_OUT_RETRY:
+		ylog(YLOG_INFO, "%s: changed while it was compared with image %s; judged again at "
+		     "the next open", shown, im->pub.path);
+		break;
+	case FR_OUT_IGNORED:
+		break;
+	}
+}
+
+static void compare_release(void *ctx, bool ran)
+{
+	struct compare_job *j = ctx;
+	iset_image_put(&j->im->pub);
+	free(j);
+}
+
+/* Queue a comparison of file `id` of `im`. */
+static void queue_compare(struct image *im, uint32_t id)
+{
+	struct compare_job *j = malloc(sizeof(*j));
+	if (!j)
+		return;                  /* not compared now: judged again at the next open */
+	image_get(im);
+	*j = (struct compare_job){ .im = im, .file_id = id };
+	bg_queue(im->set->bg, &(struct bg_job){ .run = compare_run, .release = compare_release,
+						.ctx = j });
+}
+
+/* Tell what the judgement of file `id` found, once per change of status. */
+static void report_judgement(struct image *im, uint32_t id, enum fr_action act)
+{
+	struct fr_file *rec = &im->pub.fresh[id];
+	char shown[256];
+	shown_path(yolo_image_file(im->pub.img, id)->path, shown, sizeof(shown));
+	pthread_rwlock_rdlock(&rec->lock);
+	enum fr_status status = rec->st.status;
+	const char *why = rec->st.why;
+	pthread_rwlock_unlock(&rec->lock);
+	if (act == FR_ACT_COMPARE)
+		ylog(YLOG_INFO, "%s: %s differs from image %s; comparing its captured blocks with "
+		     "the source in the background (read from the source meanwhile)", shown,
+		     why ? why : "identity", im->pub.path);
+	else if (status == FR_STALE)
+		ylog(YLOG_WARN, "%s: %s differs from image %s (changed since capture); not serving "
+		     "its blocks", shown, why ? why : "identity", im->pub.path);
+	else if (status == FR_DISABLED)
+		ylog(YLOG_WARN, "%s: image %s has too many bad blocks for it; read from the source "
+		     "from now on", shown, im->pub.path);
+}
+
+/* Judge every file of a newly opened image against the source as it is:
+ * files touched while no daemon ran are compared at once, in the
+ * background, so their first boot finds them accepted if it can. */
+static void judge_files(struct image *im)
 {
 	const struct yolo_image_info *info = im->pub.info;
-	uint32_t stale = 0, missing = 0;
+	uint32_t fresh = 0, compare = 0, changed = 0, missing = 0;
 	for (uint32_t id = 0; id < info->file_count; id++) {
 		const struct yolo_file *yf = yolo_image_file(im->pub.img, id);
-		int fd = yolo_open_beneath(source_fd, yf->path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
+		int fd = yolo_open_beneath(im->set->source_fd, yf->path, O_PATH | O_NOFOLLOW);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
 			missing++;
+			if (fd >= 0)
+				close(fd);
 			continue;
 		}
-		struct stat st;
-		if (fstat(fd, &st) == 0) {
-			struct yolo_file_ident now = yolo_ident_from_stat(&st);
-			const char *what = yolo_ident_change(&yf->ident, &now);
-			if (what) {
-				char shown[256];
-				stale++;
-				ylog(YLOG_DEBUG, "%s: %s differs from image %s",
-				       yolo_printable(yf->path, strlen(yf->path), shown, sizeof(shown)),
-				       what, im->pub.path);
-			}
-		}
 		close(fd);
+		bool news;
+		struct fr_ident now = fr_ident_of(&st);
+		enum fr_action act = fr_file_open(&im->pub.fresh[id], &now, &news);
+		if (act == FR_ACT_SERVE) {
+			fresh++;
+			continue;
+		}
+		if (act == FR_ACT_COMPARE) {
+			compare++;
+			queue_compare(im, id);
+		} else {
+			changed++;
+		}
+		if (ylog_threshold >= YLOG_DEBUG)
+			report_judgement(im, id, act);
 	}
-	if (stale || missing)
-		ylog(YLOG_WARN, "image %s: %u of %u files changed and %u missing since "
-		       "capture; their blocks will not be served", im->pub.path, stale,
-		       info->file_count, missing);
+	if (compare || changed || missing)
+		ylog(YLOG_WARN, "image %s: of %u files %u are as captured, %u are compared with "
+		     "the source in the background (their metadata changed), %u changed and %u "
+		     "are missing since capture (not served)", im->pub.path, info->file_count,
+		     fresh, compare, changed, missing);
+}
+
+struct verify_job {
+	struct image *im;
+	struct bst_view *mem;            /* one view reference */
+};
+
+/* Check every block of a loaded image once, so damage is reported even in
+ * files nobody opens (serving checks each block at first use anyway). */
+static void verify_run(void *ctx)
+{
+	struct verify_job *j = ctx;
+	uint64_t first = 0, bad = bst_verify(j->mem, j->im->pub.img, &first);
+	if (!bad)
+		return;
+	const struct yolo_block *b = yolo_image_block(j->im->pub.img, first);
+	char shown[256];
+	ylog(YLOG_WARN, "image %s: %" PRIu64 " blocks do not match their checksums (first: block "
+	     "%" PRIu64 " of %s); they are read from the source", j->im->pub.path, bad,
+	     b->block_id, shown_path(yolo_image_file(j->im->pub.img, b->file_id)->path, shown,
+				     sizeof(shown)));
+}
+
+static void verify_release(void *ctx, bool ran)
+{
+	struct verify_job *j = ctx;
+	bst_view_put(j->mem);
+	iset_image_put(&j->im->pub);
+	free(j);
+}
+
+static void free_records(struct image *im)
+{
+	for (uint32_t i = 0; im->pub.fresh && i < im->pub.info->file_count; i++)
+		fr_file_destroy(&im->pub.fresh[i]);
+	free(im->pub.fresh);
+	im->pub.fresh = NULL;
 }
 
 static void image_free(struct image *im)
 {
 	bst_view_put(im->mem);
 	stats_unregister(im->set->stats, &im->pub.st);
+	free_records(im);
 	yolo_image_close(im->pub.img);
 	if (im->fd >= 0)
 		close(im->fd);
 	pthread_mutex_destroy(&im->mem_lock);
-	pthread_mutex_destroy(&im->ident_lock);
-	free(im->touched);
-	free(im->stale_logged);
 	free(im->pub.path);
 	free(im);
 }
@@ -168,7 +333,6 @@ static struct image *image_open(struct imageset *set, const char *path, size_t o
 	im->order = order;
 	atomic_init(&im->refs, 1);
 	pthread_mutex_init(&im->mem_lock, NULL);
-	pthread_mutex_init(&im->ident_lock, NULL);
 	im->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (im->fd < 0 || fstat(im->fd, &im->file_st) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "image %s: %s", path, strerror(errno));
@@ -182,16 +346,22 @@ static struct image *image_open(struct imageset *set, const char *path, size_t o
 		if (!(b->flags & YOLO_BLOCK_ZERO))
 			im->logical += b->raw_len;
 	}
-	im->stale_logged = calloc(im->pub.info->file_count + 1, 1);
 	im->pub.st.name = im->pub.path;
 	im->pub.st.generation = set->generation;
-	if (!im->stale_logged || stats_register(set->stats, &im->pub.st) < 0) {
+	uint32_t nf = im->pub.info->file_count, made = 0;
+	im->pub.fresh = calloc(nf + 1, sizeof(*im->pub.fresh));
+	while (im->pub.fresh && made < nf &&
+	       fr_file_init(&im->pub.fresh[made], yolo_image_file(im->pub.img, made)) == 0)
+		made++;
+	if (made < nf || stats_register(set->stats, &im->pub.st) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
-		free(im->stale_logged);
-		im->stale_logged = NULL;
+		for (uint32_t i = 0; i < made; i++)
+			fr_file_destroy(&im->pub.fresh[i]);
+		free(im->pub.fresh);
+		im->pub.fresh = NULL;
 		goto fail;
 	}
-	report_stale(im, set->source_fd);
+	judge_files(im);
 	return im;
 fail:
 	if (im->pub.img)
@@ -199,15 +369,9 @@ fail:
 	if (im->fd >= 0)
 		close(im->fd);
 	pthread_mutex_destroy(&im->mem_lock);
-	pthread_mutex_destroy(&im->ident_lock);
 	free(im->pub.path);
 	free(im);
 	return NULL;
-}
-
-static void image_get(struct image *im)
-{
-	atomic_fetch_add_explicit(&im->refs, 1, memory_order_relaxed);
 }
 
 void iset_image_put(struct iset_image *p)
@@ -254,16 +418,24 @@ static int load(struct imageset *set, struct image *im, struct yolo_err *err)
 	pthread_mutex_lock(&im->mem_lock);
 	im->mem = v;
 	pthread_mutex_unlock(&im->mem_lock);
+	struct verify_job *j = malloc(sizeof(*j));
+	if (j) {
+		image_get(im);
+		bst_view_get(v);
+		*j = (struct verify_job){ .im = im, .mem = v };
+		bg_queue(set->bg, &(struct bg_job){ .run = verify_run, .release = verify_release,
+						    .ctx = j });
+	}
 	atomic_store(&im->pub.st.loaded_bytes, r.logical);
 	atomic_store(&im->pub.st.pinned, r.pinned);
 	stats_add(&im->pub.st.loads, 1);
 	ylog(YLOG_INFO, "image %s: %u files, %" PRIu64 " blocks, %" PRIu64 " bytes loaded in "
-	       "%.1f ms, %" PRIu64 " bytes of new content in memory%s", im->pub.path,
-	       im->pub.info->file_count, im->pub.info->block_count, im->pub.info->data_size,
-	       r.ns / 1e6, r.added, r.pinned ? ", pinned" : "");
-	if (!r.pinned)
+	     "%.1f ms, %" PRIu64 " bytes of new content in memory%s", im->pub.path,
+	     im->pub.info->file_count, im->pub.info->block_count, im->pub.info->data_size,
+	     r.ns / 1e6, r.added, r.pinned ? ", pinned" : "");
+	if (r.mlock_errno)
 		ylog(YLOG_WARN, "image %s: cannot pin its memory (%s); serving from unpinned "
-		       "memory", im->pub.path, strerror(r.mlock_errno));
+		     "memory", im->pub.path, strerror(r.mlock_errno));
 	return 0;
 }
 
@@ -386,65 +558,54 @@ static void pager_kick(struct imageset *set)
 
 /* ---- the set ---- */
 
-/* The identity file `id` must have to be served: as captured, with the
- * mtime of a touch through the mount if there was one. */
-static struct yolo_file_ident expected(struct image *im, uint32_t id)
-{
-	struct yolo_file_ident e = yolo_image_file(im->pub.img, id)->ident;
-	pthread_mutex_lock(&im->ident_lock);
-	if (im->touched && im->touched[id].set)
-		e.mtime_ns = im->touched[id].mtime_ns;
-	pthread_mutex_unlock(&im->ident_lock);
-	return e;
-}
-
 void iset_attr_set(struct imageset *set, const char *relpath, const struct stat *before,
-		  const struct stat *after)
+		   const struct stat *after)
 {
-	struct yolo_file_ident b = yolo_ident_from_stat(before), a = yolo_ident_from_stat(after);
-	if (b.size != a.size || b.ino != a.ino)
-		return;
+	struct fr_ident b = fr_ident_of(before), a = fr_ident_of(after);
 	pthread_mutex_lock(&set->list_lock);
 	for (size_t i = 0; i < set->cur->n; i++) {
 		struct image *im = set->cur->v[i];
 		uint32_t id;
 		if (yolo_image_find_file(im->pub.img, relpath, &id) < 0)
 			continue;
-		struct yolo_file_ident e = expected(im, id);
-		if (yolo_ident_change(&e, &b) || e.mtime_ns == a.mtime_ns)
-			continue;        /* already stale, or nothing changed */
-		pthread_mutex_lock(&im->ident_lock);
-		if (!im->touched)
-			im->touched = calloc(im->pub.info->file_count, sizeof(*im->touched));
-		if (im->touched)
-			im->touched[id] = (struct touched){ .set = true, .mtime_ns = a.mtime_ns };
-		pthread_mutex_unlock(&im->ident_lock);
-		if (im->touched) {
+		struct fr_file *rec = &im->pub.fresh[id];
+		pthread_rwlock_rdlock(&rec->lock);
+		bool served = rec->st.status == FR_FRESH;
+		pthread_rwlock_unlock(&rec->lock);
+		fr_file_change_begin(rec, &b, 0, 0);
+		bool kept = fr_file_change_end(rec, &a, false);
+		if (kept) {
 			stats_add(&im->pub.st.touches, 1);
-			ylog(YLOG_INFO, "%s: timestamps set through the mount; image %s keeps "
-			       "serving it", relpath, im->pub.path);
+			ylog(YLOG_INFO, "%s: attributes changed through the mount; image %s keeps "
+			     "serving it", relpath, im->pub.path);
+		} else if (served) {
+			ylog(YLOG_INFO, "%s: had changed underneath the mount before an attribute change "
+			     "through it; image %s serves it again only after a comparison", relpath,
+			     im->pub.path);
 		}
 	}
 	pthread_mutex_unlock(&set->list_lock);
 }
 
 struct iset_image *iset_find(struct imageset *set, const char *relpath, const struct stat *st,
-			 uint32_t *file_id)
+			     uint32_t *file_id)
 {
 	struct image *found = NULL;
+	struct fr_ident now = fr_ident_of(st);
 	pthread_mutex_lock(&set->list_lock);
 	for (size_t i = 0; i < set->cur->n && !found; i++) {
 		struct image *im = set->cur->v[i];
 		uint32_t id;
 		if (yolo_image_find_file(im->pub.img, relpath, &id) < 0)
 			continue;
-		struct yolo_file_ident now = yolo_ident_from_stat(st), e = expected(im, id);
-		const char *what = yolo_ident_change(&e, &now);
-		if (what) {
+		bool news;
+		enum fr_action act = fr_file_open(&im->pub.fresh[id], &now, &news);
+		if (act == FR_ACT_COMPARE)
+			queue_compare(im, id);
+		if (news)
+			report_judgement(im, id, act);
+		if (act != FR_ACT_SERVE) {
 			stats_add(&im->pub.st.files_stale, 1);
-			if (!atomic_exchange(&im->stale_logged[id], 1))
-				ylog(YLOG_WARN, "%s: %s differs from image %s (changed since "
-				       "capture); not serving its blocks", relpath, what, im->pub.path);
 			continue;
 		}
 		image_get(im);
@@ -567,6 +728,7 @@ int iset_create(struct imageset **out, const struct iset_config *cfg, struct sta
 	set->memory = cfg->memory;
 	set->memlimit = cfg->memlimit;
 	set->source_fd = cfg->source_fd;
+	set->bg = cfg->bg;
 	set->stats = stats;
 	pthread_mutex_init(&set->list_lock, NULL);
 	pthread_mutex_init(&set->balance_lock, NULL);
@@ -596,9 +758,13 @@ fail:
 
 int iset_start(struct imageset *set)
 {
+	int ret = set->store ? bst_pin(set->store) : 0;
+	if (ret < 0)
+		ylog(YLOG_WARN, "cannot pin the images in memory (%s); serving from unpinned memory "
+		     "(raise LimitMEMLOCK / ulimit -l)", strerror(-ret));
 	if (!set->memory || !set->memlimit)
 		return 0;
-	int ret = pthread_create(&set->pager, NULL, pager_main, set);
+	ret = pthread_create(&set->pager, NULL, pager_main, set);
 	if (ret)
 		return -ret;
 	set->pager_running = true;

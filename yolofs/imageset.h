@@ -1,10 +1,11 @@
-/* imageset.h - the boot images a yolofs daemon serves (prefix is_): opening
- * and validating them, finding the image that holds an opened source file
- * (refusing files changed since capture), replacing the set while serving
- * (reload: new opens use the new set, open files keep their image, memory
- * is released when unused), and, in memory mode, keeping the most recently
- * used images that fit in memlimit in the block store while the rest are
- * read from their files. */
+/* imageset.h - the boot images a yolofs daemon serves (prefix iset_):
+ * opening and validating them, keeping each image's freshness record of
+ * each of its files (freshness.h) and running the comparisons those ask
+ * for in the background, finding the image that may serve an opened source
+ * file, replacing the set while serving (reload: new opens use the new set,
+ * open files keep their image, memory is released when unused), and, in
+ * memory mode, keeping the most recently used images that fit in memlimit
+ * in the block store while the rest are read from their files. */
 #ifndef YOLO_IMAGESET_H
 #define YOLO_IMAGESET_H
 
@@ -13,7 +14,9 @@
 #include <stdint.h>
 #include <sys/stat.h>
 
+#include "background.h"
 #include "blockstore.h"
+#include "freshness.h"
 #include "stats.h"
 #include "yolo_image.h"
 
@@ -22,7 +25,8 @@ struct iset_image {
 	char *path;                      /* as given in images= */
 	struct yolo_image *img;          /* file-backed: metadata, and reads when not in memory */
 	const struct yolo_image_info *info;
-	struct stats_image st;              /* its counters */
+	struct fr_file *fresh;           /* per file: may it be served (freshness.h) */
+	struct stats_image st;           /* its counters */
 };
 
 struct iset_config {
@@ -31,7 +35,8 @@ struct iset_config {
 	bool memory;                     /* hold images in memory (else always read the files) */
 	uint64_t memlimit;               /* bytes; 0 = unlimited */
 	bool dedup;                      /* hold identical blocks once */
-	int source_fd;                   /* for the staleness report; borrowed */
+	int source_fd;                   /* the source directory; borrowed */
+	struct bg *bg;                   /* runs comparisons and checks; borrowed */
 };
 
 struct imageset;
@@ -40,8 +45,9 @@ struct imageset;
  * Any failure fills `err` with one line.  @return 0 or -errno. */
 int iset_create(struct imageset **out, const struct iset_config *cfg, struct stats *stats,
 	      struct yolo_err *err);
-/* Start the pager thread (memory mode with a memlimit); after daemonizing.
- * @return 0 or -errno. */
+/* In the process that serves (after daemonizing): pin the images in
+ * memory and start the pager thread (memory mode with a memlimit).
+ * @return 0 or -errno (pinning failures are logged, not returned). */
 int iset_start(struct imageset *set);
 /* All images must have been put. */
 void iset_destroy(struct imageset *set);
@@ -49,18 +55,18 @@ void iset_destroy(struct imageset *set);
 /* Replace the set (see blocksrc.h bs_reload).  @return paths that failed. */
 size_t iset_reload(struct imageset *set, const char *const *paths, size_t npaths);
 
-/* The first image in the current set holding `relpath` whose recorded
- * identity matches `st`, with a reference taken and marked as used; or
- * NULL.  Stale matches are counted and logged once per image file. */
+/* The first image in the current set that may serve `relpath`, now in
+ * state `st` (freshness.h decides, and may queue a comparison), with a
+ * reference taken and marked as used; or NULL.  What is found is logged
+ * once per image file and counted. */
 struct iset_image *iset_find(struct imageset *set, const char *relpath, const struct stat *st,
-			 uint32_t *file_id);
+			     uint32_t *file_id);
 void iset_image_put(struct iset_image *im);
 
-/* The timestamps of `relpath` were set through the mount (before/after:
- * its stat around the change).  Images that matched it before keep
- * serving it with the new mtime (size and inode must not have changed). */
+/* The attributes of `relpath` were changed through the mount (before/after:
+ * its stat around the change): images that served it keep serving it. */
 void iset_attr_set(struct imageset *set, const char *relpath, const struct stat *before,
-		  const struct stat *after);
+		   const struct stat *after);
 
 /* The image's blocks in memory, with a view reference taken, or NULL when
  * it is read from its file. */

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "background.h"
 #include "blocksrc.h"
 #include "imageset.h"
 #include "log.h"
@@ -269,6 +270,7 @@ int main(int argc, char *argv[])
 	static struct stats stats;
 	struct imageset *set = NULL;
 	struct bs *bs = NULL;
+	struct bg *bg = NULL;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
 	static struct reloader reloader;
@@ -338,10 +340,14 @@ int main(int argc, char *argv[])
 			goto out;
 		}
 		struct yolo_err err = { { 0 } };
+		if (bg_create(&bg) < 0) {
+			fprintf(stderr, "yolofs: out of memory\n");
+			goto out;
+		}
 		struct iset_config ic = {
 			.paths = (const char *const *)images.v, .npaths = images.n,
 			.memory = memory, .memlimit = memlimit, .dedup = !o.no_dedup,
-			.source_fd = source_fd,
+			.source_fd = source_fd, .bg = bg,
 		};
 		int r = iset_create(&set, &ic, &stats, &err);
 		if (r < 0) {
@@ -409,6 +415,9 @@ int main(int argc, char *argv[])
 	r = stats_start(&stats, o.metrics, o.metrics_interval);
 	if (r < 0)
 		ylog(YLOG_WARN, "no statistics thread: %s", strerror(-r));
+	if (bg && (r = bg_start(bg)) < 0)
+		ylog(YLOG_WARN, "no background thread (changed files are not compared, so not "
+		     "served): %s", strerror(-r));
 	if (set && (r = iset_start(set)) < 0)
 		ylog(YLOG_WARN, "no pager thread (memlimit placement stays as at start): %s",
 		       strerror(-r));
@@ -473,6 +482,7 @@ out:
 		fuse_loop_cfg_destroy(lc);
 	pt_destroy(fs);
 	bs_destroy(bs);
+	bg_destroy(bg);                  /* its jobs hold images */
 	iset_destroy(set);
 	stats_destroy(&stats);
 	if (source_fd >= 0)

@@ -158,8 +158,12 @@ static void write_images(FILE *f, const struct stats *st)
 		C(bytes_prefilled, "Image bytes pushed into the kernel page cache when a file was opened."),
 		C(files_matched, "Opens that matched a file of the image."),
 		C(files_stale, "Opens whose source changed since capture (not served)."),
-		C(touches, "Timestamp-only changes made through the mount to files it serves."),
+		C(touches, "Attribute changes (touch, chmod, chown, xattrs) made through the mount to files it serves."),
+		C(comparisons, "Files whose metadata changed, compared block by block with the source."),
+		C(compared_equal, "Compared files found equal to the image: served again."),
+		C(compared_stale, "Compared files found different: not served."),
 		C(bad_blocks, "Image blocks failing their checksum (served from the source)."),
+		C(files_disabled, "Files no longer served from the image: too many bad blocks."),
 		C(loads, "Times the image was loaded into memory."),
 		C(unloads, "Times the image was dropped from memory for more recently used ones."),
 #undef C
@@ -212,7 +216,8 @@ int stats_write_metrics(struct stats *st, const char *path)
 	      ld(&st->mem.unique));
 	gauge(f, "memory_logical_bytes", "Bytes the images in memory would take without dedup.",
 	      ld(&st->mem.logical));
-	gauge(f, "memory_pinned_bytes", "Resident bytes that are mlocked.", ld(&st->mem.pinned));
+	gauge(f, "memory_pinned_bytes", "Bytes locked in memory, as the kernel reports them (VmLck).",
+	      ld(&st->mem.pinned));
 	pthread_mutex_lock(&st->lock);
 	gauge(f, "images", "Images registered (current and still in use by open files).",
 	      st->nimages);

@@ -1,4 +1,4 @@
-/* stats.h - yolofs serving statistics (prefix st_): lock-free per-image
+/* stats.h - yolofs serving statistics (prefix stats_): lock-free per-image
  * counters, a log dump on SIGUSR1 and an optional Prometheus text file
  * rewritten atomically every few seconds by one background thread. */
 #ifndef YOLO_STATS_H
@@ -23,9 +23,13 @@ struct stats_image {
 	atomic_uint_fast64_t bytes_source;   /* bytes of matched files read from the source */
 	atomic_uint_fast64_t invalidations;  /* blocks dropped because they were modified */
 	atomic_uint_fast64_t files_matched;  /* opens that matched a file of this image */
-	atomic_uint_fast64_t files_stale;    /* opens refused because the source changed */
-	atomic_uint_fast64_t touches;        /* timestamp-only changes through the mount it serves across */
+	atomic_uint_fast64_t files_stale;    /* opens not served: the source changed or is being compared */
+	atomic_uint_fast64_t touches;        /* attribute changes through the mount it serves across */
+	atomic_uint_fast64_t comparisons;    /* files whose captured blocks were compared with the source */
+	atomic_uint_fast64_t compared_equal; /* ... and found equal: served again */
+	atomic_uint_fast64_t compared_stale; /* ... and found different: not served */
 	atomic_uint_fast64_t bad_blocks;     /* blocks failing their checksum (served from source) */
+	atomic_uint_fast64_t files_disabled; /* files no longer served from it: too many bad blocks */
 	atomic_uint_fast64_t bytes_prefilled; /* bytes pushed into the kernel page cache at open */
 	atomic_uint_fast64_t loads;          /* times its blocks were loaded into memory */
 	atomic_uint_fast64_t unloads;        /* times they were dropped for more recently used images */
@@ -37,7 +41,7 @@ struct stats_memory {
 	atomic_uint_fast64_t resident;   /* bytes holding blocks */
 	atomic_uint_fast64_t unique;     /* bytes of distinct blocks */
 	atomic_uint_fast64_t logical;    /* bytes the loaded images would take without dedup */
-	atomic_uint_fast64_t pinned;     /* resident bytes that are mlocked */
+	atomic_uint_fast64_t pinned;     /* bytes locked in memory, as the kernel says (VmLck) */
 };
 
 struct stats {
@@ -54,7 +58,7 @@ struct stats {
 	void *sample_ctx;
 };
 
-/* Initialise an empty st_stats.  st_destroy frees the list (not the images). */
+/* Initialise an empty struct stats.  stats_destroy frees the list (not the images). */
 void stats_init(struct stats *st);
 void stats_destroy(struct stats *st);
 /* Add/remove an image to/from what is logged and exported.  @return 0 or -ENOMEM. */

@@ -12,7 +12,7 @@ note() { echo "--- $*"; }
 [ -n "${YOLOFS:-}" ] && [ -x "$YOLOFS" ] || skip "YOLOFS is not set (run through meson test)"
 command -v findmnt >/dev/null || skip "findmnt is missing"
 HELPERS=$(dirname "$RWSTRESS")   # rwstress, xattr, seekcopy live together
-for h in rwstress xattr seekcopy; do [ -x "$HELPERS/$h" ] || { echo "FAIL: test helper $h not built" >&2; exit 1; }; done
+for h in rwstress xattr seekcopy craftimage eiofs; do [ -x "$HELPERS/$h" ] || { echo "FAIL: test helper $h not built" >&2; exit 1; }; done
 
 TMP=$(mktemp -d /tmp/yolofs-test.XXXXXX)
 PIDS=()        # yolofs daemons, in start order

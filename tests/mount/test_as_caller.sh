@@ -15,7 +15,7 @@ done
 PY=/usr/bin/python3                       # not a PATH shim the user cannot run
 [ -x $PY ] || skip "$PY is missing"
 HELPER=$(cd "$(dirname "$0")" && pwd)/as_caller.py
-RACE_N=${RACE_N:-3000}
+RACE_N=${RACE_N:-2000}
 
 EXT=$TMP/ext SRC=$TMP/src MNT=$TMP/mnt
 mkdir -p "$EXT" "$SRC" "$MNT"

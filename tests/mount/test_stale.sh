@@ -8,7 +8,16 @@
 #  C. Modified behind the daemon's back while another descriptor holds the
 #     file open: a new open reads the new bytes.
 #  D. Timestamps set through the mount (touch; open or not): still served
-#     from the image; set behind the daemon's back: not served.
+#     from the image; set behind the daemon's back: read from the source
+#     until a background comparison of the captured blocks proves the bytes
+#     unchanged, then served again.
+#  E. Written through the mount keeping the size, then the mtime set back
+#     through the mount (cp -p, rsync -t, tar x), the file closed between:
+#     the written bytes are read, buffered and O_DIRECT.
+#  F. The same edit made on the source directly: not served (its change
+#     time moved, and the comparison finds the block).
+#  G. Touched while no daemon ran: served again after a restart without
+#     yolo-image rebind, once the background comparison has passed.
 . "$(dirname "$0")/lib.sh"
 
 SRC=$TMP/src MNT=$TMP/mnt REF=$TMP/ref
@@ -48,7 +57,7 @@ for f in inplace replaced truncated; do check $f "changed before open"; done
 yolofs_stop
 [ "$(metric files_stale "$TMP/m.prom")" -gt 0 ] || fail "stale files were not reported"
 [ "$(served "$TMP/m.prom")" = 0 ] || fail "stale files were served from the image"
-grep -q "differs from image" "$TMP/yolofs.log" || fail "staleness not logged"
+grep -q "inplace: changed since capture" "$TMP/yolofs.log" || fail "staleness not logged"
 
 # Once with the page-cache prefill at open (default), once through the read
 # path only, so invalidation is checked in the kernel cache and in yolofs.
@@ -115,8 +124,15 @@ touch -d "2001-02-03 04:05:06" "$MNT/replaced"  # open: its reads and later open
 check replaced "touched while open"
 exec 8<&-
 sleep 0.02
-touch -c "$SRC/truncated"                       # behind the daemon's back: cannot tell, not served
+touch -c "$SRC/truncated"                       # behind the daemon's back: compared first
 for f in inplace replaced truncated; do drop_caches; check $f "after a touch"; done
+wait_until "the file touched underneath is compared" 'grep -q "truncated: captured blocks equal the source" "$TMP/yolofs.log"'
+sleep 1.2                                       # one metrics interval
+hits0=$(served "$TMP/m.prom")
+drop_caches
+check truncated "compared, then served again"
+sleep 1.2
+[ "$(served "$TMP/m.prom")" -gt "$hits0" ] || fail "the file touched underneath was not served again after the comparison"
 [ "$(stat -c %Y "$MNT/replaced")" = "$(date -d "2001-02-03 04:05:06" +%s)" ] || fail "mtime not set through the mount"
 patch "$MNT/written" 0 10 "$REF/written"        # a write after a touch: not served stale
 touch -c "$MNT/written"
@@ -124,10 +140,54 @@ drop_caches
 check written "written, then touched"
 yolofs_stop
 [ "$(metric touches "$TMP/m.prom")" -ge 2 ] || fail "touches through the mount were not counted"
-[ "$(metric files_stale "$TMP/m.prom")" -ge 1 ] || fail "a touch behind the daemon's back was served"
+[ "$(metric files_stale "$TMP/m.prom")" -ge 1 ] || fail "a touch behind the daemon's back was served before a comparison"
+[ "$(metric compared_equal "$TMP/m.prom")" -ge 1 ] || fail "the comparison was not counted"
 tail -n +$((logstart + 1)) "$TMP/yolofs.log" >"$TMP/log.d"
-grep -q "inplace: timestamps set through the mount" "$TMP/log.d" || fail "touch not logged"
-! grep -q "inplace: mtime differs\|replaced: mtime differs\|changed behind" "$TMP/log.d" ||
+grep -q "inplace: attributes changed through the mount" "$TMP/log.d" || fail "touch not logged"
+! grep -q "inplace: .*differs\|replaced: .*differs\|changed since" "$TMP/log.d" ||
 	fail "a file touched through the mount was refused as stale"
-grep -q "truncated: mtime differs" "$TMP/log.d" || fail "the touch behind the daemon's back was not refused"
+grep -q "truncated: mtime differs from image .*comparing" "$TMP/log.d" || fail "the touch behind the daemon's back was not noticed"
+
+note "E: written through the mount, then its mtime set back through the mount"
+mkfiles; image
+cp "$SRC"/* "$REF/"
+cp -p "$SRC/written" "$TMP/stamp.written"
+cp -p "$SRC/inplace" "$TMP/stamp.inplace"
+drop_caches
+yolofs_start "$SRC" "$MNT" -o "images=$TMP/boot.yolo,metrics=$TMP/m.prom,metrics_interval=1"
+check written "before the edit"
+check inplace "before the edit"
+dd if=/dev/urandom of="$TMP/patch" bs=4096 count=2 status=none
+dd if="$TMP/patch" of="$MNT/written" bs=4096 seek=3 conv=notrunc status=none   # same size
+dd if="$TMP/patch" of="$REF/written" bs=4096 seek=3 conv=notrunc status=none
+touch -r "$TMP/stamp.written" "$MNT/written"                                  # as cp -p does
+[ "$(stat -c %y "$MNT/written")" = "$(stat -c %y "$TMP/stamp.written")" ] || fail "mtime not set back"
+check written "written and mtime set back, through the mount"
+drop_caches
+check written "written and mtime set back, caches dropped"
+
+note "F: the same edit on the source directly"
+dd if="$TMP/patch" of="$SRC/inplace" bs=4096 seek=5 conv=notrunc status=none
+dd if="$TMP/patch" of="$REF/inplace" bs=4096 seek=5 conv=notrunc status=none
+touch -r "$TMP/stamp.inplace" "$SRC/inplace"
+drop_caches
+check inplace "edited on the source, mtime set back"
+wait_until "the edited file is compared" 'grep -q "inplace: changed since capture" "$TMP/yolofs.log"'
+drop_caches
+check inplace "edited on the source, after the comparison"
+yolofs_stop
+
+note "G: touched while no daemon ran, then a restart"
+mkfiles; image
+cp "$SRC"/* "$REF/"
+sleep 0.02
+touch -c "$SRC/replaced"                        # nova's touch, daemon down
+logstart=$(wc -l <"$TMP/yolofs.log")
+yolofs_start "$SRC" "$MNT" -o "images=$TMP/boot.yolo,metrics=$TMP/m.prom,metrics_interval=1"
+wait_until "the touched file is compared at start" 'tail -n +$((logstart + 1)) "$TMP/yolofs.log" | grep -q "replaced: captured blocks equal the source"'
+drop_caches
+check replaced "touched while the daemon was down"
+sleep 1.2
+[ "$(served "$TMP/m.prom")" -gt 0 ] || fail "the file touched while the daemon was down was not served again"
+yolofs_stop
 echo PASS

@@ -29,6 +29,7 @@ static struct {
 	uint8_t *buf;
 	size_t len;
 	uint64_t data_off, data_size, ft_off, ft_size, str_off, str_size, idx_off, idx_size;
+	uint64_t ext_off, times_off, times_size;         /* the extension table, file times */
 	uint64_t nblocks;
 	uint32_t nfiles;
 } base;
@@ -36,6 +37,7 @@ static struct {
 #define HDR(f) offsetof(struct yolo_disk_header, f)
 #define DF(f) offsetof(struct yolo_disk_file, f)
 #define DB(f) offsetof(struct yolo_disk_block, f)
+#define EXT(f) offsetof(struct yolo_disk_ext, f)
 
 /* 512-byte blocks, zstd.  Index entries (sorted):
  *   0 a/0 zero   1 a/1 zstd   2 a/2 raw   3 a/4 zstd   4 a/5 raw   5 a/6 zero (100 bytes)
@@ -83,6 +85,9 @@ static int group_setup(void **state)
 	base.idx_size = tu_get64(h + HDR(index_size));
 	base.nblocks = tu_get64(h + HDR(block_count));
 	base.nfiles = tu_get32(h + HDR(file_count));
+	base.ext_off = tu_get64(h + HDR(ext_off));
+	base.times_off = tu_get64(h + base.ext_off + EXT(off));
+	base.times_size = tu_get64(h + base.ext_off + EXT(size));
 	return 0;
 }
 
@@ -103,8 +108,13 @@ static void test_base_layout(void **s)
 	assert_int_equal(base.nblocks, 10);
 	assert_int_equal(base.nfiles, 3);
 	assert_true(base.data_off < base.ft_off && base.ft_off < base.str_off &&
-		    base.str_off < base.idx_off);
-	assert_int_equal(base.idx_off + base.idx_size, base.len);
+		    base.str_off < base.idx_off && base.idx_off + base.idx_size <= base.times_off &&
+		    base.times_off + base.times_size <= base.ext_off);
+	assert_int_equal(tu_get32(base.buf + HDR(ext_count)), 1);
+	assert_true(tu_get32(base.buf + HDR(compat)) & YOLO_COMPAT_EXT);
+	assert_int_equal(tu_get32(base.buf + base.ext_off + EXT(type)), YOLO_EXT_FILE_TIMES);
+	assert_int_equal(base.times_size, 3 * sizeof(struct yolo_disk_file_times));
+	assert_int_equal(base.ext_off + sizeof(struct yolo_disk_ext), base.len);
 	static const uint16_t flags[10] = {
 		YOLO_BLOCK_ZERO, YOLO_BLOCK_ZSTD, 0, YOLO_BLOCK_ZSTD, 0, YOLO_BLOCK_ZERO,
 		YOLO_BLOCK_ZERO, YOLO_BLOCK_ZSTD, YOLO_BLOCK_ZERO, YOLO_BLOCK_ZSTD,
@@ -249,7 +259,27 @@ static void m_blocks_2p63(uint8_t *b, size_t *l) { (void)l; set_blocks(b, 1ull <
 static void m_meta_ft(uint8_t *b, size_t *l) { (void)l; F(b, 1)[DF(ino)] ^= 1; }
 static void m_meta_str(uint8_t *b, size_t *l) { (void)l; b[base.str_off] ^= 0x20; }
 static void m_meta_idx(uint8_t *b, size_t *l) { (void)l; B(b, 3)[DB(checksum)] ^= 1; }
-static void m_meta_idx_last(uint8_t *b, size_t *l) { b[*l - 1] ^= 1; }
+static void m_meta_idx_last(uint8_t *b, size_t *l) { (void)l; b[base.idx_off + base.idx_size - 1] ^= 1; }
+/* extension table and file times */
+static uint8_t *X(uint8_t *b) { return b + base.ext_off; }
+static void fix_ext(uint8_t *b, size_t *l) { tu_fix_ext(b, *l, true); tu_fix_header(b); }
+static void m_ext_count0(uint8_t *b, size_t *l) { tu_put32(b + HDR(ext_count), 0); fix_ext(b, l); }
+static void m_ext_count_max(uint8_t *b, size_t *l) { tu_put32(b + HDR(ext_count), YOLO_MAX_EXT + 1); fix_ext(b, l); }
+static void m_ext_no_flag(uint8_t *b, size_t *l) { tu_put32(b + HDR(compat), tu_get32(b + HDR(compat)) & ~YOLO_COMPAT_EXT); fix_ext(b, l); }
+static void m_ext_past_eof(uint8_t *b, size_t *l) { tu_put64(b + HDR(ext_off), *l - 16); tu_fix_header(b); }
+static void m_ext_over_idx(uint8_t *b, size_t *l) { (void)l; tu_put64(b + HDR(ext_off), base.idx_off); tu_fix_header(b); }
+static void m_ext_reserved(uint8_t *b, size_t *l) { tu_put32(b + HDR(ext_reserved), 1); fix_ext(b, l); }
+static void m_ext_table_csum(uint8_t *b, size_t *l) { (void)l; X(b)[EXT(type)] ^= 0x40; }
+static void m_ext_flags(uint8_t *b, size_t *l) { tu_put32(X(b) + EXT(flags), 2); fix_ext(b, l); }
+static void m_ext_required_unknown(uint8_t *b, size_t *l) { tu_put32(X(b) + EXT(type), 99); tu_put32(X(b) + EXT(flags), YOLO_EXTF_REQUIRED); fix_ext(b, l); }
+static void m_ext_unknown_skipped(uint8_t *b, size_t *l) { tu_put32(X(b) + EXT(type), 99); fix_ext(b, l); }
+static void m_ext_dup(uint8_t *b, size_t *l) { memcpy(b + *l, X(b), sizeof(struct yolo_disk_ext)); *l += sizeof(struct yolo_disk_ext); tu_put32(b + HDR(ext_count), 2); fix_ext(b, l); }
+static void m_times_size(uint8_t *b, size_t *l) { tu_put64(X(b) + EXT(size), base.times_size - 16); fix_ext(b, l); }
+static void m_times_csum(uint8_t *b, size_t *l) { (void)l; b[base.times_off] ^= 1; }
+static void m_times_reserved(uint8_t *b, size_t *l) { b[base.times_off + 8] = 1; fix_ext(b, l); }
+static void m_times_over_idx(uint8_t *b, size_t *l) { tu_put64(X(b) + EXT(off), base.idx_off); fix_ext(b, l); }
+static void m_times_past_eof(uint8_t *b, size_t *l) { tu_put64(X(b) + EXT(off), *l - 8); fix_ext(b, l); }
+static void m_times_over_ext(uint8_t *b, size_t *l) { tu_put64(X(b) + EXT(off), base.ext_off - 16); fix_ext(b, l); }
 static void m_path_abs(uint8_t *b, size_t *l) { (void)l; P(b, 0)[0] = '/'; }
 static void m_path_dotdot(uint8_t *b, size_t *l) { (void)l; memcpy(P(b, 1), "../yy", 5); }
 static void m_path_dotdot_mid(uint8_t *b, size_t *l) { (void)l; memcpy(P(b, 1), "x/../", 5); }
@@ -317,7 +347,7 @@ static const struct ccase cases[] = {
 	H("block_shift 0xffffffff", block_shift, 4, UINT32_MAX, -EUCLEAN, "block size"),
 	H("block_shift 10 (lengths no longer fit)", block_shift, 4, 10, -EUCLEAN, "length"),
 	H("reserved[0]", reserved[0], 1, 1, -EUCLEAN, "reserved"),
-	H("reserved[119]", reserved[119], 1, 0x80, -EUCLEAN, "reserved"),
+	H("reserved[95]", reserved[95], 1, 0x80, -EUCLEAN, "reserved"),
 	FN("raw_bytes off by one", m_raw_bytes, FIX_HDR, -EUCLEAN, "raw bytes"),
 	FN("meta checksum field", m_meta_csum_flip, FIX_HDR, -EUCLEAN, "metadata checksum"),
 	/* sections: placement */
@@ -358,7 +388,25 @@ static const struct ccase cases[] = {
 	FN("file table byte, meta checksum stale", m_meta_ft, 0, -EUCLEAN, "metadata checksum"),
 	FN("string byte, meta checksum stale", m_meta_str, 0, -EUCLEAN, "metadata checksum"),
 	FN("index byte, meta checksum stale", m_meta_idx, 0, -EUCLEAN, "metadata checksum"),
-	FN("last image byte, meta checksum stale", m_meta_idx_last, 0, -EUCLEAN, "metadata checksum"),
+	FN("last index byte, meta checksum stale", m_meta_idx_last, 0, -EUCLEAN, "metadata checksum"),
+	/* extension table and the file times section */
+	FN("extension table with 0 entries", m_ext_count0, 0, -EUCLEAN, "extension table"),
+	FN("extension table too long", m_ext_count_max, 0, -EUCLEAN, "extension table"),
+	FN("extension table without the feature flag", m_ext_no_flag, 0, -EUCLEAN, "feature flag"),
+	FN("extension table past EOF", m_ext_past_eof, 0, -EUCLEAN, "past the end"),
+	FN("extension table over the index", m_ext_over_idx, 0, -EUCLEAN, "overlap"),
+	FN("extension reserved field", m_ext_reserved, 0, -EUCLEAN, "reserved"),
+	FN("extension table byte, its checksum stale", m_ext_table_csum, 0, -EUCLEAN, "extension table checksum"),
+	FN("extension flags unknown", m_ext_flags, 0, -EUCLEAN, "flags"),
+	FN("required extension unknown", m_ext_required_unknown, 0, -EOPNOTSUPP, "extension type"),
+	FN("optional extension unknown is skipped", m_ext_unknown_skipped, 0, 0, NULL),
+	FN("extension listed twice", m_ext_dup, 0, -EUCLEAN, "twice"),
+	FN("file times section size", m_times_size, 0, -EUCLEAN, "file times section"),
+	FN("file times byte, its checksum stale", m_times_csum, 0, -EUCLEAN, "file times section checksum"),
+	FN("file times reserved field", m_times_reserved, 0, -EUCLEAN, "reserved"),
+	FN("file times over the index", m_times_over_idx, 0, -EUCLEAN, "overlap"),
+	FN("file times past EOF", m_times_past_eof, 0, -EUCLEAN, "past the end"),
+	FN("file times over the extension table", m_times_over_ext, 0, -EUCLEAN, "overlap"),
 	/* paths */
 	FN("absolute path", m_path_abs, FIX_BOTH, -EUCLEAN, "unsafe path"),
 	FN("\"..\" leading", m_path_dotdot, FIX_BOTH, -EUCLEAN, "unsafe path"),
@@ -452,7 +500,7 @@ static void test_corrupt_cases(void **s)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const struct ccase *c = &cases[i];
 		size_t len = base.len;
-		uint8_t *b = malloc(len);
+		uint8_t *b = malloc(len + 64);     /* room for an appended extension entry */
 		memcpy(b, base.buf, len);
 		apply(c, b, &len);
 		char msg[512];

@@ -51,7 +51,8 @@ expect 1 "block 0: stored data does not match its checksum.*FAILED|FAILED" "$YOL
 cp "$TMP/a.yolo" "$TMP/hdr.yolo"; printf 'X' | dd of="$TMP/hdr.yolo" bs=1 seek=20 conv=notrunc status=none
 expect 2 "header checksum mismatch" "$YOLO_IMAGE" inspect "$TMP/hdr.yolo"; one_line
 size=$(stat -c %s "$TMP/a.yolo")
-cp "$TMP/a.yolo" "$TMP/idx.yolo"; printf 'X' | dd of="$TMP/idx.yolo" bs=1 seek=$((size - 10)) conv=notrunc status=none
+idx=$(od -An -t u8 -j 88 -N 8 "$TMP/a.yolo" | tr -d ' ')       # header field index_off
+cp "$TMP/a.yolo" "$TMP/idx.yolo"; printf 'X' | dd of="$TMP/idx.yolo" bs=1 seek=$((idx + 10)) conv=notrunc status=none
 expect 2 "metadata checksum mismatch" "$YOLO_IMAGE" verify "$TMP/idx.yolo"; one_line
 head -c $((size - 48)) "$TMP/a.yolo" >"$TMP/trunc.yolo"
 expect 2 "past the end of the file.*truncated" "$YOLO_IMAGE" inspect "$TMP/trunc.yolo"; one_line

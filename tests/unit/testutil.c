@@ -312,6 +312,31 @@ void tu_fix_meta(uint8_t *img, size_t len)
 	memcpy(img + HDR(meta_checksum), c.digest, 8);
 }
 
+static void put_hash(uint8_t *p, uint64_t h)
+{
+	XXH64_canonical_t c;
+	XXH64_canonicalFromHash(&c, h);
+	memcpy(p, c.digest, 8);
+}
+
+void tu_fix_ext(uint8_t *img, size_t len, bool sections)
+{
+	if (len < YOLO_HEADER_SIZE)
+		return;
+	uint64_t off = tu_get64(img + HDR(ext_off));
+	uint32_t n = tu_get32(img + HDR(ext_count));
+	if (n > YOLO_MAX_EXT || !in_range(off, (uint64_t)n * sizeof(struct yolo_disk_ext), len))
+		return;
+	for (uint32_t i = 0; sections && i < n; i++) {
+		uint8_t *e = img + off + (uint64_t)i * sizeof(struct yolo_disk_ext);
+		uint64_t so = tu_get64(e + offsetof(struct yolo_disk_ext, off));
+		uint64_t ss = tu_get64(e + offsetof(struct yolo_disk_ext, size));
+		if (in_range(so, ss, len))
+			put_hash(e + offsetof(struct yolo_disk_ext, checksum), XXH3_64bits(img + so, ss));
+	}
+	put_hash(img + HDR(ext_checksum), XXH3_64bits(img + off, (uint64_t)n * sizeof(struct yolo_disk_ext)));
+}
+
 void tu_fix_header(uint8_t *img)
 {
 	uint8_t copy[YOLO_HEADER_SIZE];

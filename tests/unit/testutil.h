@@ -79,6 +79,9 @@ void tu_put64(uint8_t *p, uint64_t v);
 /* Recompute meta_checksum from the sections the header names (skipped when
  * they do not lie within `len` bytes). */
 void tu_fix_meta(uint8_t *img, size_t len);
+/* Recompute the extension table's checksum and (sections) each
+ * extension section's checksum in its entry. */
+void tu_fix_ext(uint8_t *img, size_t len, bool sections);
 /* Recompute header_checksum. */
 void tu_fix_header(uint8_t *img);
 
