@@ -205,6 +205,16 @@ def Ratio(a, b):
     return Quantity([a, b], lambda: a.median / b.median)
 
 
+def Rate(c):
+    """GB/s of a cell: its bytes over its median time."""
+    return Quantity([c], lambda: c.field_median('bytes') / c.median / 1e9)
+
+
+def RateRatio(a, b):
+    """a's rate / b's rate (bytes may differ: a file vs its image)."""
+    ra, rb = Rate(a), Rate(b)
+    return Quantity([a, b], lambda: ra.value / rb.value)
+
 
 def table(header, rows, align=None):
     align = align or ['---'] + ['---:'] * (len(header) - 1)
@@ -389,6 +399,62 @@ class Report:
                             '{:.3f}x', f'with readahead=128K {r2.show("{:.3f}x")}')
         return out
 
+    # -- load, ssdread ------------------------------------------------------
+
+    def section_load(self):
+        if not self.d.select(figure='load') and not self.d.select(figure='ssdread'):
+            return []
+        mib = self.d.ctx.get('load_mib', '?')
+        bs = self.d.ctx.get('dd_bs', '?')
+        fs = self.d.ctx.get('load_filesystem', '?')
+        out = ['', '## Boot-image load (unthrottled, page cache dropped before each run)', '',
+               f'Boot images of {mib} MiB of random data (4 KiB blocks, made with tests/mount/mkimage) '
+               f'on this machine\'s own disk ({fs}). yolofs: from starting the daemon (-o serve=memory) to its '
+               'mount being up and its "bytes loaded in" line logged; several: that many daemons '
+               f'started at once, one image each, until the last is loaded. dd: iflag=direct bs={bs} '
+               'of the same image files, as many at once.', '']
+        rows = []
+        cells = {}
+        for n in self.d.values('n', figure='load'):
+            for p in self.d.values('policy', ['yolofs', 'dd'], figure='load', n=n):
+                c = self.d.cell(figure='load', n=n, policy=p)
+                cells[(n, p)] = c
+                what = (f'{n} image' if n == '1' else f'{n} images at once') + \
+                    (', yolofs start to loaded' if p == 'yolofs' else ', dd iflag=direct')
+                own = c.extra_median('yolofs_load_ms') if c.ok else None
+                rows.append([what, c.show(), Rate(c).show('{:.2f}'), f'{own:.1f}' if own is not None else '-'])
+        if rows:
+            out += table(['load', 'seconds', 'GB/s', "yolofs's own load time, ms (slowest daemon)"], rows,
+                         ['---', '---:', '---:', '---:'])
+            out.append('')
+            for n in self.d.values('n', figure='load'):
+                y, dd = cells.get((n, 'yolofs')), cells.get((n, 'dd'))
+                if y and dd:
+                    out.append(f'- {n} image{"s" if n != "1" else ""}: yolofs loads at '
+                               f'{RateRatio(y, dd).show()} the rate of dd iflag=direct')
+                if y:
+                    label = 'one image' if n == '1' else f'{n} images at once (aggregate)'
+                    self.target(f'boot-image load, {label}', Rate(y), '>=', 1.0, '{:.2f} GB/s')
+        ss = self.d.select(figure='ssdread')
+        if ss:
+            out += ['', '## serve=ssd sequential read (unthrottled, cold)', '',
+                    f'A {mib} MiB file fully covered by its boot image, read sequentially in 1 MiB '
+                    'requests through yolofs -o serve=ssd (open included: a first open may push the '
+                    'file\'s image blocks into the page cache), the same file read from its own '
+                    f'filesystem, and dd iflag=direct bs={bs} of the image file.', '']
+            dd = self.d.cell(figure='ssdread', policy='dd-image')
+            rows = []
+            names = {'yolofs-ssd': 'yolofs serve=ssd', 'source-file': 'the source file, without yolofs',
+                     'dd-image': 'dd iflag=direct of the image file'}
+            for p in self.d.values('policy', ['yolofs-ssd', 'source-file', 'dd-image'], figure='ssdread'):
+                c = self.d.cell(figure='ssdread', policy=p)
+                misses = c.field_median('misses') if c.ok else None
+                rows.append([names.get(p, p), c.show(), Rate(c).show('{:.2f}'), RateRatio(c, dd).show(),
+                             f'{misses:.0f}' if misses is not None else '-'])
+            out += table(['read', 'seconds', 'GB/s', 'throughput vs dd', 'yolofs misses'], rows,
+                         ['---', '---:', '---:', '---:', '---:'])
+        return out
+
     # -- targets, summary -----------------------------------------------------
 
     def target(self, what, ratio, op, goal, fmt, note=''):
@@ -480,6 +546,7 @@ class Report:
         body += self.section_think()
         body += self.section_vm()
         body += self.section_steady()
+        body += self.section_load()
         failures = self.failures()
         runs = ctx.get('runs', '?')
         head = ['# Benchmark results', '',
