@@ -510,7 +510,7 @@ class Report:
             k = r['extra'].get('cache_drops')
             if r['status'] == 'ok' and k:
                 out.append(f'- {r["figure"]} {r["profile"]} {r["mode"]} N={r["n"]} {r["policy"]} '
-                           f'think={r["think"]} run {r["run"]}: {k}')
+                           f'think={r["think"]} run {r["run"]}: {k} drop(s)')
         return out
 
     def summary(self, failures):
