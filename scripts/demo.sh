@@ -15,8 +15,8 @@ BUILD=${YOLO_BUILD:-$ROOT/build}
 TRACE=${1:-$ROOT/tests/data/debian12-boot.trace}
 RUNS=${YOLO_DEMO_RUNS:-3}
 WORK=${YOLO_WORK:-/var/tmp/yolo-demo}
-# shellcheck source=lib/slowdisk.sh
-source "$ROOT/scripts/lib/slowdisk.sh"
+# shellcheck source=bench/slowdisk.sh
+source "$ROOT/bench/slowdisk.sh"
 
 REPLAY=$BUILD/yolo-capture/yolo-replay
 CAPTURE=$BUILD/yolo-capture/yolo-capture

@@ -12,7 +12,7 @@ PACKAGES=(
 	qemu-utils                       # qemu-img / qemu-io in the mount suite
 	docker.io busybox-static         # the integration suite's container capture
 	e2fsprogs util-linux kmod procps # mkfs.ext4, losetup, modprobe, pgrep for tests, demo and bench
-	gnuplot-nox                      # benchmark plots
+	python3                          # bench/bench report (standard library only; writes SVG plots)
 	systemd strace                   # yolofs@.service under a real systemd, READY=1 ordering (integration suite)
 )
 

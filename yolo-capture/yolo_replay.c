@@ -2,12 +2,15 @@
  * directory (plain ext4, a yolofs mount, ...) and reports how long the reads
  * took.  This is the benchmark's stand-in for a boot: the same reads, in the
  * same order per reader, with the same concurrency (one thread per recorded
- * reader pid), optionally with the recorded think time between reads.
+ * reader pid), optionally with the recorded think time between reads,
+ * scaled to model a guest that computes faster (or slower) than the recorded
+ * one.
  *
  * Output is one line of key=value pairs on stdout, for scripts. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@
 
 struct options {
 	bool think;                      /* honour recorded inter-read delays */
+	double think_scale;              /* ... multiplied by this (> 0 when think) */
 	bool direct;                     /* O_DIRECT, like qemu cache=none */
 	bool prefetch;                   /* also run an offset-ordered prefetcher */
 	bool make_source;                /* create stand-in files instead of replaying */
@@ -73,14 +77,17 @@ static void *reader_main(void *arg)
 	 * recorded time, every later one the recorded gap after the reader's
 	 * previous read returned.  (Sleeping until the recorded start times
 	 * instead lets a slow disk hide in the gaps: a 6 s cold replay then
-	 * takes exactly as long as a warm one.) */
+	 * takes exactly as long as a warm one.)  Every gap is multiplied by
+	 * think_scale: a trace recorded under TCG has the think time of a guest
+	 * 5-10x slower in CPU than the same guest under KVM. */
 	uint64_t ready = rp->start_ns, prev_t = 0;
 	for (uint64_t i = 0; i < rp->t->nreads; i++) {
 		const struct yolo_trace_read *r = &rp->t->reads[i];
 		if (r->pid != rd->pid)
 			continue;
 		if (rp->opt->think) {
-			sleep_until(ready + (r->t_ns > prev_t ? r->t_ns - prev_t : 0));
+			uint64_t gap = r->t_ns > prev_t ? r->t_ns - prev_t : 0;
+			sleep_until(ready + (uint64_t)((double)gap * rp->opt->think_scale));
 			prev_t = r->t_ns;
 		}
 		uint64_t off = r->offset, len = r->length;
@@ -205,12 +212,15 @@ static int make_source(const struct yolo_trace *t, const char *dir, uint64_t see
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: yolo-replay [--think] [--direct] [--prefetch] TRACE DIR\n"
+		"usage: yolo-replay [--think | --think-scale F] [--direct] [--prefetch] TRACE DIR\n"
 		"       yolo-replay --make-source [--seed N] TRACE DIR\n"
 		"Replay TRACE's reads against the files under DIR (one thread per recorded\n"
-		"reader) and print: seconds=S reads=N bytes=B errors=E readers=R\n"
+		"reader) and print: seconds=S reads=N bytes=B errors=E readers=R think_scale=F\n"
 		"  --think     wait between reads as the recorded boot did (each reader\n"
 		"              waits the recorded gap after its previous read returned)\n"
+		"  --think-scale F  the same with every gap multiplied by F >= 0 (0.2: a guest\n"
+		"              computing 5x faster than the recorded one; 0: no think time,\n"
+		"              as without --think; --think is --think-scale 1)\n"
 		"  --direct    open files with O_DIRECT (qemu cache=none)\n"
 		"  --prefetch  race an offset-ordered prefetcher of the same pages (baseline)\n"
 		"  --make-source  create TRACE's files under DIR with stand-in content and the\n"
@@ -222,14 +232,27 @@ int main(int argc, char **argv)
 {
 	struct options opt = { 0 };
 	static const struct option longopts[] = {
-		{ "think", no_argument, NULL, 't' }, { "direct", no_argument, NULL, 'd' },
+		{ "think", no_argument, NULL, 't' }, { "think-scale", required_argument, NULL, 'S' },
+		{ "direct", no_argument, NULL, 'd' },
 		{ "prefetch", no_argument, NULL, 'p' }, { "make-source", no_argument, NULL, 'm' },
 		{ "seed", required_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' }, { 0 } };
 	int c;
 	while ((c = getopt_long(argc, argv, "tdph", longopts, NULL)) != -1) {
 		switch (c) {
-		case 't': opt.think = true; break;
+		case 't': opt.think_scale = 1; break;
+		case 'S': {
+			char *end;
+			errno = 0;
+			double f = strtod(optarg, &end);
+			if (errno || !*optarg || *end || !isfinite(f) || f < 0) {
+				fprintf(stderr, "yolo-replay: bad --think-scale '%s' (a number >= 0)\n",
+					optarg);
+				return 2;
+			}
+			opt.think_scale = f;
+			break;
+		}
 		case 'd': opt.direct = true; break;
 		case 'p': opt.prefetch = true; break;
 		case 'm': opt.make_source = true; break;
@@ -251,6 +274,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	opt.think = opt.think_scale > 0;
 	opt.trace = argv[optind];
 	opt.dir = argv[optind + 1];
 
@@ -308,9 +332,9 @@ int main(int argc, char **argv)
 	double secs = (double)(now_ns() - rp.start_ns) / 1e9;
 	if (opt.prefetch)
 		pthread_join(pf, NULL);
-	printf("seconds=%.6f reads=%llu bytes=%llu errors=%llu readers=%u\n", secs,
+	printf("seconds=%.6f reads=%llu bytes=%llu errors=%llu readers=%u think_scale=%g\n", secs,
 	       (unsigned long long)reads, (unsigned long long)bytes, (unsigned long long)errors,
-	       nreaders);
+	       nreaders, opt.think_scale);
 	for (uint32_t i = 0; i < t->nfiles; i++)
 		close(rp.fds[i]);
 	close(dirfd);

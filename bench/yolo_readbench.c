@@ -1,5 +1,5 @@
 /* yolo_readbench.c - `yolo-readbench`: the steady-state reader of the
- * benchmark (scripts/bench --steady, thesis Table 5.2).  Reads one file
+ * benchmark (bench/bench --steady, thesis Table 5.2).  Reads one file
  * sequentially, or reads a given number of bytes of it at random aligned
  * offsets (fixed seed, so ext4 and yolofs runs read the same blocks), through
  * the page cache, and reports the time.
@@ -35,7 +35,7 @@ static int parse_size(const char *s, uint64_t *out)
 	case 'K': case 'k': v <<= 10; end++; break;
 	case 'M': case 'm': v <<= 20; end++; break;
 	case 'G': case 'g': v <<= 30; end++; break;
-	case 'T': case 't': v <<= 40; end++; break;   /* scripts/bench: --bytes 1T */
+	case 'T': case 't': v <<= 40; end++; break;   /* bench/bench: --bytes 1T */
 	default: break;
 	}
 	if (*end || !v)
