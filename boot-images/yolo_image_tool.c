@@ -26,8 +26,11 @@ static void usage(FILE *out)
 		"\n"
 		"inspect  print the image's files, blocks, bytes and per-file coverage\n"
 		"         (--blocks also lists every block in first-access order)\n"
-		"verify   check every block's checksum; with --source, also that each file\n"
-		"         is unchanged and each block still matches the source directory\n"
+		"verify   check the image's own consistency (tables and every block's\n"
+		"         checksum); only with --source also that each file is unchanged and\n"
+		"         each block still holds what the source directory holds.  Without\n"
+		"         --source nothing says the blocks are those of any source: whoever\n"
+		"         wrote the image chose them\n"
 		"merge    write the union of several boot images of the same source\n"
 		"rebind   re-stamp IMAGE for the source as it is in DIR (another machine's copy,\n"
 		"         or files whose timestamps changed): files whose captured blocks\n"
@@ -178,6 +181,9 @@ static int cmd_verify(int argc, char **argv)
 		       (unsigned long long)rep.files_missing, (unsigned long long)rep.files_changed,
 		       (unsigned long long)rep.blocks_stale);
 	printf(" -> %s\n", ret ? "FAILED" : "OK");
+	if (!source && !ret)
+		printf("(the image is consistent with itself; its contents were not compared with "
+		       "any source: use --source DIR for that)\n");
 	return ret ? 1 : 0;
 }
 

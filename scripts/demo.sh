@@ -14,7 +14,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${YOLO_BUILD:-$ROOT/build}
 TRACE=${1:-$ROOT/tests/data/debian12-boot.trace}
 RUNS=${YOLO_DEMO_RUNS:-3}
-WORK=${YOLO_WORK:-/var/tmp/yolo-demo}
+WORK=${YOLO_WORK:-/var/lib/yolo-demo}   # root-only: yolofs loads only images nobody else can change
 # shellcheck source=bench/slowdisk.sh
 source "$ROOT/bench/slowdisk.sh"
 

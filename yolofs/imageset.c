@@ -38,6 +38,7 @@
 #include "imageset.h"
 #include "log.h"
 #include "passthrough.h"
+#include "trust.h"
 
 struct image {
 	struct iset_image pub;
@@ -63,6 +64,7 @@ struct imageset {
 	bool memory;
 	uint64_t memlimit;
 	int source_fd;
+	bool check_trust;                /* only trusted image files (trust.h) */
 	struct bg *bg;
 	struct bst *store;               /* memory mode only */
 	struct stats *stats;
@@ -318,14 +320,15 @@ static void image_free(struct image *im)
 	free(im);
 }
 
-/* Open and validate one image file.  @return the image (one reference) or
- * NULL with err filled. */
-static struct image *image_open(struct imageset *set, const char *path, size_t order,
+/* Validate the image file opened (trusted) as `fd`, which it takes over.
+ * @return the image (one reference) or NULL with err filled. */
+static struct image *image_open(struct imageset *set, const char *path, int fd, size_t order,
 				struct yolo_err *err)
 {
 	struct image *im = calloc(1, sizeof(*im));
 	if (!im || !(im->pub.path = strdup(path))) {
 		free(im);
+		close(fd);
 		snprintf(err->msg, sizeof(err->msg), "out of memory");
 		return NULL;
 	}
@@ -333,8 +336,8 @@ static struct image *image_open(struct imageset *set, const char *path, size_t o
 	im->order = order;
 	atomic_init(&im->refs, 1);
 	pthread_mutex_init(&im->mem_lock, NULL);
-	im->fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (im->fd < 0 || fstat(im->fd, &im->file_st) < 0) {
+	im->fd = fd;
+	if (fstat(im->fd, &im->file_st) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "image %s: %s", path, strerror(errno));
 		goto fail;
 	}
@@ -660,12 +663,26 @@ static struct list *build(struct imageset *set, const struct list *old, const ch
 			continue;                /* listed twice */
 		struct image *prev = find_path(old, paths[i]), *im = NULL;
 		struct stat st;
-		if (prev && stat(paths[i], &st) == 0 && same_file(&st, &prev->file_st)) {
+		char why[400];
+		/* Checked every time, kept or not: a directory on its way may
+		 * have become writable by others since. */
+		int fd = trust_open_image(paths[i], set->check_trust, why, sizeof(why));
+		if (fd == -EPERM) {
+			stats_add(&set->stats->images_refused, 1);
+			ylog(YLOG_ERR, "image %s refused: %s; only images nobody but root can "
+			     "change are served", paths[i], why);
+			continue;
+		}
+		if (fd >= 0 && prev && fstat(fd, &st) == 0 && same_file(&st, &prev->file_st)) {
+			close(fd);
 			im = prev;
 			image_get(im);
 		} else {
 			struct yolo_err e = { { 0 } };
-			im = image_open(set, paths[i], i, &e);
+			if (fd < 0)
+				snprintf(e.msg, sizeof(e.msg), "image %s: %s", paths[i], why);
+			else
+				im = image_open(set, paths[i], fd, i, &e);
 			if (!im && strict) {
 				*err = e;
 				list_put(l);
@@ -728,6 +745,7 @@ int iset_create(struct imageset **out, const struct iset_config *cfg, struct sta
 	set->memory = cfg->memory;
 	set->memlimit = cfg->memlimit;
 	set->source_fd = cfg->source_fd;
+	set->check_trust = !cfg->trust_all;
 	set->bg = cfg->bg;
 	set->stats = stats;
 	pthread_mutex_init(&set->list_lock, NULL);

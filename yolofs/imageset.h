@@ -37,6 +37,7 @@ struct iset_config {
 	bool dedup;                      /* hold identical blocks once */
 	int source_fd;                   /* the source directory; borrowed */
 	struct bg *bg;                   /* runs comparisons and checks; borrowed */
+	bool trust_all;                  /* insecure_images: skip trust.h's checks (tests) */
 };
 
 struct imageset;

@@ -42,6 +42,7 @@ struct yolofs_opts {
 	int no_prefill;                  /* no_prefill: do not push image blocks into the page cache */
 	int no_dedup;                    /* no_dedup: hold identical blocks of different images twice */
 	int direct_io;                   /* direct_io: bypass the page cache (testing) */
+	int insecure_images;             /* insecure_images: load images anyone could have written (tests) */
 	char *source;                    /* first non-option argument */
 };
 
@@ -59,6 +60,7 @@ static const struct fuse_opt yolofs_opt_table[] = {
 	YOPT("no_prefill", no_prefill, 1),
 	YOPT("no_dedup", no_dedup, 1),
 	YOPT("direct_io", direct_io, 1),
+	YOPT("insecure_images", insecure_images, 1),
 	FUSE_OPT_END
 };
 
@@ -71,8 +73,10 @@ static void usage(const char *prog)
 	       "may be SOURCE itself.\n"
 	       "\n"
 	       "yolofs options:\n"
-	       "    -o images=PATH[:PATH...]  boot images (*.yolo files or directories of them;\n"
-	       "                              a directory may be empty until a reload)\n"
+	       "    -o images=PATH[:PATH...]  boot images (*.yolo files or directories of them,\n"
+	       "                              absolute paths; a directory may be empty until a\n"
+	       "                              reload).  Only images that nobody but root (or\n"
+	       "                              the daemon's user) can change are loaded\n"
 	       "    -o serve=memory|ssd       hold images in pinned memory (default) or read\n"
 	       "                              blocks from the image files\n"
 	       "    -o memlimit=SIZE          most bytes of images in memory (K/M/G/T suffixes):\n"
@@ -88,6 +92,9 @@ static void usage(const char *prog)
 	       "    -o readahead=SIZE         kernel readahead window (default 1M, 0 disables)\n"
 	       "    -o splice                 splice replies for source reads (slower here)\n"
 	       "    -o direct_io              bypass the kernel page cache entirely\n"
+	       "    -o insecure_images        also load images that users other than root could\n"
+	       "                              have written (for tests only: such an image\n"
+	       "                              decides what guests boot)\n"
 	       "\n"
 	       "SIGHUP re-reads images= (new and replaced images serve new opens; files\n"
 	       "already open keep theirs); SIGUSR1 prints serving statistics to the log;\n"
@@ -175,6 +182,10 @@ static int collect_images(const char *spec, struct pathlist *pl, char *why, size
 		goto nomem;
 	for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
 		struct stat st;
+		if (p[0] != '/') {
+			snprintf(why, whylen, "image path %s: must be absolute", p);
+			goto fail;
+		}
 		if (stat(p, &st) < 0) {
 			snprintf(why, whylen, "image %s: %s", p, strerror(errno));
 			goto fail;
@@ -347,7 +358,7 @@ int main(int argc, char *argv[])
 		struct iset_config ic = {
 			.paths = (const char *const *)images.v, .npaths = images.n,
 			.memory = memory, .memlimit = memlimit, .dedup = !o.no_dedup,
-			.source_fd = source_fd, .bg = bg,
+			.source_fd = source_fd, .bg = bg, .trust_all = o.insecure_images,
 		};
 		int r = iset_create(&set, &ic, &stats, &err);
 		if (r < 0) {

@@ -210,6 +210,8 @@ int stats_write_metrics(struct stats *st, const char *path)
 		ld(&st->reads_passthrough));
 	counter(f, "reloads", "Image reloads (SIGHUP), failed ones included.", ld(&st->reloads));
 	counter(f, "reload_errors", "Images a reload could not open.", ld(&st->reload_errors));
+	counter(f, "images_refused", "Image files refused: someone other than root could change them.",
+		ld(&st->images_refused));
 	gauge(f, "memory_limit_bytes", "memlimit (0: none).", ld(&st->mem.limit));
 	gauge(f, "memory_resident_bytes", "Memory holding image blocks.", ld(&st->mem.resident));
 	gauge(f, "memory_unique_bytes", "Bytes of distinct image blocks in memory.",

@@ -51,6 +51,7 @@ struct stats {
 	atomic_uint_fast64_t reads_passthrough; /* reads of files no image covers */
 	atomic_uint_fast64_t reloads;           /* image reloads (SIGHUP) */
 	atomic_uint_fast64_t reload_errors;     /* images a reload could not open */
+	atomic_uint_fast64_t images_refused;    /* image files not trusted (trust.h) */
 	struct stats_memory mem;
 	/* Called before the statistics are logged or written, to refresh
 	 * gauges kept elsewhere (may be NULL). */

@@ -5,17 +5,22 @@
  *   craftimage IMAGE FILE BLOCK zero-flag
  *       flag the image's block BLOCK of FILE as all zeros (no data), keeping
  *       its recorded checksum, which is that of the real, non-zero bytes;
- *       the metadata and header checksums are recomputed, so the image
- *       opens and only checking the block against its checksum tells.
+ *   craftimage IMAGE FILE stamp OTHER
+ *       record for FILE the identity (size, mtime, change time, inode) of
+ *       the file OTHER, as someone who can stat a source file can;
+ * the metadata, extension and header checksums are recomputed, so the image
+ * opens and only what the server checks besides tells.
  * Exit 0 done, 1 with a message otherwise. */
 #include "config.h"
 
 #include <endian.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <xxhash.h>
 
 #include "yolo_image.h"
@@ -33,11 +38,20 @@ static void put_hash(uint8_t *p, uint64_t h)
 
 #define HDR(f) offsetof(struct yolo_disk_header, f)
 #define DB(f) offsetof(struct yolo_disk_block, f)
+#define DF(f) offsetof(struct yolo_disk_file, f)
+#define EXT(f) offsetof(struct yolo_disk_ext, f)
 
 int main(int argc, char **argv)
 {
-	if (argc != 5 || strcmp(argv[4], "zero-flag") != 0) {
-		fprintf(stderr, "usage: craftimage IMAGE FILE BLOCK zero-flag\n");
+	bool zero = argc == 5 && strcmp(argv[4], "zero-flag") == 0;
+	bool stamp = argc == 5 && strcmp(argv[3], "stamp") == 0;
+	if (!zero && !stamp) {
+		fprintf(stderr, "usage: craftimage IMAGE FILE BLOCK zero-flag | IMAGE FILE stamp OTHER\n");
+		return 1;
+	}
+	struct stat other;
+	if (stamp && stat(argv[4], &other) < 0) {
+		perror(argv[4]);
 		return 1;
 	}
 	struct yolo_err err = { { 0 } };
@@ -46,14 +60,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "craftimage: %s\n", err.msg);
 		return 1;
 	}
-	uint32_t fid;
+	uint32_t fid = UINT32_MAX;
 	const struct yolo_block *b = NULL;
-	if (yolo_image_find_file(img, argv[2], &fid) == 0)
+	if (yolo_image_find_file(img, argv[2], &fid) == 0 && zero)
 		b = yolo_image_lookup(img, fid, strtoull(argv[3], NULL, 0));
 	uint64_t entry = b ? (uint64_t)(b - yolo_image_block(img, 0)) : 0;
 	yolo_image_close(img);
-	if (!b) {
-		fprintf(stderr, "craftimage: no block %s of %s in the image\n", argv[3], argv[2]);
+	if (fid == UINT32_MAX || (zero && !b)) {
+		fprintf(stderr, "craftimage: no such file or block in the image\n");
 		return 1;
 	}
 	FILE *f = fopen(argv[1], "r+b");
@@ -71,10 +85,30 @@ int main(int argc, char **argv)
 	uint64_t ft = le64(buf + HDR(file_table_off)), fts = le64(buf + HDR(file_table_size));
 	uint64_t st = le64(buf + HDR(strings_off)), sts = le64(buf + HDR(strings_size));
 	uint64_t ix = le64(buf + HDR(index_off)), ixs = le64(buf + HDR(index_size));
-	uint8_t *e = buf + ix + entry * sizeof(struct yolo_disk_block);
-	put16(e + DB(flags), YOLO_BLOCK_ZERO);
-	put32(e + DB(stored_len), 0);
-	put64(e + DB(data_off), 0);
+	if (zero) {
+		uint8_t *e = buf + ix + entry * sizeof(struct yolo_disk_block);
+		put16(e + DB(flags), YOLO_BLOCK_ZERO);
+		put32(e + DB(stored_len), 0);
+		put64(e + DB(data_off), 0);
+	} else {
+		uint8_t *fe = buf + ft + (uint64_t)fid * sizeof(struct yolo_disk_file);
+		put64(fe + DF(size), (uint64_t)other.st_size);
+		put64(fe + DF(mtime_ns), (uint64_t)(other.st_mtim.tv_sec * 1000000000ll + other.st_mtim.tv_nsec));
+		put64(fe + DF(ino), (uint64_t)other.st_ino);
+		/* The change time lives in the file times extension. */
+		uint64_t xo = le64(buf + HDR(ext_off));
+		uint32_t xn = (uint32_t)le64(buf + HDR(ext_count)) & 0xffffffffu;
+		for (uint32_t i = 0; i < xn; i++) {
+			uint8_t *x = buf + xo + (uint64_t)i * sizeof(struct yolo_disk_ext);
+			if ((le64(x + EXT(type)) & 0xffffffffu) != YOLO_EXT_FILE_TIMES)
+				continue;
+			uint64_t so = le64(x + EXT(off)), ss = le64(x + EXT(size));
+			put64(buf + so + (uint64_t)fid * sizeof(struct yolo_disk_file_times),
+			      (uint64_t)(other.st_ctim.tv_sec * 1000000000ll + other.st_ctim.tv_nsec));
+			put_hash(x + EXT(checksum), XXH3_64bits(buf + so, ss));
+		}
+		put_hash(buf + HDR(ext_checksum), XXH3_64bits(buf + xo, (uint64_t)xn * sizeof(struct yolo_disk_ext)));
+	}
 	XXH3_state_t *s = XXH3_createState();
 	XXH3_64bits_reset(s);
 	XXH3_64bits_update(s, buf + ft, fts);

@@ -14,7 +14,12 @@ command -v findmnt >/dev/null || skip "findmnt is missing"
 HELPERS=$(dirname "$RWSTRESS")   # rwstress, xattr, seekcopy live together
 for h in rwstress xattr seekcopy craftimage eiofs; do [ -x "$HELPERS/$h" ] || { echo "FAIL: test helper $h not built" >&2; exit 1; }; done
 
-TMP=$(mktemp -d /tmp/yolofs-test.XXXXXX)
+# Under a directory only root can change: yolofs loads only boot images
+# nobody else could have written (every directory up to / included), and
+# /tmp is writable by everyone.
+TEST_ROOT=${YOLO_TEST_ROOT:-/var/lib/yolo-tests}
+mkdir -p -m 0755 "$TEST_ROOT" || fail "cannot create $TEST_ROOT"
+TMP=$(mktemp -d "$TEST_ROOT/yolofs-test.XXXXXX")
 PIDS=()        # yolofs daemons, in start order
 MNTS=()        # their mountpoints
 EXTRA_MNTS=()  # other mounts (overlay), unmounted first
