@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -628,6 +629,21 @@ static struct read_tls *get_tls(size_t stage_size)
 	return t;
 }
 
+int yolo_image_read_data(const struct yolo_image *img, uint64_t data_off, size_t len, void *buf)
+{
+	if (data_off > img->info.data_size || len > img->info.data_size - data_off)
+		return -EINVAL;
+	if (img->data) {
+		memcpy(buf, img->data + data_off, len);
+		return 0;
+	}
+	if (img->mem) {
+		memcpy(buf, img->mem + img->info.data_off + data_off, len);
+		return 0;
+	}
+	return yolo_pread_exact(img->fd, buf, len, img->info.data_off + data_off);
+}
+
 const void *yolo_image_block_mem(const struct yolo_image *img, const struct yolo_block *b)
 {
 	if (b->flags & (YOLO_BLOCK_ZERO | YOLO_BLOCK_ZSTD))
@@ -637,6 +653,27 @@ const void *yolo_image_block_mem(const struct yolo_image *img, const struct yolo
 	if (img->mem)
 		return img->mem + img->info.data_off + b->data_off;
 	return NULL;
+}
+
+int yolo_block_decode(const struct yolo_block *b, const void *stored, void *buf, size_t buflen)
+{
+	if (buflen < b->raw_len)
+		return -EINVAL;
+	if (b->flags & YOLO_BLOCK_ZERO) {
+		memset(buf, 0, b->raw_len);
+		return (int)b->raw_len;
+	}
+	if (!(b->flags & YOLO_BLOCK_ZSTD)) {
+		memcpy(buf, stored, b->raw_len);
+		return (int)b->raw_len;
+	}
+	struct read_tls *t = get_tls(0);
+	if (!t)
+		return -ENOMEM;
+	size_t n = ZSTD_decompressDCtx(t->dctx, buf, b->raw_len, stored, b->stored_len);
+	if (ZSTD_isError(n) || n != b->raw_len)
+		return -EUCLEAN;
+	return (int)b->raw_len;
 }
 
 int yolo_image_read_block(const struct yolo_image *img, const struct yolo_block *b,
@@ -689,35 +726,69 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* O_DIRECT reads of a data section, LOAD_READERS at a time: one request
+ * at a time leaves a virtual or NVMe disk mostly idle (measured on the
+ * development VM: 0.8-1.1 GB/s with one, 1.7-2.4 GB/s with four 8 MiB
+ * requests in flight, for the same 259 MiB image). */
+#define LOAD_READERS 4
+
+struct direct_load {
+	int fd;
+	uint8_t *buf;
+	uint64_t base, len;
+	atomic_uint_fast64_t next;       /* offset of the next chunk to claim */
+	atomic_bool failed;
+};
+
+static void *direct_reader(void *arg)
+{
+	struct direct_load *d = arg;
+	for (;;) {
+		uint64_t off = atomic_fetch_add(&d->next, LOAD_CHUNK);
+		if (off >= d->len || atomic_load(&d->failed))
+			return NULL;
+		uint64_t need = d->len - off < LOAD_CHUNK ? d->len - off : LOAD_CHUNK, got = 0;
+		while (got < need) {
+			/* O_DIRECT lengths must be aligned; the tail may read into the tables. */
+			uint64_t want = (need - got + 4095) & ~4095ull;
+			ssize_t n = pread(d->fd, d->buf + off + got, want, (off_t)(d->base + off + got));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				atomic_store(&d->failed, true);      /* buffered reads take over */
+				return NULL;
+			}
+			got += (uint64_t)n;
+		}
+	}
+}
+
 /* Read [data_off, data_off+len) into buf; O_DIRECT when the geometry allows
- * so the image does not also occupy the page cache. */
+ * so the image does not also occupy the page cache.  buf has room for an
+ * aligned tail. */
 static int load_read(struct yolo_image *img, uint8_t *buf, uint64_t len, bool *direct)
 {
-	int dfd = -1;
 	*direct = false;
 	if (img->info.data_off % 4096 == 0) {
 		char proc[64];
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", img->fd);
-		dfd = open(proc, O_RDONLY | O_DIRECT | O_CLOEXEC);
-	}
-	if (dfd >= 0) {
-		uint64_t done = 0;
-		while (done < len) {
-			/* O_DIRECT lengths must be aligned; the tail may read into the tables. */
-			uint64_t want = (len - done + 4095) & ~4095ull;
-			if (want > LOAD_CHUNK)
-				want = LOAD_CHUNK;
-			ssize_t n = pread(dfd, buf + done, want, (off_t)(img->info.data_off + done));
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;           /* fall back to buffered reads for the rest */
-			done += (uint64_t)n;
-		}
-		close(dfd);
-		if (done >= len) {
-			*direct = true;
-			return 0;
+		struct direct_load d = { .buf = buf, .base = img->info.data_off, .len = len };
+		d.fd = open(proc, O_RDONLY | O_DIRECT | O_CLOEXEC);
+		if (d.fd >= 0) {
+			pthread_t t[LOAD_READERS];
+			int started = 0;
+			while (started < LOAD_READERS && (uint64_t)started * LOAD_CHUNK < len &&
+			       pthread_create(&t[started], NULL, direct_reader, &d) == 0)
+				started++;
+			if (!started)
+				direct_reader(&d);
+			for (int i = 0; i < started; i++)
+				pthread_join(t[i], NULL);
+			close(d.fd);
+			if (!atomic_load(&d.failed)) {
+				*direct = true;
+				return 0;
+			}
 		}
 	}
 	for (uint64_t done = 0; done < len; done += LOAD_CHUNK) {
@@ -730,39 +801,62 @@ static int load_read(struct yolo_image *img, uint8_t *buf, uint64_t len, bool *d
 	return 0;
 }
 
+void *yolo_image_read_data_section(const struct yolo_image *img, size_t *map_len,
+				   struct yolo_load_result *res, struct yolo_err *err)
+{
+	struct yolo_load_result r = { 0 };
+	uint64_t len = img->info.data_size, t0 = now_ns();
+	*map_len = 0;
+	if (res)
+		*res = r;
+	if (img->fd < 0 || len == 0) {
+		yolo_fail(err, -EINVAL, "%s: no data section to read", img->name);
+		return NULL;
+	}
+	/* Rounded up to whole pages plus one so an aligned O_DIRECT tail fits. */
+	size_t ml = (size_t)((len + 4095) & ~4095ull) + 4096;
+	uint8_t *buf = mmap(NULL, ml, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (buf == MAP_FAILED) {
+		yolo_fail(err, -errno, "%s: cannot allocate %llu bytes: %s", img->name,
+			  (unsigned long long)len, strerror(errno));
+		return NULL;
+	}
+	int ret = load_read((struct yolo_image *)img, buf, len, &r.direct);
+	if (ret < 0) {
+		munmap(buf, ml);
+		yolo_fail(err, ret, "%s: reading data section: %s", img->name, strerror(-ret));
+		return NULL;
+	}
+	r.bytes = len;
+	r.ns = now_ns() - t0;
+	if (res)
+		*res = r;
+	*map_len = ml;
+	return buf;
+}
+
 int yolo_image_load(struct yolo_image *img, unsigned flags, struct yolo_load_result *res,
 		    struct yolo_err *err)
 {
 	struct yolo_load_result r = { 0 };
-	uint64_t len = img->info.data_size;
-	uint64_t t0 = now_ns();
-	if (img->data || len == 0 || img->mem) {
+	if (img->data || img->info.data_size == 0 || img->mem) {
 		if (res)
 			*res = r;
 		return 0;
 	}
-	/* Rounded up to whole pages plus one so an aligned O_DIRECT tail fits. */
-	size_t map_len = (size_t)((len + 4095) & ~4095ull) + 4096;
-	uint8_t *buf = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (buf == MAP_FAILED)
-		return yolo_fail(err, -errno, "%s: cannot allocate %llu bytes: %s", img->name,
-				 (unsigned long long)len, strerror(errno));
+	size_t map_len;
+	uint8_t *buf = yolo_image_read_data_section(img, &map_len, &r, err);
+	if (!buf)
+		return err && err->msg[0] ? -EIO : -ENOMEM;
 	if (flags & YOLO_LOAD_MLOCK) {
 		if (mlock(buf, map_len) == 0)
 			r.pinned = true;
 		else
 			r.mlock_errno = errno;
 	}
-	int ret = load_read(img, buf, len, &r.direct);
-	if (ret < 0) {
-		munmap(buf, map_len);
-		return yolo_fail(err, ret, "%s: reading data section: %s", img->name, strerror(-ret));
-	}
 	img->data = buf;
 	img->data_map_len = map_len;
 	img->data_pinned = r.pinned;
-	r.bytes = len;
-	r.ns = now_ns() - t0;
 	if (res)
 		*res = r;
 	return 0;

@@ -215,6 +215,12 @@ int yolo_image_compare_file(const struct yolo_image *img, uint32_t file_id, int 
 int yolo_image_read_block(const struct yolo_image *img, const struct yolo_block *b,
 			  void *buf, size_t buflen, unsigned flags);
 
+/* Read `len` stored bytes at `data_off` of the data section from the image
+ * file, as they are (unchecked: check each block with yolo_block_check).
+ * For reading a run of uncompressed blocks stored one after the other in
+ * one request.  @return 0, or -errno (-EIO when the file ends first). */
+int yolo_image_read_data(const struct yolo_image *img, uint64_t data_off, size_t len, void *buf);
+
 /* Pointer to a block's raw bytes inside the loaded buffer, or NULL when not
  * loaded, compressed or a zero block (use yolo_image_read_block then). */
 const void *yolo_image_block_mem(const struct yolo_image *img, const struct yolo_block *b);
@@ -236,6 +242,19 @@ struct yolo_load_result {
  * @return 0 or -errno. */
 int yolo_image_load(struct yolo_image *img, unsigned flags, struct yolo_load_result *res,
 		    struct yolo_err *err);
+
+/* Read the whole data section into a new private mapping, as
+ * yolo_image_load does, but leaving `img` as it is (so readers of `img` may
+ * go on meanwhile).  Block b's stored bytes are at ret + b->data_off (see
+ * yolo_block_decode).  @return the mapping (the caller munmaps *map_len
+ * bytes), or NULL with err filled. */
+void *yolo_image_read_data_section(const struct yolo_image *img, size_t *map_len,
+				   struct yolo_load_result *res, struct yolo_err *err);
+
+/* A block's raw bytes from its `stored` bytes (zero blocks: zeros; zstd:
+ * decompressed), unchecked.  @return raw_len, or -EUCLEAN for a frame that
+ * does not decode to raw_len bytes, -EINVAL when buflen is too small. */
+int yolo_block_decode(const struct yolo_block *b, const void *stored, void *buf, size_t buflen);
 
 /* Drop the loaded buffer (reads fall back to the image file). */
 void yolo_image_unload(struct yolo_image *img);

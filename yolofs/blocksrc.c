@@ -100,11 +100,27 @@ static uint64_t block_index(const struct bs_file *f, uint32_t i)
 	return f->yf->first_block + i;
 }
 
+/* Entry `i` failed its check (r: why): dropped, counted, logged with a
+ * limit, and after FR_BAD_BLOCK_LIMIT of them the file is no longer served
+ * from this image.  The caller reads the source instead. */
+static void bad_block(struct bs_file *f, uint32_t i, int r)
+{
+	const struct yolo_block *b = &f->base[i];
+	stats_add(&f->im->st.bad_blocks, 1);
+	ylog_limited(&bad_block_log, YLOG_WARN, "%s: block %" PRIu64 " of image %s is unreadable "
+		     "(%s); reading the source", f->path, b->block_id, f->im->path,
+		     r == -EUCLEAN ? "does not match its checksum" : strerror(-r));
+	if (fr_file_bad_block(f->fresh, i)) {
+		stats_add(&f->im->st.files_disabled, 1);
+		ylog(YLOG_WARN, "%s: %d bad blocks in image %s; the file is read from the source "
+		     "from now on", f->path, FR_BAD_BLOCK_LIMIT, f->im->path);
+	}
+}
+
 /* The raw bytes of the file's entry `i`, checked against its checksum
  * (yolo_block_check, inside bst_block or yolo_image_read_block) before
  * they are used, in every mode: from memory (`mem`) or read from the image
- * file into `buf`.  NULL for a bad block, which is dropped and counted,
- * and logged with a limit; the caller reads the source instead. */
+ * file into `buf`.  NULL for a bad block (see bad_block). */
 static const uint8_t *block_bytes(struct bs_file *f, const struct bst_view *mem, uint32_t i,
 				  uint8_t *buf)
 {
@@ -116,18 +132,9 @@ static const uint8_t *block_bytes(struct bs_file *f, const struct bst_view *mem,
 	else if ((r = yolo_image_read_block(f->im->img, b, buf, (size_t)1 << YOLO_BLOCK_SHIFT_MAX,
 					     YOLO_READ_VERIFY)) >= 0)
 		p = buf;
-	if (p)
-		return p;
-	stats_add(&f->im->st.bad_blocks, 1);
-	ylog_limited(&bad_block_log, YLOG_WARN, "%s: block %" PRIu64 " of image %s is unreadable "
-		     "(%s); reading the source", f->path, b->block_id, f->im->path,
-		     r == -EUCLEAN ? "does not match its checksum" : strerror(-r));
-	if (fr_file_bad_block(f->fresh, i)) {
-		stats_add(&f->im->st.files_disabled, 1);
-		ylog(YLOG_WARN, "%s: %d bad blocks in image %s; the file is read from the source "
-		     "from now on", f->path, FR_BAD_BLOCK_LIMIT, f->im->path);
-	}
-	return NULL;
+	if (!p)
+		bad_block(f, i, r);
+	return p;
 }
 
 /* ---- opening ---- */
@@ -316,6 +323,62 @@ static int source_piece(int fd, uint64_t off, const struct rp_piece *p, struct p
 	return (size_t)n == p->len;
 }
 
+/* Pieces k.. that can be read from the image file in one request: whole
+ * blocks, stored uncompressed one after the other in the data section
+ * (first-access order keeps a sequentially read stretch together).
+ * @return how many (0 or 1: read them one by one). */
+static int ssd_run(const struct bs_file *f, const struct rp_piece *plan, int k, int n)
+{
+	int j = k;
+	for (; j < n; j++) {
+		const struct rp_piece *p = &plan[j];
+		if (p->entry == RP_SOURCE)
+			break;
+		const struct yolo_block *b = &f->base[p->entry];
+		if (b->flags || p->in_block || p->len != b->raw_len)
+			break;
+		if (j > k) {
+			const struct yolo_block *a = &f->base[plan[j - 1].entry];
+			if (b->data_off != a->data_off + a->stored_len)
+				break;
+		}
+	}
+	return j - k;
+}
+
+/* Read a run of `n` pieces from k (ssd_run) into their place in the reply
+ * buffer with one read of the image file, then check each block; a bad one
+ * is read from the source instead.  @return as source_piece. */
+static int gather_ssd_run(struct bs_file *f, const struct rp_piece *plan, int k, int n, int fd,
+			  uint64_t off, struct pt_readbuf *out, struct tally *t)
+{
+	const struct rp_piece *first = &plan[k], *last = &plan[k + n - 1];
+	size_t len = (size_t)(last->off + last->len - first->off);
+	char *dst = out->scratch + (first->off - off);
+	int r = yolo_image_read_data(f->im->img, f->base[first->entry].data_off, len, dst);
+	for (int j = k; j < k + n; j++) {
+		const struct rp_piece *p = &plan[j];
+		char *at = out->scratch + (p->off - off);
+		if (r == 0 && yolo_block_check(&f->base[p->entry], at)) {
+			t->hits++;
+			t->bytes_img += p->len;
+			continue;
+		}
+		bad_block(f, (uint32_t)p->entry, r < 0 ? r : -EUCLEAN);
+		t->misses++;
+		ssize_t got = pt_read_source(fd, at, p->len, (off_t)p->off, 0);
+		if (got < 0)
+			return (int)got;
+		t->bytes_src += (uint64_t)got;
+		if ((size_t)got < p->len) {
+			push(out, dst, (size_t)(at + got - dst));   /* the file ended here */
+			return 0;
+		}
+	}
+	push(out, dst, len);
+	return 1;
+}
+
 /* Gather the plan's pieces into `out`.  Called with the record's lock held
  * shared; `mem` is the image's blocks in memory (NULL: read the image file). */
 static int gather(struct bs_tls *tls, struct bs_file *f, const struct bst_view *mem, int fd,
@@ -324,6 +387,14 @@ static int gather(struct bs_tls *tls, struct bs_file *f, const struct bst_view *
 	for (int k = 0; k < npieces; k++) {
 		const struct rp_piece *p = &tls->plan[k];
 		const uint8_t *src = NULL;
+		int run = mem ? 0 : ssd_run(f, tls->plan, k, npieces);
+		if (run > 1) {
+			int r = gather_ssd_run(f, tls->plan, k, run, fd, off, out, t);
+			if (r <= 0)
+				return r;
+			k += run - 1;
+			continue;
+		}
 		if (p->entry != RP_SOURCE) {
 			const uint8_t *bytes = block_bytes(f, mem, (uint32_t)p->entry, tls->block);
 			if (bytes)

@@ -261,10 +261,11 @@ static void view_free(struct bst_view *v)
 
 /* ---- loading ---- */
 
-/* The raw bytes of every block of a loaded image: stored bytes in place,
- * zstd blocks decompressed into *zbuf, NULL for zero blocks. */
-static int raw_pointers(struct yolo_image *img, const uint8_t **src, uint8_t **zbuf,
-			struct yolo_err *err)
+/* The raw bytes of every block, from the data section read into `data`:
+ * stored bytes in place, zstd blocks decompressed into *zbuf, NULL for zero
+ * blocks. */
+static int raw_pointers(struct yolo_image *img, const uint8_t *data, const uint8_t **src,
+			uint8_t **zbuf, struct yolo_err *err)
 {
 	const struct yolo_image_info *info = yolo_image_info(img);
 	uint64_t zbytes = 0;
@@ -279,13 +280,14 @@ static int raw_pointers(struct yolo_image *img, const uint8_t **src, uint8_t **z
 	uint64_t zoff = 0;
 	for (uint64_t i = 0; i < info->block_count; i++) {
 		const struct yolo_block *b = yolo_image_block(img, i);
-		src[i] = yolo_image_block_mem(img, b);
+		src[i] = (b->flags & YOLO_BLOCK_ZERO) ? NULL : data + b->data_off;
 		if (!(b->flags & YOLO_BLOCK_ZSTD))
 			continue;
-		int r = yolo_image_read_block(img, b, *zbuf + zoff, b->raw_len, 0);
+		int r = yolo_block_decode(b, data + b->data_off, *zbuf + zoff, b->raw_len);
 		if (r < 0)
 			return fail(err, r, "%s: block %llu: %s", yolo_image_name(img),
-					 (unsigned long long)i, strerror(-r));
+					 (unsigned long long)i, r == -EUCLEAN ? "a zstd frame that does not decode" :
+					 strerror(-r));
 		src[i] = *zbuf + zoff;
 		zoff += b->raw_len;
 	}
@@ -312,13 +314,13 @@ int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 	v->store = s;
 	v->nblocks = n;
 
-	ret = yolo_image_load(img, 0, NULL, err);
+	if (n && !(buf = yolo_image_read_data_section(img, &map_len, NULL, err))) {
+		ret = -EIO;
+		goto out;
+	}
+	ret = raw_pointers(img, buf, src, &zbuf, err);
 	if (ret < 0)
 		goto out;
-	ret = raw_pointers(img, src, &zbuf, err);
-	if (ret < 0)
-		goto out;
-	buf = yolo_image_take_data(img, &map_len);
 
 	pthread_mutex_lock(&s->lock);
 	uint64_t new_bytes = 0, new_chunks = 0, i;
@@ -407,7 +409,6 @@ out:
 		view_free(v);
 	if (buf)
 		munmap(buf, map_len);
-	yolo_image_unload(img);          /* after a failure part way */
 	free(zbuf);
 	free(src);
 	if (res)

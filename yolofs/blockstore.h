@@ -36,10 +36,11 @@ struct bst_load_result {
 	int mlock_errno;                 /* why not (pinning on) */
 };
 
-/* Read all of img's blocks and hold them in the store.  img must not be
- * loaded (yolo_image_load) by anyone else; it is left unloaded.  On failure
- * fills `err` with one line (a zstd frame that does not decode gives
- * -EUCLEAN).  @return 0 with *out holding one reference, or -errno. */
+/* Read all of img's blocks (one read of its data section) and hold them
+ * in the store; img itself is not changed, so it may serve reads
+ * meanwhile.  On failure fills `err` with one line (a zstd frame that does
+ * not decode gives -EUCLEAN).  @return 0 with *out holding one reference,
+ * or -errno. */
 int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 	     struct bst_load_result *res, struct yolo_err *err);
 

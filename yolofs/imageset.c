@@ -403,19 +403,14 @@ static bool in_memory(struct image *im)
 	return yes;
 }
 
-/* Load one image into the store (balance_lock held).  A second handle on
- * the same descriptor does the loading, so readers of the serving handle
- * are never disturbed.  @return 0 or -errno with err filled. */
+/* Load one image into the store (balance_lock held).  bst_load leaves the
+ * image handle as it is, so readers of it are never disturbed.
+ * @return 0 or -errno with err filled. */
 static int load(struct imageset *set, struct image *im, struct yolo_err *err)
 {
-	struct yolo_image *tmp;
-	int ret = yolo_image_open_fd(im->fd, im->pub.path, &tmp, err);
-	if (ret < 0)
-		return ret;
 	struct bst_view *v;
 	struct bst_load_result r;
-	ret = bst_load(set->store, tmp, &v, &r, err);
-	yolo_image_close(tmp);
+	int ret = bst_load(set->store, im->pub.img, &v, &r, err);
 	if (ret < 0)
 		return ret;
 	pthread_mutex_lock(&im->mem_lock);
