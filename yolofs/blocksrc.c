@@ -2,8 +2,12 @@
  * hooks that serve reads of source files from boot images.
  *
  *  - open: the first open of an inode asks the image set for an image that
- *    may serve the file (freshness.h decides) and, unless the kernel kept
- *    its page cache, pushes the file's image blocks into it (prefill);
+ *    may serve the file (freshness.h decides) and pushes the file's image
+ *    blocks into the kernel page cache (prefill), every time: the pages of
+ *    an inode the kernel kept may have been reclaimed since (memory
+ *    pressure, `echo 1 > drop_caches`), and a captured page the boot finds
+ *    missing makes the kernel's readahead fetch its uncaptured neighbours
+ *    from the slow source;
  *  - read: the identity is checked again (fstat), the read is planned
  *    (read_plan.h: image pieces and merged source runs, trimmed, short at
  *    end of file) and each piece gathered: image bytes from memory or the
@@ -245,10 +249,13 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 	YLOG_TRACE("%s: served from image %s (%u blocks)", info->relpath, im->path,
 		   f->yf->block_count);
 	*ipriv = f;
-	/* keep_cache already set means the kernel kept this inode's cache
-	 * from an earlier open of the unchanged file: what was pushed then is
-	 * still there (or was evicted and is served on demand). */
-	if (bs->prefill && !fi->direct_io && !fi->keep_cache) {
+	if (bs->prefill && !fi->direct_io && info->se) {
+		/* The core keeps the kernel's cache only for a file as it was
+		 * when that cache was filled; otherwise empty it first, so no
+		 * stale page of an uncaptured block survives the keep_cache that
+		 * keeps what is pushed now. */
+		if (!fi->keep_cache)
+			fuse_lowlevel_notify_inval_inode(info->se, info->nodeid, 0, 0);
 		int64_t n = prefill(bs, f, info);
 		if (n > 0) {
 			stats_add(&im->st.bytes_prefilled, (uint64_t)n);
