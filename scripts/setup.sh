@@ -10,6 +10,7 @@ PACKAGES=(
 	libfuse3-dev fuse3 libxxhash-dev libzstd-dev libcmocka-dev
 	clang libclang-rt-dev            # libFuzzer target, sanitizers
 	qemu-utils                       # qemu-img / qemu-io in the mount suite
+	qemu-system-x86 debootstrap      # the VM image (scripts/vm-image.sh) and the integration suite's VM boots
 	docker.io busybox-static         # the integration suite's container capture
 	e2fsprogs util-linux kmod procps # mkfs.ext4, losetup, modprobe, pgrep for tests, demo and bench
 	python3                          # bench/bench report (standard library only; writes SVG plots)

@@ -16,7 +16,7 @@
 # qemu exited cleanly before --timeout; on timeout qemu is killed, the tail
 # of the serial log is shown, and the exit status is 1.
 #
-# Usage: vm-boot.sh --backing-dir DIR [--image NAME.qcow2]
+# Usage: vm-boot.sh [--backing-dir DIR] [--image NAME.qcow2]
 #                   [--kernel K --initrd I] [--timeout S] [--log FILE]
 #                   [--cache none|writeback] [--no-locking] [--smp N]
 #                   [--append "EXTRA KERNEL ARGS"]
@@ -30,8 +30,10 @@ say() { echo "$prog: $*" >&2; }
 
 usage() {
 	cat <<EOF
-usage: $0 --backing-dir DIR [options]
-  --backing-dir DIR     directory holding the base image (never written)
+usage: $0 [options]
+  --backing-dir DIR     directory holding the base image (never written;
+                        default \$YOLO_VM_CACHE or /var/cache/yolo/vm, where
+                        scripts/vm-image.sh puts it)
   --image NAME.qcow2    base image in DIR (default debian12.qcow2)
   --kernel FILE         kernel (default DIR/NAME.vmlinuz)
   --initrd FILE         initramfs (default DIR/NAME.initrd)
@@ -79,7 +81,7 @@ while (($#)); do
 	esac
 done
 
-[[ -n $BACKING_DIR ]] || { usage >&2; die "--backing-dir is required"; }
+BACKING_DIR=${BACKING_DIR:-${YOLO_VM_CACHE:-/var/cache/yolo/vm}}
 [[ -d $BACKING_DIR ]] || die "backing dir $BACKING_DIR is not a directory"
 BACKING_DIR=$(cd "$BACKING_DIR" && pwd)
 [[ $IMAGE != */* ]] || die "--image is a file name inside --backing-dir, not a path"

@@ -2,13 +2,17 @@
 # vm-image.sh - build a small bootable Debian 12 VM image for the capture and
 # boot experiments (yolo-capture, yolofs, demo).
 #
-# What it makes, in DIR (default $YOLO_VM_CACHE or /work/main/vm-cache):
+# What it makes, in DIR (default $YOLO_VM_CACHE or /var/cache/yolo/vm, outside
+# the clone, so every clone and CI run on a machine shares one cache):
 #   NAME.qcow2    qcow2 base image, one ext4 filesystem (no partition table,
 #                 no bootloader), virtual size --size (default 1G)
 #   NAME.vmlinuz  kernel and initramfs of the linux-image-amd64 installed in
 #   NAME.initrd   the image, so qemu boots with -kernel/-initrd/-append
-#   NAME.stamp    written last; its text is the build recipe (script
-#                 version + options).  A matching stamp means "cached".
+#   NAME.stamp    written last; its text is the recipe key: a hash of this
+#                 script's recipe (the part below "recipe starts here",
+#                 comments and blank lines left out) and of the options that
+#                 change the image.  A matching stamp means "cached", so
+#                 editing the recipe rebuilds and nothing else does.
 #
 # How: debootstrap (minbase + systemd + openssh-server + kernel) into a temp
 # dir, trim the boot to something fast and deterministic (fixed machine-id,
@@ -16,7 +20,9 @@
 # prints exactly "YOLO: boot done" on /dev/ttyS0 once ssh.service is up and
 # then powers off, turn the tree into an ext4 filesystem with `mkfs.ext4 -d`
 # (no loop mount), and `qemu-img convert` it to qcow2.  Everything is built
-# in DIR/.NAME.build.XXXXXX and renamed into place at the end; the temp dir
+# in DIR/.NAME.build.XXXXXX and renamed into place at the end, holding an
+# exclusive flock on DIR/.build.lock (concurrent callers wait, then find the
+# image cached; readers copying a set of files take it shared); the temp dir
 # is removed on failure.
 #
 # Why: a later step records which blocks of the base image a boot reads;
@@ -29,9 +35,6 @@
 # Needs root (debootstrap, chroot).  Installs its own Debian packages.
 set -euo pipefail
 
-# Bump whenever the recipe below changes: a new version invalidates caches.
-VERSION=2
-
 prog=vm-image
 die() { echo "$prog: error: $*" >&2; exit 1; }
 say() { echo "$prog: $*" >&2; }
@@ -40,7 +43,7 @@ usage() {
 	cat <<EOF
 usage: $0 [options]
   --out DIR               output directory (default \$YOLO_VM_CACHE or
-                          <repo>/vm-cache)
+                          /var/cache/yolo/vm)
   --name NAME             image name (default debian12): DIR/NAME.qcow2 etc.
   --size SIZE             virtual size of the root filesystem (default 1G)
   --extra-packages "P.."  extra Debian packages for this variant
@@ -51,8 +54,7 @@ usage: $0 [options]
 EOF
 }
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=${YOLO_VM_CACHE:-$ROOT/vm-cache}
+OUT=${YOLO_VM_CACHE:-/var/cache/yolo/vm}
 NAME=debian12
 SIZE=1G
 EXTRA=""
@@ -93,9 +95,15 @@ QCOW=$OUT/$NAME.qcow2
 KERNEL=$OUT/$NAME.vmlinuz
 INITRD=$OUT/$NAME.initrd
 STAMP=$OUT/$NAME.stamp
-# The recipe: anything that changes the image belongs here.  The mirror
-# does not (same suite, same packages).
-RECIPE="vm-image v$VERSION suite=$SUITE size=$SIZE extra=$EXTRA"
+# The recipe key: the recipe's code and every option that changes the
+# image.  Not the mirror (same suite, same packages), and not this script's
+# comments or option parsing, so only a real change rebuilds.
+recipe_code() {
+	sed -n '/^# =\{5,\} recipe starts here/,$p' "${BASH_SOURCE[0]}" | grep -Ev '^[[:space:]]*(#|$)'
+}
+[[ $(recipe_code | wc -l) -gt 50 ]] || die "cannot find the recipe in ${BASH_SOURCE[0]}"
+RECIPE="vm-image $( { recipe_code; echo "suite=$SUITE name=$NAME size=$SIZE extra=$EXTRA"; } |
+	sha256sum | cut -c1-16) suite=$SUITE size=$SIZE extra=$EXTRA"
 
 cached() {
 	[[ -s $QCOW && -s $KERNEL && -s $INITRD && -f $STAMP ]] &&
@@ -108,20 +116,6 @@ if ((!FORCE)) && cached; then
 fi
 
 [[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, chroot); run with sudo"
-
-# --- host packages -----------------------------------------------------------
-PACKAGES=(debootstrap qemu-utils qemu-system-x86 e2fsprogs util-linux zstd)
-missing=()
-for p in "${PACKAGES[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	say "installing host packages: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq || die "apt-get update failed"
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-		die "apt-get install ${missing[*]} failed"
-fi
 
 mkdir -p "$OUT" || die "cannot create $OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -137,10 +131,23 @@ if ((!FORCE)) && cached; then
 	exit 0
 fi
 
+# --- host packages -----------------------------------------------------------
+PACKAGES=(debootstrap qemu-utils qemu-system-x86 e2fsprogs util-linux zstd)
+missing=()
+for p in "${PACKAGES[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+	say "installing host packages: ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	# Lock timeout: wait for another apt (setup.sh, a build for another
+	# --out) instead of failing.
+	apt-get -o DPkg::Lock::Timeout=600 update -qq || die "apt-get update failed"
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+		die "apt-get install ${missing[*]} failed"
+fi
+
 # --- temp dir and cleanup ----------------------------------------------------
-# The temp dir lives in OUT so the final renames are atomic.
-TMP=$(mktemp -d "$OUT/.$NAME.build.XXXXXX")
-CHROOT=$TMP/root
 START=$SECONDS
 CHILD=""
 
@@ -161,10 +168,10 @@ run_killable() {
 	return "$rc"
 }
 
-unmount_chroot() {
+# unmount_under DIR: every mount below DIR, deepest first.
+unmount_under() {
 	local m
-	# deepest first
-	for m in $(findmnt -rn -o TARGET | grep "^$CHROOT/" | sort -r); do
+	for m in $(findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r); do
 		umount -l "$m" 2>/dev/null || true
 	done
 }
@@ -174,17 +181,40 @@ cleanup() {
 		kill -TERM -- "-$CHILD" 2>/dev/null || kill -TERM "$CHILD" 2>/dev/null || true
 		wait "$CHILD" 2>/dev/null || true
 	fi
-	unmount_chroot
-	if findmnt -rn -o TARGET | grep -q "^$CHROOT/"; then
-		echo "$prog: something is still mounted under $CHROOT; not removing $TMP" >&2
+	unmount_under "$TMP"
+	if findmnt -rn -o TARGET | awk -v p="$TMP/" 'index($0, p) == 1 { f = 1 } END { exit !f }'; then
+		echo "$prog: something is still mounted under $TMP; not removing it" >&2
 	else
 		rm -rf --one-file-system "$TMP"
 	fi
 	((rc == 0)) || echo "$prog: build of $NAME failed (exit $rc) after $((SECONDS - START)) s" >&2
 }
+# Under the lock no other build runs in OUT: a temp dir here is what a
+# killed build (SIGKILL, power loss) left, maybe with its tmpfs mounted.
+for stale in "$OUT"/.*.build.*; do
+	[[ -d $stale ]] || continue
+	say "removing $stale (left by an interrupted build)"
+	unmount_under "$stale"
+	rm -rf --one-file-system "$stale" || die "cannot remove $stale"
+done
+# The temp dir lives in OUT so the final renames are atomic.  The guest tree
+# and its raw filesystem go to WORK, a tmpfs when there is memory to spare
+# (about 1.3 GiB at the peak): dpkg fsyncs every file it unpacks, which on
+# a disk made debootstrap half again as slow.
+TMP=$(mktemp -d "$OUT/.$NAME.build.XXXXXX")
+WORK=$TMP/work
+CHROOT=$WORK/root
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+mkdir "$WORK"
+if (($(awk '/^MemAvailable:/ {print int($2 / 1048576)}' /proc/meminfo) >= 4)); then
+	mount -t tmpfs -o size=3g,mode=0755 yolo-vm-image "$WORK"
+fi
+mkdir -m 0755 "$CHROOT"
+
+# ============================== recipe starts here ==========================
+# Everything from here on decides what the image holds (see recipe_code).
 
 # --- debootstrap -------------------------------------------------------------
 # minbase + just what a bootable, ssh-reachable systemd machine needs.
@@ -195,8 +225,10 @@ INCLUDE="systemd,systemd-sysv,udev,kmod,openssh-server,linux-image-amd64"
 DEBCACHE=$OUT/.debs # downloaded .debs, shared by variants and rebuilds
 mkdir -p "$DEBCACHE"
 say "debootstrap $SUITE from $MIRROR (include $INCLUDE); this takes a few minutes"
+# INITRD=No: the kernel's postinst hook skips building a Debian-default
+# initramfs (MODULES=most) that the one below would replace anyway.
 run_killable "$TMP/debootstrap.log" \
-	debootstrap --variant=minbase --include="$INCLUDE" --cache-dir="$DEBCACHE" \
+	env INITRD=No debootstrap --variant=minbase --include="$INCLUDE" --cache-dir="$DEBCACHE" \
 	"$SUITE" "$CHROOT" "$MIRROR" || {
 	tail -n 30 "$TMP/debootstrap.log" >&2
 	die "debootstrap failed (log above)"
@@ -291,20 +323,20 @@ virtio_pci
 virtio_blk
 ext4
 EOF
+kver=$(find "$CHROOT/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
+[[ -n $kver && -f $CHROOT/boot/vmlinuz-$kver ]] || die "no kernel found in $CHROOT/boot"
 mount -t proc proc "$CHROOT/proc"
 mount -t sysfs sysfs "$CHROOT/sys"
 run_killable "$TMP/initramfs.log" \
 	chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C \
-	update-initramfs -u -k all || {
+	update-initramfs -c -k "$kver" || {
 	tail -n 30 "$TMP/initramfs.log" >&2
 	die "update-initramfs failed (log above)"
 }
-unmount_chroot
+unmount_under "$CHROOT"
 
 # --- kernel and initrd out, tidy ---------------------------------------------
-kver=$(find "$CHROOT/lib/modules" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -V | tail -n 1)
-[[ -n $kver && -f $CHROOT/boot/vmlinuz-$kver && -f $CHROOT/boot/initrd.img-$kver ]] ||
-	die "no kernel/initrd found in $CHROOT/boot"
+[[ -f $CHROOT/boot/initrd.img-$kver ]] || die "no initrd found in $CHROOT/boot"
 cp "$CHROOT/boot/vmlinuz-$kver" "$TMP/kernel"
 cp "$CHROOT/boot/initrd.img-$kver" "$TMP/initrd"
 say "kernel $kver, initrd $(du -h "$TMP/initrd" | cut -f1)"
@@ -316,18 +348,17 @@ rm -rf "$CHROOT"/var/cache/apt/archives/*.deb "$CHROOT"/var/cache/apt/*.bin \
 # --- ext4 root filesystem and qcow2 ------------------------------------------
 used=$(du -sxm "$CHROOT" | cut -f1)
 say "root tree is $used MiB; making a $SIZE ext4 filesystem"
-truncate -s "$SIZE" "$TMP/root.raw"
+truncate -s "$SIZE" "$WORK/root.raw"
 # lazy_itable_init=0: inode tables are zeroed now, not by ext4lazyinit
 # writing in the background of every boot.
 mkfs.ext4 -q -F -L yolo-root -d "$CHROOT" \
-	-E lazy_itable_init=0,lazy_journal_init=0 "$TMP/root.raw" >"$TMP/mkfs.log" 2>&1 || {
+	-E lazy_itable_init=0,lazy_journal_init=0 "$WORK/root.raw" >"$TMP/mkfs.log" 2>&1 || {
 	cat "$TMP/mkfs.log" >&2
 	die "mkfs.ext4 -d failed (root tree $used MiB, --size $SIZE: too small?)"
 }
 # qemu-img skips zero clusters, so the qcow2 holds only what ext4 uses.
-qemu-img convert -f raw -O qcow2 "$TMP/root.raw" "$TMP/image.qcow2" ||
+qemu-img convert -f raw -O qcow2 "$WORK/root.raw" "$TMP/image.qcow2" ||
 	die "qemu-img convert failed"
-rm -f "$TMP/root.raw"
 
 # --- move into place ---------------------------------------------------------
 # The stamp goes last: until it matches, the image is not "cached".

@@ -1,8 +1,10 @@
 #!/bin/sh
 # run-fuzz.sh [SECONDS] - configure build-fuzz (clang, -Dfuzz=true), build
 # the libFuzzer target and fuzz yolo_image_open_mem for SECONDS (default 600)
-# with inputs up to 64 KiB, starting from tests/fuzz/corpus.  New inputs go
-# to build-fuzz/fuzz-corpus, crashes to build-fuzz/fuzz-artifacts/.
+# with inputs up to 64 KiB, starting from tests/fuzz/corpus and the saved
+# reproducers in tests/fuzz/regressions (so a regression fails at once).
+# New inputs go to build-fuzz/fuzz-corpus, crashes to build-fuzz/fuzz-artifacts/.
+# Exit status: libFuzzer's, non-zero when it found a crash, leak or timeout.
 # KEEP_GOING=1 runs libFuzzer in fork mode with -ignore_crashes=1, so a
 # known crash does not end the run before SECONDS have passed.
 set -eu
@@ -10,6 +12,7 @@ secs=${1:-600}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=$root/build-fuzz
 seeds=$root/tests/fuzz/corpus
+regressions=$root/tests/fuzz/regressions
 work=$build/fuzz-corpus
 artifacts=$build/fuzz-artifacts
 log=$build/fuzz.log
@@ -32,7 +35,7 @@ set +e
 # shellcheck disable=SC2086
 "$build/tests/fuzz/fuzz_image_open" -max_len=65536 -max_total_time="$secs" \
 	-print_final_stats=1 -artifact_prefix="$artifacts/" -timeout=25 -rss_limit_mb=2048 \
-	$mode "$work" "$seeds" >"$log" 2>&1
+	$mode "$work" "$seeds" "$regressions" >"$log" 2>&1
 rc=$?
 set -e
 

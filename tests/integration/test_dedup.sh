@@ -12,7 +12,7 @@
 source "$(dirname "$0")/../mount/lib.sh"
 
 command -v qemu-img >/dev/null && command -v qemu-io >/dev/null || skip "qemu-utils missing"
-[ -n "${YOLO_CAPTURE:-}" ] || skip "YOLO_CAPTURE is not set (run through meson test)"
+[ -n "${YOLO_CAPTURE:-}" ] || fail "YOLO_CAPTURE is not set (run through meson test)"
 
 SRC=$TMP/src MNT=$TMP/mnt M=$TMP/metrics
 MIB=1048576

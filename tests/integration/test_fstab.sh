@@ -21,7 +21,7 @@ if [ -z "${YOLO_FSTAB_NS:-}" ] && [ "$(id -u)" = 0 ]; then
 fi
 source "$(dirname "$0")/../mount/lib.sh"
 
-[ -n "${YOLO_CAPTURE:-}" ] || skip "YOLO_CAPTURE is not set (run through meson test)"
+[ -n "${YOLO_CAPTURE:-}" ] || fail "YOLO_CAPTURE is not set (run through meson test)"
 [ -x /sbin/mount.fuse.yolofs ] || [ -x /sbin/mount.fuse ] || skip "no /sbin/mount.fuse (apt-get install fuse3)"
 command -v setpriv >/dev/null || skip "setpriv missing (util-linux)"
 

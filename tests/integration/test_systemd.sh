@@ -26,7 +26,7 @@ source "$(dirname "$0")/../mount/lib.sh"
 SYSTEMD=/lib/systemd/systemd
 [ -x $SYSTEMD ] || skip "$SYSTEMD missing (apt-get install systemd)"
 for c in unshare nsenter systemd-escape setpriv; do command -v $c >/dev/null || skip "$c missing"; done
-[ -n "${YOLOFS_UNIT:-}" ] && [ -f "$YOLOFS_UNIT" ] || skip "YOLOFS_UNIT is not set (run through meson test)"
+[ -n "${YOLOFS_UNIT:-}" ] && [ -f "$YOLOFS_UNIT" ] || fail "YOLOFS_UNIT is not set (run through meson test)"
 
 # A cgroup2 hierarchy to give systemd a subtree of (hybrid or unified host).
 CGROOT=

@@ -2,9 +2,10 @@
 # test_vm_dedup.sh - memory for the boot images of two real, different
 # Debian VM images, captured separately, held with and without dedup.
 #
-# Needs vm-cache/debian12 and vm-cache/debian12-nginx from
-# scripts/vm-image.sh (two separate debootstraps; the second adds nginx),
-# so it skips unless both are built.  Each VM's boot is captured on its
+# Needs debian12 and debian12-nginx from scripts/vm-image.sh (two separate
+# debootstraps; the second adds nginx) in $YOLO_VM_CACHE (default
+# /var/cache/yolo/vm); builds whichever is not cached (minutes each; .ci/run
+# builds both before the tests).  Each VM's boot is captured on its
 # own (yolo-capture around a real qemu TCG boot).  yolofs then serves both
 # boot images from one directory holding both VMs' files: with dedup the
 # nginx VM boots from it (its shared blocks come from the other image's
@@ -13,19 +14,18 @@
 source "$(dirname "$0")/../mount/lib.sh"
 
 ROOT=${YOLO_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
-CACHE=${YOLO_VM_CACHE:-$ROOT/vm-cache}
+CACHE=${YOLO_VM_CACHE:-/var/cache/yolo/vm}
 VMS="debian12 debian12-nginx"
-for n in $VMS; do
-	[ -f "$CACHE/$n.qcow2" ] && [ -f "$CACHE/$n.vmlinuz" ] ||
-		skip "no $n VM image in $CACHE (run scripts/vm-image.sh and scripts/vm-image.sh --name debian12-nginx --extra-packages nginx)"
-done
-command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing"
-[ -n "${YOLO_CAPTURE:-}" ] || skip "YOLO_CAPTURE is not set (run through meson test)"
+command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 missing (apt-get install qemu-system-x86)"
+[ -n "${YOLO_CAPTURE:-}" ] || fail "YOLO_CAPTURE is not set (run through meson test)"
+"$ROOT/scripts/vm-image.sh" --out "$CACHE" &&
+	"$ROOT/scripts/vm-image.sh" --out "$CACHE" --name debian12-nginx --extra-packages nginx ||
+	fail "scripts/vm-image.sh could not build the VM images"
 BOOT=$ROOT/scripts/vm-boot.sh
 SRC=$TMP/vm M=$TMP/metrics
 mkdir -p "$SRC" "$TMP/capmnt" "$TMP/mnt"
 for n in $VMS; do
-	cp --sparse=always --reflink=auto -p "$CACHE/$n.qcow2" "$CACHE/$n.vmlinuz" "$CACHE/$n.initrd" "$SRC/"
+	flock -s "$CACHE/.build.lock" cp --sparse=always --reflink=auto -p "$CACHE/$n.qcow2" "$CACHE/$n.vmlinuz" "$CACHE/$n.initrd" "$SRC/"
 done
 
 for n in $VMS; do

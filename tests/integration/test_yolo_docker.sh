@@ -16,7 +16,7 @@
 source "$(dirname "$0")/../mount/lib.sh"
 source "$(dirname "$0")/docker_lib.sh"
 
-[ -n "${YOLO_CAPTURE:-}" ] && [ -n "${YOLO_IMAGE:-}" ] || skip "YOLO_CAPTURE/YOLO_IMAGE not set (run through meson test)"
+[ -n "${YOLO_CAPTURE:-}" ] && [ -n "${YOLO_IMAGE:-}" ] || fail "YOLO_CAPTURE/YOLO_IMAGE not set (run through meson test)"
 YD=${YOLO_SOURCE_ROOT:?}/scripts/yolo-docker
 [ -x "$YD" ] || fail "$YD is missing"
 command -v flock >/dev/null && command -v setsid >/dev/null || skip "flock/setsid missing (util-linux)"

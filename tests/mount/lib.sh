@@ -9,7 +9,7 @@ note() { echo "--- $*"; }
 
 [ "$(id -u)" = 0 ] || skip "needs root"
 [ -c /dev/fuse ] || skip "/dev/fuse is missing"
-[ -n "${YOLOFS:-}" ] && [ -x "$YOLOFS" ] || skip "YOLOFS is not set (run through meson test)"
+[ -n "${YOLOFS:-}" ] && [ -x "$YOLOFS" ] || fail "YOLOFS is not set (run through meson test)"
 command -v findmnt >/dev/null || skip "findmnt is missing"
 HELPERS=$(dirname "$RWSTRESS")   # rwstress, xattr, seekcopy live together
 for h in rwstress xattr seekcopy craftimage eiofs; do [ -x "$HELPERS/$h" ] || { echo "FAIL: test helper $h not built" >&2; exit 1; }; done

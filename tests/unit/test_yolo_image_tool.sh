@@ -5,7 +5,7 @@
 # or missing images and bad usage exit 2 with one line naming the problem.
 set -u
 fail() { echo "FAIL: $*" >&2; exit 1; }
-[ -x "${YOLO_IMAGE:-}" ] && [ -x "${MKIMAGE:-}" ] || { echo "SKIP: run through meson test"; exit 77; }
+[ -x "${YOLO_IMAGE:-}" ] && [ -x "${MKIMAGE:-}" ] || fail "YOLO_IMAGE/MKIMAGE not set (run through meson test)"
 TMP=$(mktemp -d /tmp/yolo-tool.XXXXXX)
 trap 'rm -rf "$TMP"' EXIT
 S=$TMP/src
