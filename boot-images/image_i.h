@@ -63,6 +63,40 @@ int yolo_filelist_add(struct yolo_filelist *l, const char *path,
 		      const struct yolo_file_ident *ident);
 void yolo_filelist_free(struct yolo_filelist *l);
 
+/* The namespace questions a writer collects (image_ns.c). */
+struct yolo_ns_bnode {
+	uint32_t parent;
+	char *name;
+	uint16_t flags;
+};
+struct yolo_ns_bxattr {
+	uint32_t node;
+	char *name;
+};
+struct yolo_ns_builder {
+	struct yolo_ns_bnode *nodes;
+	uint32_t n, cap;
+	uint32_t *slots;                 /* (parent, name) -> index + 1 */
+	uint32_t nslots;
+	struct yolo_ns_bxattr *xattrs;
+	uint32_t nx, xcap;
+	uint64_t strings;                /* bytes of all names */
+};
+int yolo_ns_builder_add(struct yolo_ns_builder *b, const char *relpath, uint16_t flags,
+			uint32_t *node);
+int yolo_ns_builder_add_xattr(struct yolo_ns_builder *b, uint32_t node, const char *name);
+/* The section's bytes.  @return 0 or -ENOMEM. */
+int yolo_ns_builder_serialize(const struct yolo_ns_builder *b, uint8_t **out, uint64_t *len);
+void yolo_ns_builder_free(struct yolo_ns_builder *b);
+/* Add all questions of `t` to w (merge, rebind, build).  @return 0 or -errno. */
+int yolo_ns_copy(struct yolo_writer *w, const struct yolo_ns_table *t, const char *name,
+		 struct yolo_err *err);
+/* Parse and validate a namespace section (`name` for messages) into t.
+ * @return 0 or -errno. */
+int yolo_ns_parse(struct yolo_ns_table *t, const uint8_t *buf, uint64_t size, const char *name,
+		  struct yolo_err *err);
+void yolo_ns_table_free(struct yolo_ns_table *t);
+
 struct yolo_image {
 	char *name;                      /* path or label, for messages */
 	int fd;                          /* image file; -1 for in-memory images */
@@ -76,6 +110,7 @@ struct yolo_image {
 	uint64_t ext_off;                /* extension table, ext_count entries */
 	uint32_t ext_count;
 	uint64_t ext_checksum;
+	struct yolo_ns_table ns;          /* the namespace section (empty without one) */
 	uint8_t *data;                   /* loaded data section, or NULL */
 	size_t data_map_len;             /* mapping length of `data` */
 	bool data_pinned;

@@ -111,6 +111,10 @@ int yolo_image_merge(const char *out, struct yolo_image *const *in, size_t n,
 				goto fail;
 		}
 	}
+	/* The namespace questions of every image, unioned. */
+	for (size_t k = 0; k < n; k++)
+		if ((ret = yolo_ns_copy(w, &in[k]->ns, in[k]->name, err)) < 0)
+			goto fail;
 	free(buf);
 	free(map);
 	return yolo_writer_commit(w, err);

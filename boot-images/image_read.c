@@ -172,7 +172,8 @@ static int parse_extensions(struct yolo_image *img, const struct src *s,
 		for (uint32_t j = 0; j < i; j++)
 			if (get_le32(&tab[j].type) == type)
 				return CORRUPT(img, err, "extension type %u listed twice", name, type);
-		if (type != YOLO_EXT_FILE_TIMES && (flags & YOLO_EXTF_REQUIRED))
+		if (type != YOLO_EXT_FILE_TIMES && type != YOLO_EXT_NAMESPACE &&
+		    (flags & YOLO_EXTF_REQUIRED))
 			return yolo_fail(err, -EOPNOTSUPP, "%s: needs extension type %u, which this build does not read",
 					 name, type);
 		sec[5 + i] = (struct section){ "extension", get_le64(&tab[i].off), get_le64(&tab[i].size) };
@@ -180,9 +181,28 @@ static int parse_extensions(struct yolo_image *img, const struct src *s,
 	if ((ret = check_sections(name, sec, 5 + (int)n, img->info.image_size, err)) < 0)
 		return ret;
 	for (uint32_t i = 0; i < n; i++) {
-		if (get_le32(&tab[i].type) != YOLO_EXT_FILE_TIMES)
+		uint32_t type = get_le32(&tab[i].type);
+		if (type != YOLO_EXT_FILE_TIMES && type != YOLO_EXT_NAMESPACE)
 			continue;                /* not ours: skipped */
 		uint64_t off = sec[5 + i].off, size = sec[5 + i].size;
+		if (type == YOLO_EXT_NAMESPACE) {
+			uint8_t *buf = malloc(size + 1);
+			if (!buf)
+				return yolo_fail(err, -ENOMEM, "%s: out of memory", name);
+			if ((ret = src_read(s, buf, size, off)) < 0) {
+				free(buf);
+				return yolo_fail(err, ret, "%s: reading the namespace section: %s", name,
+						 strerror(-ret));
+			}
+			if (XXH3_64bits(buf, size) != get_hash(tab[i].checksum))
+				ret = CORRUPT(img, err, "namespace section checksum mismatch", name);
+			else
+				ret = yolo_ns_parse(&img->ns, buf, size, name, err);
+			free(buf);
+			if (ret < 0)
+				return ret;
+			continue;
+		}
 		if (size != (uint64_t)img->info.file_count * sizeof(struct yolo_disk_file_times))
 			return CORRUPT(img, err, "file times section of %llu bytes for %u files", name,
 				       (unsigned long long)size, img->info.file_count);
@@ -515,6 +535,7 @@ void yolo_image_close(struct yolo_image *img)
 	free(img->paths);
 	free(img->blocks);
 	free(img->by_seq);
+	yolo_ns_table_free(&img->ns);
 	free(img->name);
 	free(img);
 }

@@ -42,6 +42,7 @@ struct yolo_writer {
 	size_t wbuf_len;
 	uint64_t data_size;              /* bytes of data section so far (incl. wbuf) */
 	uint64_t end;                    /* size of the finished file */
+	struct yolo_ns_builder ns;       /* namespace questions, if any */
 	uint64_t raw_bytes;
 };
 
@@ -373,36 +374,68 @@ static int build_tables(struct yolo_writer *w, uint8_t **out, struct yolo_disk_h
 	return 0;
 }
 
-/* The extension sections (the files' change times) and the table naming
- * them, from `off` on; fills the header's extension fields.
- * @return 0 or -errno. */
+/* Write one extension section at *off (8-aligned) and fill its entry. */
+static int write_section(struct yolo_writer *w, uint32_t type, const uint8_t *buf, uint64_t size,
+			 uint64_t *off, struct yolo_disk_ext *ext)
+{
+	uint64_t at = align_up(*off, 8);
+	memset(ext, 0, sizeof(*ext));
+	put_le32(&ext->type, type);
+	put_le64(&ext->off, at);
+	put_le64(&ext->size, size);
+	put_hash(ext->checksum, XXH3_64bits(buf, size));
+	*off = at + size;
+	return yolo_pwrite_full(w->fd, buf, size, at);
+}
+
+/* The extension sections (the files' change times; the namespace
+ * questions, if any) and the table naming them, from `off` on; fills the
+ * header's extension fields.  @return 0 or -errno. */
 static int write_extensions(struct yolo_writer *w, uint64_t off, struct yolo_disk_header *d)
 {
+	struct yolo_disk_ext ext[2];
+	uint32_t n = 0;
 	uint64_t size = (uint64_t)w->files.n * sizeof(struct yolo_disk_file_times);
-	uint8_t *times = calloc(1, size + 1);
+	uint8_t *times = calloc(1, size + 1), *ns = NULL;
 	if (!times)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < w->files.n; i++)
 		put_le64(times + (uint64_t)i * sizeof(struct yolo_disk_file_times),
 			 (uint64_t)w->files.v[i].ident.ctime_ns);
-	struct yolo_disk_ext ext;
-	memset(&ext, 0, sizeof(ext));
-	uint64_t sec_off = align_up(off, 8);
-	put_le32(&ext.type, YOLO_EXT_FILE_TIMES);
-	put_le64(&ext.off, sec_off);
-	put_le64(&ext.size, size);
-	put_hash(ext.checksum, XXH3_64bits(times, size));
-	uint64_t tab_off = align_up(sec_off + size, 8);
-	int ret = yolo_pwrite_full(w->fd, times, size, sec_off);
-	if (ret == 0)
-		ret = yolo_pwrite_full(w->fd, &ext, sizeof(ext), tab_off);
+	int ret = write_section(w, YOLO_EXT_FILE_TIMES, times, size, &off, &ext[n++]);
+	uint64_t ns_size = 0;
+	if (ret == 0 && w->ns.n && (ret = yolo_ns_builder_serialize(&w->ns, &ns, &ns_size)) == 0)
+		ret = write_section(w, YOLO_EXT_NAMESPACE, ns, ns_size, &off, &ext[n++]);
 	free(times);
+	free(ns);
 	if (ret < 0)
 		return ret;
+	uint64_t tab_off = align_up(off, 8);
+	if ((ret = yolo_pwrite_full(w->fd, ext, n * sizeof(ext[0]), tab_off)) < 0)
+		return ret;
 	put_le64(&d->ext_off, tab_off);
-	put_le32(&d->ext_count, 1);
-	put_hash(d->ext_checksum, XXH3_64bits(&ext, sizeof(ext)));
-	w->end = tab_off + sizeof(ext);
+	put_le32(&d->ext_count, n);
+	put_hash(d->ext_checksum, XXH3_64bits(ext, n * sizeof(ext[0])));
+	w->end = tab_off + n * sizeof(ext[0]);
+	return 0;
+}
+
+int yolo_writer_add_ns(struct yolo_writer *w, const char *relpath, uint16_t flags,
+		       uint32_t *node, struct yolo_err *err)
+{
+	int ret = yolo_ns_builder_add(&w->ns, relpath, flags, node);
+	if (ret < 0)
+		return yolo_fail(err, ret, "namespace question about \"%s\": %s", relpath,
+				 strerror(-ret));
+	return 0;
+}
+
+int yolo_writer_add_ns_xattr(struct yolo_writer *w, uint32_t node, const char *name,
+			     struct yolo_err *err)
+{
+	int ret = yolo_ns_builder_add_xattr(&w->ns, node, name);
+	if (ret < 0)
+		return yolo_fail(err, ret, "xattr question \"%s\": %s", name, strerror(-ret));
 	return 0;
 }
 
@@ -497,6 +530,7 @@ void yolo_writer_discard(struct yolo_writer *w)
 			unlink(w->tmp_path);
 	}
 	yolo_filelist_free(&w->files);
+	yolo_ns_builder_free(&w->ns);
 	free(w->blocks);
 	free(w->key_slots);
 	free(w->wbuf);

@@ -16,6 +16,7 @@
 #define CHUNK_FILE 1u
 #define CHUNK_READS 2u
 #define CHUNK_END 3u
+#define CHUNK_NS 4u
 #define FILE_REC_SIZE 40                 /* FILE payload before the path */
 #define READ_REC_SIZE 32
 #define READS_PER_CHUNK 4096
@@ -27,6 +28,7 @@ struct yolo_trace_writer {
 	uint64_t nreads;
 	uint8_t *pending;                /* READS payload being filled */
 	uint32_t npending;
+	struct yolo_ns_builder ns;       /* questions so far, written at close */
 };
 
 static int write_chunk(struct yolo_trace_writer *tw, uint32_t type, const void *payload,
@@ -143,6 +145,19 @@ int yolo_trace_add_read(struct yolo_trace_writer *tw, const struct yolo_trace_re
 	return 0;
 }
 
+int yolo_trace_add_ns(struct yolo_trace_writer *tw, const char *relpath, uint16_t flags,
+		      const char *xattr, struct yolo_err *err)
+{
+	uint32_t node;
+	int ret = yolo_ns_builder_add(&tw->ns, relpath, xattr ? 0 : flags, &node);
+	if (ret == 0 && xattr)
+		ret = yolo_ns_builder_add_xattr(&tw->ns, node, xattr);
+	if (ret < 0)
+		return yolo_fail(err, ret, "namespace question about \"%s\": %s", relpath,
+				 strerror(-ret));
+	return 0;
+}
+
 int yolo_trace_flush(struct yolo_trace_writer *tw, struct yolo_err *err)
 {
 	if (!tw->npending)
@@ -158,6 +173,18 @@ int yolo_trace_close(struct yolo_trace_writer *tw, struct yolo_err *err)
 	put_le64(end, tw->files.n);
 	put_le64(end + 8, tw->nreads);
 	int ret = yolo_trace_flush(tw, err);
+	if (ret == 0 && tw->ns.n) {
+		uint8_t *ns = NULL;
+		uint64_t len = 0;
+		ret = yolo_ns_builder_serialize(&tw->ns, &ns, &len);
+		if (ret == 0 && len > UINT32_MAX)
+			ret = -EFBIG;
+		if (ret == 0)
+			ret = write_chunk(tw, CHUNK_NS, ns, (uint32_t)len, err);
+		else
+			yolo_fail(err, ret, "%s: namespace questions: %s", tw->path, strerror(-ret));
+		free(ns);
+	}
 	if (ret == 0)
 		ret = write_chunk(tw, CHUNK_END, end, sizeof(end), err);
 	if (ret == 0 && fsync(tw->fd) < 0)
@@ -173,6 +200,7 @@ void yolo_trace_abandon(struct yolo_trace_writer *tw)
 	if (tw->fd >= 0)
 		close(tw->fd);
 	yolo_filelist_free(&tw->files);
+	yolo_ns_builder_free(&tw->ns);
 	free(tw->pending);
 	free(tw->path);
 	free(tw);
@@ -186,6 +214,7 @@ void yolo_trace_free(struct yolo_trace *t)
 		free(t->files[i].path);
 	free(t->files);
 	free(t->reads);
+	yolo_ns_table_free(&t->ns);
 	free(t);
 }
 
@@ -283,6 +312,11 @@ static int parse_trace(struct yolo_trace *t, const uint8_t *buf, uint64_t size,
 			break;
 		case CHUNK_READS:
 			ret = parse_reads_chunk(t, p, len, &cap, name, err);
+			break;
+		case CHUNK_NS:
+			if (t->ns.nnodes)
+				return yolo_fail(err, -EUCLEAN, "%s: a second namespace chunk", name);
+			ret = yolo_ns_parse(&t->ns, p, len, name, err);
 			break;
 		case CHUNK_END:
 			if (len != 16 || get_le64(p) != t->nfiles || get_le64(p + 8) != t->nreads)

@@ -122,6 +122,7 @@ _Static_assert(sizeof(struct yolo_disk_block) == 48, "block entry size");
  * unless the entry says YOLO_EXTF_REQUIRED. */
 #define YOLO_MAX_EXT 16
 #define YOLO_EXT_FILE_TIMES 1            /* file_count x struct yolo_disk_file_times */
+#define YOLO_EXT_NAMESPACE 2             /* struct yolo_disk_ns_header, nodes, xattrs, strings */
 #define YOLO_EXTF_REQUIRED (1u << 0)
 
 struct yolo_disk_ext {
@@ -142,5 +143,49 @@ struct yolo_disk_file_times {
 	uint64_t reserved;               /* zero */
 };
 _Static_assert(sizeof(struct yolo_disk_file_times) == 16, "file times entry size");
+
+/* What a boot asked of the namespace, in first-access order: which names it
+ * looked up (found or not), which directories it listed, which symlinks it
+ * read and which extended attributes it asked for.  The questions, not the
+ * answers: a server answers them from the source as it is when it loads the
+ * image and keeps those answers fresh itself (see yolofs/namespace.c). */
+#define YOLO_NS_MAX_NODES (1u << 20)
+#define YOLO_NS_MAX_XATTRS (1u << 20)
+#define YOLO_NS_MAX_NAME 255             /* a name, as NAME_MAX */
+
+#define YOLO_NS_LOOKUP (1u << 0)         /* looked up (its attributes, or that it is absent) */
+#define YOLO_NS_READDIR (1u << 1)        /* listed (a directory) */
+#define YOLO_NS_READLINK (1u << 2)       /* read (a symlink) */
+#define YOLO_NS_LISTXATTR (1u << 3)      /* its xattr names listed */
+#define YOLO_NS_FLAGS_KNOWN (YOLO_NS_LOOKUP | YOLO_NS_READDIR | YOLO_NS_READLINK | YOLO_NS_LISTXATTR)
+
+struct yolo_disk_ns_header {
+	uint32_t node_count;             /* nodes; node 0 is the source root */
+	uint32_t xattr_count;            /* xattr questions */
+	uint64_t strings_size;           /* names, not NUL-terminated */
+	uint64_t reserved[2];            /* zero */
+};
+_Static_assert(sizeof(struct yolo_disk_ns_header) == 32, "namespace header size");
+
+/* One path: a name in the directory of node `parent` (which comes first).
+ * Node 0 is the source root: parent 0, no name. */
+struct yolo_disk_ns_node {
+	uint32_t parent;                 /* node index, < this node's */
+	uint32_t name_off;               /* in the section's strings */
+	uint16_t name_len;               /* 1..YOLO_NS_MAX_NAME; no '/' or NUL, not "." or ".." */
+	uint16_t flags;                  /* YOLO_NS_* questions asked about it */
+	uint32_t reserved;               /* zero */
+};
+_Static_assert(sizeof(struct yolo_disk_ns_node) == 16, "namespace node size");
+
+/* getxattr(node, name) was asked. */
+struct yolo_disk_ns_xattr {
+	uint32_t node;
+	uint32_t name_off;
+	uint16_t name_len;               /* 1..YOLO_NS_MAX_NAME; no NUL */
+	uint16_t reserved16;             /* zero */
+	uint32_t reserved32;             /* zero */
+};
+_Static_assert(sizeof(struct yolo_disk_ns_xattr) == 16, "namespace xattr size");
 
 #endif /* YOLO_FORMAT_H */

@@ -266,6 +266,44 @@ void *yolo_image_take_data(struct yolo_image *img, size_t *map_len);
 
 bool yolo_image_is_loaded(const struct yolo_image *img);
 
+/* ---- Namespace questions (YOLO_EXT_NAMESPACE) ---- */
+
+struct yolo_ns_node {
+	uint32_t parent;                 /* node index; node 0 is the source root */
+	const char *name;                /* NUL-terminated ("" for node 0), validated */
+	uint16_t flags;                  /* YOLO_NS_* */
+};
+
+struct yolo_ns_xattr {
+	uint32_t node;
+	const char *name;                /* NUL-terminated, validated */
+};
+
+/* The namespace questions of an image or a trace, validated. */
+struct yolo_ns_table {
+	struct yolo_ns_node *nodes;      /* nnodes; parents first, node 0 the root */
+	uint32_t nnodes;
+	struct yolo_ns_xattr *xattrs;
+	uint32_t nxattrs;
+	char *names;                     /* storage of the names */
+};
+
+/* Nodes and xattr questions of the image's namespace section (0 when it has
+ * none); parents come before their children. */
+uint32_t yolo_image_ns_node_count(const struct yolo_image *img);
+const struct yolo_ns_node *yolo_image_ns_node(const struct yolo_image *img, uint32_t i);
+uint32_t yolo_image_ns_xattr_count(const struct yolo_image *img);
+const struct yolo_ns_xattr *yolo_image_ns_xattr(const struct yolo_image *img, uint32_t i);
+
+/* Writer: record that `flags` were asked about the object at `relpath`
+ * ("" for the source root), adding its ancestors as needed.  @return 0 with
+ * *node set, -EINVAL for an unsafe path, -EFBIG past the limits. */
+int yolo_writer_add_ns(struct yolo_writer *w, const char *relpath, uint16_t flags,
+		       uint32_t *node, struct yolo_err *err);
+/* Record that xattr `name` of `node` was asked for (once per pair). */
+int yolo_writer_add_ns_xattr(struct yolo_writer *w, uint32_t node, const char *name,
+			     struct yolo_err *err);
+
 /* ---- Verify ---- */
 
 struct yolo_verify_report {
@@ -311,8 +349,9 @@ int yolo_image_rebind(const char *out, const struct yolo_image *img, int source_
 
 /* Write the union of the blocks of `n` images of the same source to `out`:
  * the first image's blocks in its first-access order, then each further
- * image's new blocks in its order.  All images must have the same block
- * size, and a file present in several must have the same identity in each.
+ * image's new blocks in its order, and the union of their namespace
+ * questions.  All images must have the same block size, and a file present
+ * in several must have the same identity in each.
  * @return 0 or -errno. */
 int yolo_image_merge(const char *out, struct yolo_image *const *in, size_t n,
 		     const struct yolo_writer_opts *opts, struct yolo_err *err);

@@ -18,14 +18,15 @@
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: yolo-image inspect [--blocks] IMAGE\n"
+		"usage: yolo-image inspect [--blocks] [--namespace] IMAGE\n"
 		"       yolo-image verify [--source DIR] IMAGE\n"
 		"       yolo-image merge -o OUT [--zstd LEVEL] IMAGE...\n"
 		"       yolo-image rebind --source DIR [-o OUT] IMAGE\n"
 		"       yolo-image --version\n"
 		"\n"
 		"inspect  print the image's files, blocks, bytes and per-file coverage\n"
-		"         (--blocks also lists every block in first-access order)\n"
+		"         (--blocks also lists every block in first-access order,\n"
+		"         --namespace every namespace question the boot asked)\n"
 		"verify   check the image's own consistency (tables and every block's\n"
 		"         checksum); only with --source also that each file is unchanged and\n"
 		"         each block still holds what the source directory holds.  Without\n"
@@ -67,13 +68,16 @@ static const char *flag_name(uint16_t flags)
 
 static int cmd_inspect(int argc, char **argv)
 {
-	bool list_blocks = false;
+	bool list_blocks = false, list_ns = false;
 	static const struct option opts[] = {
-		{ "blocks", no_argument, NULL, 'b' }, { "help", no_argument, NULL, 'h' }, { 0 } };
+		{ "blocks", no_argument, NULL, 'b' }, { "namespace", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' }, { 0 } };
 	int c;
-	while ((c = getopt_long(argc, argv, "bh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "bnh", opts, NULL)) != -1) {
 		if (c == 'b')
 			list_blocks = true;
+		else if (c == 'n')
+			list_ns = true;
 		else {
 			usage(c == 'h' ? stdout : stderr);
 			return c == 'h' ? 0 : 2;
@@ -106,6 +110,12 @@ static int cmd_inspect(int argc, char **argv)
 	       (unsigned long long)zstd);
 	printf("data:        %.2f MiB of blocks stored in %.2f MiB (image file %.2f MiB)\n",
 	       in->raw_bytes / MIB, in->data_size / MIB, in->image_size / MIB);
+	uint32_t nn = yolo_image_ns_node_count(img), nq[4] = { 0 };
+	for (uint32_t i = 0; i < nn; i++)
+		for (int q = 0; q < 4; q++)
+			nq[q] += !!(yolo_image_ns_node(img, i)->flags & (1u << q));
+	printf("namespace:   %u paths: %u looked up, %u listed, %u links read, %u xattr lists; "
+	       "%u xattrs asked for\n", nn, nq[0], nq[1], nq[2], nq[3], yolo_image_ns_xattr_count(img));
 	printf("\n%10s %10s %8s %7s  %s\n", "size MiB", "captured", "blocks", "cover", "path");
 	for (uint32_t i = 0; i < in->file_count; i++) {
 		const struct yolo_file *f = yolo_image_file(img, i);
@@ -122,6 +132,20 @@ static int cmd_inspect(int argc, char **argv)
 			printf("%8llu %10llu %12llu %8u %5s  %s\n", (unsigned long long)s,
 			       (unsigned long long)b->block_id, (unsigned long long)b->data_off,
 			       b->stored_len, flag_name(b->flags), shown(yolo_image_file(img, b->file_id)->path));
+		}
+	}
+	if (list_ns) {
+		printf("\n%8s %8s %-10s %s\n", "node", "parent", "asked", "name");
+		for (uint32_t i = 0; i < nn; i++) {
+			const struct yolo_ns_node *n = yolo_image_ns_node(img, i);
+			printf("%8u %8u %c%c%c%c       %s\n", i, n->parent,
+			       n->flags & YOLO_NS_LOOKUP ? 'L' : '-', n->flags & YOLO_NS_READDIR ? 'D' : '-',
+			       n->flags & YOLO_NS_READLINK ? 'R' : '-', n->flags & YOLO_NS_LISTXATTR ? 'X' : '-',
+			       i ? shown(n->name) : "(source root)");
+		}
+		for (uint32_t i = 0; i < yolo_image_ns_xattr_count(img); i++) {
+			const struct yolo_ns_xattr *x = yolo_image_ns_xattr(img, i);
+			printf("%8s %8u xattr      %s\n", "", x->node, shown(x->name));
 		}
 	}
 	yolo_image_close(img);

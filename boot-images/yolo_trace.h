@@ -11,6 +11,8 @@
  *            le64 dev, path bytes
  *     READS  n x { le64 t_ns, le64 offset, le32 length, le32 file_id,
  *                  le32 pid, le32 reserved }
+ *     NS     the namespace questions the boot asked, laid out as an image's
+ *            namespace section (yolo_format.h); at most one, before END
  *     END    le64 file count, le64 read count
  *
  * A trace is written as it is recorded, so a crash leaves a prefix: without
@@ -47,6 +49,7 @@ struct yolo_trace {
 	uint32_t nfiles;
 	struct yolo_trace_read *reads;   /* in recording order */
 	uint64_t nreads;
+	struct yolo_ns_table ns;         /* namespace questions (empty if none) */
 };
 
 struct yolo_trace_writer;
@@ -65,6 +68,12 @@ int yolo_trace_add_file(struct yolo_trace_writer *tw, const char *relpath,
  * serialise.  @return 0 or -errno. */
 int yolo_trace_add_read(struct yolo_trace_writer *tw, const struct yolo_trace_read *r,
 			struct yolo_err *err);
+
+/* Record a namespace question about `relpath` ("" for the source root):
+ * YOLO_NS_* flags, or with `xattr` set a getxattr of that name.  Kept in
+ * memory (each question once) and written at close.  @return 0 or -errno. */
+int yolo_trace_add_ns(struct yolo_trace_writer *tw, const char *relpath, uint16_t flags,
+		      const char *xattr, struct yolo_err *err);
 
 /* Write buffered reads as a chunk (so a crash loses at most what follows). */
 int yolo_trace_flush(struct yolo_trace_writer *tw, struct yolo_err *err);
@@ -88,7 +97,8 @@ struct yolo_build_stats {
 	uint32_t files;                  /* files with at least one block */
 };
 
-/* Write a boot image of the blocks `t` read, in first-access order, taking
+/* Write a boot image of the blocks `t` read (and its namespace questions),
+ * in first-access order, taking
  * their bytes from the source directory `source_dirfd` (files opened
  * strictly beneath it).  Each source file must still have the identity the
  * trace recorded, else the image would mix old and new content: -ESTALE.

@@ -115,6 +115,52 @@ struct pt_hooks {
 	void (*rename)(void *ctx, uint64_t ino, const char *newname);
 };
 
+/* Namespace questions and answers.  A front end may answer lookups,
+ * attributes, xattrs, symlinks and directory listings of root callers
+ * (overlayfs and dockerd, the container case, ask as root) without the
+ * source: the core asks `ns` first, and an object it knows only from such
+ * an answer stays "lazy", opened on the source only when an operation needs
+ * it.  Non-root callers always get the source's answers, as themselves.
+ * The core does not report the changes it makes: a provider must see every
+ * change of the source, whoever makes it (namespace.c watches it with
+ * inotify).  Every hook is optional. */
+#define PT_NS_UNKNOWN (-100000)          /* the hook does not know: ask the source */
+
+enum pt_ns_question {
+	PT_NS_Q_LOOKUP,                  /* its attributes (or that it is absent) */
+	PT_NS_Q_READDIR,                 /* a directory's listing */
+	PT_NS_Q_READLINK,                /* a symlink's target */
+	PT_NS_Q_LISTXATTR,               /* its xattr names */
+	PT_NS_Q_GETXATTR,                /* one xattr's value (or that it is absent) */
+};
+
+struct pt_ns_entry {
+	const char *name;
+	ino_t ino;
+	unsigned char type;              /* DT_* */
+};
+
+struct pt_ns_hooks {
+	void *ctx;
+	/* The object at `path` ("" is the source root).  @return 1 with *st
+	 * filled, -ENOENT when it is absent, or PT_NS_UNKNOWN. */
+	int (*lookup)(void *ctx, const char *path, struct stat *st);
+	/* getxattr `name` (listxattr when NULL) of `path` into buf (size 0:
+	 * the size only).  @return the size, -ENODATA, -ERANGE, or
+	 * PT_NS_UNKNOWN. */
+	ssize_t (*xattr)(void *ctx, const char *path, const char *name, void *buf, size_t size);
+	/* The target of the symlink at `path` (not NUL-terminated).
+	 * @return its length, -ENAMETOOLONG, or PT_NS_UNKNOWN. */
+	ssize_t (*readlink)(void *ctx, const char *path, char *buf, size_t size);
+	/* The listing of the directory at `path`, "." and ".." included: a
+	 * malloc'd array of *n entries whose names live in the same block
+	 * (free(*entries) frees all).  @return 0 or PT_NS_UNKNOWN. */
+	int (*listing)(void *ctx, const char *path, struct pt_ns_entry **entries, size_t *n);
+	/* The source answered question `q` about `path` (`xname`: the xattr
+	 * of PT_NS_Q_GETXATTR), for a recorder (yolo-capture). */
+	void (*asked)(void *ctx, enum pt_ns_question q, const char *path, const char *xname);
+};
+
 struct pt_config {
 	int source_fd;                   /* O_PATH directory fd of the source (ownership passes to the core) */
 	double timeout;                  /* entry/attr timeout in seconds */
@@ -123,6 +169,7 @@ struct pt_config {
 	bool keep_cache;                 /* keep the kernel page cache of unchanged files across opens */
 	uint32_t max_readahead;          /* kernel readahead window in bytes (0 disables) */
 	struct pt_hooks hooks;
+	struct pt_ns_hooks ns;
 };
 
 struct pt_fs;

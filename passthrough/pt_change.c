@@ -57,7 +57,7 @@ void pt_report_attr_set(struct pt_fs *fs, struct pt_inode *in, const struct stat
 {
 	struct stat after;
 	char rel[PATH_MAX];
-	if (fs->cfg.hooks.attr_set && pt_stat_inode(in, &after) == 0 &&
-	    pt_relpath(fs, in->fd, rel, sizeof(rel)) == 0)
+	if (fs->cfg.hooks.attr_set && pt_stat_inode(fs, in, &after) == 0 &&
+	    pt_relpath(fs, pt_fd(fs, in), rel, sizeof(rel)) == 0)
 		fs->cfg.hooks.attr_set(fs->cfg.hooks.ctx, rel, before, &after);
 }

@@ -2,7 +2,9 @@
  * creating (as the caller, with its umask: the new object is the caller's
  * from the start, never chowned afterwards) and removing names, renames,
  * directory listings, and xattrs, each decided by the source for the
- * caller. */
+ * caller.  For a root caller a namespace provider may answer listings and
+ * xattr reads instead (pt_ns_hooks), and a recorder is told which
+ * questions the source answered. */
 #include "config.h"
 
 #include <errno.h>
@@ -16,14 +18,22 @@
 
 /* ---- creating and removing names ---- */
 
+/* The directory's descriptor, for an operation as the caller that may
+ * have to fail: @return it or -errno. */
+static int dir_fd(fuse_req_t req, struct pt_inode *dir)
+{
+	return pt_fd(pt_fs_of(req), dir);
+}
+
 /* Reply to a creation: the new name's entry, looked up while still acting
  * as the caller.  `ret` is the creation's result. */
 static void reply_created(fuse_req_t req, struct pt_inode *dir, const char *name, int ret,
 			  struct pt_as *as)
 {
+	struct pt_fs *fs = pt_fs_of(req);
 	struct fuse_entry_param e;
 	if (ret == 0)
-		ret = pt_do_lookup(pt_fs_of(req), dir, name, &e);
+		ret = pt_do_lookup(fs, dir, name, &e);
 	pt_as_self(as);
 	if (ret < 0)
 		pt_reply_status(req, ret);
@@ -40,7 +50,8 @@ void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 		pt_reply_status(req, ret);
 		return;
 	}
-	ret = mknodat(dir->fd, name, mode, rdev) < 0 ? -errno : 0;
+	int dfd = dir_fd(req, dir);
+	ret = dfd < 0 ? dfd : mknodat(dfd, name, mode, rdev) < 0 ? -errno : 0;
 	reply_created(req, dir, name, ret, &as);
 }
 
@@ -53,7 +64,8 @@ void pt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 		pt_reply_status(req, ret);
 		return;
 	}
-	ret = mkdirat(dir->fd, name, mode) < 0 ? -errno : 0;
+	int dfd = dir_fd(req, dir);
+	ret = dfd < 0 ? dfd : mkdirat(dfd, name, mode) < 0 ? -errno : 0;
 	reply_created(req, dir, name, ret, &as);
 }
 
@@ -66,7 +78,8 @@ void pt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 		pt_reply_status(req, ret);
 		return;
 	}
-	ret = symlinkat(link, dir->fd, name) < 0 ? -errno : 0;
+	int dfd = dir_fd(req, dir);
+	ret = dfd < 0 ? dfd : symlinkat(link, dfd, name) < 0 ? -errno : 0;
 	reply_created(req, dir, name, ret, &as);
 }
 
@@ -79,15 +92,19 @@ void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 		pt_reply_status(req, ret);
 		return;
 	}
-	/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (a root caller); anyone may
-	 * link through the descriptor's /proc magic link, subject to the
-	 * source's own rules (protected_hardlinks) for the caller. */
-	if (linkat(in->fd, "", dir->fd, newname, AT_EMPTY_PATH) < 0) {
+	int fd = pt_fd(pt_fs_of(req), in), dfd = dir_fd(req, dir);
+	if (fd < 0 || dfd < 0) {
+		ret = fd < 0 ? fd : dfd;
+	} else if (linkat(fd, "", dfd, newname, AT_EMPTY_PATH) < 0) {
+		/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH (a root caller);
+		 * anyone may link through the descriptor's /proc magic link,
+		 * subject to the source's own rules (protected_hardlinks) for
+		 * the caller. */
 		ret = -errno;
 		if (ret == -ENOENT) {
 			char pp[64];
-			pt_proc_path(pp, sizeof(pp), in->fd);
-			ret = linkat(AT_FDCWD, pp, dir->fd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
+			pt_proc_path(pp, sizeof(pp), fd);
+			ret = linkat(AT_FDCWD, pp, dfd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
 		}
 	}
 	reply_created(req, dir, newname, ret, &as);
@@ -96,11 +113,13 @@ void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 /* unlinkat as the caller. */
 static int remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 {
+	struct pt_inode *dir = pt_inode_of(req, parent);
 	struct pt_as as;
 	int ret = pt_as_caller(req, &as, false);
 	if (ret < 0)
 		return ret;
-	ret = unlinkat(pt_inode_of(req, parent)->fd, name, flags) < 0 ? -errno : 0;
+	int dfd = dir_fd(req, dir);
+	ret = dfd < 0 ? dfd : unlinkat(dfd, name, flags) < 0 ? -errno : 0;
 	pt_as_self(&as);
 	return ret;
 }
@@ -119,12 +138,23 @@ void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	       const char *newname, unsigned int flags)
 {
 	struct pt_fs *fs = pt_fs_of(req);
-	int dfd = pt_inode_of(req, parent)->fd, ndfd = pt_inode_of(req, newparent)->fd;
+	struct pt_inode *dir = pt_inode_of(req, parent), *ndir = pt_inode_of(req, newparent);
 	struct pt_as as;
 	int ret = pt_as_caller(req, &as, false);
+	int dfd = -1, ndfd = -1;
 	if (ret == 0) {
-		ret = renameat2(dfd, name, ndfd, newname, flags) < 0 ? -errno : 0;
+		dfd = dir_fd(req, dir);
+		ndfd = dir_fd(req, ndir);
+		if (dfd < 0 || ndfd < 0)
+			ret = dfd < 0 ? dfd : ndfd;
+		else
+			ret = renameat2(dfd, name, ndfd, newname, flags) < 0 ? -errno : 0;
 		pt_as_self(&as);
+	}
+	if (ret == 0) {
+		pt_inode_moved(fs, ndir, newname);
+		if (flags & RENAME_EXCHANGE)
+			pt_inode_moved(fs, dir, name);
 	}
 	if (ret == 0 && fs->cfg.hooks.rename) {
 		struct stat st;
@@ -143,34 +173,56 @@ static struct pt_dir *dir_of(const struct fuse_file_info *fi)
 
 void pt_close_dir(struct pt_dir *d)
 {
-	closedir(d->dp);
+	if (d->dp)
+		closedir(d->dp);
+	free(d->entries);
 	free(d);
+}
+
+/* The provider's listing of `in`, for a root caller.  @return true when
+ * it gave one (d->entries). */
+static bool ns_listing(fuse_req_t req, struct pt_inode *in, struct pt_dir *d)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	char path[PATH_MAX];
+	if (!fs->cfg.ns.listing || !pt_ns_answers(req) ||
+	    pt_path_of(fs, in, path, sizeof(path)) < 0)
+		return false;
+	return fs->cfg.ns.listing(fs->cfg.ns.ctx, path, &d->entries, &d->nentries) == 0;
 }
 
 void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_inode *in = pt_inode_of(req, ino);
 	struct pt_dir *d = calloc(1, sizeof(*d));
 	if (!d) {
 		pt_reply_status(req, -ENOMEM);
 		return;
 	}
-	/* Through the magic link, not openat(fd, "."): listing needs read
-	 * permission on the directory only, as on the source. */
-	char pp[64];
-	pt_proc_path(pp, sizeof(pp), pt_inode_of(req, ino)->fd);
-	struct pt_as as;
-	int ret = pt_as_caller(req, &as, false);
-	int fd = -1;
-	if (ret == 0) {
-		fd = open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		ret = fd < 0 ? -errno : 0;
-		pt_as_self(&as);
-	}
-	if (ret == 0 && !(d->dp = fdopendir(fd)))
-		ret = -errno;
-	if (ret < 0) {
-		if (fd >= 0)
+	int ret = 0;
+	if (!ns_listing(req, in, d)) {
+		/* Through the magic link, not openat(fd, "."): listing needs
+		 * read permission on the directory only, as on the source. */
+		char pp[64];
+		struct pt_as as;
+		int fd = -1;
+		ret = pt_as_caller(req, &as, false);
+		if (ret == 0) {
+			int pfd = pt_fd(fs, in);
+			pt_proc_path(pp, sizeof(pp), pfd);
+			fd = pfd < 0 ? pfd : open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			ret = fd < 0 ? (pfd < 0 ? pfd : -errno) : 0;
+			pt_as_self(&as);
+		}
+		if (ret == 0 && !(d->dp = fdopendir(fd)))
+			ret = -errno;
+		if (ret < 0 && fd >= 0)
 			close(fd);
+		if (ret == 0)
+			pt_ns_asked(fs, PT_NS_Q_READDIR, in, NULL, NULL);
+	}
+	if (ret < 0) {
 		free(d);
 		pt_reply_status(req, ret);
 		return;
@@ -178,9 +230,9 @@ void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)d;
 	fi->cache_readdir = 0;
 	d->h.is_dir = true;
-	pt_handle_add(pt_fs_of(req), &d->h);
+	pt_handle_add(fs, &d->h);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
-		pt_handle_del(pt_fs_of(req), &d->h);
+		pt_handle_del(fs, &d->h);
 		pt_close_dir(d);
 	}
 }
@@ -190,8 +242,36 @@ static bool is_dot(const char *n)
 	return n[0] == '.' && (n[1] == '\0' || (n[1] == '.' && n[2] == '\0'));
 }
 
-/* One READDIR(PLUS) reply.  The plus lookups are the caller's: an entry it
- * may not look up (no search permission) is listed without attributes. */
+/* The next entry of a listing: from the source or the provider's. */
+struct next_entry {
+	const char *name;
+	ino_t ino;
+	unsigned char type;
+	off_t next;                      /* offset of the entry after it */
+};
+
+static int next_of(struct pt_dir *d, struct next_entry *x)
+{
+	if (!d->dp) {
+		if ((size_t)d->pos >= d->nentries)
+			return 0;
+		const struct pt_ns_entry *e = &d->entries[d->pos];
+		*x = (struct next_entry){ e->name, e->ino, e->type, d->pos + 1 };
+		return 1;
+	}
+	if (!d->ent) {
+		errno = 0;
+		d->ent = readdir(d->dp);
+		if (!d->ent)
+			return errno ? -errno : 0;
+	}
+	*x = (struct next_entry){ d->ent->d_name, d->ent->d_ino, d->ent->d_type, d->ent->d_off };
+	return 1;
+}
+
+/* One READDIR(PLUS) reply.  The plus lookups are the caller's (or the
+ * provider's, for a root caller): an entry it may not look up (no search
+ * permission) is listed without attributes. */
 static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
@@ -201,6 +281,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	char *buf = malloc(size);
 	size_t used = 0;
 	struct pt_as as = { 0 };
+	bool ns = pt_ns_answers(req);
 	int ret = buf ? 0 : -ENOMEM;
 	if (ret == 0 && plus)
 		ret = pt_as_caller(req, &as, false);
@@ -210,61 +291,58 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		return;
 	}
 	if (off != d->pos) {
-		seekdir(d->dp, off);
+		if (d->dp)
+			seekdir(d->dp, off);
 		d->ent = NULL;
 		d->pos = off;
 	}
 	for (;;) {
-		if (!d->ent) {
-			errno = 0;
-			d->ent = readdir(d->dp);
-			if (!d->ent) {
-				if (errno)
-					ret = -errno;
-				break;
-			}
+		struct next_entry x = { 0 };
+		int r = next_of(d, &x);
+		if (r <= 0) {
+			ret = r;
+			break;
 		}
-		const char *name = d->ent->d_name;
-		off_t next = d->ent->d_off;
 		size_t n;
 		if (plus) {
 			struct fuse_entry_param e;
 			memset(&e, 0, sizeof(e));
-			e.attr.st_ino = d->ent->d_ino;
-			e.attr.st_mode = (mode_t)d->ent->d_type << 12;
-			if (!is_dot(name)) {
-				ret = pt_do_lookup(fs, dir, name, &e);
+			e.attr.st_ino = x.ino;
+			e.attr.st_mode = (mode_t)x.type << 12;
+			if (!is_dot(x.name)) {
+				ret = ns ? pt_ns_lookup(fs, dir, x.name, &e) : PT_NS_UNKNOWN;
+				if (ret == PT_NS_UNKNOWN)
+					ret = pt_do_lookup(fs, dir, x.name, &e);
 				if (ret == -ENOENT) {   /* removed since readdir */
 					ret = 0;
 					d->ent = NULL;
-					d->pos = next;
+					d->pos = x.next;
 					continue;
 				}
 				if (ret == -EACCES || ret == -EPERM) {
 					memset(&e, 0, sizeof(e));   /* no attributes: a plain entry */
-					e.attr.st_ino = d->ent->d_ino;
-					e.attr.st_mode = (mode_t)d->ent->d_type << 12;
+					e.attr.st_ino = x.ino;
+					e.attr.st_mode = (mode_t)x.type << 12;
 					ret = 0;
 				}
 				if (ret < 0)
 					break;
 			}
-			n = fuse_add_direntry_plus(req, buf + used, size - used, name, &e, next);
+			n = fuse_add_direntry_plus(req, buf + used, size - used, x.name, &e, x.next);
 			if (n > size - used) {
 				if (e.ino)
 					pt_inode_put(fs, pt_inode_of(req, e.ino), 1);
 				break;
 			}
 		} else {
-			struct stat st = { .st_ino = d->ent->d_ino,
-					   .st_mode = (mode_t)d->ent->d_type << 12 };
-			n = fuse_add_direntry(req, buf + used, size - used, name, &st, next);
+			struct stat st = { .st_ino = x.ino, .st_mode = (mode_t)x.type << 12 };
+			n = fuse_add_direntry(req, buf + used, size - used, x.name, &st, x.next);
 			if (n > size - used)
 				break;
 		}
 		used += n;
 		d->ent = NULL;
-		d->pos = next;
+		d->pos = x.next;
 	}
 	if (plus)
 		pt_as_self(&as);
@@ -298,8 +376,12 @@ void pt_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int fd = dirfd(dir_of(fi)->dp);
-	int r = datasync ? fdatasync(fd) : fsync(fd);
+	struct pt_dir *d = dir_of(fi);
+	int r = 0;
+	if (d->dp) {
+		int fd = dirfd(d->dp);
+		r = datasync ? fdatasync(fd) : fsync(fd);
+	}
 	pt_reply_status(req, r < 0 ? -errno : 0);
 }
 
@@ -308,25 +390,37 @@ void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
 /* Symlinks cannot be reached through /proc/self/fd for xattrs; they are
  * reported as having none (overlayfs only needs xattrs on dirs and files). */
 
-/* getxattr (name) or listxattr (name NULL) as the caller, and the reply:
- * the size alone when the kernel asks with size 0, else the value or list.
- * The caller's identity is what hides trusted.* from unprivileged users. */
+/* getxattr (name) or listxattr (name NULL) and the reply: the size alone
+ * when the kernel asks with size 0, else the value or list.  A root
+ * caller's may come from the provider; otherwise the source answers, as
+ * the caller (whose identity is what hides trusted.* from unprivileged
+ * users). */
 static void reply_xattr_query(fuse_req_t req, struct pt_inode *in, const char *name, size_t size)
 {
-	char pp[64];
+	struct pt_fs *fs = pt_fs_of(req);
+	char pp[64], path[PATH_MAX];
 	char *buf = size ? malloc(size) : NULL;
 	if (size && !buf) {
 		pt_reply_status(req, -ENOMEM);
 		return;
 	}
-	pt_proc_path(pp, sizeof(pp), in->fd);
-	struct pt_as as;
-	ssize_t n = pt_as_caller(req, &as, false);
-	if (n == 0) {
-		n = name ? getxattr(pp, name, buf, size) : listxattr(pp, buf, size);
-		if (n < 0)
-			n = -errno;
-		pt_as_self(&as);
+	ssize_t n = PT_NS_UNKNOWN;
+	if (fs->cfg.ns.xattr && pt_ns_answers(req) && pt_path_of(fs, in, path, sizeof(path)) == 0)
+		n = fs->cfg.ns.xattr(fs->cfg.ns.ctx, path, name, buf, size);
+	if (n == PT_NS_UNKNOWN) {
+		struct pt_as as;
+		n = pt_as_caller(req, &as, false);
+		if (n == 0) {
+			int fd = pt_fd(fs, in);
+			pt_proc_path(pp, sizeof(pp), fd);
+			if (fd < 0)
+				n = fd;
+			else if ((n = name ? getxattr(pp, name, buf, size) : listxattr(pp, buf, size)) < 0)
+				n = -errno;
+			pt_as_self(&as);
+		}
+		if (n >= 0 || n == -ENODATA)
+			pt_ns_asked(fs, name ? PT_NS_Q_GETXATTR : PT_NS_Q_LISTXATTR, in, NULL, name);
 	}
 	if (n < 0)
 		pt_reply_status(req, (int)n);
@@ -368,14 +462,15 @@ static int change_xattr(fuse_req_t req, struct pt_inode *in, const char *name,
 	struct pt_change m;
 	struct stat before;
 	struct pt_as as;
-	pt_proc_path(pp, sizeof(pp), in->fd);
 	if (reg)
 		pt_change_begin(&m, fs, in, NULL, PT_MOD_ATTR, 0, 0);
-	bool known = reg && pt_stat_inode(in, &before) == 0;
+	bool known = reg && pt_stat_inode(fs, in, &before) == 0;
 	int ret = pt_as_caller(req, &as, false);
 	if (ret == 0) {
-		int r = value ? setxattr(pp, name, value, size, flags) : removexattr(pp, name);
-		ret = r < 0 ? -errno : 0;
+		int fd = pt_fd(fs, in);
+		pt_proc_path(pp, sizeof(pp), fd);
+		int r = fd < 0 ? -1 : value ? setxattr(pp, name, value, size, flags) : removexattr(pp, name);
+		ret = fd < 0 ? fd : r < 0 ? -errno : 0;
 		pt_as_self(&as);
 	}
 	if (reg && ret == 0 && known)

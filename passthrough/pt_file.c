@@ -143,7 +143,6 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pt_caller opener = { .ngroups = -1 };
 	struct pt_as as;
 	char pp[64];
-	pt_proc_path(pp, sizeof(pp), in->fd);
 	bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
 	pthread_mutex_lock(&in->mu);
 	if (trunc && fs->cfg.hooks.modify_begin)
@@ -151,8 +150,10 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 					   PT_MOD_TRUNCATE, 0, 0);
 	int fd = -1, ret = pt_as_caller(req, &as, false);
 	if (ret == 0) {
-		fd = open(pp, source_flags(fi->flags));
-		ret = fd < 0 ? -errno : pt_caller_keep(req, &opener);
+		int pfd = pt_fd(fs, in);
+		pt_proc_path(pp, sizeof(pp), pfd);
+		fd = pfd < 0 ? pfd : open(pp, source_flags(fi->flags));
+		ret = fd < 0 ? (pfd < 0 ? pfd : -errno) : pt_caller_keep(req, &opener);
 		pt_as_self(&as);
 	}
 	if (trunc && fs->cfg.hooks.modify_end)
@@ -182,13 +183,14 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 	 * (the kernel saw no entry there). */
 	int fd = -1, ret = pt_as_caller(req, &as, true);
 	if (ret == 0) {
-		fd = openat(dir->fd, name, source_flags(fi->flags) | O_CREAT | O_NOFOLLOW |
-			    (fi->flags & O_EXCL), mode);
-		ret = fd < 0 ? -errno : pt_caller_keep(req, &opener);
+		int dfd = pt_fd(fs, dir);
+		fd = dfd < 0 ? dfd : openat(dfd, name, source_flags(fi->flags) | O_CREAT | O_NOFOLLOW |
+					    (fi->flags & O_EXCL), mode);
+		ret = fd < 0 ? (dfd < 0 ? dfd : -errno) : pt_caller_keep(req, &opener);
 		pt_as_self(&as);
 	}
 	if (ret == 0)
-		ret = pt_lookup_fd(fs, fd, &e);
+		ret = pt_lookup_fd(fs, fd, dir, name, &e);
 	if (ret < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -432,13 +434,11 @@ void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse
  * it opens for the purpose.  Setting runs as the caller: the source checks
  * ownership and CAP_LINUX_IMMUTABLE for the append-only and immutable
  * flags. */
-void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
-	      unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+/* pt_ioctl on the descriptor `fd`. */
+static void ioctl_on(fuse_req_t req, struct pt_inode *in, bool dir, int fd, unsigned int cmd,
+			unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
 {
 	struct pt_fs *fs = pt_fs_of(req);
-	struct pt_inode *in = pt_inode_of(req, ino);
-	bool dir = flags & FUSE_IOCTL_DIR;
-	int fd = dir ? dirfd(((struct pt_dir *)(uintptr_t)fi->fh)->dp) : fh_of(fi)->fd;
 	unsigned c = cmd;
 	union {
 		int flags;
@@ -474,8 +474,8 @@ void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 	struct stat before;
 	struct pt_as as;
 	if (reg)
-		pt_change_begin(&m, fs, in, fh_of(fi), PT_MOD_ATTR, 0, 0);
-	bool known = reg && pt_stat_inode(in, &before) == 0;
+		pt_change_begin(&m, fs, in, NULL, PT_MOD_ATTR, 0, 0);
+	bool known = reg && pt_stat_inode(fs, in, &before) == 0;
 	int ret = pt_as_caller(req, &as, false);
 	if (ret == 0) {
 		ret = ioctl(fd, c, &v) < 0 ? -errno : 0;
@@ -489,4 +489,28 @@ void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 		pt_reply_status(req, ret);
 	else
 		fuse_reply_ioctl(req, 0, NULL, 0);
+}
+
+void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
+	      unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_inode *in = pt_inode_of(req, ino);
+	bool dir = flags & FUSE_IOCTL_DIR;
+	struct pt_dir *d = dir ? (struct pt_dir *)(uintptr_t)fi->fh : NULL;
+	int fd = dir ? (d->dp ? dirfd(d->dp) : -1) : fh_of(fi)->fd, own = -1;
+	if (fd < 0) {
+		/* A listing the provider gave: open the directory itself. */
+		char pp[64];
+		int pfd = pt_fd(fs, in);
+		pt_proc_path(pp, sizeof(pp), pfd);
+		fd = own = pfd < 0 ? pfd : open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			pt_reply_status(req, pfd < 0 ? pfd : -errno);
+			return;
+		}
+	}
+	ioctl_on(req, in, dir, fd, cmd, flags, in_buf, in_bufsz, out_bufsz);
+	if (own >= 0)
+		close(own);
 }

@@ -20,14 +20,22 @@
 
 struct pt_inode {
 	/* Immutable after creation. */
-	int fd;                          /* O_PATH|O_NOFOLLOW descriptor of the source object */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;                     /* st_mode & S_IFMT */
 
+	/* O_PATH|O_NOFOLLOW descriptor of the source object; -1 while the
+	 * inode is lazy (known from a namespace answer only): pt_fd opens it.
+	 * Set once. */
+	_Atomic int fd;
+
 	/* Protected by fs->itable_lock. */
 	struct pt_inode *next;           /* hash chain */
-	uint64_t nlookup;                /* kernel references; freed at 0 (never the root) */
+	uint64_t nlookup;                /* kernel references, and one per child naming it as
+					  * its parent; freed at 0 (never the root) */
+	struct pt_inode *parent;         /* where it was found (moved by renames through the
+					  * mount), for its path; NULL for the root */
+	char *name;                      /* its name there ("" for the root) */
 
 	/* Protected by mu.  Lock order: mu before any lock taken by a hook;
 	 * never hold fs->itable_lock while taking mu or vice versa. */
@@ -85,12 +93,15 @@ struct pt_fh {
 	struct pt_caller opener;         /* for writes by the same process (groups kept) */
 };
 
-/* One open directory. */
+/* One open directory: on the source (dp), or a listing the namespace
+ * provider gave (entries; offsets are entry indexes + 1). */
 struct pt_dir {
 	struct pt_handle h;              /* first member */
 	DIR *dp;
 	off_t pos;                       /* offset of `ent` (or of the next readdir) */
 	struct dirent *ent;              /* read but not yet returned, or NULL */
+	struct pt_ns_entry *entries;     /* when dp is NULL */
+	size_t nentries;
 };
 
 static inline struct pt_fs *pt_fs_of(fuse_req_t req)
@@ -128,14 +139,38 @@ void pt_handle_del(struct pt_fs *fs, struct pt_handle *h);
 
 /* ---- pt_inode.c ---- */
 void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n);
-int pt_stat_inode(struct pt_inode *in, struct stat *st);
+/* The inode's source descriptor, opened now if it is lazy (from its
+ * parent's, as whoever the thread acts as).  @return it or -errno (-ESTALE
+ * when the name now holds another object). */
+int pt_fd(struct pt_fs *fs, struct pt_inode *in);
+/* The inode's path below the source root ("" for the root) in buf.
+ * @return 0 or -ENAMETOOLONG. */
+int pt_path_of(struct pt_fs *fs, struct pt_inode *in, char *buf, size_t len);
+/* The path of `name` in directory `dir`.  @return 0 or -ENAMETOOLONG. */
+int pt_child_path(struct pt_fs *fs, struct pt_inode *dir, const char *name, char *buf,
+		  size_t len);
+/* The object now named `name` in `dir` (after a rename through the mount)
+ * is found there from now on. */
+void pt_inode_moved(struct pt_fs *fs, struct pt_inode *dir, const char *name);
+/* Is the namespace provider to be asked for this request (a root caller)? */
+bool pt_ns_answers(fuse_req_t req);
+int pt_stat_inode(struct pt_fs *fs, struct pt_inode *in, struct stat *st);
 /* Look `name` up in `dir` (as whoever the thread acts as) and fill e with
  * one lookup reference taken.  @return 0 or -errno. */
 int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 		 struct fuse_entry_param *e);
-/* Take a lookup reference on the object open at `fd` (any open mode) and
- * fill e.  @return 0 or -errno. */
-int pt_lookup_fd(struct pt_fs *fs, int fd, struct fuse_entry_param *e);
+/* The namespace provider's answer to that lookup (a lazy inode when new).
+ * @return 0, -ENOENT (known absent), or PT_NS_UNKNOWN. */
+int pt_ns_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
+		 struct fuse_entry_param *e);
+/* Tell a recorder that the source answered question q about `in` (or its
+ * entry `name`).  */
+void pt_ns_asked(struct pt_fs *fs, enum pt_ns_question q, struct pt_inode *in,
+		 const char *name, const char *xname);
+/* Take a lookup reference on the object open at `fd` (any open mode), just
+ * created as `name` in `dir`, and fill e.  @return 0 or -errno. */
+int pt_lookup_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const char *name,
+		 struct fuse_entry_param *e);
 void pt_free_inodes(struct pt_fs *fs);
 void pt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void pt_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);

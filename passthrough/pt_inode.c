@@ -43,15 +43,18 @@ static void table_grow(struct pt_fs *fs)
 }
 
 /* Find the inode for `st` and take one lookup reference, or insert a new
- * one owning `fd`.  `fd` is closed when an existing inode is returned.
- * @return the inode or NULL (ENOMEM; fd closed). */
-static struct pt_inode *inode_get(struct pt_fs *fs, int fd, const struct stat *st)
+ * one owning `fd` (-1: a lazy inode), found as `name` in `parent` (which
+ * it then holds a reference to).  `fd` is closed when an existing inode is
+ * returned.  @return the inode or NULL (ENOMEM; fd closed). */
+static struct pt_inode *inode_get(struct pt_fs *fs, int fd, const struct stat *st,
+				  struct pt_inode *parent, const char *name)
 {
 	pthread_mutex_lock(&fs->itable_lock);
 	if (st->st_dev == fs->root.dev && st->st_ino == fs->root.ino) {
 		fs->root.nlookup++;
 		pthread_mutex_unlock(&fs->itable_lock);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
 		return &fs->root;
 	}
 	size_t b = hash_key(st->st_dev, st->st_ino) & (fs->nbuckets - 1);
@@ -59,21 +62,31 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, const struct stat *s
 		if (in->dev == st->st_dev && in->ino == st->st_ino) {
 			in->nlookup++;
 			pthread_mutex_unlock(&fs->itable_lock);
-			close(fd);
+			/* A lazy inode found on the source takes the descriptor. */
+			int lazy = -1;
+			if (fd >= 0 && !atomic_compare_exchange_strong(&in->fd, &lazy, fd))
+				close(fd);
 			return in;
 		}
 	}
 	struct pt_inode *in = calloc(1, sizeof(*in));
-	if (!in) {
+	char *copy = strdup(name ? name : "");
+	if (!in || !copy) {
 		pthread_mutex_unlock(&fs->itable_lock);
-		close(fd);
+		if (fd >= 0)
+			close(fd);
+		free(in);
+		free(copy);
 		return NULL;
 	}
-	in->fd = fd;
+	atomic_init(&in->fd, fd);
 	in->dev = st->st_dev;
 	in->ino = st->st_ino;
 	in->type = st->st_mode & S_IFMT;
 	in->nlookup = 1;
+	in->name = copy;
+	if ((in->parent = parent))
+		parent->nlookup++;
 	pthread_mutex_init(&in->mu, NULL);
 	in->next = fs->buckets[b];
 	fs->buckets[b] = in;
@@ -85,34 +98,44 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, const struct stat *s
 
 static void inode_free(struct pt_inode *in)
 {
-	close(in->fd);
+	int fd = atomic_load(&in->fd);
+	if (fd >= 0)
+		close(fd);
 	pthread_mutex_destroy(&in->mu);
+	free(in->name);
 	free(in);
 }
 
 void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n)
 {
-	pthread_mutex_lock(&fs->itable_lock);
-	if (in->nlookup < n) {
-		ylog(YLOG_WARN, "forget of %" PRIu64 " exceeds lookups of inode %ju", n,
-		     (uintmax_t)in->ino);
-		n = in->nlookup;
-	}
-	in->nlookup -= n;
-	if (in->nlookup > 0 || in == &fs->root) {
-		pthread_mutex_unlock(&fs->itable_lock);
-		return;
-	}
-	size_t b = hash_key(in->dev, in->ino) & (fs->nbuckets - 1);
-	for (struct pt_inode **pp = &fs->buckets[b]; *pp; pp = &(*pp)->next) {
-		if (*pp == in) {
-			*pp = in->next;
-			break;
+	/* Freeing an inode drops the reference it held on its parent, which
+	 * may free that one in turn. */
+	while (in) {
+		pthread_mutex_lock(&fs->itable_lock);
+		if (in->nlookup < n) {
+			ylog(YLOG_WARN, "forget of %" PRIu64 " exceeds lookups of inode %ju", n,
+			     (uintmax_t)in->ino);
+			n = in->nlookup;
 		}
+		in->nlookup -= n;
+		if (in->nlookup > 0 || in == &fs->root) {
+			pthread_mutex_unlock(&fs->itable_lock);
+			return;
+		}
+		size_t b = hash_key(in->dev, in->ino) & (fs->nbuckets - 1);
+		for (struct pt_inode **pp = &fs->buckets[b]; *pp; pp = &(*pp)->next) {
+			if (*pp == in) {
+				*pp = in->next;
+				break;
+			}
+		}
+		fs->ninodes--;
+		struct pt_inode *parent = in->parent;
+		pthread_mutex_unlock(&fs->itable_lock);
+		inode_free(in);
+		in = parent;
+		n = 1;
 	}
-	fs->ninodes--;
-	pthread_mutex_unlock(&fs->itable_lock);
-	inode_free(in);
 }
 
 void pt_free_inodes(struct pt_fs *fs)
@@ -128,29 +151,179 @@ void pt_free_inodes(struct pt_fs *fs)
 	fs->ninodes = 0;
 }
 
-int pt_stat_inode(struct pt_inode *in, struct stat *st)
+int pt_path_of(struct pt_fs *fs, struct pt_inode *in, char *buf, size_t len)
 {
-	if (fstatat(in->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+	const char *parts[PATH_MAX / 2];
+	size_t n = 0, total = 0;
+	int ret = 0;
+	pthread_mutex_lock(&fs->itable_lock);
+	for (; in && in != &fs->root; in = in->parent) {
+		if (n == sizeof(parts) / sizeof(parts[0])) {
+			ret = -ENAMETOOLONG;
+			break;
+		}
+		parts[n++] = in->name;
+		total += strlen(in->name) + 1;
+	}
+	if (ret == 0 && total + 1 > len)
+		ret = -ENAMETOOLONG;
+	size_t at = 0;
+	buf[0] = '\0';
+	while (ret == 0 && n--) {
+		size_t l = strlen(parts[n]);
+		if (at)
+			buf[at++] = '/';
+		memcpy(buf + at, parts[n], l);
+		at += l;
+		buf[at] = '\0';
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+	return ret;
+}
+
+int pt_child_path(struct pt_fs *fs, struct pt_inode *dir, const char *name, char *buf,
+		  size_t len)
+{
+	int ret = pt_path_of(fs, dir, buf, len);
+	if (ret < 0)
+		return ret;
+	size_t at = strlen(buf), l = strlen(name);
+	if (at + l + 2 > len)
+		return -ENAMETOOLONG;
+	if (at)
+		buf[at++] = '/';
+	memcpy(buf + at, name, l + 1);
+	return 0;
+}
+
+int pt_fd(struct pt_fs *fs, struct pt_inode *in)
+{
+	int fd = atomic_load(&in->fd);
+	if (fd >= 0)
+		return fd;
+	/* Lazy: open it from its parent (whose reference it holds). */
+	pthread_mutex_lock(&fs->itable_lock);
+	struct pt_inode *parent = in->parent;
+	char name[NAME_MAX + 1];
+	snprintf(name, sizeof(name), "%s", in->name);
+	pthread_mutex_unlock(&fs->itable_lock);
+	if (!parent)
+		return -ESTALE;
+	int pfd = pt_fd(fs, parent);
+	if (pfd < 0)
+		return pfd;
+	fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ESTALE : -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_dev != in->dev || st.st_ino != in->ino) {
+		close(fd);
+		return -ESTALE;          /* the name now holds another object */
+	}
+	int lazy = -1;
+	if (!atomic_compare_exchange_strong(&in->fd, &lazy, fd)) {
+		close(fd);               /* another thread opened it first */
+		return lazy;
+	}
+	return fd;
+}
+
+void pt_inode_moved(struct pt_fs *fs, struct pt_inode *dir, const char *name)
+{
+	int dfd = pt_fd(fs, dir);
+	struct stat st;
+	char *copy = strdup(name);
+	if (dfd < 0 || !copy || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		free(copy);
+		return;
+	}
+	struct pt_inode *old = NULL;
+	pthread_mutex_lock(&fs->itable_lock);
+	size_t b = hash_key(st.st_dev, st.st_ino) & (fs->nbuckets - 1);
+	struct pt_inode *in = fs->buckets[b];
+	while (in && (in->dev != st.st_dev || in->ino != st.st_ino))
+		in = in->next;
+	if (in && in != &fs->root) {
+		old = in->parent;
+		in->parent = dir;
+		dir->nlookup++;
+		free(in->name);
+		in->name = copy;
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+	free(copy);
+	if (old)
+		pt_inode_put(fs, old, 1);
+}
+
+bool pt_ns_answers(fuse_req_t req)
+{
+	return fuse_req_ctx(req)->uid == 0;
+}
+
+int pt_stat_inode(struct pt_fs *fs, struct pt_inode *in, struct stat *st)
+{
+	int fd = pt_fd(fs, in);
+	if (fd < 0)
+		return fd;
+	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 		return -errno;
 	return 0;
 }
 
-/* Enter the O_PATH descriptor `fd` (owned) into the table and fill e. */
-static int entry_of_fd(struct pt_fs *fs, int fd, struct fuse_entry_param *e)
+static void entry_init(struct pt_fs *fs, struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
 	e->attr_timeout = fs->cfg.timeout;
 	e->entry_timeout = fs->cfg.timeout;
+}
+
+/* Enter the O_PATH descriptor `fd` (owned), found as `name` in `dir`, into
+ * the table and fill e. */
+static int entry_of_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const char *name,
+		       struct fuse_entry_param *e)
+{
+	entry_init(fs, e);
 	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
 		int saverr = errno;
 		close(fd);
 		return -saverr;
 	}
-	struct pt_inode *in = inode_get(fs, fd, &e->attr);
+	struct pt_inode *in = inode_get(fs, fd, &e->attr, dir, name);
 	if (!in)
 		return -ENOMEM;
 	e->ino = pt_nodeid_of(fs, in);
 	return 0;
+}
+
+int pt_ns_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
+		 struct fuse_entry_param *e)
+{
+	char path[PATH_MAX];
+	if (!fs->cfg.ns.lookup || pt_child_path(fs, dir, name, path, sizeof(path)) < 0)
+		return PT_NS_UNKNOWN;
+	entry_init(fs, e);
+	int r = fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &e->attr);
+	if (r != 1)
+		return r == -ENOENT ? -ENOENT : PT_NS_UNKNOWN;
+	struct pt_inode *in = inode_get(fs, -1, &e->attr, dir, name);
+	if (!in)
+		return -ENOMEM;
+	e->ino = pt_nodeid_of(fs, in);
+	return 0;
+}
+
+void pt_ns_asked(struct pt_fs *fs, enum pt_ns_question q, struct pt_inode *in,
+		 const char *name, const char *xname)
+{
+	char path[PATH_MAX];
+	if (!fs->cfg.ns.asked)
+		return;
+	int r = name ? pt_child_path(fs, in, name, path, sizeof(path))
+		     : pt_path_of(fs, in, path, sizeof(path));
+	if (r == 0)
+		fs->cfg.ns.asked(fs->cfg.ns.ctx, q, path, xname);
 }
 
 int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
@@ -158,30 +331,48 @@ int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 {
 	/* Resolving the name checks search permission on dir for whoever the
 	 * thread acts as. */
-	int fd = openat(dir->fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	return entry_of_fd(fs, fd, e);
+	int dfd = pt_fd(fs, dir);
+	if (dfd < 0)
+		return dfd;
+	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		int saverr = errno;
+		if (saverr == ENOENT)
+			pt_ns_asked(fs, PT_NS_Q_LOOKUP, dir, name, NULL);
+		return -saverr;
+	}
+	int ret = entry_of_fd(fs, fd, dir, name, e);
+	if (ret == 0)
+		pt_ns_asked(fs, PT_NS_Q_LOOKUP, dir, name, NULL);
+	return ret;
 }
 
-int pt_lookup_fd(struct pt_fs *fs, int fd, struct fuse_entry_param *e)
+int pt_lookup_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const char *name,
+		 struct fuse_entry_param *e)
 {
 	char pp[64];
 	pt_proc_path(pp, sizeof(pp), fd);
 	int pfd = open(pp, O_PATH | O_CLOEXEC);      /* the same object, no name involved */
 	if (pfd < 0)
 		return -errno;
-	return entry_of_fd(fs, pfd, e);
+	return entry_of_fd(fs, pfd, dir, name, e);
 }
 
 void pt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_inode *dir = pt_inode_of(req, parent);
 	struct fuse_entry_param e;
 	struct pt_as as;
 	YLOG_TRACE("lookup(%" PRIu64 ", %s)", (uint64_t)parent, name);
-	int ret = pt_as_caller(req, &as, false);
-	if (ret == 0) {
-		ret = pt_do_lookup(pt_fs_of(req), pt_inode_of(req, parent), name, &e);
+	int ret = pt_ns_answers(req) ? pt_ns_lookup(fs, dir, name, &e) : PT_NS_UNKNOWN;
+	if (ret == -ENOENT) {            /* known absent: the kernel may remember that */
+		entry_init(fs, &e);
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (ret == PT_NS_UNKNOWN && (ret = pt_as_caller(req, &as, false)) == 0) {
+		ret = pt_do_lookup(fs, dir, name, &e);
 		pt_as_self(&as);
 	}
 	if (ret < 0)
@@ -205,17 +396,26 @@ void pt_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forg
 
 void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct pt_fs *fs = pt_fs_of(req);
 	struct stat st;
 	struct pt_inode *in = pt_inode_of(req, ino);
-	int ret;
-	if (fi && fi->fh && in->type == S_IFREG)
+	char path[PATH_MAX];
+	int ret = PT_NS_UNKNOWN;
+	if (fi && fi->fh && in->type == S_IFREG) {
 		ret = fstat(((struct pt_fh *)(uintptr_t)fi->fh)->fd, &st) < 0 ? -errno : 0;
-	else
-		ret = pt_stat_inode(in, &st);
+	} else if (atomic_load(&in->fd) < 0 && fs->cfg.ns.lookup && pt_ns_answers(req) &&
+		   pt_path_of(fs, in, path, sizeof(path)) == 0) {
+		ret = fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st) == 1 ? 0 : PT_NS_UNKNOWN;
+	}
+	if (ret == PT_NS_UNKNOWN) {
+		ret = pt_stat_inode(fs, in, &st);
+		if (ret == 0 && in == &fs->root)
+			pt_ns_asked(fs, PT_NS_Q_LOOKUP, in, NULL, NULL);
+	}
 	if (ret < 0)
 		pt_reply_status(req, ret);
 	else
-		fuse_reply_attr(req, &st, pt_fs_of(req)->cfg.timeout);
+		fuse_reply_attr(req, &st, fs->cfg.timeout);
 }
 
 /* Does changing the mode from `st` to `mode` only clear setuid/setgid?
@@ -235,15 +435,21 @@ static bool only_drops_privileges(const struct stat *st, mode_t mode)
 static int set_mode_owner(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
 			  const struct stat *attr, int valid)
 {
+	struct pt_fs *fs = pt_fs_of(req);
 	char pp[64];
 	struct pt_as as = { 0 };
 	struct stat st;
-	bool forced = (valid & FUSE_SET_ATTR_MODE) && pt_stat_inode(in, &st) == 0 &&
+	bool forced = (valid & FUSE_SET_ATTR_MODE) && pt_stat_inode(fs, in, &st) == 0 &&
 		      only_drops_privileges(&st, attr->st_mode);
 	int ret = forced ? 0 : pt_as_caller(req, &as, false);
 	if (ret < 0)
 		return ret;
-	pt_proc_path(pp, sizeof(pp), in->fd);
+	int fd = pt_fd(fs, in);
+	if (fd < 0) {
+		pt_as_self(&as);
+		return fd;
+	}
+	pt_proc_path(pp, sizeof(pp), fd);
 	if (valid & FUSE_SET_ATTR_MODE) {
 		if (in->type == S_IFLNK)
 			ret = -EOPNOTSUPP;       /* Linux has no lchmod */
@@ -255,7 +461,7 @@ static int set_mode_owner(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
 	if (ret == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
 		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		if (fchownat(in->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
 			ret = -errno;
 	}
 	pt_as_self(&as);
@@ -279,12 +485,17 @@ static int set_times(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
 	int ret = pt_as_caller(req, &as, false);
 	if (ret < 0)
 		return ret;
-	pt_proc_path(pp, sizeof(pp), in->fd);
+	int fd = pt_fd(pt_fs_of(req), in);
+	if (fd < 0) {
+		pt_as_self(&as);
+		return fd;
+	}
+	pt_proc_path(pp, sizeof(pp), fd);
 	int r;
 	if (fh)
 		r = futimens(fh->fd, tv);
 	else if (in->type == S_IFLNK)
-		r = utimensat(in->fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
+		r = utimensat(fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	else
 		r = utimensat(AT_FDCWD, pp, tv, 0);
 	ret = r < 0 ? -errno : 0;
@@ -301,8 +512,11 @@ static int set_size(fuse_req_t req, struct pt_fs *fs, struct pt_inode *in, struc
 	pt_change_begin(&m, fs, in, fh, PT_MOD_TRUNCATE, (uint64_t)size, 0);
 	int ret = fh ? pt_as_writer(req, fh, &as) : pt_as_caller(req, &as, false);
 	if (ret == 0) {
-		pt_proc_path(pp, sizeof(pp), in->fd);
-		if ((fh ? ftruncate(fh->fd, size) : truncate(pp, size)) < 0)
+		int fd = fh ? fh->fd : pt_fd(fs, in);
+		pt_proc_path(pp, sizeof(pp), fd);
+		if (fd < 0)
+			ret = fd;
+		else if ((fh ? ftruncate(fh->fd, size) : truncate(pp, size)) < 0)
 			ret = -errno;
 		pt_as_self(&as);
 	}
@@ -327,7 +541,7 @@ void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		struct stat before;
 		if (reg)
 			pt_change_begin(&m, fs, in, fh, PT_MOD_ATTR, 0, 0);
-		bool known = reg && pt_stat_inode(in, &before) == 0;
+		bool known = reg && pt_stat_inode(fs, in, &before) == 0;
 		ret = set_mode_owner(req, in, fh, attr, valid);
 		if (reg && ret == 0 && known)
 			pt_report_attr_set(fs, in, &before);
@@ -341,7 +555,7 @@ void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 		struct stat before;
 		if (reg)
 			pt_change_begin(&m, fs, in, fh, PT_MOD_ATTR, 0, 0);
-		bool known = reg && pt_stat_inode(in, &before) == 0;
+		bool known = reg && pt_stat_inode(fs, in, &before) == 0;
 		ret = set_times(req, in, fh, attr, valid);
 		if (reg && ret == 0 && known)
 			pt_report_attr_set(fs, in, &before);
@@ -356,10 +570,22 @@ void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 
 void pt_readlink(fuse_req_t req, fuse_ino_t ino)
 {
-	char buf[PATH_MAX + 1];
-	ssize_t n = readlinkat(pt_inode_of(req, ino)->fd, "", buf, sizeof(buf));
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_inode *in = pt_inode_of(req, ino);
+	char buf[PATH_MAX + 1], path[PATH_MAX];
+	ssize_t n = PT_NS_UNKNOWN;
+	if (fs->cfg.ns.readlink && pt_ns_answers(req) && pt_path_of(fs, in, path, sizeof(path)) == 0)
+		n = fs->cfg.ns.readlink(fs->cfg.ns.ctx, path, buf, sizeof(buf));
+	if (n == PT_NS_UNKNOWN) {
+		int fd = pt_fd(fs, in);
+		n = fd < 0 ? fd : readlinkat(fd, "", buf, sizeof(buf));
+		if (fd >= 0 && n < 0)
+			n = -errno;
+		if (n >= 0)
+			pt_ns_asked(fs, PT_NS_Q_READLINK, in, NULL, NULL);
+	}
 	if (n < 0) {
-		pt_reply_status(req, -errno);
+		pt_reply_status(req, (int)n);
 		return;
 	}
 	if ((size_t)n >= sizeof(buf)) {
@@ -373,7 +599,10 @@ void pt_readlink(fuse_req_t req, fuse_ino_t ino)
 void pt_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
-	if (fstatvfs(pt_inode_of(req, ino)->fd, &sv) < 0)
+	int fd = pt_fd(pt_fs_of(req), pt_inode_of(req, ino));
+	if (fd < 0)
+		pt_reply_status(req, fd);
+	else if (fstatvfs(fd, &sv) < 0)
 		pt_reply_status(req, -errno);
 	else
 		fuse_reply_statfs(req, &sv);
@@ -388,8 +617,9 @@ void pt_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	struct pt_as as;
 	int ret = pt_as_caller(req, &as, false);
 	if (ret == 0) {
-		pt_proc_path(pp, sizeof(pp), pt_inode_of(req, ino)->fd);
-		ret = faccessat(AT_FDCWD, pp, mask, AT_EACCESS) < 0 ? -errno : 0;
+		int fd = pt_fd(pt_fs_of(req), pt_inode_of(req, ino));
+		pt_proc_path(pp, sizeof(pp), fd);
+		ret = fd < 0 ? fd : faccessat(AT_FDCWD, pp, mask, AT_EACCESS) < 0 ? -errno : 0;
 		pt_as_self(&as);
 	}
 	pt_reply_status(req, ret);

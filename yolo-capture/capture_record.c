@@ -46,6 +46,7 @@ struct recorder {
 	struct yolo_trace_writer *tw;
 	uint64_t start_ns;
 	uint64_t reads, bytes;
+	uint64_t ns_questions;
 	int error;                       /* first trace write error (-errno) */
 	struct yolo_err err;
 };
@@ -116,6 +117,26 @@ static int rec_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 	r->bytes += size;
 	pthread_mutex_unlock(&r->lock);
 	return PT_READ_PASS;
+}
+
+/* A namespace question the source answered (lookup, listing, symlink,
+ * xattrs): the boot image keeps it, so the server can answer it from
+ * memory (yolofs/namespace.c). */
+static void rec_ns_asked(void *ctx, enum pt_ns_question q, const char *path, const char *xname)
+{
+	static const uint16_t flags[] = {
+		[PT_NS_Q_LOOKUP] = YOLO_NS_LOOKUP, [PT_NS_Q_READDIR] = YOLO_NS_READDIR,
+		[PT_NS_Q_READLINK] = YOLO_NS_READLINK, [PT_NS_Q_LISTXATTR] = YOLO_NS_LISTXATTR,
+		[PT_NS_Q_GETXATTR] = 0,
+	};
+	struct recorder *r = ctx;
+	pthread_mutex_lock(&r->lock);
+	int ret = yolo_trace_add_ns(r->tw, path, flags[q], q == PT_NS_Q_GETXATTR ? xname : NULL,
+				    &r->err);
+	if (ret < 0 && !r->error)
+		r->error = ret;
+	r->ns_questions++;
+	pthread_mutex_unlock(&r->lock);
 }
 
 /* A file written through the mount during capture no longer matches what
@@ -258,11 +279,12 @@ static int parse_record_args(int argc, char **argv, struct rec_opts *o, const ch
 static void print_progress(struct recorder *r, bool whole_line)
 {
 	pthread_mutex_lock(&r->lock);
-	uint64_t reads = r->reads, bytes = r->bytes;
+	uint64_t reads = r->reads, bytes = r->bytes, ns = r->ns_questions;
 	pthread_mutex_unlock(&r->lock);
-	fprintf(stderr, "%syolo-capture: %llu reads, %.1f MiB recorded, %.1f s%s",
-		whole_line ? "" : "\r", (unsigned long long)reads, bytes / 1048576.0,
-		(now_ns() - r->start_ns) / 1e9, whole_line ? "\n" : "   ");
+	fprintf(stderr, "%syolo-capture: %llu reads, %.1f MiB, %llu namespace questions "
+		"recorded, %.1f s%s", whole_line ? "" : "\r", (unsigned long long)reads,
+		bytes / 1048576.0, (unsigned long long)ns, (now_ns() - r->start_ns) / 1e9,
+		whole_line ? "\n" : "   ");
 }
 
 /* Wait for the end of the capture; returns the reason as text. */
@@ -325,6 +347,7 @@ int capture_record_main(int argc, char **argv)
 	struct pt_config cfg = {
 		.source_fd = srcfd, .timeout = 1.0, .force_direct_io = true,
 		.hooks = { .ctx = &rec, .open = rec_open, .release = rec_release, .read = rec_read },
+		.ns = { .ctx = &rec, .asked = rec_ns_asked },
 	};
 	struct pt_fs *fs;
 	int ret = pt_create(&fs, &cfg);

@@ -37,6 +37,7 @@
 
 #include "imageset.h"
 #include "log.h"
+#include "namespace.h"
 #include "passthrough.h"
 #include "trust.h"
 
@@ -66,6 +67,7 @@ struct imageset {
 	int source_fd;
 	bool check_trust;                /* only trusted image files (trust.h) */
 	struct bg *bg;
+	struct ns *ns;                   /* NULL: no namespace answers */
 	struct bst *store;               /* memory mode only */
 	struct stats *stats;
 
@@ -299,6 +301,23 @@ static void verify_release(void *ctx, bool ran)
 	free(j);
 }
 
+/* Learn the answers to the image's namespace questions from the source,
+ * in the background: until then they are asked of the source. */
+static void learn_run(void *ctx)
+{
+	struct image *im = ctx;
+	uint32_t n = ns_learn(im->set->ns, im->pub.img);
+	if (yolo_image_ns_node_count(im->pub.img))
+		ylog(YLOG_INFO, "image %s: %u of %u namespace paths answered from memory", im->pub.path,
+		     n, yolo_image_ns_node_count(im->pub.img));
+}
+
+static void learn_release(void *ctx, bool ran)
+{
+	(void)ran;
+	iset_image_put(&((struct image *)ctx)->pub);
+}
+
 static void free_records(struct image *im)
 {
 	for (uint32_t i = 0; im->pub.fresh && i < im->pub.info->file_count; i++)
@@ -365,6 +384,11 @@ static struct image *image_open(struct imageset *set, const char *path, int fd, 
 		goto fail;
 	}
 	judge_files(im);
+	if (set->ns && yolo_image_ns_node_count(im->pub.img)) {
+		image_get(im);
+		bg_queue(set->bg, &(struct bg_job){ .run = learn_run, .release = learn_release,
+						    .ctx = im });
+	}
 	return im;
 fail:
 	if (im->pub.img)
@@ -742,6 +766,7 @@ int iset_create(struct imageset **out, const struct iset_config *cfg, struct sta
 	set->source_fd = cfg->source_fd;
 	set->check_trust = !cfg->trust_all;
 	set->bg = cfg->bg;
+	set->ns = cfg->ns;
 	set->stats = stats;
 	pthread_mutex_init(&set->list_lock, NULL);
 	pthread_mutex_init(&set->balance_lock, NULL);

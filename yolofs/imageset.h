@@ -20,6 +20,8 @@
 #include "stats.h"
 #include "yolo_image.h"
 
+struct ns;
+
 /* One image.  The fields below are immutable while a reference is held. */
 struct iset_image {
 	char *path;                      /* as given in images= */
@@ -37,6 +39,7 @@ struct iset_config {
 	bool dedup;                      /* hold identical blocks once */
 	int source_fd;                   /* the source directory; borrowed */
 	struct bg *bg;                   /* runs comparisons and checks; borrowed */
+	struct ns *ns;                   /* learns each image's namespace answers (or NULL); borrowed */
 	bool trust_all;                  /* insecure_images: skip trust.h's checks (tests) */
 };
 

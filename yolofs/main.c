@@ -25,6 +25,7 @@
 #include "imageset.h"
 #include "log.h"
 #include "mount.h"
+#include "namespace.h"
 #include "passthrough.h"
 #include "sdnotify.h"
 #include "stats.h"
@@ -282,10 +283,11 @@ int main(int argc, char *argv[])
 	struct imageset *set = NULL;
 	struct bs *bs = NULL;
 	struct bg *bg = NULL;
+	struct ns *ns = NULL;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
 	static struct reloader reloader;
-	int source_fd = -1, ret = 1;
+	int source_fd = -1, ret = 1, r;
 	bool mounted = false;
 
 	ylog_init("yolofs");
@@ -355,12 +357,16 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "yolofs: out of memory\n");
 			goto out;
 		}
+		/* Without inotify everything is asked of the source: slower, not wrong. */
+		if ((r = ns_create(&ns, source_fd, &stats)) < 0)
+			fprintf(stderr, "yolofs: warning: no namespace answers from memory: inotify: "
+				"%s (see /proc/sys/fs/inotify/max_user_instances)\n", strerror(-r));
 		struct iset_config ic = {
 			.paths = (const char *const *)images.v, .npaths = images.n,
 			.memory = memory, .memlimit = memlimit, .dedup = !o.no_dedup,
-			.source_fd = source_fd, .bg = bg, .trust_all = o.insecure_images,
+			.source_fd = source_fd, .bg = bg, .ns = ns, .trust_all = o.insecure_images,
 		};
-		int r = iset_create(&set, &ic, &stats, &err);
+		r = iset_create(&set, &ic, &stats, &err);
 		if (r < 0) {
 			fprintf(stderr, "yolofs: %s\n", err.msg[0] ? err.msg : strerror(-r));
 			goto out;
@@ -377,7 +383,9 @@ int main(int argc, char *argv[])
 	};
 	if (bs)
 		pc.hooks = bs_hooks(bs);
-	int r = pt_create(&fs, &pc);
+	if (ns)
+		pc.ns = ns_hooks(ns);
+	r = pt_create(&fs, &pc);
 	if (r < 0) {
 		fprintf(stderr, "yolofs: source %s: %s\n", o.source, strerror(-r));
 		goto out;
@@ -426,6 +434,11 @@ int main(int argc, char *argv[])
 	r = stats_start(&stats, o.metrics, o.metrics_interval);
 	if (r < 0)
 		ylog(YLOG_WARN, "no statistics thread: %s", strerror(-r));
+	/* Without the reader, reports stay queued and nothing is answered
+	 * after the first change (namespace.c: settled). */
+	if (ns && (r = ns_start(ns)) < 0)
+		ylog(YLOG_WARN, "no inotify reader (namespace answers stop at the first change "
+		     "in the source): %s", strerror(-r));
 	if (bg && (r = bg_start(bg)) < 0)
 		ylog(YLOG_WARN, "no background thread (changed files are not compared, so not "
 		     "served): %s", strerror(-r));
@@ -495,6 +508,7 @@ out:
 	bs_destroy(bs);
 	bg_destroy(bg);                  /* its jobs hold images */
 	iset_destroy(set);
+	ns_destroy(ns);
 	stats_destroy(&stats);
 	if (source_fd >= 0)
 		close(source_fd);

@@ -91,6 +91,9 @@ void stats_log(struct stats *st)
 	       PRIu64 " bytes of loaded images, limit %" PRIu64,
 	       ld(&st->reads_passthrough), ld(&st->reloads), ld(&st->mem.resident),
 	       ld(&st->mem.pinned), ld(&st->mem.logical), ld(&st->mem.limit));
+	ylog(YLOG_INFO, "stats: namespace: %" PRIu64 " questions answered from memory, %" PRIu64
+	     " asked of the source, %" PRIu64 " answers dropped by changes, %" PRIu64 " paths known",
+	     ld(&st->ns_answered), ld(&st->ns_unknown), ld(&st->ns_dropped), ld(&st->ns_known));
 	pthread_mutex_lock(&st->lock);
 	for (size_t i = 0; i < st->nimages; i++) {
 		struct stats_image *m = st->images[i];
@@ -212,6 +215,14 @@ int stats_write_metrics(struct stats *st, const char *path)
 	counter(f, "reload_errors", "Images a reload could not open.", ld(&st->reload_errors));
 	counter(f, "images_refused", "Image files refused: someone other than root could change them.",
 		ld(&st->images_refused));
+	counter(f, "ns_answered", "Namespace questions (lookup, getattr, xattr, readlink, "
+		"listing) of root callers answered from memory.", ld(&st->ns_answered));
+	counter(f, "ns_unknown", "Namespace questions of root callers asked of the source.",
+		ld(&st->ns_unknown));
+	counter(f, "ns_dropped", "Namespace answers dropped because a change was reported.",
+		ld(&st->ns_dropped));
+	gauge(f, "ns_known_paths", "Paths whose namespace answers are kept in memory.",
+	      ld(&st->ns_known));
 	gauge(f, "memory_limit_bytes", "memlimit (0: none).", ld(&st->mem.limit));
 	gauge(f, "memory_resident_bytes", "Memory holding image blocks.", ld(&st->mem.resident));
 	gauge(f, "memory_unique_bytes", "Bytes of distinct image blocks in memory.",

@@ -52,6 +52,10 @@ struct stats {
 	atomic_uint_fast64_t reloads;           /* image reloads (SIGHUP) */
 	atomic_uint_fast64_t reload_errors;     /* images a reload could not open */
 	atomic_uint_fast64_t images_refused;    /* image files not trusted (trust.h) */
+	atomic_uint_fast64_t ns_answered;       /* namespace questions answered from memory */
+	atomic_uint_fast64_t ns_unknown;        /* ... asked of the source instead */
+	atomic_uint_fast64_t ns_dropped;        /* answers dropped: a change was reported */
+	atomic_uint_fast64_t ns_known;          /* paths with kept answers (gauge) */
 	struct stats_memory mem;
 	/* Called before the statistics are logged or written, to refresh
 	 * gauges kept elsewhere (may be NULL). */

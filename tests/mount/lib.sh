@@ -135,7 +135,7 @@ tree_listing() {
 	(cd "$dir" && find . -mindepth 1 \( -type c -o -type b \) -printf '%P\n' | LC_ALL=C sort |
 		while read -r p; do echo "$p rdev $(stat -c '%t:%T' "$p")"; done)
 	(cd "$dir" && find . -mindepth 1 ! -type l -printf '%P\n' | LC_ALL=C sort |
-		while read -r p; do "$HELPERS/xattr" dump "$p" | sed "s|^|$p xattr |"; done)
+		"$HELPERS/xattr" dump-lines)
 }
 
 # same_tree A B: listings and the contents of every regular file agree.
@@ -144,7 +144,10 @@ same_tree() {
 	tree_listing "$a" >"$TMP/list.a"
 	tree_listing "$b" >"$TMP/list.b"
 	diff -u "$TMP/list.a" "$TMP/list.b" >&2 || fail "tree listing of $b differs from $a"
-	(cd "$a" && find . -type f -printf '%P\n') | while read -r f; do
-		cmp "$a/$f" "$b/$f" || exit 1
-	done || fail "file contents of $b differ from $a"
+	(cd "$a" && find . -type f -printf '%P\n') | /usr/bin/python3 -c '
+import filecmp, sys
+a, b = sys.argv[1:3]
+for f in sys.stdin.read().splitlines():
+    if not filecmp.cmp(a + "/" + f, b + "/" + f, shallow=False):
+        sys.exit("%s differs" % f)' "$a" "$b" || fail "file contents of $b differ from $a"
 }

@@ -175,6 +175,32 @@ fail:
 	return ret;
 }
 
+int tu_write_ns_image(const char *path)
+{
+	struct yolo_writer *w;
+	struct yolo_err err = { "" };
+	struct yolo_file_ident id = tu_ident(0, 4096);
+	uint32_t fid, n, py;
+	uint8_t blk[4096] = { 1 };
+	if (yolo_writer_create(&w, path, NULL, &err) < 0 ||
+	    yolo_writer_add_file(w, "usr/bin/python3", &id, &fid, &err) < 0 ||
+	    yolo_writer_add_block(w, fid, 0, blk, 4096, &err) < 0)
+		return -1;
+	int r = 0;
+	r |= yolo_writer_add_ns(w, "usr/bin/python3", YOLO_NS_LOOKUP, &py, &err);
+	r |= yolo_writer_add_ns(w, "usr/lib", YOLO_NS_READDIR | YOLO_NS_LOOKUP, &n, &err);
+	r |= yolo_writer_add_ns(w, "usr/bin/python", YOLO_NS_LOOKUP, &n, &err);
+	r |= yolo_writer_add_ns(w, "usr/bin/python", YOLO_NS_READLINK, &n, &err);   /* merged */
+	r |= yolo_writer_add_ns(w, "etc/missing.conf", YOLO_NS_LOOKUP, &n, &err);
+	r |= yolo_writer_add_ns(w, "", YOLO_NS_LISTXATTR, &n, &err);                 /* the root */
+	r |= yolo_writer_add_ns_xattr(w, py, "security.capability", &err);
+	r |= yolo_writer_add_ns_xattr(w, py, "security.capability", &err);           /* once */
+	r |= yolo_writer_add_ns_xattr(w, py, "trusted.overlay.origin", &err);
+	if (r)
+		return -1;
+	return yolo_writer_commit(w, &err);
+}
+
 static int mkdirs_for(const char *path)
 {
 	char *copy = strdup(path);

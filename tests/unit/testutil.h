@@ -56,6 +56,10 @@ int tu_write_image(const char *path, const struct yolo_writer_opts *opts,
 		   const struct tu_file *files, size_t nfiles,
 		   const struct yolo_file_ident *idents,
 		   const struct tu_access *acc, size_t nacc, struct yolo_err *err);
+/* Write an image of one file (usr/bin/python3) with namespace questions:
+ * lookups, a listing, a symlink read, an absent name, the root's xattr
+ * list and two xattrs.  @return 0, or -1. */
+int tu_write_ns_image(const char *path);
 
 /* Create the files under `dir` (creating parent directories) with the
  * contents tu_block_content() gives for block size `bs`, and return their

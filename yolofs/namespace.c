@@ -1,0 +1,744 @@
+/* namespace.c - answers to namespace questions, learned from the source
+ * when an image is loaded and kept fresh with inotify (see namespace.h).
+ *
+ * Locking: `lock` protects the table and every answer; readers (FUSE
+ * workers) hold it shared while they copy an answer out.  A learned answer
+ * is only stored if no inotify report was handled between reading it from
+ * the source and storing it (`reports` did not move); a report that
+ * arrives later drops it.
+ *
+ * No window: the kernel queues a report inside the system call that makes
+ * the change, before it returns.  So an answer is only given while no
+ * report is queued and none is being handled (settled()); otherwise the
+ * source is asked.  A change that happened before a question was asked is
+ * therefore always seen. */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <sys/ioctl.h>
+#include <sys/statfs.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "namespace.h"
+
+/* Which answers of a node are good now. */
+enum {
+	A_STAT = 1 << 0,                 /* st */
+	A_ABSENT = 1 << 1,               /* it does not exist */
+	A_LISTING = 1 << 2,              /* listing */
+	A_LINK = 1 << 3,                 /* link */
+	A_XLIST = 1 << 4,                /* xlist */
+};
+
+struct xanswer {
+	char *name;
+	char *value;
+	ssize_t len;                     /* -ENODATA: absent */
+};
+
+struct node {
+	struct node *next;               /* hash chain */
+	char *path;
+	unsigned answers;
+	struct stat st;
+	struct pt_ns_entry *listing;     /* one block: entries, then their names */
+	size_t nlisting, listing_size;
+	char *link;
+	size_t link_len;
+	char *xlist;
+	size_t xlist_len;
+	struct xanswer *xattrs;          /* good while A_STAT is */
+	size_t nxattrs;
+	int wd;                          /* inotify watch on it, or -1 */
+};
+
+struct ns {
+	int source_fd;                   /* borrowed */
+	struct stats *stats;
+	int ifd;                         /* inotify */
+	int quit_fd;                     /* eventfd: stops the reader */
+	pthread_t reader;
+	bool running;
+	atomic_uint_fast64_t reports;    /* inotify reports handled */
+	atomic_uint handling;            /* reports read from ifd and not yet handled */
+
+	pthread_rwlock_t lock;           /* protects the table and the answers */
+	struct node **buckets;
+	size_t nbuckets, n;
+	struct node **watched;           /* the nodes that have had a watch */
+	size_t nwatched, watched_cap;
+};
+
+static struct ylog_limit watch_limit, remote_limit;
+
+#define WATCH_DIR (IN_ATTRIB | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | \
+		   IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_ONLYDIR)
+#define WATCH_FILE (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+
+static uint64_t hash_path(const char *p)
+{
+	uint64_t h = 14695981039346656037ull;    /* FNV-1a */
+	for (; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ull;
+	return h;
+}
+
+/* ---- the table (lock held) ---- */
+
+static struct node *find(struct ns *ns, const char *path)
+{
+	if (!ns->nbuckets)
+		return NULL;
+	for (struct node *n = ns->buckets[hash_path(path) & (ns->nbuckets - 1)]; n; n = n->next)
+		if (!strcmp(n->path, path))
+			return n;
+	return NULL;
+}
+
+static void forget_answers(struct node *n)
+{
+	free(n->listing);
+	free(n->link);
+	free(n->xlist);
+	for (size_t i = 0; i < n->nxattrs; i++) {
+		free(n->xattrs[i].name);
+		free(n->xattrs[i].value);
+	}
+	free(n->xattrs);
+	n->listing = NULL;
+	n->link = n->xlist = NULL;
+	n->xattrs = NULL;
+	n->nlisting = n->nxattrs = 0;
+	n->answers = 0;
+}
+
+/* The node for `path`, added if new (taking `path`).  NULL on ENOMEM. */
+static struct node *get(struct ns *ns, char *path)
+{
+	struct node *n = find(ns, path);
+	if (n) {
+		free(path);
+		return n;
+	}
+	if (ns->n >= ns->nbuckets) {
+		size_t nb = ns->nbuckets ? ns->nbuckets * 2 : 256;
+		struct node **b = calloc(nb, sizeof(*b));
+		if (!b) {
+			free(path);
+			return NULL;
+		}
+		for (size_t i = 0; i < ns->nbuckets; i++) {
+			for (struct node *x = ns->buckets[i], *next; x; x = next) {
+				next = x->next;
+				x->next = b[hash_path(x->path) & (nb - 1)];
+				b[hash_path(x->path) & (nb - 1)] = x;
+			}
+		}
+		free(ns->buckets);
+		ns->buckets = b;
+		ns->nbuckets = nb;
+	}
+	if (!(n = calloc(1, sizeof(*n)))) {
+		free(path);
+		return NULL;
+	}
+	n->path = path;
+	n->wd = -1;
+	size_t b = hash_path(path) & (ns->nbuckets - 1);
+	n->next = ns->buckets[b];
+	ns->buckets[b] = n;
+	ns->n++;
+	return n;
+}
+
+static void count_drop(struct ns *ns, struct node *n)
+{
+	if (n->answers)
+		stats_add(&ns->stats->ns_dropped, 1);
+	forget_answers(n);
+}
+
+/* Drop what is known about `path` (and, `below`, every path under it)
+ * and about its directory's listing. */
+static void drop_path(struct ns *ns, const char *path, bool below)
+{
+	struct node *n = find(ns, path);
+	if (n)
+		count_drop(ns, n);
+	size_t len = strlen(path);
+	if (below) {
+		for (size_t b = 0; b < ns->nbuckets; b++)
+			for (struct node *x = ns->buckets[b]; x; x = x->next)
+				if (len == 0 ? x->path[0] != '\0' :
+				    !strncmp(x->path, path, len) && x->path[len] == '/')
+					count_drop(ns, x);
+	}
+	if (len == 0)
+		return;
+	const char *slash = strrchr(path, '/');
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - path) : 0, path);
+	struct node *p = find(ns, parent);
+	if (p && (p->answers & A_LISTING)) {
+		stats_add(&ns->stats->ns_dropped, 1);
+		p->answers &= ~A_LISTING;
+	}
+}
+
+static void drop_all(struct ns *ns)
+{
+	for (size_t b = 0; b < ns->nbuckets; b++)
+		for (struct node *x = ns->buckets[b]; x; x = x->next)
+			count_drop(ns, x);
+}
+
+/* ---- inotify reports ---- */
+
+static void handle_report(struct ns *ns, const struct inotify_event *ev)
+{
+	if (ev->mask & IN_Q_OVERFLOW) {
+		ylog(YLOG_WARN, "namespace: inotify reports were lost; every answer is asked of the "
+		     "source again");
+		drop_all(ns);
+		return;
+	}
+	/* Several nodes share a watch when they are links to one file. */
+	for (size_t i = 0; i < ns->nwatched; i++) {
+		struct node *x = ns->watched[i];
+		if (x->wd != ev->wd)
+			continue;
+		if (ev->len && ev->name[0]) {
+			char child[PATH_MAX];
+			snprintf(child, sizeof(child), "%s%s%s", x->path, x->path[0] ? "/" : "",
+				 ev->name);
+			drop_path(ns, child, true);
+			if (ev->mask & (IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO))
+				count_drop(ns, x);   /* the directory's times and link count */
+		} else {
+			bool gone = ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED);
+			drop_path(ns, x->path, gone);
+			if (ev->mask & IN_IGNORED)
+				x->wd = -1;
+		}
+	}
+}
+
+static void *reader_main(void *arg)
+{
+	struct ns *ns = arg;
+	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
+	for (;;) {
+		struct pollfd p[2] = { { .fd = ns->ifd, .events = POLLIN },
+				       { .fd = ns->quit_fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0)
+			continue;
+		if (p[1].revents)
+			return NULL;
+		atomic_fetch_add(&ns->handling, 1);      /* before the queue empties */
+		ssize_t len = read(ns->ifd, buf, sizeof(buf));
+		pthread_rwlock_wrlock(&ns->lock);
+		for (char *at = buf; len > 0 && at < buf + len;) {
+			const struct inotify_event *ev = (const struct inotify_event *)at;
+			handle_report(ns, ev);
+			at += sizeof(*ev) + ev->len;
+		}
+		atomic_fetch_add(&ns->reports, 1);
+		atomic_fetch_sub(&ns->handling, 1);
+		pthread_rwlock_unlock(&ns->lock);
+	}
+}
+
+/* No report is queued or being handled (lock held shared, so none can be
+ * handled meanwhile): the answers reflect every change made so far. */
+static bool settled(struct ns *ns)
+{
+	int queued = 0;
+	if (ioctl(ns->ifd, FIONREAD, &queued) < 0 || queued > 0)
+		return false;
+	return atomic_load(&ns->handling) == 0;
+}
+
+/* ---- learning ---- */
+
+/* What was read about one path, to be stored if no report came between. */
+struct learned {
+	unsigned answers;
+	struct stat st;
+	struct pt_ns_entry *listing;
+	size_t nlisting, listing_size;
+	char *link;
+	size_t link_len;
+	char *xlist;
+	size_t xlist_len;
+	struct xanswer *xattrs;
+	size_t nxattrs;
+	int wd;
+};
+
+/* The listing of the directory open as O_PATH `fd`: "." and ".." included,
+ * names in the same block.  @return 0 or -errno. */
+static int read_listing(int fd, struct learned *l)
+{
+	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	if (!d) {
+		if (dfd >= 0)
+			close(dfd);
+		return -errno;
+	}
+	size_t n = 0, names = 0, cap = 0;
+	struct { char *name; ino_t ino; unsigned char type; } *v = NULL;
+	struct dirent *de;
+	int ret = 0;
+	while ((de = readdir(d))) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			void *nv = realloc(v, cap * sizeof(*v));
+			if (!nv) {
+				ret = -ENOMEM;
+				break;
+			}
+			v = nv;
+		}
+		if (!(v[n].name = strdup(de->d_name))) {
+			ret = -ENOMEM;
+			break;
+		}
+		v[n].ino = de->d_ino;
+		v[n].type = de->d_type;
+		names += strlen(de->d_name) + 1;
+		n++;
+	}
+	closedir(d);
+	if (ret == 0) {
+		l->listing_size = n * sizeof(struct pt_ns_entry) + names;
+		l->listing = malloc(l->listing_size + 1);
+		if (!l->listing)
+			ret = -ENOMEM;
+	}
+	if (ret == 0) {
+		char *s = (char *)(l->listing + n);
+		for (size_t i = 0; i < n; i++) {
+			size_t len = strlen(v[i].name) + 1;
+			memcpy(s, v[i].name, len);
+			l->listing[i] = (struct pt_ns_entry){ s, v[i].ino, v[i].type };
+			s += len;
+		}
+		l->nlisting = n;
+		l->answers |= A_LISTING;
+	}
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+	return ret;
+}
+
+/* xattr `name` (list when NULL) of the object at O_PATH `fd`, malloc'd. */
+static ssize_t read_xattr(int fd, const char *name, char **out)
+{
+	char pp[64];
+	snprintf(pp, sizeof(pp), "/proc/self/fd/%d", fd);
+	*out = NULL;
+	for (;;) {
+		ssize_t len = name ? getxattr(pp, name, NULL, 0) : listxattr(pp, NULL, 0);
+		if (len < 0)
+			return -errno;
+		char *buf = malloc((size_t)len + 1);
+		if (!buf)
+			return -ENOMEM;
+		ssize_t got = name ? getxattr(pp, name, buf, (size_t)len) : listxattr(pp, buf, (size_t)len);
+		if (got >= 0) {
+			*out = buf;
+			return got;
+		}
+		free(buf);
+		if (errno != ERANGE)    /* it grew meanwhile: again */
+			return -errno;
+	}
+}
+
+static void free_learned(struct learned *l)
+{
+	struct node tmp = { .listing = l->listing, .link = l->link, .xlist = l->xlist,
+			    .xattrs = l->xattrs, .nxattrs = l->nxattrs };
+	forget_answers(&tmp);
+	memset(l, 0, sizeof(*l));
+	l->wd = -1;
+}
+
+/* inotify reports changes made on this machine only: a network file system
+ * (NFS shared between compute nodes) changed by another node would never
+ * report.  Only local disk file systems are answered for. */
+static bool reports_every_change(int dirfd)
+{
+	struct statfs sf;
+	if (fstatfs(dirfd, &sf) < 0)
+		return false;
+	switch ((unsigned long)sf.f_type) {
+	case 0xEF53:                     /* ext2/3/4 */
+	case 0x58465342:                 /* xfs */
+	case 0x9123683E:                 /* btrfs */
+	case 0xF2F52010:                 /* f2fs */
+	case 0x01021994:                 /* tmpfs */
+		return true;
+	}
+	ylog_limited(&remote_limit, YLOG_INFO, "namespace: the source holds a file system of type "
+		     "0x%lx, which may change without inotify reports (network, FUSE, overlay): "
+		     "its entries are asked of the source", (unsigned long)sf.f_type);
+	return false;
+}
+
+/* Read the answers about the object `name` in the directory open as `dirfd`
+ * (the source root when name is NULL), watching it first when it is a
+ * directory or a file with several links.  *fd_out: its O_PATH descriptor
+ * when it is a directory that was watched (children need it), else -1. */
+static void learn_one(struct ns *ns, int dirfd, const char *name, uint16_t flags,
+		      const char *const *xnames, size_t nx, struct learned *l, int *fd_out)
+{
+	*fd_out = -1;
+	int fd = name ? openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)
+		      : openat(dirfd, ".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			l->answers = A_ABSENT;   /* the watched directory reports a creation */
+		return;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		return;
+	}
+	bool dir = S_ISDIR(st.st_mode);
+	if (dir && !reports_every_change(fd)) {
+		close(fd);
+		return;                  /* nothing about it or below is kept */
+	}
+	if (dir || (st.st_nlink > 1 && !S_ISLNK(st.st_mode))) {
+		char pp[64];
+		snprintf(pp, sizeof(pp), "/proc/self/fd/%d", fd);
+		l->wd = inotify_add_watch(ns->ifd, pp, dir ? WATCH_DIR : WATCH_FILE);
+		if (l->wd < 0) {
+			ylog_limited(&watch_limit, YLOG_WARN, "namespace: cannot watch a directory "
+				     "(%s; see /proc/sys/fs/inotify/max_user_watches): its entries are "
+				     "asked of the source", strerror(errno));
+			close(fd);
+			return;          /* unwatched: nothing about it or below is kept */
+		}
+	}
+	/* Read after the watch is in place: later changes are reported. */
+	if (fstat(fd, &l->st) < 0) {
+		close(fd);
+		return;
+	}
+	l->answers |= A_STAT;
+	if ((flags & YOLO_NS_READDIR) && dir)
+		read_listing(fd, l);
+	if ((flags & YOLO_NS_READLINK) && S_ISLNK(l->st.st_mode)) {
+		char buf[PATH_MAX];
+		ssize_t n = readlinkat(fd, "", buf, sizeof(buf));
+		if (n >= 0 && (l->link = malloc((size_t)n + 1))) {
+			memcpy(l->link, buf, (size_t)n);
+			l->link_len = (size_t)n;
+			l->answers |= A_LINK;
+		}
+	}
+	if (!S_ISLNK(l->st.st_mode)) {   /* the core reports no xattrs for symlinks */
+		if (flags & YOLO_NS_LISTXATTR) {
+			ssize_t n = read_xattr(fd, NULL, &l->xlist);
+			if (n >= 0) {
+				l->xlist_len = (size_t)n;
+				l->answers |= A_XLIST;
+			}
+		}
+		l->xattrs = calloc(nx + 1, sizeof(*l->xattrs));
+		for (size_t i = 0; l->xattrs && i < nx; i++) {
+			char *v;
+			ssize_t n = read_xattr(fd, xnames[i], &v);
+			if (n < 0 && n != -ENODATA)
+				continue;        /* unknown: asked of the source */
+			struct xanswer *x = &l->xattrs[l->nxattrs];
+			if (!(x->name = strdup(xnames[i]))) {
+				free(v);
+				break;
+			}
+			x->value = v;
+			x->len = n;
+			l->nxattrs++;
+		}
+	}
+	if (dir && l->wd >= 0)
+		*fd_out = fd;
+	else
+		close(fd);
+}
+
+static bool remember_watch(struct ns *ns, struct node *n)
+{
+	for (size_t i = 0; i < ns->nwatched; i++)
+		if (ns->watched[i] == n)
+			return true;
+	if (ns->nwatched == ns->watched_cap) {
+		size_t cap = ns->watched_cap ? ns->watched_cap * 2 : 64;
+		void *w = realloc(ns->watched, cap * sizeof(*ns->watched));
+		if (!w)
+			return false;
+		ns->watched = w;
+		ns->watched_cap = cap;
+	}
+	ns->watched[ns->nwatched++] = n;
+	return true;
+}
+
+/* Store `l` as the answers about `path` (taken), unless a report was
+ * handled since `reports0`. */
+static bool store(struct ns *ns, char *path, struct learned *l, uint64_t reports0)
+{
+	pthread_rwlock_wrlock(&ns->lock);
+	bool ok = atomic_load(&ns->reports) == reports0;
+	struct node *n = ok ? get(ns, path) : NULL;
+	if (!ok)
+		free(path);
+	if (n) {
+		forget_answers(n);
+		n->answers = l->answers;
+		n->st = l->st;
+		n->listing = l->listing;
+		n->nlisting = l->nlisting;
+		n->listing_size = l->listing_size;
+		n->link = l->link;
+		n->link_len = l->link_len;
+		n->xlist = l->xlist;
+		n->xlist_len = l->xlist_len;
+		n->xattrs = l->xattrs;
+		n->nxattrs = l->nxattrs;
+		if (l->wd >= 0 && n->wd < 0 && !remember_watch(ns, n))
+			n->answers = 0;          /* its reports could not be matched */
+		else if (l->wd >= 0)
+			n->wd = l->wd;
+		memset(l, 0, sizeof(*l));
+	}
+	pthread_rwlock_unlock(&ns->lock);
+	return n != NULL;
+}
+
+uint32_t ns_learn(struct ns *ns, const struct yolo_image *img)
+{
+	uint32_t nn = yolo_image_ns_node_count(img), nxq = yolo_image_ns_xattr_count(img), kept = 0;
+	if (!nn)
+		return 0;
+	int *fds = malloc(nn * sizeof(*fds));
+	char **paths = calloc(nn, sizeof(*paths));
+	const char **xnames = malloc((nxq + 1) * sizeof(*xnames));
+	if (!fds || !paths || !xnames)
+		goto out;
+	for (uint32_t i = 0; i < nn; i++)
+		fds[i] = -1;
+	for (uint32_t i = 0; i < nn; i++) {
+		const struct yolo_ns_node *q = yolo_image_ns_node(img, i);
+		int dirfd = i ? fds[q->parent] : ns->source_fd;
+		if (i && (!paths[q->parent] || dirfd < 0))
+			continue;        /* its directory is unknown or unwatched */
+		const char *pp = i ? paths[q->parent] : "";
+		if (asprintf(&paths[i], "%s%s%s", pp, *pp ? "/" : "", i ? q->name : "") < 0) {
+			paths[i] = NULL;
+			continue;
+		}
+		size_t nx = 0;
+		for (uint32_t x = 0; x < nxq; x++)   /* few: a scan per node is enough */
+			if (yolo_image_ns_xattr(img, x)->node == i)
+				xnames[nx++] = yolo_image_ns_xattr(img, x)->name;
+		struct learned l = { .wd = -1 };
+		uint64_t reports0 = atomic_load(&ns->reports);
+		learn_one(ns, dirfd, i ? q->name : NULL, q->flags, xnames, nx, &l, &fds[i]);
+		char *key = strdup(paths[i]);
+		if (l.answers && key && store(ns, key, &l, reports0))
+			kept++;
+		else if (key && l.answers)
+			fds[i] = fds[i] >= 0 ? (close(fds[i]), -1) : -1;   /* raced: its children unknown */
+		free_learned(&l);
+	}
+out:
+	for (uint32_t i = 0; fds && i < nn; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	for (uint32_t i = 0; paths && i < nn; i++)
+		free(paths[i]);
+	free(fds);
+	free(paths);
+	free(xnames);
+	atomic_store(&ns->stats->ns_known, ns->n);
+	return kept;
+}
+
+/* ---- answering ---- */
+
+static int hook_lookup(void *ctx, const char *path, struct stat *st)
+{
+	struct ns *ns = ctx;
+	int ret = PT_NS_UNKNOWN;
+	pthread_rwlock_rdlock(&ns->lock);
+	struct node *n = settled(ns) ? find(ns, path) : NULL;
+	if (n && (n->answers & A_STAT)) {
+		*st = n->st;
+		ret = 1;
+	} else if (n && (n->answers & A_ABSENT)) {
+		ret = -ENOENT;
+	}
+	pthread_rwlock_unlock(&ns->lock);
+	stats_add(ret == PT_NS_UNKNOWN ? &ns->stats->ns_unknown : &ns->stats->ns_answered, 1);
+	return ret;
+}
+
+/* Copy `len` bytes of `src` into buf (size 0: the size only). */
+static ssize_t copy_out(const char *src, size_t len, void *buf, size_t size)
+{
+	if (size == 0)
+		return (ssize_t)len;
+	if (len > size)
+		return -ERANGE;
+	memcpy(buf, src, len);
+	return (ssize_t)len;
+}
+
+static ssize_t hook_xattr(void *ctx, const char *path, const char *name, void *buf, size_t size)
+{
+	struct ns *ns = ctx;
+	ssize_t ret = PT_NS_UNKNOWN;
+	pthread_rwlock_rdlock(&ns->lock);
+	struct node *n = settled(ns) ? find(ns, path) : NULL;
+	if (n && !name && (n->answers & A_XLIST)) {
+		ret = copy_out(n->xlist, n->xlist_len, buf, size);
+	} else if (n && name && (n->answers & A_STAT)) {
+		for (size_t i = 0; i < n->nxattrs; i++) {
+			if (strcmp(n->xattrs[i].name, name))
+				continue;
+			ret = n->xattrs[i].len < 0 ? n->xattrs[i].len :
+			      copy_out(n->xattrs[i].value, (size_t)n->xattrs[i].len, buf, size);
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&ns->lock);
+	stats_add(ret == PT_NS_UNKNOWN ? &ns->stats->ns_unknown : &ns->stats->ns_answered, 1);
+	return ret;
+}
+
+static ssize_t hook_readlink(void *ctx, const char *path, char *buf, size_t size)
+{
+	struct ns *ns = ctx;
+	ssize_t ret = PT_NS_UNKNOWN;
+	pthread_rwlock_rdlock(&ns->lock);
+	struct node *n = settled(ns) ? find(ns, path) : NULL;
+	if (n && (n->answers & A_LINK))
+		ret = n->link_len < size ? copy_out(n->link, n->link_len, buf, size) : -ENAMETOOLONG;
+	pthread_rwlock_unlock(&ns->lock);
+	stats_add(ret == PT_NS_UNKNOWN ? &ns->stats->ns_unknown : &ns->stats->ns_answered, 1);
+	return ret;
+}
+
+static int hook_listing(void *ctx, const char *path, struct pt_ns_entry **entries, size_t *count)
+{
+	struct ns *ns = ctx;
+	int ret = PT_NS_UNKNOWN;
+	pthread_rwlock_rdlock(&ns->lock);
+	struct node *n = settled(ns) ? find(ns, path) : NULL;
+	if (n && (n->answers & A_LISTING)) {
+		struct pt_ns_entry *copy = malloc(n->listing_size + 1);
+		if (copy) {
+			/* One block: entries, then names; rebase the name pointers. */
+			memcpy(copy, n->listing, n->listing_size);
+			for (size_t i = 0; i < n->nlisting; i++)
+				copy[i].name = (char *)copy + ((const char *)n->listing[i].name -
+							      (const char *)n->listing);
+			*entries = copy;
+			*count = n->nlisting;
+			ret = 0;
+		}
+	}
+	pthread_rwlock_unlock(&ns->lock);
+	stats_add(ret == PT_NS_UNKNOWN ? &ns->stats->ns_unknown : &ns->stats->ns_answered, 1);
+	return ret;
+}
+
+struct pt_ns_hooks ns_hooks(struct ns *ns)
+{
+	return (struct pt_ns_hooks){
+		.ctx = ns,
+		.lookup = hook_lookup,
+		.xattr = hook_xattr,
+		.readlink = hook_readlink,
+		.listing = hook_listing,
+	};
+}
+
+/* ---- life ---- */
+
+int ns_create(struct ns **out, int source_fd, struct stats *stats)
+{
+	struct ns *ns = calloc(1, sizeof(*ns));
+	if (!ns)
+		return -ENOMEM;
+	ns->source_fd = source_fd;
+	ns->stats = stats;
+	ns->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	ns->quit_fd = eventfd(0, EFD_CLOEXEC);
+	if (ns->ifd < 0 || ns->quit_fd < 0) {
+		int ret = -errno;
+		if (ns->ifd >= 0)
+			close(ns->ifd);
+		if (ns->quit_fd >= 0)
+			close(ns->quit_fd);
+		free(ns);
+		return ret;
+	}
+	pthread_rwlock_init(&ns->lock, NULL);
+	*out = ns;
+	return 0;
+}
+
+int ns_start(struct ns *ns)
+{
+	int ret = pthread_create(&ns->reader, NULL, reader_main, ns);
+	if (ret)
+		return -ret;
+	ns->running = true;
+	return 0;
+}
+
+void ns_destroy(struct ns *ns)
+{
+	if (!ns)
+		return;
+	if (ns->running) {
+		uint64_t one = 1;
+		if (write(ns->quit_fd, &one, sizeof(one)) == sizeof(one))
+			pthread_join(ns->reader, NULL);
+	}
+	for (size_t b = 0; b < ns->nbuckets; b++) {
+		for (struct node *x = ns->buckets[b], *next; x; x = next) {
+			next = x->next;
+			forget_answers(x);
+			free(x->path);
+			free(x);
+		}
+	}
+	free(ns->buckets);
+	free(ns->watched);
+	close(ns->ifd);
+	close(ns->quit_fd);
+	pthread_rwlock_destroy(&ns->lock);
+	free(ns);
+}

@@ -1,0 +1,56 @@
+/* namespace.h - yolofs's answers to namespace questions (prefix ns_).
+ *
+ * A container start is metadata-bound: lookups, attributes, xattrs
+ * (security.capability on every exec), symlinks and listings, each of which
+ * costs disk reads (directory blocks, inode tables, xattr blocks) when the
+ * caches are cold.  A boot image records which questions the boot asked
+ * (boot-images: YOLO_EXT_NAMESPACE); yolofs answers them from memory.
+ *
+ * Never stale, without the disk reads this removes: the answers are not
+ * taken from the image but from the source itself, when the image is
+ * loaded (in the background, parents first), and kept fresh by inotify
+ * from then on:
+ *   - before a directory is read, an inotify watch is put on it, so any
+ *     change to it or to an entry in it (create, delete, rename, write,
+ *     chmod/chown/touch, xattrs) made from then on, by any process, through
+ *     the mount or not, is reported; a file with several links is watched
+ *     itself too (a change made through another of its names is reported
+ *     to that directory);
+ *   - a report drops the answers it concerns (the entry, what is below it,
+ *     its directory's attributes and listing);
+ *   - the kernel queues a report before the system call that made the
+ *     change returns, and nothing is answered while a report is queued or
+ *     being handled: a change made before a question is always seen;
+ *   - a lost report (the inotify queue overflowed) drops every answer;
+ *   - only local disk file systems are answered for: inotify does not hear
+ *     of changes another NFS client makes.
+ * A dropped answer is asked of the source from then on.  Not reported by
+ * inotify, so not seen: a write through a shared mmap of a source file made
+ * outside the mount changes its mtime without a report (its contents are
+ * checked at open as always, freshness.h).  Answers are given to root
+ * callers only (overlayfs reads layers as root); others always get the
+ * source's, as themselves (pt_cred.c). */
+#ifndef YOLO_NAMESPACE_H
+#define YOLO_NAMESPACE_H
+
+#include "passthrough.h"
+#include "stats.h"
+#include "yolo_image.h"
+
+struct ns;
+
+/* Answers about the tree below `source_fd` (borrowed).  @return 0 or -errno. */
+int ns_create(struct ns **out, int source_fd, struct stats *stats);
+/* Start the thread that reads inotify reports (after daemonizing).
+ * @return 0 or -errno. */
+int ns_start(struct ns *ns);
+void ns_destroy(struct ns *ns);
+
+/* Answer `img`'s questions from the source now (watches first).  Slow
+ * (disk reads): meant for a background job.  @return the questions added. */
+uint32_t ns_learn(struct ns *ns, const struct yolo_image *img);
+
+/* The hooks for pt_config.ns, with ctx = ns. */
+struct pt_ns_hooks ns_hooks(struct ns *ns);
+
+#endif /* YOLO_NAMESPACE_H */
