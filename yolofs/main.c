@@ -22,6 +22,7 @@
 
 #include "background.h"
 #include "blocksrc.h"
+#include "detach.h"
 #include "imageset.h"
 #include "log.h"
 #include "mount.h"
@@ -44,6 +45,7 @@ struct yolofs_opts {
 	int no_dedup;                    /* no_dedup: hold identical blocks of different images twice */
 	int direct_io;                   /* direct_io: bypass the page cache (testing) */
 	int insecure_images;             /* insecure_images: load images anyone could have written (tests) */
+	int detach_when_emptied;         /* detach_when_emptied: see detach.h */
 	char *source;                    /* first non-option argument */
 };
 
@@ -62,6 +64,7 @@ static const struct fuse_opt yolofs_opt_table[] = {
 	YOPT("no_dedup", no_dedup, 1),
 	YOPT("direct_io", direct_io, 1),
 	YOPT("insecure_images", insecure_images, 1),
+	YOPT("detach_when_emptied", detach_when_emptied, 1),
 	FUSE_OPT_END
 };
 
@@ -96,6 +99,9 @@ static void usage(const char *prog)
 	       "    -o insecure_images        also load images that users other than root could\n"
 	       "                              have written (for tests only: such an image\n"
 	       "                              decides what guests boot)\n"
+	       "    -o detach_when_emptied    detach the mount when the last entry of SOURCE is\n"
+	       "                              removed through it (a container engine removing\n"
+	       "                              the layer); exit when nothing holds it any more\n"
 	       "\n"
 	       "SIGHUP re-reads images= (new and replaced images serve new opens; files\n"
 	       "already open keep theirs); SIGUSR1 prints serving statistics to the log;\n"
@@ -385,6 +391,10 @@ int main(int argc, char *argv[])
 		pc.hooks = bs_hooks(bs);
 	if (ns)
 		pc.ns = ns_hooks(ns);
+	if (o.detach_when_emptied && (r = detach_init(source_fd, co.mountpoint)) < 0) {
+		fprintf(stderr, "yolofs: detach_when_emptied: %s\n", strerror(-r));
+		goto out;
+	}
 	r = pt_create(&fs, &pc);
 	if (r < 0) {
 		fprintf(stderr, "yolofs: source %s: %s\n", o.source, strerror(-r));
@@ -396,7 +406,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "yolofs: out of memory\n");
 		goto out;
 	}
-	se = fuse_session_new(&args, pt_ops(), sizeof(struct fuse_lowlevel_ops), fs);
+	se = fuse_session_new(&args, o.detach_when_emptied ? detach_ops(pt_ops()) : pt_ops(),
+			      sizeof(struct fuse_lowlevel_ops), fs);
 	if (!se)
 		goto out;                /* libfuse printed why (e.g. an unknown option) */
 	pt_set_session(fs, se);
@@ -411,6 +422,8 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, co.mountpoint) != 0)
 		goto out;                /* libfuse printed why */
 	mounted = true;
+	if (o.detach_when_emptied)
+		detach_mounted();
 	/* Without this the window stays at the kernel's 128 KiB whatever
 	 * readahead= says: 8x more READs and cold sequential reads at about
 	 * half the speed (bench-results/bench.md, steady state). */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "mount.h"
@@ -44,38 +45,47 @@ static bool mountinfo_path_is(const char *field, const char *path)
 	return *path == '\0';
 }
 
-int mount_set_readahead(const char *mountpoint, uint32_t bytes)
+long mount_top_id(const char *path, bool fuse_only, dev_t *dev)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
-		return -errno;
+		return -1;
 	char *line = NULL;
 	size_t cap = 0;
-	unsigned maj = 0, min = 0;
-	bool found = false;
-	/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS] - FSTYPE ...": the
-	 * last fuse* line for the mountpoint is the mount just made (it may
-	 * stack over the source directory's own mount). */
+	long id = -1;
+	/* "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS] - FSTYPE ...": later
+	 * lines stack over earlier ones at the same path. */
 	while (getline(&line, &cap, f) > 0) {
+		long mid;
 		unsigned a, b;
 		int mp = 0, mpend = 0;
-		if (sscanf(line, "%*u %*u %u:%u %*s %n%*s%n", &a, &b, &mp, &mpend) != 2 || !mpend ||
-		    !line[mpend])
+		if (sscanf(line, "%ld %*u %u:%u %*s %n%*s%n", &mid, &a, &b, &mp, &mpend) != 3 ||
+		    !mpend || !line[mpend])
 			continue;
 		line[mpend] = '\0';
 		const char *sep = strstr(line + mpend + 1, " - ");
-		if (sep && strncmp(sep + 3, "fuse", 4) == 0 && mountinfo_path_is(line + mp, mountpoint)) {
-			maj = a;
-			min = b;
-			found = true;
+		if (fuse_only && !(sep && strncmp(sep + 3, "fuse", 4) == 0))
+			continue;
+		if (mountinfo_path_is(line + mp, path)) {
+			id = mid;
+			if (dev)
+				*dev = makedev(a, b);
 		}
 	}
 	free(line);
 	fclose(f);
-	if (!found)
+	return id;
+}
+
+int mount_set_readahead(const char *mountpoint, uint32_t bytes)
+{
+	/* The topmost FUSE mount there is the one just made (it may stack
+	 * over the source directory's own mount). */
+	dev_t dev;
+	if (mount_top_id(mountpoint, true, &dev) < 0)
 		return -ENOENT;
 	char path[64], val[16];
-	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", maj, min);
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(dev), minor(dev));
 	int len = snprintf(val, sizeof(val), "%u\n", bytes >> 10);
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)

@@ -1,10 +1,13 @@
 /* mount.h - yolofs's mount set-up (prefix mount_): the options every yolofs
- * mount gets, and the kernel readahead window of the mount once made. */
+ * mount gets, the kernel readahead window of the mount once made, and which
+ * mount is the topmost at a path. */
 #ifndef YOLO_MOUNT_H
 #define YOLO_MOUNT_H
 
 #include <fuse_lowlevel.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Add the mount options yolofs always uses: the core's own (max_read,
  * default_permissions) and SOURCE as the mount's source (type
@@ -20,5 +23,10 @@ int mount_add_args(struct fuse_args *args, const char *source);
  * loop answers INIT; the min() then keeps `bytes` (the core asks for the
  * same value).  @return 0, -ENOENT (no such fuse mount), or -errno. */
 int mount_set_readahead(const char *mountpoint, uint32_t bytes);
+
+/* The id of the topmost mount at `path` (with fuse_only, of the topmost
+ * FUSE mount there) in /proc/self/mountinfo, and its device number in *dev
+ * (may be NULL).  @return the id, or -1 when there is none. */
+long mount_top_id(const char *path, bool fuse_only, dev_t *dev);
 
 #endif /* YOLO_MOUNT_H */

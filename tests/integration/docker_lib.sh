@@ -5,11 +5,11 @@
 # no networking (no bridge, no iptables), storage driver overlay2; `dk` is the
 # docker client pointed at it.  Skips the test when dockerd, the client or a
 # static busybox is missing, or when dockerd does not start here.
+# busybox_rootfs (the image's contents) is in busybox_lib.sh.
 
 DOCKERD=$(command -v dockerd) || skip "dockerd missing (apt-get install docker.io)"
 DOCKER=/usr/bin/docker; [ -x $DOCKER ] || DOCKER=$(command -v docker) || skip "docker client missing"
-BUSYBOX=$(command -v busybox) || skip "busybox missing (apt-get install busybox-static)"
-ldd "$BUSYBOX" 2>&1 | grep -q "not a dynamic" || skip "busybox is not static (apt-get install busybox-static)"
+source "$(dirname "${BASH_SOURCE[0]}")/busybox_lib.sh"
 
 SOCK=$TMP/docker.sock
 dk() { "$DOCKER" -H "unix://$SOCK" "$@"; }
@@ -32,14 +32,4 @@ dockerd_stop() {
 	# Anything dockerd left mounted under its data root goes before rm -rf.
 	findmnt -rn -o TARGET | grep "^$TMP/docker" | sort -r | xargs -r -n1 umount -l
 	rm -f "$TMP/dockerd.pid"
-}
-
-# busybox_rootfs DIR: a minimal root file system (static busybox, a few
-# applet links, /etc/passwd, empty mountpoints) for `docker import`.
-busybox_rootfs() {
-	local r=$1 c
-	mkdir -p "$r/bin" "$r/etc" "$r/data" "$r/tmp" "$r/proc" "$r/sys" "$r/dev"
-	cp "$BUSYBOX" "$r/bin/busybox"
-	for c in sh cat ls md5sum head rm sleep; do ln -s busybox "$r/bin/$c"; done
-	echo "root:x:0:0:root:/:/bin/sh" >"$r/etc/passwd"
 }

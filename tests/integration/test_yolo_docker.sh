@@ -11,8 +11,9 @@
 # `yolo-docker umount`, and the daemon serving the second exits when it
 # stops; a failed mount leaves nothing; yolofs options reach the daemons;
 # `umount` clears a mount whose daemon was SIGKILLed, and `umount --all
-# --force` stops a daemon still in use; afterwards docker runs, inspects and
-# removes the image and nothing is left mounted.
+# --force` stops a daemon still in use; afterwards docker runs and inspects
+# the image, and `docker rmi` of it with yolofs mounted leaves no layer
+# directory, no mount and no daemon.
 source "$(dirname "$0")/../mount/lib.sh"
 source "$(dirname "$0")/docker_lib.sh"
 
@@ -225,8 +226,22 @@ diff -u "$TMP/expected" "$TMP/after" || fail "container output differs after the
 dk exec before md5sum /data/top.bin | grep -q "$want" || fail "container 'before' broken"
 dk rm -f before >/dev/null
 dk image inspect "$IMG" >/dev/null || fail "docker image inspect"
+
+note "docker rmi with yolofs mounted: nothing is left"
+"$YD" mount "$IMG" --images "$TMP/images" || fail "yolo-docker mount (for rmi)"
+status
+pids="$(status_field "$TOP_ID" pid) $(status_field "$BASE_ID" pid)"
 dk rmi "$IMG" yolo-base:1 >/dev/null || fail "docker rmi"
 [ ! -e "$TOP" ] && [ ! -e "$BASE" ] || fail "docker rmi left the layer directories"
+[ "$(layer_mounts)" = 0 ] || fail "docker rmi left $(layer_mounts) yolofs mounts"
+for pid in $pids; do
+	for i in $(seq 50); do running "$pid" || break; sleep 0.1; done
+	! running "$pid" || fail "yolofs $pid still runs after docker rmi removed its layer"
+done
+# Which of the two let the removal through: yolofs detaching itself when
+# dockerd removed the layer's last entry, or dockerd's unmount on EBUSY.
+grep -h "source is being removed" "$TMP"/state/*/log || echo "(no yolofs detached itself)"
+"$YD" status --all | grep -qx "all layers with yolo-docker state: 0" || fail "state left after docker rmi"
 left=$(findmnt -rn -t fuse.yolofs,fuse.yolo-capture,overlay -o TARGET,FSTYPE | grep "^$TMP" || true)
 [ -z "$left" ] || fail "mounts left: $left"
 echo PASS
