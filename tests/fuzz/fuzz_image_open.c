@@ -24,6 +24,33 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint8_t buf[(1u << YOLO_BLOCK_SHIFT_MAX) + 64];
 
+/* The namespace questions: what namespace.c relies on to build paths. */
+static void exercise_namespace(struct yolo_image *img)
+{
+	uint32_t nn = yolo_image_ns_node_count(img), nx = yolo_image_ns_xattr_count(img);
+	CHECK(nn <= YOLO_NS_MAX_NODES && nx <= YOLO_NS_MAX_XATTRS);
+	CHECK(nx == 0 || nn > 0);
+	for (uint32_t i = 0; i < nn; i++) {
+		const struct yolo_ns_node *n = yolo_image_ns_node(img, i);
+		CHECK(n && n->name && !(n->flags & ~YOLO_NS_FLAGS_KNOWN));
+		size_t len = strlen(n->name);
+		if (i == 0) {
+			CHECK(n->parent == 0 && len == 0);
+			continue;
+		}
+		CHECK(n->parent < i && len >= 1 && len <= YOLO_NS_MAX_NAME);
+		CHECK(!strchr(n->name, '/') && strcmp(n->name, ".") && strcmp(n->name, ".."));
+	}
+	CHECK(yolo_image_ns_node(img, nn) == NULL);
+	for (uint32_t i = 0; i < nx; i++) {
+		const struct yolo_ns_xattr *x = yolo_image_ns_xattr(img, i);
+		CHECK(x && x->name && x->node < nn);
+		size_t len = strlen(x->name);
+		CHECK(len >= 1 && len <= YOLO_NS_MAX_NAME);
+	}
+	CHECK(yolo_image_ns_xattr(img, nx) == NULL);
+}
+
 static void exercise(struct yolo_image *img)
 {
 	const struct yolo_image_info *in = yolo_image_info(img);
@@ -48,7 +75,8 @@ static void exercise(struct yolo_image *img)
 	CHECK(covered == in->block_count);
 	CHECK(yolo_image_file(img, in->file_count) == NULL);
 	uint32_t id;
-	CHECK(yolo_image_find_file(img, "\x01no such file", &id) == -ENOENT);
+	/* Absolute: never the path of a file (all are safe, checked above). */
+	CHECK(yolo_image_find_file(img, "/no such file", &id) == -ENOENT);
 
 	uint64_t raw = 0;
 	for (uint64_t i = 0; i < in->block_count; i++) {
@@ -92,6 +120,7 @@ static void exercise(struct yolo_image *img)
 		CHECK((r == 1) == (rep.blocks_bad != 0));
 	}
 	CHECK(yolo_image_load(img, 0, NULL, NULL) == 0);   /* no-op for memory images */
+	exercise_namespace(img);
 }
 
 static uint64_t le64(const uint8_t *p)
@@ -106,7 +135,8 @@ static int in_range(uint64_t off, uint64_t len, size_t size)
 	return off <= size && len <= size - off;
 }
 
-/* Recompute meta_checksum (when the sections lie within the input) and
+/* Recompute meta_checksum (when the sections lie within the input), the
+ * checksum of each extension section and of the extension table, and
  * header_checksum in place, as a writer would have. */
 static void fix_checksums(uint8_t *b, size_t size)
 {
@@ -128,6 +158,23 @@ static void fix_checksums(uint8_t *b, size_t size)
 			XXH3_freeState(s);
 			memcpy(b + HOFF(meta_checksum), c.digest, 8);
 		}
+	}
+	uint64_t ext = le64(b + HOFF(ext_off));
+	uint32_t next;
+	memcpy(&next, b + HOFF(ext_count), 4);
+	next = le32toh(next);
+	if (next <= YOLO_MAX_EXT && in_range(ext, (uint64_t)next * sizeof(struct yolo_disk_ext), size)) {
+		for (uint32_t i = 0; i < next; i++) {
+			uint8_t *e = b + ext + i * sizeof(struct yolo_disk_ext);
+			uint64_t off = le64(e + offsetof(struct yolo_disk_ext, off));
+			uint64_t len = le64(e + offsetof(struct yolo_disk_ext, size));
+			if (!in_range(off, len, size))
+				continue;
+			XXH64_canonicalFromHash(&c, XXH3_64bits(b + off, len));
+			memcpy(e + offsetof(struct yolo_disk_ext, checksum), c.digest, 8);
+		}
+		XXH64_canonicalFromHash(&c, XXH3_64bits(b + ext, next * sizeof(struct yolo_disk_ext)));
+		memcpy(b + HOFF(ext_checksum), c.digest, 8);
 	}
 	memset(b + HOFF(header_checksum), 0, 8);
 	XXH64_canonicalFromHash(&c, XXH3_64bits(b, YOLO_HEADER_SIZE));

@@ -1,6 +1,7 @@
 /* gen_corpus.c - writes a handful of small valid boot images (the fuzzer's
  * seeds) into a directory: every block size extreme, raw, zstd, zero and
- * short blocks, an empty image and a merged one.  Usage: gen_corpus DIR */
+ * short blocks, an empty image, one with namespace questions and a merged
+ * one.  Usage: gen_corpus DIR */
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -44,6 +45,12 @@ int main(int argc, char **argv)
 	bad |= write_one(dir, "seed-64k.yolo", 65536, 0, f64k, 2, a64k, 3) < 0;
 	bad |= write_one(dir, "seed-1m-zero.yolo", 1u << 20, 5, fbig, 2, abig, 4) < 0;
 	bad |= write_one(dir, "seed-empty.yolo", 4096, 0, NULL, 0, NULL, 0) < 0;
+	char *pns = tu_join(dir, "seed-namespace.yolo");
+	if (tu_write_ns_image(pns) < 0) {
+		fprintf(stderr, "%s: cannot write\n", pns);
+		bad = 1;
+	}
+	free(pns);
 	/* A merged image: the first two seeds' union. */
 	char *p1 = tu_join(dir, "seed-512-raw.yolo"), *p2 = tu_join(dir, "seed-512-zstd.yolo");
 	char *out = tu_join(dir, "seed-merged.yolo");
