@@ -156,8 +156,13 @@ struct pt_ns_hooks {
 	 * malloc'd array of *n entries whose names live in the same block
 	 * (free(*entries) frees all).  @return 0 or PT_NS_UNKNOWN. */
 	int (*listing)(void *ctx, const char *path, struct pt_ns_entry **entries, size_t *n);
-	/* The source answered question `q` about `path` (`xname`: the xattr
-	 * of PT_NS_Q_GETXATTR), for a recorder (yolo-capture). */
+};
+
+/* A recorder of the namespace questions the source answered (yolo-capture,
+ * yolofs's learning): question `q` about `path` (`xname`: the xattr of
+ * PT_NS_Q_GETXATTR).  Optional. */
+struct pt_ns_recorder {
+	void *ctx;
 	void (*asked)(void *ctx, enum pt_ns_question q, const char *path, const char *xname);
 };
 
@@ -170,6 +175,7 @@ struct pt_config {
 	uint32_t max_readahead;          /* kernel readahead window in bytes (0 disables) */
 	struct pt_hooks hooks;
 	struct pt_ns_hooks ns;
+	struct pt_ns_recorder ns_rec;
 };
 
 struct pt_fs;

@@ -318,12 +318,12 @@ void pt_ns_asked(struct pt_fs *fs, enum pt_ns_question q, struct pt_inode *in,
 		 const char *name, const char *xname)
 {
 	char path[PATH_MAX];
-	if (!fs->cfg.ns.asked)
+	if (!fs->cfg.ns_rec.asked)
 		return;
 	int r = name ? pt_child_path(fs, in, name, path, sizeof(path))
 		     : pt_path_of(fs, in, path, sizeof(path));
 	if (r == 0)
-		fs->cfg.ns.asked(fs->cfg.ns.ctx, q, path, xname);
+		fs->cfg.ns_rec.asked(fs->cfg.ns_rec.ctx, q, path, xname);
 }
 
 int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,

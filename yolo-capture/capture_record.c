@@ -347,7 +347,7 @@ int capture_record_main(int argc, char **argv)
 	struct pt_config cfg = {
 		.source_fd = srcfd, .timeout = 1.0, .force_direct_io = true,
 		.hooks = { .ctx = &rec, .open = rec_open, .release = rec_release, .read = rec_read },
-		.ns = { .ctx = &rec, .asked = rec_ns_asked },
+		.ns_rec = { .ctx = &rec, .asked = rec_ns_asked },
 	};
 	struct pt_fs *fs;
 	int ret = pt_create(&fs, &cfg);

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "blocksrc.h"
+#include "learn.h"
 #include "log.h"
 #include "read_plan.h"
 
@@ -43,14 +44,17 @@ struct bs {
 	/* Immutable after bs_create. */
 	bool prefill;
 	struct imageset *set;
+	struct learn *learn;             /* NULL: not learning */
 	pthread_key_t tls_key;           /* per-thread buffers (struct bs_tls) */
 	struct stats *stats;
 };
 
-/* State of one open inode whose file an image serves; lives from the first
- * open to the last release (the core's ipriv).  Immutable. */
+/* State of one open inode whose file an image serves (or, when learning,
+ * any regular file: then `im` may be NULL); lives from the first open to
+ * the last release (the core's ipriv).  Immutable. */
 struct bs_file {
-	struct iset_image *im;           /* holds a reference */
+	struct iset_image *im;           /* holds a reference; NULL: no image serves it */
+	struct learn *learn;             /* records what is read from the source, or NULL */
 	struct fr_file *fresh;           /* the image's record of the file */
 	const struct yolo_file *yf;
 	const struct yolo_block *base;   /* the file's block-index entries */
@@ -143,18 +147,23 @@ static const uint8_t *block_bytes(struct bs_file *f, const struct bst_view *mem,
 
 /* ---- opening ---- */
 
-/* @return the new file state (holding the image reference `im`), or NULL. */
-static struct bs_file *file_new(struct iset_image *im, uint32_t id, const char *relpath, int fd)
+/* @return the new file state (holding the image reference `im`, which may
+ * be NULL when learning), or NULL. */
+static struct bs_file *file_new(struct bs *bs, struct iset_image *im, uint32_t id,
+				const char *relpath, int fd)
 {
 	struct bs_file *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
+	f->learn = bs->learn;
 	f->im = im;
-	f->yf = yolo_image_file(im->img, id);
-	f->fresh = &im->fresh[id];
-	f->file_id = id;
-	f->shift = im->info->block_shift;
-	f->base = f->yf->block_count ? yolo_image_block(im->img, f->yf->first_block) : NULL;
+	if (im) {
+		f->yf = yolo_image_file(im->img, id);
+		f->fresh = &im->fresh[id];
+		f->file_id = id;
+		f->shift = im->info->block_shift;
+		f->base = f->yf->block_count ? yolo_image_block(im->img, f->yf->first_block) : NULL;
+	}
 	f->path = strdup(relpath);
 	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	if (!f->path || f->fd < 0) {
@@ -234,21 +243,27 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 		   struct fuse_file_info *fi)
 {
 	struct bs *bs = ctx;
-	if (!info->first || !info->relpath || !S_ISREG(info->st->st_mode))
+	if (!info->relpath || !S_ISREG(info->st->st_mode))
+		return 0;
+	if (bs->learn)
+		learn_open(bs->learn, info->relpath);    /* a boot may be starting */
+	if (!info->first)
 		return 0;
 	uint32_t id;
 	struct iset_image *im = iset_find(bs->set, info->relpath, info->st, &id);
-	if (!im)
+	if (!im && !bs->learn)
 		return 0;
-	struct bs_file *f = file_new(im, id, info->relpath, info->fd);
+	struct bs_file *f = file_new(bs, im, id, info->relpath, info->fd);
 	if (!f) {
 		iset_image_put(im);
 		return -ENOMEM;          /* fail the open rather than serve without checks */
 	}
+	*ipriv = f;
+	if (!im)
+		return 0;                /* only learnt from */
 	stats_add(&im->st.files_matched, 1);
 	YLOG_TRACE("%s: served from image %s (%u blocks)", info->relpath, im->path,
 		   f->yf->block_count);
-	*ipriv = f;
 	if (bs->prefill && !fi->direct_io && info->se) {
 		/* The core keeps the kernel's cache only for a file as it was
 		 * when that cache was filled; otherwise empty it first, so no
@@ -317,14 +332,16 @@ struct tally {
 
 /* Read a source piece into the reply buffer.  @return 1 when complete,
  * 0 when the file ended inside it (the reply ends there), or -errno. */
-static int source_piece(int fd, uint64_t off, const struct rp_piece *p, struct pt_readbuf *out,
-			struct tally *t)
+static int source_piece(const struct bs_file *f, int fd, uint64_t off, const struct rp_piece *p,
+			struct pt_readbuf *out, struct tally *t)
 {
 	char *dst = out->scratch + (p->off - off);
 	ssize_t n = pt_read_source(fd, dst, p->len, (off_t)p->off, 0);
 	if (n < 0)
 		return (int)n;
 	t->bytes_src += (uint64_t)n;
+	if (f->learn)
+		learn_read(f->learn, f->path, fd, p->off, (uint64_t)n);
 	if (n > 0)
 		push(out, dst, (size_t)n);
 	return (size_t)n == p->len;
@@ -377,6 +394,8 @@ static int gather_ssd_run(struct bs_file *f, const struct rp_piece *plan, int k,
 		if (got < 0)
 			return (int)got;
 		t->bytes_src += (uint64_t)got;
+		if (f->learn)
+			learn_read(f->learn, f->path, fd, p->off, (uint64_t)got);
 		if ((size_t)got < p->len) {
 			push(out, dst, (size_t)(at + got - dst));   /* the file ended here */
 			return 0;
@@ -410,7 +429,7 @@ static int gather(struct bs_tls *tls, struct bs_file *f, const struct bst_view *
 		if (!src) {
 			t->misses += p->entry == RP_SOURCE ?
 				     ((p->off + p->len - 1) >> f->shift) - (p->off >> f->shift) + 1 : 1;
-			int r = source_piece(fd, off, p, out, t);
+			int r = source_piece(f, fd, off, p, out, t);
 			if (r <= 0)
 				return r;        /* an error, or the file ended: a short reply */
 			continue;
@@ -436,8 +455,10 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 	struct bs_file *f = ipriv;
 	struct stat st;
 	struct bs_tls *tls;
-	if (!f) {
+	if (!f || !f->im) {
 		stats_add(&bs->stats->reads_passthrough, 1);
+		if (f)                   /* the core reads at most `size` bytes there */
+			learn_read(f->learn, f->path, fd, off, size);
 		return PT_READ_PASS;
 	}
 	if (fstat(fd, &st) < 0)
@@ -452,6 +473,8 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 			ylog_limited(&mismatch_log, YLOG_INFO, "%s: changed since it was opened, or "
 				     "not to be served from image %s now; reading the source",
 				     f->path, f->im->path);
+		if (f->learn)
+			learn_read(f->learn, f->path, fd, off, size);
 		return PT_READ_PASS;
 	}
 	struct lookup_ctx lc = { f };
@@ -504,7 +527,7 @@ static void bs_modify_begin(void *ctx, void *ipriv, enum pt_modify op, uint64_t 
 			    uint64_t len)
 {
 	struct bs_file *f = ipriv;
-	if (!f || op == PT_MOD_ATTR)
+	if (!f || !f->im || op == PT_MOD_ATTR)
 		return;                  /* attributes: iset_attr_set, for every image */
 	struct stat st;
 	struct fr_ident before;
@@ -528,7 +551,7 @@ static void bs_modify_end(void *ctx, void *ipriv, enum pt_modify op, uint64_t of
 			  int fd, int64_t result)
 {
 	struct bs_file *f = ipriv;
-	if (!f || op == PT_MOD_ATTR)
+	if (!f || !f->im || op == PT_MOD_ATTR)
 		return;
 	struct stat st;
 	struct fr_ident after;
@@ -561,7 +584,8 @@ struct pt_hooks bs_hooks(struct bs *bs)
 
 /* ---- start-up ---- */
 
-int bs_create(struct bs **out, struct imageset *set, struct stats *stats, bool prefill)
+int bs_create(struct bs **out, struct imageset *set, struct learn *learn, struct stats *stats,
+	      bool prefill)
 {
 	struct bs *bs = calloc(1, sizeof(*bs));
 	if (!bs || pthread_key_create(&bs->tls_key, tls_free)) {
@@ -570,6 +594,7 @@ int bs_create(struct bs **out, struct imageset *set, struct stats *stats, bool p
 	}
 	bs->prefill = prefill;
 	bs->set = set;
+	bs->learn = learn;
 	bs->stats = stats;
 	*out = bs;
 	return 0;

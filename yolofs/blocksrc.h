@@ -17,9 +17,12 @@
 struct bs;
 
 /* A block source over the images of `set` (borrowed; outlives bs), counting
- * in `stats`.  prefill: push a file's image blocks into the kernel page
+ * in `stats`; what it reads from the source is told to `learn` (NULL: not
+ * learning).  prefill: push a file's image blocks into the kernel page
  * cache at its first open.  @return 0 or -ENOMEM. */
-int bs_create(struct bs **out, struct imageset *set, struct stats *stats, bool prefill);
+struct learn;
+int bs_create(struct bs **out, struct imageset *set, struct learn *learn, struct stats *stats,
+	      bool prefill);
 void bs_destroy(struct bs *bs);
 
 /* Hooks for pt_config.hooks, with ctx = bs. */

@@ -24,6 +24,7 @@
 #include "blocksrc.h"
 #include "detach.h"
 #include "imageset.h"
+#include "learn.h"
 #include "log.h"
 #include "mount.h"
 #include "namespace.h"
@@ -46,6 +47,11 @@ struct yolofs_opts {
 	int direct_io;                   /* direct_io: bypass the page cache (testing) */
 	int insecure_images;             /* insecure_images: load images anyone could have written (tests) */
 	int detach_when_emptied;         /* detach_when_emptied: see detach.h */
+	char *learn;                     /* learn=DIR: see learn.h */
+	char *learn_by;                  /* learn_by=file|mount */
+	double learn_window;             /* learn_window=SECONDS */
+	double learn_idle;               /* learn_idle=SECONDS */
+	char *learn_max;                 /* learn_max=SIZE */
 	char *source;                    /* first non-option argument */
 };
 
@@ -65,6 +71,11 @@ static const struct fuse_opt yolofs_opt_table[] = {
 	YOPT("direct_io", direct_io, 1),
 	YOPT("insecure_images", insecure_images, 1),
 	YOPT("detach_when_emptied", detach_when_emptied, 1),
+	YOPT("learn=%s", learn, 0),
+	YOPT("learn_by=%s", learn_by, 0),
+	YOPT("learn_window=%lf", learn_window, 0),
+	YOPT("learn_idle=%lf", learn_idle, 0),
+	YOPT("learn_max=%s", learn_max, 0),
 	FUSE_OPT_END
 };
 
@@ -102,6 +113,17 @@ static void usage(const char *prog)
 	       "    -o detach_when_emptied    detach the mount when the last entry of SOURCE is\n"
 	       "                              removed through it (a container engine removing\n"
 	       "                              the layer); exit when nothing holds it any more\n"
+	       "    -o learn=DIR              learn boot images: record what boots read from\n"
+	       "                              SOURCE and write images to DIR/KEY/ (KEY names\n"
+	       "                              SOURCE), loaded at once and extended by later\n"
+	       "                              boots.  DIR must be trusted like images\n"
+	       "    -o learn_by=file|mount    one image per file (default; nova's _base) or one\n"
+	       "                              for the whole mount (a container layer)\n"
+	       "    -o learn_window=SECONDS   a boot lasts at most this long (default 300)\n"
+	       "    -o learn_idle=SECONDS     ...or until nothing is read from SOURCE for this\n"
+	       "                              long (default 15)\n"
+	       "    -o learn_max=SIZE         most bytes of images in DIR (the least recently\n"
+	       "                              learnt of this mount's are removed)\n"
 	       "\n"
 	       "SIGHUP re-reads images= (new and replaced images serve new opens; files\n"
 	       "already open keep theirs); SIGUSR1 prints serving statistics to the log;\n"
@@ -245,6 +267,14 @@ struct reloader {
 	bool running;
 };
 
+/* Ask the reload thread for a reload, as SIGHUP does (learn.h). */
+static void reload_now(void *ctx)
+{
+	struct reloader *r = ctx;
+	if (r->running)
+		pthread_kill(r->thread, SIGHUP);
+}
+
 static void *reload_main(void *arg)
 {
 	struct reloader *r = arg;
@@ -281,7 +311,8 @@ static void *reload_main(void *arg)
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
-	struct yolofs_opts o = { .timeout = 1.0, .metrics_interval = 2 };
+	struct yolofs_opts o = { .timeout = 1.0, .metrics_interval = 2, .learn_window = 300,
+				 .learn_idle = 15 };
 	struct fuse_cmdline_opts co = { 0 };
 	struct pathlist images = { 0 };
 	struct pt_fs *fs = NULL;
@@ -290,6 +321,7 @@ int main(int argc, char *argv[])
 	struct bs *bs = NULL;
 	struct bg *bg = NULL;
 	struct ns *ns = NULL;
+	struct learn *learn = NULL;
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *lc = NULL;
 	static struct reloader reloader;
@@ -352,6 +384,40 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "yolofs: source %s: %s\n", o.source, strerror(errno));
 		goto out;
 	}
+	uint64_t learn_max = 0;
+	if (o.learn_max && parse_size(o.learn_max, &learn_max) < 0) {
+		fprintf(stderr, "yolofs: learn_max=%s: expected a size like 2G\n", o.learn_max);
+		goto out;
+	}
+	if (o.learn_by && strcmp(o.learn_by, "file") && strcmp(o.learn_by, "mount")) {
+		fprintf(stderr, "yolofs: learn_by=%s: expected file or mount\n", o.learn_by);
+		goto out;
+	}
+	if (o.learn_window <= 0 || o.learn_idle <= 0) {
+		fprintf(stderr, "yolofs: learn_window and learn_idle must be positive\n");
+		goto out;
+	}
+	if (o.learn) {
+		char why[512];
+		struct learn_config lcfg = {
+			.dir = o.learn, .source = o.source, .source_fd = source_fd,
+			.by_mount = o.learn_by && !strcmp(o.learn_by, "mount"),
+			.window_s = o.learn_window, .idle_s = o.learn_idle, .max_bytes = learn_max,
+			.check_trust = !o.insecure_images, .stats = &stats,
+			.reload = reload_now, .reload_ctx = &reloader,
+		};
+		if ((r = learn_create(&learn, &lcfg, why, sizeof(why))) < 0) {
+			fprintf(stderr, "yolofs: learn=%s: %s\n", o.learn, why[0] ? why : strerror(-r));
+			goto out;
+		}
+		/* Its images are loaded (and reloaded) with the others. */
+		char *spec;
+		if (asprintf(&spec, "%s%s%s", o.images ? o.images : "", o.images ? ":" : "",
+			     learn_images_dir(learn)) < 0)
+			goto out;
+		free(o.images);
+		o.images = spec;
+	}
 	if (o.images) {
 		char why[512];
 		if (collect_images(o.images, &images, why, sizeof(why)) < 0) {
@@ -377,7 +443,7 @@ int main(int argc, char *argv[])
 			fprintf(stderr, "yolofs: %s\n", err.msg[0] ? err.msg : strerror(-r));
 			goto out;
 		}
-		if (bs_create(&bs, set, &stats, !o.no_prefill) < 0) {
+		if (bs_create(&bs, set, learn, &stats, !o.no_prefill) < 0) {
 			fprintf(stderr, "yolofs: out of memory\n");
 			goto out;
 		}
@@ -391,6 +457,8 @@ int main(int argc, char *argv[])
 		pc.hooks = bs_hooks(bs);
 	if (ns)
 		pc.ns = ns_hooks(ns);
+	if (learn)
+		pc.ns_rec = learn_recorder(learn);
 	if (o.detach_when_emptied && (r = detach_init(source_fd, co.mountpoint)) < 0) {
 		fprintf(stderr, "yolofs: detach_when_emptied: %s\n", strerror(-r));
 		goto out;
@@ -464,8 +532,10 @@ int main(int argc, char *argv[])
 	if ((r = pthread_create(&reloader.thread, NULL, reload_main, &reloader)) != 0)
 		ylog(YLOG_WARN, "no reload thread (SIGHUP ignored): %s", strerror(r));
 	reloader.running = r == 0;
+	if (learn && (r = learn_start(learn)) < 0)
+		ylog(YLOG_WARN, "no learning thread (nothing is learnt): %s", strerror(-r));
 	ylog(YLOG_INFO, "serving %s at %s (%zu images)", o.source, co.mountpoint, images.n);
-	if (o.images && !images.n)
+	if (o.images && !images.n && !learn)
 		ylog(YLOG_WARN, "images=%s holds no boot images yet; add some and send SIGHUP",
 		       o.images);
 	/* The mount is live (requests queue until the loop runs): tell a
@@ -495,6 +565,8 @@ int main(int argc, char *argv[])
 		}
 	}
 	stats_stop();
+	learn_destroy(learn);            /* it asks the reloader for reloads */
+	learn = NULL;
 	if (reloader.running) {
 		atomic_store(&reloader.quit, true);
 		pthread_kill(reloader.thread, SIGHUP);
@@ -519,6 +591,7 @@ out:
 		fuse_loop_cfg_destroy(lc);
 	pt_destroy(fs);
 	bs_destroy(bs);
+	learn_destroy(learn);
 	bg_destroy(bg);                  /* its jobs hold images */
 	iset_destroy(set);
 	ns_destroy(ns);
@@ -532,6 +605,9 @@ out:
 	free(o.memlimit);
 	free(o.readahead);
 	free(o.metrics);
+	free(o.learn);
+	free(o.learn_by);
+	free(o.learn_max);
 	free(o.source);
 	fuse_opt_free_args(&args);
 	return ret;

@@ -221,6 +221,8 @@ int stats_write_metrics(struct stats *st, const char *path)
 		ld(&st->ns_unknown));
 	counter(f, "ns_dropped", "Namespace answers dropped because a change was reported.",
 		ld(&st->ns_dropped));
+	counter(f, "learned_images", "Boot images written (or extended) by learn=.",
+		ld(&st->learned_images));
 	gauge(f, "ns_known_paths", "Paths whose namespace answers are kept in memory.",
 	      ld(&st->ns_known));
 	gauge(f, "memory_limit_bytes", "memlimit (0: none).", ld(&st->mem.limit));

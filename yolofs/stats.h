@@ -56,6 +56,7 @@ struct stats {
 	atomic_uint_fast64_t ns_unknown;        /* ... asked of the source instead */
 	atomic_uint_fast64_t ns_dropped;        /* answers dropped: a change was reported */
 	atomic_uint_fast64_t ns_known;          /* paths with kept answers (gauge) */
+	atomic_uint_fast64_t learned_images;    /* images written by learn= */
 	struct stats_memory mem;
 	/* Called before the statistics are logged or written, to refresh
 	 * gauges kept elsewhere (may be NULL). */

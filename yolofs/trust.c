@@ -34,10 +34,13 @@ static int trusted(const struct stat *st, const char *what, char *why, size_t le
 	return 0;
 }
 
-int trust_open_image(const char *path, bool check, char *why, size_t whylen)
+/* Open `path` for reading, a regular file or (want_dir) a directory, with
+ * the checks of trust.h on every component. */
+static int open_trusted(const char *path, bool want_dir, bool check, char *why, size_t whylen)
 {
+	int oflags = O_RDONLY | O_CLOEXEC | (want_dir ? O_DIRECTORY : 0);
 	if (!check) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		int fd = open(path, oflags);
 		if (fd < 0)
 			snprintf(why, whylen, "%s", strerror(errno));
 		return fd < 0 ? -errno : fd;
@@ -62,6 +65,12 @@ int trust_open_image(const char *path, bool check, char *why, size_t whylen)
 		char *p = rest;
 		while (*p == '/')
 			p++;
+		if (!*p && want_dir) {           /* "/" itself */
+			ret = openat(cur, ".", oflags);
+			if (ret < 0)
+				ret = -errno;
+			goto out;
+		}
 		if (!*p) {
 			snprintf(why, whylen, "names a directory");
 			ret = -EISDIR;
@@ -141,16 +150,17 @@ int trust_open_image(const char *path, bool check, char *why, size_t whylen)
 			cur = fd;        /* ".." from here is checked like any directory */
 			continue;
 		}
-		if (!S_ISREG(st.st_mode)) {
+		if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
 			close(fd);
 			ret = -EINVAL;
-			snprintf(why, whylen, "%s: not a regular file", sofar);
+			snprintf(why, whylen, "%s: not a %s", sofar, want_dir ? "directory" :
+				 "regular file");
 			goto out;
 		}
 		/* Reopen the very inode checked for reading. */
 		char proc[64];
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		ret = open(proc, O_RDONLY | O_CLOEXEC);
+		ret = open(proc, oflags);
 		if (ret < 0) {
 			ret = -errno;
 			snprintf(why, whylen, "%s: %s", sofar, strerror(errno));
@@ -162,4 +172,24 @@ out:
 	if (cur >= 0)
 		close(cur);
 	return ret;
+}
+
+int trust_open_image(const char *path, bool check, char *why, size_t whylen)
+{
+	return open_trusted(path, false, check, why, whylen);
+}
+
+int trust_open_dir(const char *path, bool check, char *why, size_t whylen)
+{
+	return open_trusted(path, true, check, why, whylen);
+}
+
+int trust_check_fd(int fd, const char *what, char *why, size_t whylen)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, whylen, "%s: %s", what, strerror(errno));
+		return -errno;
+	}
+	return trusted(&st, what, why, whylen);
 }

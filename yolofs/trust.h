@@ -19,4 +19,12 @@
  * descriptor, or -errno with the reason in `why` (-EPERM: not trusted). */
 int trust_open_image(const char *path, bool check, char *why, size_t whylen);
 
+/* The same for a directory (learn=: where learned images are written).
+ * @return an O_RDONLY|O_DIRECTORY descriptor, or -errno with why. */
+int trust_open_dir(const char *path, bool check, char *why, size_t whylen);
+
+/* Does the object open as `fd` (named `what` in messages) itself pass the
+ * owner and mode rule?  @return 0, or -EPERM (or -errno) with why. */
+int trust_check_fd(int fd, const char *what, char *why, size_t whylen);
+
 #endif /* YOLO_TRUST_H */

@@ -74,13 +74,16 @@ yolofs_stop() {
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
-# metric NAME FILE: sum of a counter over all images in a metrics file.
+# metric NAME FILE: sum of a counter over all images in a metrics file (0
+# while the file is not written yet).
 metric() {
+	[ -f "$2" ] || { echo 0; return; }
 	awk -v n="yolofs_$1_total" '$1 == n || index($1, n "{") == 1 { s += $2 } END { print s + 0 }' "$2"
 }
 
 # gauge NAME FILE: sum of a gauge over its series in a metrics file.
 gauge() {
+	[ -f "$2" ] || { echo 0; return; }
 	awk -v n="yolofs_$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { print s + 0 }' "$2"
 }
 
