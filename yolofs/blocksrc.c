@@ -341,7 +341,7 @@ static int source_piece(const struct bs_file *f, int fd, uint64_t off, const str
 		return (int)n;
 	t->bytes_src += (uint64_t)n;
 	if (f->learn)
-		learn_read(f->learn, f->path, fd, p->off, (uint64_t)n);
+		learn_read(f->learn, f->path, p->off, (uint64_t)n);
 	if (n > 0)
 		push(out, dst, (size_t)n);
 	return (size_t)n == p->len;
@@ -395,7 +395,7 @@ static int gather_ssd_run(struct bs_file *f, const struct rp_piece *plan, int k,
 			return (int)got;
 		t->bytes_src += (uint64_t)got;
 		if (f->learn)
-			learn_read(f->learn, f->path, fd, p->off, (uint64_t)got);
+			learn_read(f->learn, f->path, p->off, (uint64_t)got);
 		if ((size_t)got < p->len) {
 			push(out, dst, (size_t)(at + got - dst));   /* the file ended here */
 			return 0;
@@ -458,7 +458,7 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 	if (!f || !f->im) {
 		stats_add(&bs->stats->reads_passthrough, 1);
 		if (f)                   /* the core reads at most `size` bytes there */
-			learn_read(f->learn, f->path, fd, off, size);
+			learn_read(f->learn, f->path, off, size);
 		return PT_READ_PASS;
 	}
 	if (fstat(fd, &st) < 0)
@@ -474,7 +474,7 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 				     "not to be served from image %s now; reading the source",
 				     f->path, f->im->path);
 		if (f->learn)
-			learn_read(f->learn, f->path, fd, off, size);
+			learn_read(f->learn, f->path, off, size);
 		return PT_READ_PASS;
 	}
 	struct lookup_ctx lc = { f };

@@ -39,16 +39,12 @@ struct question {
 	uint64_t t_ns;
 };
 
-struct lfile {
-	char *path;
-	struct yolo_file_ident ident;    /* as first read in the session */
-};
 
 struct session {
 	struct session *next;
 	char *group;                     /* a relpath (by file) or "" (by mount) */
 	uint64_t start_ns, last_ns;      /* begun; last read from the source */
-	struct lfile *files;
+	char **files;                    /* relpaths */
 	uint32_t nfiles, files_cap;
 	uint32_t *file_slots;            /* hash of files by path: index + 1, or 0 */
 	uint32_t nfile_slots;
@@ -170,7 +166,7 @@ static void free_session(struct session *s)
 	if (!s)
 		return;
 	for (uint32_t i = 0; i < s->nfiles; i++)
-		free(s->files[i].path);
+		free(s->files[i]);
 	for (size_t i = 0; i < s->nqs; i++)
 		free_question(&s->qs[i]);
 	free(s->files);
@@ -243,12 +239,12 @@ static int64_t find_file(const struct session *s, const char *path)
 	uint32_t mask = s->nfile_slots - 1;
 	for (uint32_t j = (uint32_t)fnv(path, strlen(path), FNV0) & mask; s->file_slots[j];
 	     j = (j + 1) & mask)
-		if (!strcmp(s->files[s->file_slots[j] - 1].path, path))
+		if (!strcmp(s->files[s->file_slots[j] - 1], path))
 			return s->file_slots[j] - 1;
 	return -1;
 }
 
-static int64_t add_file(struct session *s, const char *path, const struct yolo_file_ident *id)
+static int64_t add_file(struct session *s, const char *path)
 {
 	if (s->nfiles >= (1u << 23))
 		return -EFBIG;
@@ -258,7 +254,7 @@ static int64_t add_file(struct session *s, const char *path, const struct yolo_f
 		if (!v)
 			return -ENOMEM;
 		for (uint32_t i = 0; i < s->nfiles; i++) {
-			uint32_t j = (uint32_t)fnv(s->files[i].path, strlen(s->files[i].path), FNV0) & (n - 1);
+			uint32_t j = (uint32_t)fnv(s->files[i], strlen(s->files[i]), FNV0) & (n - 1);
 			while (v[j])
 				j = (j + 1) & (n - 1);
 			v[j] = i + 1;
@@ -278,7 +274,7 @@ static int64_t add_file(struct session *s, const char *path, const struct yolo_f
 	char *p = strdup(path);
 	if (!p)
 		return -ENOMEM;
-	s->files[s->nfiles] = (struct lfile){ p, *id };
+	s->files[s->nfiles] = p;
 	uint32_t mask = s->nfile_slots - 1;
 	uint32_t j = (uint32_t)fnv(path, strlen(path), FNV0) & mask;
 	while (s->file_slots[j])
@@ -321,24 +317,15 @@ void learn_open(struct learn *l, const char *relpath)
 	pthread_mutex_unlock(&l->lock);
 }
 
-void learn_read(struct learn *l, const char *relpath, int fd, uint64_t off, uint64_t len)
+void learn_read(struct learn *l, const char *relpath, uint64_t off, uint64_t len)
 {
 	if (!len)
 		return;
 	pthread_mutex_lock(&l->lock);
 	struct session *s = find_session(l, group_of(l, relpath));
 	int64_t file = s ? find_file(s, relpath) : -1;
-	if (s && file < 0) {
-		struct stat st;
-		pthread_mutex_unlock(&l->lock);  /* no system call under the lock */
-		if (fstat(fd, &st) < 0)
-			return;
-		struct yolo_file_ident id = yolo_ident_from_stat(&st);
-		pthread_mutex_lock(&l->lock);
-		s = find_session(l, group_of(l, relpath));
-		if (s && (file = find_file(s, relpath)) < 0)
-			file = add_file(s, relpath, &id);
-	}
+	if (s && file < 0)
+		file = add_file(s, relpath);
 	if (s && file >= 0) {
 		add_blocks(s, (uint32_t)file, off, len);
 		s->last_ns = now_ns();
@@ -435,8 +422,6 @@ static void ns_path(const struct yolo_image *img, uint32_t i, char *buf, size_t 
 	snprintf(buf + used, len - used, "%s%s", used ? "/" : "", n->name);
 }
 
-/* The blocks and questions of `old` (an earlier image of this group) whose
- * files are still as they were.  @return 0 or -errno. */
 struct known {                       /* the questions an older image has */
 	uint64_t *slots;
 	size_t nslots, n;
@@ -467,21 +452,43 @@ static bool known(const struct known *k, const char *path, uint16_t flags, const
 	return true;
 }
 
+/* Do `f`'s blocks in `old` hold what the source file open as `fd` holds
+ * now?  (An attribute change, such as nova's touch of a base file, changes
+ * the identity and not the bytes.) */
+static bool same_bytes(struct yolo_image *old, const struct yolo_file *f, int fd, uint8_t *buf,
+		       uint8_t *src)
+{
+	for (uint32_t i = 0; i < f->block_count; i++) {
+		const struct yolo_block *b = yolo_image_block(old, f->first_block + i);
+		int n = yolo_image_read_block(old, b, buf, 1u << BLOCK_SHIFT, YOLO_READ_VERIFY);
+		if (n < 0 || pread(fd, src, (size_t)n, (off_t)(b->block_id << BLOCK_SHIFT)) != n ||
+		    memcmp(buf, src, (size_t)n))
+			return false;
+	}
+	return true;
+}
+
+/* The blocks and questions of `old` (an earlier image of this group) whose
+ * files still hold the same bytes.  @return 0 or -errno. */
 static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image *old,
 		      uint8_t *buf, struct known *k, struct yolo_err *err)
 {
 	const struct yolo_image_info *in = yolo_image_info(old);
 	uint32_t *map = malloc((in->file_count + 1) * sizeof(*map));
-	if (!map)
-		return -ENOMEM;
-	int r = 0;
+	uint8_t *src = malloc(1u << BLOCK_SHIFT);
+	int r = map && src ? 0 : -ENOMEM;
 	for (uint32_t i = 0; i < in->file_count && r == 0; i++) {
 		const struct yolo_file *f = yolo_image_file(old, i);
 		struct yolo_file_ident now;
+		int fd = -1;
 		map[i] = UINT32_MAX;
-		if (ident_now(l, f->path, &now, NULL) && same_ident(&f->ident, &now))
+		if (ident_now(l, f->path, &now, &fd) && f->ident.size == now.size &&
+		    (same_ident(&f->ident, &now) || same_bytes(old, f, fd, buf, src)))
 			r = yolo_writer_add_file(w, f->path, &now, &map[i], err);
+		if (fd >= 0)
+			close(fd);
 	}
+	free(src);
 	for (uint64_t s = 0; s < in->block_count && r == 0; s++) {
 		const struct yolo_block *b = yolo_image_block_by_seq(old, s);
 		if (map[b->file_id] == UINT32_MAX)
@@ -509,8 +516,9 @@ static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image 
 	return r;
 }
 
-/* The session's files that are still as they were read (fds[i] open, else
- * -1) and its blocks, read from the source now.  @return 0 or -errno. */
+/* The session's files as they are now and its blocks, read from the source
+ * now (the image is compared with the source once written, so a change
+ * while it is written removes it).  @return 0 or -errno. */
 static int add_session(struct learn *l, struct yolo_writer *w, const struct session *s,
 		       uint8_t *buf, const struct known *k, uint64_t *added, struct yolo_err *err)
 {
@@ -523,15 +531,11 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 	for (uint32_t i = 0; i < s->nfiles && r == 0; i++) {
 		struct yolo_file_ident now;
 		map[i] = UINT32_MAX;
-		if (!ident_now(l, s->files[i].path, &now, &fds[i]))
-			continue;
-		if (!same_ident(&s->files[i].ident, &now)) {
-			ylog(YLOG_INFO, "learn: %s changed during the boot; left out", s->files[i].path);
-			continue;
-		}
+		if (!ident_now(l, s->files[i], &now, &fds[i]))
+			continue;        /* gone */
 		sizes[i] = now.size;
-		if (yolo_writer_find_file(w, s->files[i].path, &map[i]) < 0)
-			r = yolo_writer_add_file(w, s->files[i].path, &now, &map[i], err);
+		if (yolo_writer_find_file(w, s->files[i], &map[i]) < 0)
+			r = yolo_writer_add_file(w, s->files[i], &now, &map[i], err);
 	}
 	for (size_t i = 0; i < s->norder && r == 0; i++) {
 		uint32_t f = (uint32_t)(s->order[i] >> 40);
@@ -543,7 +547,7 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 		ssize_t n = pread(fds[f], buf, len, (off_t)off);
 		if (n != (ssize_t)len) {
 			r = n < 0 ? -errno : -ESTALE;    /* it shrank: changed after all */
-			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files[f].path,
+			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files[f],
 				 strerror(-r));
 			break;
 		}

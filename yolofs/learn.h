@@ -18,8 +18,10 @@
  * Images go to DIR/KEY/, KEY naming the source directory, so daemons
  * sharing DIR (one per layer) never load each other's images; DIR must be
  * trusted as images are (trust.h).  The blocks written are read from the
- * source when the session ends, and only for files whose identity (size,
- * mtime, ctime, inode) is still the one seen during the session.
+ * source when the session ends, with the files' identity of that moment,
+ * and the image is compared with the source once written (removed if a
+ * file changed meanwhile); an earlier image's blocks are kept for files that
+ * still hold the same bytes.
  *
  * Limits: `max_bytes` for all of DIR (this daemon removes its own least
  * recently written images to stay under it); images none of whose files
@@ -65,9 +67,8 @@ void learn_destroy(struct learn *l);
 
 /* `relpath`, a regular file, was opened: begin or join its group's session. */
 void learn_open(struct learn *l, const char *relpath);
-/* `len` bytes at `off` of `relpath` (open as `fd`, for its identity) were
- * read from the source. */
-void learn_read(struct learn *l, const char *relpath, int fd, uint64_t off, uint64_t len);
+/* `len` bytes at `off` of `relpath` were read from the source. */
+void learn_read(struct learn *l, const char *relpath, uint64_t off, uint64_t len);
 
 /* A recorder of namespace questions for pt_config.ns_rec (by mount only). */
 struct pt_ns_recorder learn_recorder(struct learn *l);
