@@ -34,10 +34,23 @@
 #define PT_MAX_READ (1u << 20)
 
 /* What an open hook is told about a newly opened regular file. */
+/* An open file as the hooks see it.  A read-only open of a root caller
+ * whose attributes the namespace provider answers is not opened on the
+ * source at once ("lazy", as a container start opens dozens of files whose
+ * bytes all come from a boot image): it is opened there when something
+ * needs it, and refused with ESTALE if its name then holds another file. */
+struct pt_file;
+/* Its descriptor on the source, opened now if it was lazy.  @return the
+ * descriptor (owned by the core) or -errno. */
+int pt_file_fd(struct pt_file *file);
+/* Its attributes now: fstat of the descriptor, or while it is lazy the
+ * provider's answer (fresh by the provider's contract).  @return 0 or
+ * -errno. */
+int pt_file_stat(struct pt_file *file, struct stat *st);
+
 struct pt_open_info {
 	const char *relpath;             /* path below the source root, or NULL if unknown (unlinked) */
-	int fd;                          /* the opened source descriptor (owned by the core) */
-	const struct stat *st;           /* fstat(fd) just after opening */
+	const struct stat *st;           /* its attributes just after opening */
 	int flags;                       /* open(2) flags as requested by the caller */
 	bool first;                      /* first open of this inode (per-inode state is NULL) */
 	/* For kernel cache notifications from the open hook.  During a first
@@ -86,10 +99,10 @@ struct pt_hooks {
 	/* An open file was released; `last` when it was the inode's last. */
 	void (*release)(void *ctx, void **ipriv, bool last);
 
-	/* A read of [off, off+size) on `fd`.  @return 0 when served (out->iov
-	 * filled; total may be short at EOF), PT_READ_PASS to let the core
-	 * read the source, or -errno. */
-	int (*read)(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
+	/* A read of [off, off+size) of `file` (pt_file_stat, pt_file_fd).
+	 * @return 0 when served (out->iov filled; total may be short at EOF),
+	 * PT_READ_PASS to let the core read the source, or -errno. */
+	int (*read)(void *ctx, void *ipriv, struct pt_file *file, uint64_t off, size_t size,
 		    struct pt_readbuf *out);
 	/* Called once the reply of a read that set out->hold was sent (or
 	 * failed), so memory the segments pointed into can be released. */
@@ -98,8 +111,11 @@ struct pt_hooks {
 	/* Bracket every change of a regular file made through the mount.
 	 * begin is called before the source is modified, end after (with the
 	 * operation's result, 0/-errno or bytes).  begin may block readers
-	 * until end.  ipriv is NULL when the inode has no open files. */
-	void (*modify_begin)(void *ctx, void *ipriv, enum pt_modify op, uint64_t off, uint64_t len);
+	 * until end.  ipriv is NULL when the inode has no open files.  `fd`
+	 * refers to the file on the source (for fstat; -1 if it cannot be
+	 * had), the same in both calls. */
+	void (*modify_begin)(void *ctx, void *ipriv, enum pt_modify op, uint64_t off, uint64_t len,
+			     int fd);
 	void (*modify_end)(void *ctx, void *ipriv, enum pt_modify op, uint64_t off, uint64_t len,
 			   int fd, int64_t result);
 

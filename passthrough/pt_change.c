@@ -28,6 +28,8 @@ void pt_change_begin(struct pt_change *m, struct pt_fs *fs, struct pt_inode *in,
 		     struct pt_fh *fh, enum pt_modify op, uint64_t off, uint64_t len)
 {
 	*m = (struct pt_change){ .fs = fs, .in = in, .op = op, .off = off, .len = len };
+	/* A writer's file is never lazy; without one, the inode's own. */
+	m->fd = fh ? pt_fh_fd(fh) : pt_fd(fs, in);
 	if (fh) {
 		m->ipriv = fh->ipriv;
 	} else {
@@ -36,14 +38,14 @@ void pt_change_begin(struct pt_change *m, struct pt_fs *fs, struct pt_inode *in,
 		m->ipriv = in->nopen ? in->ipriv : NULL;
 	}
 	if (fs->cfg.hooks.modify_begin)
-		fs->cfg.hooks.modify_begin(fs->cfg.hooks.ctx, m->ipriv, op, off, len);
+		fs->cfg.hooks.modify_begin(fs->cfg.hooks.ctx, m->ipriv, op, off, len, m->fd);
 }
 
 void pt_change_end(struct pt_change *m, int fd, int64_t result)
 {
 	struct pt_fs *fs = m->fs;
 	if (fs->cfg.hooks.modify_end)
-		fs->cfg.hooks.modify_end(fs->cfg.hooks.ctx, m->ipriv, m->op, m->off, m->len, fd,
+		fs->cfg.hooks.modify_end(fs->cfg.hooks.ctx, m->ipriv, m->op, m->off, m->len, m->fd,
 					 result);
 	if (m->locked)
 		pthread_mutex_unlock(&m->in->mu);

@@ -57,16 +57,61 @@ void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed)
 	if (last)
 		in->ipriv = NULL;
 	pthread_mutex_unlock(&in->mu);
-	close(fh->fd);
+	if (fh->fd >= 0)
+		close(fh->fd);
 	pt_caller_free(&fh->opener);
 	free(fh);
 }
 
+int pt_fh_fd(struct pt_fh *fh)
+{
+	int fd = atomic_load(&fh->fd);
+	if (fd >= 0)
+		return fd;
+	/* A lazy open of a root caller: open it now, as the daemon (which
+	 * is what acting as root is), if its name still holds that file. */
+	char pp[64];
+	int pfd = pt_fd(fh->fs, fh->in);
+	if (pfd < 0)
+		return pfd;
+	pt_proc_path(pp, sizeof(pp), pfd);
+	fd = open(pp, source_flags(fh->flags));
+	if (fd < 0)
+		return -errno;
+	int lazy = -1;
+	if (!atomic_compare_exchange_strong(&fh->fd, &lazy, fd)) {
+		close(fd);               /* another thread opened it first */
+		return lazy;
+	}
+	return fd;
+}
+
+int pt_file_fd(struct pt_file *file)
+{
+	return pt_fh_fd((struct pt_fh *)file);
+}
+
+int pt_file_stat(struct pt_file *file, struct stat *st)
+{
+	struct pt_fh *fh = (struct pt_fh *)file;
+	struct pt_fs *fs = fh->fs;
+	char path[PATH_MAX];
+	int fd = atomic_load(&fh->fd);
+	if (fd < 0 && fs->cfg.ns.lookup && pt_path_of(fs, fh->in, path, sizeof(path)) == 0 &&
+	    fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, st) == 1 && st->st_ino == fh->in->ino &&
+	    st->st_dev == fh->in->dev)
+		return 0;
+	if (fd < 0 && (fd = pt_fh_fd(fh)) < 0)
+		return fd;
+	return fstat(fd, st) < 0 ? -errno : 0;
+}
+
 /* Finish an open: call the hook, decide caching, reply.  Called with
- * in->mu held and releases it; `fd` and `opener` are owned. */
+ * in->mu held and releases it; `fd` and `opener` are owned.  `fd` -1: a
+ * lazy open, of a file with the attributes `lazy_st`. */
 static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 			struct fuse_file_info *fi, const struct fuse_entry_param *e,
-			struct pt_caller *opener)
+			struct pt_caller *opener, const struct stat *lazy_st)
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct stat st;
@@ -77,11 +122,15 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 		ret = -ENOMEM;
 		goto fail;
 	}
-	if (fstat(fd, &st) < 0) {
+	if (fd < 0)
+		st = *lazy_st;
+	else if (fstat(fd, &st) < 0) {
 		ret = -errno;
 		goto fail;
 	}
-	fh->fd = fd;
+	atomic_init(&fh->fd, fd);
+	fh->flags = flags;
+	fh->fs = fs;
 	fh->in = in;
 	fh->opener = *opener;
 	opener->groups = NULL;
@@ -92,9 +141,11 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 			 in->cctime.tv_sec == st.st_ctim.tv_sec &&
 			 in->cctime.tv_nsec == st.st_ctim.tv_nsec;
 	if (fs->cfg.hooks.open) {
+		int r = fd >= 0 ? pt_relpath(fs, fd, rel, sizeof(rel)) :
+			pt_path_of(fs, in, rel, sizeof(rel));
 		struct pt_open_info info = {
-			.relpath = pt_relpath(fs, fd, rel, sizeof(rel)) == 0 ? rel : NULL,
-			.fd = fd, .st = &st, .flags = flags, .first = in->nopen == 0,
+			.relpath = r == 0 ? rel : NULL,
+			.st = &st, .flags = flags, .first = in->nopen == 0,
 			.se = fs->se, .nodeid = pt_nodeid_of(fs, in),
 		};
 		if (info.first)
@@ -126,7 +177,8 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 	return;
 fail:
 	pthread_mutex_unlock(&in->mu);
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	if (fh)
 		pt_caller_free(&fh->opener);
 	pt_caller_free(opener);
@@ -134,6 +186,21 @@ fail:
 	if (e)
 		pt_inode_put(fs, in, 1);
 	pt_reply_status(req, ret);
+}
+
+/* May this open be lazy (see passthrough.h, struct pt_file)?  A root
+ * caller reading a file not yet opened on the source whose attributes the
+ * provider answers: root is granted a read-only open by the permission
+ * bits, and the provider's answer is fresh.  *st: those attributes. */
+static bool lazy_open(fuse_req_t req, struct pt_inode *in, int flags, struct stat *st)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	char path[PATH_MAX];
+	return fs->cfg.ns.lookup && pt_ns_answers(req) && (flags & O_ACCMODE) == O_RDONLY &&
+	       !(flags & (O_TRUNC | O_CREAT)) && atomic_load(&in->fd) < 0 &&
+	       pt_path_of(fs, in, path, sizeof(path)) == 0 &&
+	       fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, st) == 1 && S_ISREG(st->st_mode) &&
+	       st->st_ino == in->ino && st->st_dev == in->dev;
 }
 
 void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -144,10 +211,17 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pt_as as;
 	char pp[64];
 	bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct stat lazy_st;
+	if (lazy_open(req, in, fi->flags, &lazy_st)) {
+		pthread_mutex_lock(&in->mu);
+		finish_open(req, in, -1, fi->flags, fi, NULL, &opener, &lazy_st);
+		return;
+	}
 	pthread_mutex_lock(&in->mu);
+	int tfd = trunc ? pt_fd(fs, in) : -1;
 	if (trunc && fs->cfg.hooks.modify_begin)
 		fs->cfg.hooks.modify_begin(fs->cfg.hooks.ctx, in->nopen ? in->ipriv : NULL,
-					   PT_MOD_TRUNCATE, 0, 0);
+					   PT_MOD_TRUNCATE, 0, 0, tfd);
 	int fd = -1, ret = pt_as_caller(req, &as, false);
 	if (ret == 0) {
 		int pfd = pt_fd(fs, in);
@@ -158,7 +232,7 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	if (trunc && fs->cfg.hooks.modify_end)
 		fs->cfg.hooks.modify_end(fs->cfg.hooks.ctx, in->nopen ? in->ipriv : NULL,
-					 PT_MOD_TRUNCATE, 0, 0, fd, ret);
+					 PT_MOD_TRUNCATE, 0, 0, tfd, ret);
 	if (ret < 0) {
 		pthread_mutex_unlock(&in->mu);
 		if (fd >= 0)
@@ -166,7 +240,7 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pt_reply_status(req, ret);
 		return;
 	}
-	finish_open(req, in, fd, fi->flags, fi, NULL, &opener);
+	finish_open(req, in, fd, fi->flags, fi, NULL, &opener, NULL);
 }
 
 void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -200,7 +274,7 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 	}
 	struct pt_inode *in = pt_inode_of(req, e.ino);
 	pthread_mutex_lock(&in->mu);
-	finish_open(req, in, fd, fi->flags, fi, &e, &opener);
+	finish_open(req, in, fd, fi->flags, fi, &e, &opener, NULL);
 }
 
 void pt_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -216,8 +290,8 @@ void pt_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void pt_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int fd = fh_of(fi)->fd;
-	int r = datasync ? fdatasync(fd) : fsync(fd);
+	int fd = atomic_load(&fh_of(fi)->fd);
+	int r = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd);   /* lazy: nothing written */
 	pt_reply_status(req, r < 0 ? -errno : 0);
 }
 
@@ -260,14 +334,17 @@ static ssize_t read_for_reply(struct pt_fh *fh, char *buf, size_t size, off_t of
 {
 	uint64_t o = (uint64_t)off;
 	uint64_t prev = atomic_exchange_explicit(&fh->next_off, o + size, memory_order_relaxed);
+	int fd = pt_fh_fd(fh);
+	if (fd < 0)
+		return fd;
 	/* Threads may take a stream's READs slightly out of order. */
 	bool stream = o + 2 * PT_MAX_READ >= prev && o <= prev + PT_MAX_READ;
 	if (stream || !fh->page_cached || !atomic_load_explicit(&dontcache_ok, memory_order_relaxed))
-		return pt_read_source(fh->fd, buf, size, off, 0);
-	ssize_t n = pt_read_source(fh->fd, buf, size, off, RWF_DONTCACHE);
+		return pt_read_source(fd, buf, size, off, 0);
+	ssize_t n = pt_read_source(fd, buf, size, off, RWF_DONTCACHE);
 	if (n == -EOPNOTSUPP || n == -EINVAL) {
 		atomic_store_explicit(&dontcache_ok, false, memory_order_relaxed);
-		n = pt_read_source(fh->fd, buf, size, off, 0);
+		n = pt_read_source(fd, buf, size, off, 0);
 	}
 	return n;
 }
@@ -324,8 +401,8 @@ void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 		t->rb.cnt = 0;
 		t->rb.hold = NULL;
 		cur_pid = fuse_req_ctx(req)->pid;
-		int ret = fs->cfg.hooks.read(fs->cfg.hooks.ctx, fh->ipriv, fh->fd, (uint64_t)off,
-					     size, &t->rb);
+		int ret = fs->cfg.hooks.read(fs->cfg.hooks.ctx, fh->ipriv, (struct pt_file *)fh,
+					     (uint64_t)off, size, &t->rb);
 		cur_pid = 0;
 		if (ret < 0)
 			pt_reply_status(req, ret);
@@ -338,8 +415,13 @@ void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 	}
 	if (fs->cfg.splice) {
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+		int fd = pt_fh_fd(fh);
+		if (fd < 0) {
+			pt_reply_status(req, fd);
+			return;
+		}
 		bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv.buf[0].fd = fh->fd;
+		bv.buf[0].fd = fd;
 		bv.buf[0].pos = off;
 		fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
 		return;
@@ -405,8 +487,12 @@ void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 	struct pt_as as;
 	pt_change_begin(&m, pt_fs_of(req), out->in, out, PT_MOD_COPY, (uint64_t)off_out, len);
 	ssize_t n = pt_as_writer(req, out, &as);
-	if (n == 0) {
-		n = copy_file_range(in->fd, &off_in, out->fd, &off_out, len, (unsigned)flags);
+	int ifd = pt_fh_fd(in);
+	if (n == 0 && ifd < 0) {
+		n = ifd;
+		pt_as_self(&as);
+	} else if (n == 0) {
+		n = copy_file_range(ifd, &off_in, out->fd, &off_out, len, (unsigned)flags);
 		if (n < 0)
 			n = -errno;
 		pt_as_self(&as);
@@ -420,7 +506,12 @@ void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	off_t r = lseek(fh_of(fi)->fd, off, whence);
+	int fd = pt_fh_fd(fh_of(fi));
+	if (fd < 0) {
+		pt_reply_status(req, fd);
+		return;
+	}
+	off_t r = lseek(fd, off, whence);
 	if (r < 0)
 		pt_reply_status(req, -errno);
 	else
@@ -460,10 +551,6 @@ static void ioctl_on(fuse_req_t req, struct pt_inode *in, bool dir, int fd, unsi
 			fuse_reply_ioctl(req, 0, &v, vlen);
 		return;
 	}
-	if (c != FS_IOC_SETFLAGS && c != FS_IOC_FSSETXATTR) {
-		pt_reply_status(req, -ENOTTY);
-		return;
-	}
 	if (in_bufsz < vlen) {
 		pt_reply_status(req, -EINVAL);
 		return;
@@ -498,7 +585,18 @@ void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 	struct pt_inode *in = pt_inode_of(req, ino);
 	bool dir = flags & FUSE_IOCTL_DIR;
 	struct pt_dir *d = dir ? (struct pt_dir *)(uintptr_t)fi->fh : NULL;
-	int fd = dir ? (d->dp ? dirfd(d->dp) : -1) : fh_of(fi)->fd, own = -1;
+	if (cmd != FS_IOC_GETFLAGS && cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSGETXATTR &&
+	    cmd != FS_IOC_FSSETXATTR) {
+		/* Not one of ours (isatty's TCGETS, from every Python open):
+		 * answered without opening a lazy file on the source. */
+		pt_reply_status(req, -ENOTTY);
+		return;
+	}
+	int fd = dir ? (d->dp ? dirfd(d->dp) : -1) : pt_fh_fd(fh_of(fi)), own = -1;
+	if (!dir && fd < 0) {
+		pt_reply_status(req, fd);
+		return;
+	}
 	if (fd < 0) {
 		/* A listing the provider gave: open the directory itself. */
 		char pp[64];

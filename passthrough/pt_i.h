@@ -85,7 +85,9 @@ struct pt_caller {
 /* One open regular file. */
 struct pt_fh {
 	struct pt_handle h;              /* first member */
-	int fd;
+	_Atomic int fd;                  /* on the source; -1 until a lazy open needs it */
+	int flags;                       /* open(2) flags, for opening it then */
+	struct pt_fs *fs;
 	_Atomic uint64_t next_off;       /* end of the last source READ: where a stream continues */
 	bool page_cached;                /* the kernel caches what it reads (no O_DIRECT, no direct_io) */
 	struct pt_inode *in;
@@ -216,9 +218,12 @@ struct pt_change {
 	bool locked;
 	enum pt_modify op;
 	uint64_t off, len;
+	int fd;                          /* the file on the source, for the hooks */
 };
 void pt_change_begin(struct pt_change *m, struct pt_fs *fs, struct pt_inode *in,
 		     struct pt_fh *fh, enum pt_modify op, uint64_t off, uint64_t len);
+/* The file's descriptor on the source (see pt_file_fd). */
+int pt_fh_fd(struct pt_fh *fh);
 void pt_change_end(struct pt_change *m, int fd, int64_t result);
 /* Tell the attr_set hook about an attribute change of a regular file made
  * inside a PT_MOD_ATTR bracket (before: its stat just before). */

@@ -402,7 +402,7 @@ void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char path[PATH_MAX];
 	int ret = PT_NS_UNKNOWN;
 	if (fi && fi->fh && in->type == S_IFREG) {
-		ret = fstat(((struct pt_fh *)(uintptr_t)fi->fh)->fd, &st) < 0 ? -errno : 0;
+		ret = pt_file_stat((struct pt_file *)(uintptr_t)fi->fh, &st);
 	} else if (atomic_load(&in->fd) < 0 && fs->cfg.ns.lookup && pt_ns_answers(req) &&
 		   pt_path_of(fs, in, path, sizeof(path)) == 0) {
 		ret = fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st) == 1 ? 0 : PT_NS_UNKNOWN;
@@ -453,7 +453,9 @@ static int set_mode_owner(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
 	if (valid & FUSE_SET_ATTR_MODE) {
 		if (in->type == S_IFLNK)
 			ret = -EOPNOTSUPP;       /* Linux has no lchmod */
-		else if ((fh ? fchmod(fh->fd, attr->st_mode) : chmod(pp, attr->st_mode)) < 0)
+		else if (fh && (ret = pt_fh_fd(fh)) >= 0)
+			ret = fchmod(ret, attr->st_mode) < 0 ? -errno : 0;
+		else if (!fh && chmod(pp, attr->st_mode) < 0)
 			ret = -errno;
 	}
 	if (forced && ret == 0)
@@ -492,8 +494,10 @@ static int set_times(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
 	}
 	pt_proc_path(pp, sizeof(pp), fd);
 	int r;
-	if (fh)
-		r = futimens(fh->fd, tv);
+	if (fh) {
+		int ffd = pt_fh_fd(fh);
+		r = ffd < 0 ? (errno = -ffd, -1) : futimens(ffd, tv);
+	}
 	else if (in->type == S_IFLNK)
 		r = utimensat(fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
 	else
@@ -512,11 +516,11 @@ static int set_size(fuse_req_t req, struct pt_fs *fs, struct pt_inode *in, struc
 	pt_change_begin(&m, fs, in, fh, PT_MOD_TRUNCATE, (uint64_t)size, 0);
 	int ret = fh ? pt_as_writer(req, fh, &as) : pt_as_caller(req, &as, false);
 	if (ret == 0) {
-		int fd = fh ? fh->fd : pt_fd(fs, in);
+		int fd = fh ? pt_fh_fd(fh) : pt_fd(fs, in);
 		pt_proc_path(pp, sizeof(pp), fd);
 		if (fd < 0)
 			ret = fd;
-		else if ((fh ? ftruncate(fh->fd, size) : truncate(pp, size)) < 0)
+		else if ((fh ? ftruncate(fd, size) : truncate(pp, size)) < 0)
 			ret = -errno;
 		pt_as_self(&as);
 	}

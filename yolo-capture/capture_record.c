@@ -90,10 +90,10 @@ static void rec_release(void *ctx, void **ipriv, bool last)
 	*ipriv = NULL;
 }
 
-static int rec_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
+static int rec_read(void *ctx, void *ipriv, struct pt_file *file, uint64_t off, size_t size,
 		    struct pt_readbuf *out)
 {
-	(void)fd;
+	(void)file;
 	(void)out;
 	struct recorder *r = ctx;
 	struct rec_file *f = ipriv;

@@ -60,7 +60,6 @@ struct bs_file {
 	const struct yolo_block *base;   /* the file's block-index entries */
 	uint32_t file_id;
 	uint32_t shift;
-	int fd;                          /* dup of the first open's fd, for fstat */
 	char *path;
 };
 
@@ -150,7 +149,7 @@ static const uint8_t *block_bytes(struct bs_file *f, const struct bst_view *mem,
 /* @return the new file state (holding the image reference `im`, which may
  * be NULL when learning), or NULL. */
 static struct bs_file *file_new(struct bs *bs, struct iset_image *im, uint32_t id,
-				const char *relpath, int fd)
+				const char *relpath)
 {
 	struct bs_file *f = calloc(1, sizeof(*f));
 	if (!f)
@@ -165,11 +164,7 @@ static struct bs_file *file_new(struct bs *bs, struct iset_image *im, uint32_t i
 		f->base = f->yf->block_count ? yolo_image_block(im->img, f->yf->first_block) : NULL;
 	}
 	f->path = strdup(relpath);
-	f->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-	if (!f->path || f->fd < 0) {
-		if (f->fd >= 0)
-			close(f->fd);
-		free(f->path);
+	if (!f->path) {
 		free(f);
 		return NULL;
 	}
@@ -180,7 +175,6 @@ static void file_free(struct bs_file *f)
 {
 	if (!f)
 		return;
-	close(f->fd);
 	iset_image_put(f->im);
 	free(f->path);
 	free(f);
@@ -249,11 +243,11 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 		learn_open(bs->learn, info->relpath);    /* a boot may be starting */
 	if (!info->first)
 		return 0;
-	uint32_t id;
+	uint32_t id = 0;
 	struct iset_image *im = iset_find(bs->set, info->relpath, info->st, &id);
 	if (!im && !bs->learn)
 		return 0;
-	struct bs_file *f = file_new(bs, im, id, info->relpath, info->fd);
+	struct bs_file *f = file_new(bs, im, id, info->relpath);
 	if (!f) {
 		iset_image_put(im);
 		return -ENOMEM;          /* fail the open rather than serve without checks */
@@ -332,10 +326,13 @@ struct tally {
 
 /* Read a source piece into the reply buffer.  @return 1 when complete,
  * 0 when the file ended inside it (the reply ends there), or -errno. */
-static int source_piece(const struct bs_file *f, int fd, uint64_t off, const struct rp_piece *p,
-			struct pt_readbuf *out, struct tally *t)
+static int source_piece(const struct bs_file *f, struct pt_file *file, uint64_t off,
+			const struct rp_piece *p, struct pt_readbuf *out, struct tally *t)
 {
 	char *dst = out->scratch + (p->off - off);
+	int fd = pt_file_fd(file);       /* opened now if the open was lazy */
+	if (fd < 0)
+		return fd;
 	ssize_t n = pt_read_source(fd, dst, p->len, (off_t)p->off, 0);
 	if (n < 0)
 		return (int)n;
@@ -373,8 +370,8 @@ static int ssd_run(const struct bs_file *f, const struct rp_piece *plan, int k, 
 /* Read a run of `n` pieces from k (ssd_run) into their place in the reply
  * buffer with one read of the image file, then check each block; a bad one
  * is read from the source instead.  @return as source_piece. */
-static int gather_ssd_run(struct bs_file *f, const struct rp_piece *plan, int k, int n, int fd,
-			  uint64_t off, struct pt_readbuf *out, struct tally *t)
+static int gather_ssd_run(struct bs_file *f, const struct rp_piece *plan, int k, int n,
+			  struct pt_file *file, uint64_t off, struct pt_readbuf *out, struct tally *t)
 {
 	const struct rp_piece *first = &plan[k], *last = &plan[k + n - 1];
 	size_t len = (size_t)(last->off + last->len - first->off);
@@ -390,6 +387,9 @@ static int gather_ssd_run(struct bs_file *f, const struct rp_piece *plan, int k,
 		}
 		bad_block(f, (uint32_t)p->entry, r < 0 ? r : -EUCLEAN);
 		t->misses++;
+		int fd = pt_file_fd(file);
+		if (fd < 0)
+			return fd;
 		ssize_t got = pt_read_source(fd, at, p->len, (off_t)p->off, 0);
 		if (got < 0)
 			return (int)got;
@@ -407,15 +407,16 @@ static int gather_ssd_run(struct bs_file *f, const struct rp_piece *plan, int k,
 
 /* Gather the plan's pieces into `out`.  Called with the record's lock held
  * shared; `mem` is the image's blocks in memory (NULL: read the image file). */
-static int gather(struct bs_tls *tls, struct bs_file *f, const struct bst_view *mem, int fd,
-		  uint64_t off, int npieces, struct pt_readbuf *out, struct tally *t)
+static int gather(struct bs_tls *tls, struct bs_file *f, const struct bst_view *mem,
+		  struct pt_file *file, uint64_t off, int npieces, struct pt_readbuf *out,
+		  struct tally *t)
 {
 	for (int k = 0; k < npieces; k++) {
 		const struct rp_piece *p = &tls->plan[k];
 		const uint8_t *src = NULL;
 		int run = mem ? 0 : ssd_run(f, tls->plan, k, npieces);
 		if (run > 1) {
-			int r = gather_ssd_run(f, tls->plan, k, run, fd, off, out, t);
+			int r = gather_ssd_run(f, tls->plan, k, run, file, off, out, t);
 			if (r <= 0)
 				return r;
 			k += run - 1;
@@ -429,7 +430,7 @@ static int gather(struct bs_tls *tls, struct bs_file *f, const struct bst_view *
 		if (!src) {
 			t->misses += p->entry == RP_SOURCE ?
 				     ((p->off + p->len - 1) >> f->shift) - (p->off >> f->shift) + 1 : 1;
-			int r = source_piece(f, fd, off, p, out, t);
+			int r = source_piece(f, file, off, p, out, t);
 			if (r <= 0)
 				return r;        /* an error, or the file ended: a short reply */
 			continue;
@@ -448,7 +449,7 @@ static int gather(struct bs_tls *tls, struct bs_file *f, const struct bst_view *
 	return 0;
 }
 
-static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
+static int bs_read(void *ctx, void *ipriv, struct pt_file *file, uint64_t off, size_t size,
 		   struct pt_readbuf *out)
 {
 	struct bs *bs = ctx;
@@ -461,8 +462,9 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 			learn_read(f->learn, f->path, off, size);
 		return PT_READ_PASS;
 	}
-	if (fstat(fd, &st) < 0)
-		return -errno;
+	int r = pt_file_stat(file, &st);
+	if (r < 0)
+		return r;
 	if (!(tls = tls_get(bs)))
 		return -ENOMEM;
 	struct fr_ident now = fr_ident_of(&st);
@@ -484,7 +486,7 @@ static int bs_read(void *ctx, void *ipriv, int fd, uint64_t off, size_t size,
 	struct bst_view *mem = iset_memory(f->im);
 	out->hold = mem;                 /* the reply may point into it: read_done puts it */
 	out->cnt = 0;
-	int ret = n < 0 ? -EINVAL : gather(tls, f, mem, fd, off, n, out, &t);
+	int ret = n < 0 ? -EINVAL : gather(tls, f, mem, file, off, n, out, &t);
 	fr_file_read_end(f->fresh);
 	struct stats_image *s = &f->im->st;
 	if (t.hits)
@@ -524,14 +526,14 @@ static void entry_range(const struct bs_file *f, uint64_t first, uint64_t last, 
 }
 
 static void bs_modify_begin(void *ctx, void *ipriv, enum pt_modify op, uint64_t off,
-			    uint64_t len)
+			    uint64_t len, int fd)
 {
 	struct bs_file *f = ipriv;
 	if (!f || !f->im || op == PT_MOD_ATTR)
 		return;                  /* attributes: iset_attr_set, for every image */
 	struct stat st;
 	struct fr_ident before;
-	bool known = fstat(f->fd, &st) == 0;
+	bool known = fd >= 0 && fstat(fd, &st) == 0;
 	if (known)
 		before = fr_ident_of(&st);
 	uint64_t first = off >> f->shift, last = UINT64_MAX;
@@ -555,7 +557,7 @@ static void bs_modify_end(void *ctx, void *ipriv, enum pt_modify op, uint64_t of
 		return;
 	struct stat st;
 	struct fr_ident after;
-	bool known = fstat(f->fd, &st) == 0;
+	bool known = fd >= 0 && fstat(fd, &st) == 0;
 	if (known)
 		after = fr_ident_of(&st);
 	fr_file_change_end(f->fresh, known ? &after : NULL, true);

@@ -73,7 +73,7 @@ struct ns {
 	int quit_fd;                     /* eventfd: stops the reader */
 	pthread_t reader;
 	bool running;
-	atomic_uint_fast64_t reports;    /* inotify reports handled */
+	atomic_uint_fast64_t reports;    /* batches of inotify reports that dropped answers */
 	atomic_uint handling;            /* reports read from ifd and not yet handled */
 
 	pthread_rwlock_t lock;           /* protects the table and the answers */
@@ -85,9 +85,13 @@ struct ns {
 
 static struct ylog_limit watch_limit, remote_limit;
 
+/* IN_OPEN: a write through a shared mapping is never reported (nor is the
+ * mtime it moves), but the writer's open is: from then on the file is asked
+ * of the source.  A directory being opened (a listing) changes nothing. */
 #define WATCH_DIR (IN_ATTRIB | IN_CREATE | IN_DELETE | IN_DELETE_SELF | IN_MOVE_SELF | \
-		   IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_ONLYDIR)
-#define WATCH_FILE (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_DELETE_SELF | IN_MOVE_SELF)
+		   IN_MOVED_FROM | IN_MOVED_TO | IN_MODIFY | IN_CLOSE_WRITE | IN_OPEN | IN_ONLYDIR)
+#define WATCH_FILE (IN_ATTRIB | IN_MODIFY | IN_CLOSE_WRITE | IN_OPEN | IN_DELETE_SELF | \
+		    IN_MOVE_SELF)
 
 static uint64_t hash_path(const char *p)
 {
@@ -208,14 +212,17 @@ static void drop_all(struct ns *ns)
 
 /* ---- inotify reports ---- */
 
-static void handle_report(struct ns *ns, const struct inotify_event *ev)
+/* @return whether the report may concern an answer. */
+static bool handle_report(struct ns *ns, const struct inotify_event *ev)
 {
 	if (ev->mask & IN_Q_OVERFLOW) {
 		ylog(YLOG_WARN, "namespace: inotify reports were lost; every answer is asked of the "
 		     "source again");
 		drop_all(ns);
-		return;
+		return true;
 	}
+	if ((ev->mask & (IN_OPEN | IN_ISDIR)) == (IN_OPEN | IN_ISDIR))
+		return false;
 	/* Several nodes share a watch when they are links to one file. */
 	for (size_t i = 0; i < ns->nwatched; i++) {
 		struct node *x = ns->watched[i];
@@ -235,6 +242,7 @@ static void handle_report(struct ns *ns, const struct inotify_event *ev)
 				x->wd = -1;
 		}
 	}
+	return true;
 }
 
 static void *reader_main(void *arg)
@@ -251,12 +259,14 @@ static void *reader_main(void *arg)
 		atomic_fetch_add(&ns->handling, 1);      /* before the queue empties */
 		ssize_t len = read(ns->ifd, buf, sizeof(buf));
 		pthread_rwlock_wrlock(&ns->lock);
+		bool relevant = false;
 		for (char *at = buf; len > 0 && at < buf + len;) {
 			const struct inotify_event *ev = (const struct inotify_event *)at;
-			handle_report(ns, ev);
+			relevant |= handle_report(ns, ev);
 			at += sizeof(*ev) + ev->len;
 		}
-		atomic_fetch_add(&ns->reports, 1);
+		if (relevant)
+			atomic_fetch_add(&ns->reports, 1);
 		atomic_fetch_sub(&ns->handling, 1);
 		pthread_rwlock_unlock(&ns->lock);
 	}
@@ -718,15 +728,24 @@ int ns_start(struct ns *ns)
 	return 0;
 }
 
+void ns_stop(struct ns *ns)
+{
+	uint64_t one;
+	if (!ns->running)
+		return;
+	one = 1;
+	if (write(ns->quit_fd, &one, sizeof(one)) == sizeof(one))
+		pthread_join(ns->reader, NULL);
+	if (read(ns->quit_fd, &one, sizeof(one)) < 0)
+		one = 0;                 /* the eventfd is reset for a later start */
+	ns->running = false;
+}
+
 void ns_destroy(struct ns *ns)
 {
 	if (!ns)
 		return;
-	if (ns->running) {
-		uint64_t one = 1;
-		if (write(ns->quit_fd, &one, sizeof(one)) == sizeof(one))
-			pthread_join(ns->reader, NULL);
-	}
+	ns_stop(ns);
 	for (size_t b = 0; b < ns->nbuckets; b++) {
 		for (struct node *x = ns->buckets[b], *next; x; x = next) {
 			next = x->next;

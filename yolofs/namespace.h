@@ -44,6 +44,9 @@ int ns_create(struct ns **out, int source_fd, struct stats *stats);
 /* Start the thread that reads inotify reports (after daemonizing).
  * @return 0 or -errno. */
 int ns_start(struct ns *ns);
+/* Stop that thread: from the next report on, nothing is answered (reports
+ * stay queued) until ns_start again. */
+void ns_stop(struct ns *ns);
 void ns_destroy(struct ns *ns);
 
 /* Answer `img`'s questions from the source now (watches first).  Slow
