@@ -464,6 +464,169 @@ class Report:
                          ['---', '---:', '---:', '---:', '---:'])
         return out
 
+    # -- ctr: container starts ------------------------------------------------
+
+    CTR_CACHES = ['cold', 'echo1', 'warm']
+    CTR_CACHE_TEXT = {
+        'cold': 'cold: `echo 3 > drop_caches` (pages, dentries and inodes dropped)',
+        'echo1': 'echo 1: `echo 1 > drop_caches` right after the cold start (pages dropped; dentries, '
+                 'inodes and yolofs\'s state kept)',
+        'warm': 'warm: right after the echo 1 start',
+    }
+    CTR_TRACE = [('tr_layer_data', 'layer file data'), ('tr_layer_dir', 'layer dirs'),
+                 ('tr_docker', "dockerd's files"), ('tr_inode_table', 'inode tables'),
+                 ('tr_fs_meta', 'other ext4 metadata'), ('tr_unmapped', 'new since set-up')]
+
+    def ctr_profiles(self):
+        return self.d.values('profile', self.d.ctx_list('ctr_profile'), figure='ctr')
+
+    def ctr_cells(self, profile):
+        """(mode, n) of the ctr figure: by N, the single-app cells in --ctr-apps order."""
+        out = []
+        for n in self.d.values('n', figure='ctr', profile=profile):
+            for mode in self.d.values('mode', self.d.ctx_list('ctr_apps') + ['distinct'], figure='ctr',
+                                      profile=profile, n=n):
+                out.append((mode, n))
+        return out
+
+    def ctr_cell(self, profile, mode, n, policy, cache):
+        return self.d.cell(figure='ctr', profile=profile, mode=mode, n=n, policy=policy, cache=cache)
+
+    @staticmethod
+    def ctr_label(mode, n):
+        return f'{mode} alone' if mode != 'distinct' else f'{n} distinct'
+
+    def ctr_time_table(self, profile, cache):
+        rows = []
+        for mode, n in self.ctr_cells(profile):
+            w = self.ctr_cell(profile, mode, n, 'without', cache)
+            y = self.ctr_cell(profile, mode, n, 'yolofs', cache)
+            warm = self.ctr_cell(profile, mode, n, 'without', 'warm')
+            if not w.present and not y.present:
+                continue
+            mean = [f'{c.extra_median("mean_seconds"):.3f}' if c.ok and c.extra_median('mean_seconds') is not None
+                    else ('**FAILED**' if c.present and not c.ok else 'n/a') for c in (w, y)]
+            rows.append([self.ctr_label(mode, n), n, w.show(), mean[0], y.show(), mean[1],
+                         Ratio(w, y).show(), Ratio(y, warm).show()])
+        return table(['images', 'N', 'without yolofs', 'mean', 'yolofs', 'mean', 'without / yolofs',
+                      'yolofs / warm'], rows, ['---', '---:'] + ['---:'] * 6)
+
+    def ctr_volume_tables(self, profile):
+        def med(c, key, scale=1.0, fmt='{:.0f}'):
+            if not c.present:
+                return 'n/a'
+            if not c.ok:
+                return '**FAILED**'
+            v = c.field_median(key) if key in ('disk_bytes', 'misses') else c.extra_median(key)
+            return fmt.format(v / scale) if v is not None else '-'
+        reads, where = [], []
+        for cache in self.CTR_CACHES:
+            for mode, n in self.ctr_cells(profile):
+                for policy in ('without', 'yolofs'):
+                    c = self.ctr_cell(profile, mode, n, policy, cache)
+                    if not c.present:
+                        continue
+                    head = [cache, self.ctr_label(mode, n), policy]
+                    reads.append(head + [med(c, 'dev_reads'), med(c, 'disk_bytes', 1048576, '{:.1f}'),
+                                         med(c, 'group_reads'), med(c, 'premove_reads'),
+                                         med(c, 'yolofs_source_bytes', 1048576, '{:.1f}'),
+                                         med(c, 'misses'), med(c, 'yolofs_prefilled_bytes', 1048576, '{:.1f}')])
+                    if any(c.extra_median(k) is not None for k, _ in self.CTR_TRACE) or not c.ok:
+                        where.append(head + [med(c, 'tr_reads')] + [med(c, k) for k, _ in self.CTR_TRACE])
+        out = ['', 'Reads per run (median): requests the slow disk served and MiB it read (/proc/diskstats); '
+               'reads charged to the throttled group (blkio.throttle.io_serviced: with the shared budget '
+               'everyone\'s but what runc\'s init read before bench/runc-blkio moved it, "before move", '
+               'charged to the container\'s own group); yolofs\'s MiB read from the source for files its '
+               'images cover, blocks so read (misses) and MiB pushed into the page cache at open. The '
+               'throttle charges each bio before the disk merges neighbours into one request (ext4 reads '
+               'ahead inode-table blocks one bio each), so the group is charged more reads than the disk '
+               'serves, and its budget, not the request count, sets the time:', '']
+        out += table(['cache', 'images', 'policy', 'disk reads', 'MiB', 'group reads', 'before move',
+                      'yolofs MiB from source', 'yolofs misses', 'yolofs MiB prefilled'], reads,
+                     ['---', '---', '---'] + ['---:'] * 7)
+        if where:
+            out += ['', 'What the disk\'s read requests read (median requests; block:block_rq_issue of the '
+                    'loop device, each request\'s first block looked up in a map of the file system made '
+                    'at set-up by bench/blockmap.py: layer file data and directories of the images\' '
+                    'layers, dockerd\'s and containerd\'s own files in the data root, ext4 inode tables, '
+                    'other ext4 metadata (bitmaps, journal, descriptors), blocks not in use at set-up '
+                    '(containers\' own layers and configs)):', '']
+            out += table(['cache', 'images', 'policy', 'traced reads'] + [t for _, t in self.CTR_TRACE], where,
+                         ['---', '---', '---'] + ['---:'] * 7)
+        return out
+
+    def section_ctr(self):
+        out = []
+        for profile in self.ctr_profiles():
+            ctx = self.d.ctx
+            budget = ctx.get('ctr_budget', '?')
+            how = ('one throttled blkio group for everyone (dockerd, containerd, yolofs and every container, '
+                   'moved there by bench/runc-blkio), as everyone shares one disk'
+                   if budget == 'shared' else
+                   'each container its own `docker run --device-read-iops` budget; dockerd, containerd and '
+                   'yolofs share the group\'s')
+            out += ['', f'## Container starts: {profile} profile, {budget} budget', '',
+                    f'`docker run` of Debian 12 images (debootstrap minbase + python3, perl or nginx; '
+                    f'{ctx.get("ctr_docker_version", "?")} dockerd with its data root on the slow disk, '
+                    f'overlay2), {how}. Distinct images: one layer each, an app\'s tarball plus a file naming '
+                    'the variant, so no two share a layer directory; "APP alone" is one start of that app, '
+                    '"N distinct" N starts at once of the first N images (apps round robin). A start is '
+                    'timed from the docker client\'s launch until it returns (the command ran and the '
+                    'container exited; python3 imports json and sqlite3, perl loads Data::Dumper, Storable '
+                    'and Time::HiRes, nginx answers one HTTP request). yolofs: one daemon per layer '
+                    '(`scripts/yolo-docker mount`, in the throttled group), boot images captured once by '
+                    '`scripts/yolo-docker capture` of the same command. Seconds of the slowest of the N '
+                    'starts, median (min-max), and the mean of the N starts (median over runs); "yolofs / '
+                    'warm" divides by the warm start without yolofs.']
+            for cache in self.CTR_CACHES:
+                if not self.d.select(figure='ctr', profile=profile, cache=cache):
+                    continue
+                out += ['', f'### {self.CTR_CACHE_TEXT[cache]}', '']
+                out += self.ctr_time_table(profile, cache)
+            out += self.ctr_volume_tables(profile)
+            self.ctr_targets(profile)
+        return out
+
+    def ctr_targets(self, profile):
+        cells = self.ctr_cells(profile)
+        for mode, n in cells:
+            w = self.ctr_cell(profile, mode, n, 'without', 'cold')
+            y = self.ctr_cell(profile, mode, n, 'yolofs', 'cold')
+            warm = self.ctr_cell(profile, mode, n, 'without', 'warm')
+            where = f'container start, {profile}, {self.ctr_label(mode, n)}, cold'
+            self.target(f'{where}: without / yolofs', Ratio(w, y), '>=', 3, '{:.2f}x')
+            self.target(f'{where}: yolofs / warm', Ratio(y, warm), '<=', 1.3, '{:.2f}x')
+        pairs = [(self.ctr_cell(profile, m, n, 'without', c), self.ctr_cell(profile, m, n, 'yolofs', c), m, n, c)
+                 for m, n in cells for c in self.CTR_CACHES]
+        pairs = [p for p in pairs if p[0].present and p[1].present]
+        if not pairs:
+            return
+        worst = Quantity([c for p in pairs for c in p[:2]],
+                         lambda: min((w.median / y.median, m, n, c) for w, y, m, n, c in pairs))
+        q = Quantity([c for p in pairs for c in p[:2]], lambda: worst.value[0])
+        note = ''
+        if worst.value is not None:
+            _, m, n, c = worst.value
+            note = f'worst: {self.ctr_label(m, n)}, {c}'
+        self.target(f'container start, {profile}, every cell and cache state: without / yolofs (never slower)',
+                    q, '>=', 1.0, '{:.2f}x', note)
+
+    def ctr_summary(self):
+        profiles = self.ctr_profiles()
+        if not profiles:
+            return []
+        p = profiles[0]
+        rows = []
+        for mode, n in self.ctr_cells(p):
+            w = self.ctr_cell(p, mode, n, 'without', 'cold')
+            y = self.ctr_cell(p, mode, n, 'yolofs', 'cold')
+            warm = self.ctr_cell(p, mode, n, 'without', 'warm')
+            rows.append([self.ctr_label(mode, n), w.show(), y.show(), warm.show(), Ratio(w, y).show()])
+        return ['', f'Container starts (`docker run`), {p} profile, {self.d.ctx.get("ctr_budget", "?")} budget, '
+                'cold page cache: seconds of the slowest start, median (min-max):', ''] + \
+            table(['images', 'without yolofs', 'yolofs', 'warm, without', 'without / yolofs'], rows,
+                  ['---'] + ['---:'] * 4)
+
     # -- targets, summary -----------------------------------------------------
 
     def target(self, what, ratio, op, goal, fmt, note=''):
@@ -517,7 +680,10 @@ class Report:
         out = []
         for r in self.d.rows:
             k = r['extra'].get('cache_drops')
-            if r['status'] == 'ok' and k:
+            if r['status'] == 'ok' and k and r['figure'] == 'ctr':
+                out.append(f'- ctr {r["profile"]} {r["mode"]} N={r["n"]} {r["policy"]} {r["cache"]} '
+                           f'run {r["run"]}: {k} drop(s)')
+            elif r['status'] == 'ok' and k:
                 out.append(f'- {r["figure"]} {r["profile"]} {r["mode"]} N={r["n"]} {r["policy"]} '
                            f'think={r["think"]} run {r["run"]}: {k} drop(s)')
         return out
@@ -553,6 +719,7 @@ class Report:
             out += ['', f'Boot replay, {p} profile, {modes[0]} images: seconds the slowest of N '
                     'concurrent boots took, median (min-max):', '']
             out += self.replay_table(p, modes[0])
+        out += self.ctr_summary()
         if self.targets:
             out += ['', 'Targets:', ''] + [f'- {t}' for t in self.targets]
         return out
@@ -583,6 +750,7 @@ class Report:
         body += self.section_vm()
         body += self.section_steady()
         body += self.section_load()
+        body += self.section_ctr()
         failures = self.failures()
         if self.sources:
             head = ['# Benchmark results', '',
