@@ -528,22 +528,21 @@ class Report:
                         continue
                     head = [cache, self.ctr_label(mode, n), policy]
                     reads.append(head + [med(c, 'dev_reads'), med(c, 'disk_bytes', 1048576, '{:.1f}'),
-                                         med(c, 'group_reads'), med(c, 'premove_reads'),
+                                         med(c, 'group_reads'),
                                          med(c, 'yolofs_source_bytes', 1048576, '{:.1f}'),
                                          med(c, 'misses'), med(c, 'yolofs_prefilled_bytes', 1048576, '{:.1f}')])
                     if any(c.extra_median(k) is not None for k, _ in self.CTR_TRACE) or not c.ok:
                         where.append(head + [med(c, 'tr_reads')] + [med(c, k) for k, _ in self.CTR_TRACE])
         out = ['', 'Reads per run (median): requests the slow disk served and MiB it read (/proc/diskstats); '
                'reads charged to the throttled group (blkio.throttle.io_serviced: with the shared budget '
-               'everyone\'s but what runc\'s init read before bench/runc-blkio moved it, "before move", '
-               'charged to the container\'s own group); yolofs\'s MiB read from the source for files its '
-               'images cover, blocks so read (misses) and MiB pushed into the page cache at open. The '
+               'everyone\'s, with per-container budgets dockerd\'s, containerd\'s and yolofs\'s); '
+               'yolofs\'s MiB read from the source for files its images cover, blocks so read (misses) and MiB pushed into the page cache at open. The '
                'throttle charges each bio before the disk merges neighbours into one request (ext4 reads '
                'ahead inode-table blocks one bio each), so the group is charged more reads than the disk '
                'serves, and its budget, not the request count, sets the time:', '']
-        out += table(['cache', 'images', 'policy', 'disk reads', 'MiB', 'group reads', 'before move',
+        out += table(['cache', 'images', 'policy', 'disk reads', 'MiB', 'group reads',
                       'yolofs MiB from source', 'yolofs misses', 'yolofs MiB prefilled'], reads,
-                     ['---', '---', '---'] + ['---:'] * 7)
+                     ['---', '---', '---'] + ['---:'] * 6)
         if where:
             out += ['', 'What the disk\'s read requests read (median requests; block:block_rq_issue of the '
                     'loop device, each request\'s first block looked up in a map of the file system made '
@@ -560,8 +559,9 @@ class Report:
         for profile in self.ctr_profiles():
             ctx = self.d.ctx
             budget = ctx.get('ctr_budget', '?')
-            how = ('one throttled blkio group for everyone (dockerd, containerd, yolofs and every container, '
-                   'moved there by bench/runc-blkio), as everyone shares one disk'
+            how = ('one throttled blkio group for everyone (dockerd, containerd, yolofs and every container: '
+                   'the daemons run in a mount namespace without the blkio hierarchy, bench/ctr-ns.sh, so '
+                   'runc leaves containers in their group), as everyone shares one disk'
                    if budget == 'shared' else
                    'each container its own `docker run --device-read-iops` budget; dockerd, containerd and '
                    'yolofs share the group\'s')
