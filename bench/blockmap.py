@@ -174,14 +174,8 @@ def cmd_classify(map_path, trace_path):
                 continue
             block = int(m.group(3)) * 512 // bs
             nbytes += int(m.group(4)) * 512
-            i = bisect.bisect_right(starts, block) - 1
-            # Spans may nest (a file's extents inside nothing else): look back a little.
-            cat = 'unmapped'
-            for j in range(i, max(i - 4, -1), -1):
-                if starts[j] <= block < ends[j]:
-                    cat = cats[j]
-                    break
-            counts[cat] += 1
+            i = bisect.bisect_right(starts, block) - 1      # spans do not overlap
+            counts[cats[i] if i >= 0 and block < ends[i] else 'unmapped'] += 1
     total = sum(counts.values())
     print(' '.join([f'tr_reads={total}', f'tr_read_bytes={nbytes}'] +
                    [f'tr_{c}={counts[c]}' for c in CATEGORIES]))
