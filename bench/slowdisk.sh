@@ -7,7 +7,8 @@
 # yolofs's own misses run inside it; boot images live elsewhere (the
 # "dedicated SSD", unthrottled).
 #
-# Profiles: hdd (150 IOPS, 150 MB/s), ssd (346 MB/s, 20k IOPS), none.
+# Profiles: hdd (150 IOPS, 150 MB/s), hdd40 (40 IOPS, 150 MB/s: a busy or
+# slow disk, the container-start figure's), ssd (346 MB/s, 20k IOPS), none.
 
 # YOLO_SLOWDISK_CG: another group name, for two users at once.
 SLOWDISK_CG=${YOLO_SLOWDISK_CG:-/sys/fs/cgroup/blkio/yolo-slowdisk}
@@ -28,18 +29,34 @@ slowdisk_create() {
 	mkdir -p "$SLOWDISK_CG"
 }
 
+# slowdisk_profile_limits NAME: "IOPS BYTES_PER_SECOND" of a profile (0 0: none)
+slowdisk_profile_limits() {
+	case $1 in
+	hdd) echo "150 $((150 * 1000 * 1000))" ;;
+	hdd40) echo "40 $((150 * 1000 * 1000))" ;;
+	ssd) echo "20000 $((346 * 1000 * 1000))" ;;
+	none) echo "0 0" ;;
+	*) slowdisk_die "unknown profile $1 (hdd, hdd40, ssd, none)" ;;
+	esac
+}
+
 # slowdisk_profile NAME: set the throttle on SLOWDISK_DEV
 slowdisk_profile() {
-	local majmin iops bps
+	local majmin limits
 	majmin=$(lsblk -dno MAJ:MIN "$SLOWDISK_DEV" | tr -d ' ')
-	case $1 in
-	hdd) iops=150 bps=$((150 * 1000 * 1000)) ;;
-	ssd) iops=20000 bps=$((346 * 1000 * 1000)) ;;
-	none) iops=0 bps=0 ;;
-	*) slowdisk_die "unknown profile $1 (hdd, ssd, none)" ;;
-	esac
-	echo "$majmin $iops" >"$SLOWDISK_CG/blkio.throttle.read_iops_device"
-	echo "$majmin $bps" >"$SLOWDISK_CG/blkio.throttle.read_bps_device"
+	limits=$(slowdisk_profile_limits "$1") || exit 1
+	echo "$majmin ${limits% *}" >"$SLOWDISK_CG/blkio.throttle.read_iops_device"
+	echo "$majmin ${limits#* }" >"$SLOWDISK_CG/blkio.throttle.read_bps_device"
+}
+
+# slowdisk_cg_reads: "READS BYTES" the throttled group has read from
+# SLOWDISK_DEV so far (blkio.throttle.io_serviced and io_service_bytes).
+slowdisk_cg_reads() {
+	local majmin
+	majmin=$(lsblk -dno MAJ:MIN "$SLOWDISK_DEV" | tr -d ' ')
+	awk -v d="$majmin" '$1 == d && $2 == "Read" { v[FILENAME] = $3 }
+		END { printf "%.0f %.0f\n", v[ARGV[1]], v[ARGV[2]] }' \
+		"$SLOWDISK_CG/blkio.throttle.io_serviced" "$SLOWDISK_CG/blkio.throttle.io_service_bytes"
 }
 
 # slowdisk_run CMD...: run CMD inside the throttled cgroup
