@@ -116,6 +116,7 @@ static void sample_memory(void *ctx, struct stats *st)
 	atomic_store(&st->mem.unique, u.unique);
 	atomic_store(&st->mem.logical, u.logical);
 	atomic_store(&st->mem.pinned, locked_bytes());
+	atomic_store(&st->background_jobs, set->bg ? bg_pending(set->bg) : 0);
 }
 
 /* ---- one image ---- */

@@ -223,6 +223,9 @@ int stats_write_metrics(struct stats *st, const char *path)
 		ld(&st->ns_dropped));
 	counter(f, "learned_images", "Boot images written (or extended) by learn=.",
 		ld(&st->learned_images));
+	gauge(f, "background_jobs", "Background jobs queued or running: comparisons with the "
+	      "source, block checks, learning namespace answers (0: settled after a load).",
+	      ld(&st->background_jobs));
 	gauge(f, "ns_known_paths", "Paths whose namespace answers are kept in memory.",
 	      ld(&st->ns_known));
 	gauge(f, "memory_limit_bytes", "memlimit (0: none).", ld(&st->mem.limit));

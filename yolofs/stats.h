@@ -57,6 +57,7 @@ struct stats {
 	atomic_uint_fast64_t ns_dropped;        /* answers dropped: a change was reported */
 	atomic_uint_fast64_t ns_known;          /* paths with kept answers (gauge) */
 	atomic_uint_fast64_t learned_images;    /* images written by learn= */
+	atomic_uint_fast64_t background_jobs;   /* queued or running (gauge) */
 	struct stats_memory mem;
 	/* Called before the statistics are logged or written, to refresh
 	 * gauges kept elsewhere (may be NULL). */
