@@ -836,6 +836,13 @@ static void *learn_main(void *arg)
 
 /* ---- life ---- */
 
+/* Is `path` `dir` or below it (both resolved)? */
+static bool below(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+	return !strcmp(dir, "/") || (!strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0'));
+}
+
 int learn_create(struct learn **out, const struct learn_config *cfg, char *why, size_t whylen)
 {
 	if (cfg->dir[0] != '/') {
@@ -856,6 +863,21 @@ int learn_create(struct learn **out, const struct learn_config *cfg, char *why, 
 		goto fail;
 	}
 	name_of(real, 120, key, sizeof(key));
+	/* Writing images through our own mount would wait on ourselves and
+	 * put them into the source. */
+	char dreal[PATH_MAX], mreal[PATH_MAX];
+	if (!realpath(cfg->dir, dreal) || !realpath(cfg->mountpoint, mreal)) {
+		r = -errno;
+		snprintf(why, whylen, "%s: %s", realpath(cfg->dir, dreal) ? cfg->mountpoint : cfg->dir,
+			 strerror(errno));
+		goto fail;
+	}
+	if (below(dreal, real) || below(dreal, mreal)) {
+		r = -EINVAL;
+		snprintf(why, whylen, "%s is inside the mounted directory; keep learnt images elsewhere "
+			 "(e.g. /var/lib/yolo/learn)", cfg->dir);
+		goto fail;
+	}
 	if ((l->dirfd = trust_open_dir(cfg->dir, cfg->check_trust, why, whylen)) < 0) {
 		r = l->dirfd;
 		goto fail;

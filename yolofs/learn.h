@@ -40,6 +40,7 @@
 struct learn_config {
 	const char *dir;                 /* learn=DIR (absolute) */
 	const char *source;              /* the source directory as given (names KEY) */
+	const char *mountpoint;          /* DIR must not be below it (nor below source) */
 	int source_fd;                   /* borrowed */
 	bool by_mount;                   /* one image per mount, else one per file */
 	double window_s;                 /* learn_window= */

@@ -400,7 +400,8 @@ int main(int argc, char *argv[])
 	if (o.learn) {
 		char why[512];
 		struct learn_config lcfg = {
-			.dir = o.learn, .source = o.source, .source_fd = source_fd,
+			.dir = o.learn, .source = o.source, .mountpoint = co.mountpoint,
+			.source_fd = source_fd,
 			.by_mount = o.learn_by && !strcmp(o.learn_by, "mount"),
 			.window_s = o.learn_window, .idle_s = o.learn_idle, .max_bytes = learn_max,
 			.check_trust = !o.insecure_images, .stats = &stats,

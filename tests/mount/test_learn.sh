@@ -117,12 +117,14 @@ rm "$SRC/base4"
 restart ""
 wait_until "the image of a vanished file is removed" "[ -z \"\$(img_of base4)\" ]"
 
-note "H: an untrusted learn directory is refused"
+note "H: an untrusted learn directory, or one inside the source, is refused"
 yolofs_stop
 mkdir -p "$TMP/open"
 chmod 1777 "$TMP/open"
 ! "$YOLOFS" -f -o "learn=$TMP/open" "$SRC" "$MNT" 2>"$TMP/err" || fail "yolofs started with learn= in a 1777 directory"
 grep -q 'writable by others' "$TMP/err" || { cat "$TMP/err"; fail "no reason given"; }
+! "$YOLOFS" -f -o "learn=$SRC/sub" "$SRC" "$MNT" 2>"$TMP/err" || fail "yolofs started with learn= inside the source"
+grep -q 'inside the mounted directory' "$TMP/err" || { cat "$TMP/err"; fail "no reason given"; }
 
 note "I: a learnt image on another node: served after the content check; one changed block: never"
 OTHER=$TMP/other ODD=$TMP/odd
