@@ -12,10 +12,16 @@
 # stops; a failed mount leaves nothing; yolofs options reach the daemons;
 # `umount` clears a mount whose daemon was SIGKILLed, and `umount --all
 # --force` stops a daemon still in use; afterwards docker runs and inspects
-# the image, and `docker rmi` of it with yolofs mounted leaves no layer
-# directory, no mount and no daemon.
+# the image.  Zero-touch (learn_lib.sh): `yolo-docker mount --learn` on an
+# empty directory, a first `docker run` learnt by yolofs (one image per
+# layer), a second one served from them (data and namespace questions, at
+# most 1% of its bytes from the layers).  Then `docker rmi` of the image
+# with yolofs mounted (--images and --learn) leaves no layer directory, no
+# mount and no daemon, and the next command deletes the layers' learnt
+# images.
 source "$(dirname "$0")/../mount/lib.sh"
 source "$(dirname "$0")/docker_lib.sh"
+source "$(dirname "$0")/learn_lib.sh"
 
 [ -n "${YOLO_CAPTURE:-}" ] && [ -n "${YOLO_IMAGE:-}" ] || fail "YOLO_CAPTURE/YOLO_IMAGE not set (run through meson test)"
 YD=${YOLO_SOURCE_ROOT:?}/scripts/yolo-docker
@@ -51,7 +57,7 @@ status_field() { awk -v id="$1" -v k="$2=" '$1 == id && $2 == "mounted" {
 	for (i = 3; i <= NF; i++) if (index($i, k) == 1) print substr($i, length(k) + 1) }' "$TMP/status"; }
 
 note "bad usage exits 2"
-for args in "" "bogus" "mount $IMG" "capture $IMG" "status" "umount --what $IMG"; do
+for args in "" "bogus" "mount $IMG" "mount $IMG --learn $TMP/l -o learn_by=file" "capture $IMG" "status" "umount --what $IMG"; do
 	rc=0; "$YD" $args >/dev/null 2>&1 || rc=$?
 	[ "$rc" = 2 ] || fail "yolo-docker $args: exit $rc, expected 2"
 done
@@ -227,9 +233,27 @@ dk exec before md5sum /data/top.bin | grep -q "$want" || fail "container 'before
 dk rm -f before >/dev/null
 dk image inspect "$IMG" >/dev/null || fail "docker image inspect"
 
-note "docker rmi with yolofs mounted: nothing is left"
-"$YD" mount "$IMG" --images "$TMP/images" || fail "yolo-docker mount (for rmi)"
+LT=$YD LT_STATE=$TMP/state LEARN_LAYERS="$TOP_ID=$TOP $BASE_ID=$BASE"
+run_start() { dk run "${RUN[@]}" >"$1"; }
+learn_zero_touch "$TMP/learn"
+
+note "mount --images and --learn serves both"
+"$YD" mount "$IMG" --images "$TMP/images" --learn "$TMP/learn" || fail "yolo-docker mount --images --learn"
+drop_caches
+dk run "${RUN[@]}" >"$TMP/served" || fail "docker run on yolofs (--images --learn)"
+diff -u "$TMP/expected" "$TMP/served" || fail "container output differs on yolofs (--images --learn)"
+sleep 1.5
 status
+cat "$TMP/status"
+for id in "$TOP_ID" "$BASE_ID"; do
+	[ $(( $(status_field "$id" hits) + $(status_field "$id" prefilled_bytes) )) -gt 0 ] ||
+		fail "layer $id: no image used with --images and --learn"
+	tr '\0' ' ' <"/proc/$(status_field "$id" pid)/cmdline" | grep -q "images=$TMP/images/$id.yolo,learn=$TMP/learn,learn_by=mount," ||
+		fail "layer $id: yolofs not given both the captured image and learn="
+	grep -q "^$id learnt image=$TMP/learn/" "$TMP/status" || fail "layer $id: its learnt image is not served"
+done
+
+note "docker rmi with yolofs mounted: nothing is left"
 pids="$(status_field "$TOP_ID" pid) $(status_field "$BASE_ID" pid)"
 dk rmi "$IMG" yolo-base:1 >/dev/null || fail "docker rmi"
 [ ! -e "$TOP" ] && [ ! -e "$BASE" ] || fail "docker rmi left the layer directories"
@@ -244,4 +268,5 @@ grep -h "source is being removed" "$TMP"/state/*/log || echo "(no yolofs detache
 "$YD" status --all | grep -qx "all layers with yolo-docker state: 0" || fail "state left after docker rmi"
 left=$(findmnt -rn -t fuse.yolofs,fuse.yolo-capture,overlay -o TARGET,FSTYPE | grep "^$TMP" || true)
 [ -z "$left" ] || fail "mounts left: $left"
+learn_removed "$TMP/learn" 2
 echo PASS
