@@ -507,7 +507,9 @@ class Report:
                'tools; their runs alternate (bench/bench pair_order). Seconds, median (min-max); '
                '"before / after": the before median over the after median (above 1: faster now); '
                'GB/s where the figure reads a known volume; load1: the median 1-min load average at '
-               'the runs\' end (this machine is shared).', '']
+               'the runs\' end (this machine is shared); disturbed: runs during which another process '
+               'dropped the page cache (cache_drops; listed above), and steady runs repeated for it, '
+               'out of all runs, after / before.', '']
         order = {'replay': 0, 'steady': 1, 'load': 2, 'ssdread': 3}
         keys = [k for _, k in sorted(enumerate(keys), key=lambda ik: (order.get(ik[1][0], 9), ik[0]))]
         rows = []
@@ -524,11 +526,14 @@ class Report:
             def load1(c):
                 v = c.extra_median('load1')
                 return f'{v:.1f}' if v is not None else '-'
+            def disturbed(c):
+                k = sum(1 for r in c.rows if r['extra'].get('cache_drops') or r['extra'].get('repeated'))
+                return f'{k} of {len(c.rows)}'
             rows.append([what, a.show(), Rate(a).show('{:.2f}') if rate else '', b.show(),
                          Rate(b).show('{:.2f}') if rate else '', Ratio(b, a).show(),
-                         f'{load1(a)} / {load1(b)}'])
+                         f'{load1(a)} / {load1(b)}', f'{disturbed(a)} / {disturbed(b)}'])
         out += table(['cell', 'after s', 'after GB/s', 'before s', 'before GB/s', 'before / after',
-                      'load1 after / before'], rows, ['---'] + ['---:'] * 6)
+                      'load1 after / before', 'disturbed after / before'], rows, ['---'] + ['---:'] * 7)
         return out
 
     # -- ctr: container starts ------------------------------------------------
