@@ -624,6 +624,40 @@ class Report:
                     '(containers\' own layers and configs)):', '']
             out += table(['cache', 'images', 'policy', 'traced reads'] + [t for _, t in self.CTR_TRACE], where,
                          ['---', '---', '---'] + ['---:'] * 7)
+        out += self.ctr_yolofs_table(profile, med)
+        return out
+
+    def ctr_yolofs_table(self, profile, med):
+        """yolofs's side of each run: its mount and settle, and what it answered."""
+        rows, issued = [], False
+        for cache in self.CTR_CACHES:
+            for mode, n in self.ctr_cells(profile):
+                c = self.ctr_cell(profile, mode, n, 'yolofs', cache)
+                if not c.present or (c.ok and c.extra_median('yolofs_ns_answered') is None):
+                    continue
+                issued = issued or c.extra_median('tr_issued_by_yolofs') is not None
+                load = [med(c, 'mount_seconds', fmt='{:.2f}'), med(c, 'settle_seconds', fmt='{:.2f}'),
+                        med(c, 'load_dev_reads'), med(c, 'load_ns_known_paths')] if cache == 'cold' else ['']*4
+                rows.append([cache, self.ctr_label(mode, n)] + load +
+                            [med(c, k) for k in ('yolofs_ns_answered', 'yolofs_ns_unknown', 'yolofs_ns_dropped',
+                                                 'yolofs_files_matched', 'yolofs_hits')] +
+                            [med(c, 'yolofs_prefilled_bytes', 1048576, '{:.1f}'),
+                             med(c, 'yolofs_source_bytes', 1048576, '{:.1f}'), med(c, 'tr_issued_by_yolofs')])
+        if not rows:
+            return []
+        out = ['', 'yolofs per run (median): seconds `yolo-docker mount` of the N layers took, seconds until '
+               'every daemon had settled after it (metrics: `yolofs_background_jobs 0`, the answers to its '
+               'image\'s namespace questions read from the source and its blocks checked; the cold start '
+               'begins then, as with a layer mounted long before its container starts), disk reads of the '
+               'mount and settle, paths whose answers were then in memory (summed over layers); during the '
+               'start: namespace questions of root callers answered from memory and asked of the source, '
+               'answers dropped by a reported change, opens matched to a file of an image, blocks served '
+               'from the images, MiB pushed into the page cache at open and read from the source for files '
+               'the images cover, and the disk\'s read requests issued by yolofs itself:', '']
+        out += table(['cache', 'images', 'mount s', 'settle s', 'load disk reads', 'paths known',
+                      'ns answered', 'ns asked of source', 'ns dropped', 'opens matched', 'hits',
+                      'MiB prefilled', 'MiB from source', 'disk reads by yolofs'], rows,
+                     ['---', '---'] + ['---:'] * 12)
         return out
 
     def section_ctr(self):
