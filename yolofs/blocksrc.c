@@ -180,6 +180,38 @@ static void file_free(struct bs_file *f)
 	free(f);
 }
 
+/* Prefill from the image file (serve=ssd): read the longest stretch from
+ * entry i of whole, raw, not dropped blocks that follow each other both in
+ * the file (from block `first`, `len` bytes of the run gathered) and in the
+ * image's data section with one read into run + len, then check each.
+ * @return how many blocks were read and are good (0 or 1: read them one by
+ * one), or -(k + 1) when block k of the stretch is bad (blocks before it
+ * are good and in place; the bad one is logged). */
+static int prefill_ssd_run(struct bs_file *f, uint32_t i, uint64_t first, size_t len,
+			   size_t max, uint8_t *run)
+{
+	uint32_t bsz = 1u << f->shift, j = i;
+	for (; j < f->yf->block_count && len + ((size_t)(j - i + 1) << f->shift) <= max; j++) {
+		const struct yolo_block *b = &f->base[j];
+		if (b->flags || b->raw_len != bsz || b->stored_len != bsz ||
+		    b->block_id != first + len / bsz + (j - i) || fr_file_dropped(f->fresh, j))
+			break;
+		if (j > i && b->data_off != f->base[j - 1].data_off + bsz)
+			break;
+	}
+	int n = (int)(j - i);
+	if (n < 2 || yolo_image_read_data(f->im->img, f->base[i].data_off, (size_t)n << f->shift,
+					  run + len) < 0)
+		return 0;
+	for (int k = 0; k < n; k++) {
+		if (!yolo_block_check(&f->base[i + k], run + len + ((size_t)k << f->shift))) {
+			bad_block(f, i + k, -EUCLEAN);
+			return -(k + 1);
+		}
+	}
+	return n;
+}
+
 /* Push the file's image blocks into the kernel page cache (notify_store),
  * runs of consecutive blocks at a time.  Without this the kernel's
  * readahead widens the boot's reads into neighbouring blocks the image
@@ -209,16 +241,26 @@ static int64_t prefill(struct bs *bs, struct bs_file *f, const struct pt_open_in
 		uint64_t first = f->base[i].block_id;
 		size_t len = 0;
 		/* Gather consecutive good blocks; a dropped or bad one ends the run. */
-		for (; i < f->yf->block_count && len + bsz <= RUN_MAX &&
-		       f->base[i].block_id == first + len / bsz; i++) {
-			const uint8_t *p = fr_file_dropped(f->fresh, i) ? NULL :
-					   block_bytes(f, mem, i, t->block);
-			if (!p) {
-				i++;
+		while (i < f->yf->block_count && len + bsz <= RUN_MAX &&
+		       f->base[i].block_id == first + len / bsz) {
+			int n = mem ? 0 : prefill_ssd_run(f, i, first, len, RUN_MAX, run);
+			if (n < 0) {             /* a bad block ends the run after what was good */
+				len += (size_t)(-n - 1) << f->shift;
+				i += (uint32_t)-n;
 				break;
 			}
-			memcpy(run + len, p, f->base[i].raw_len);
-			len += f->base[i].raw_len;
+			if (n > 1) {
+				len += (size_t)n << f->shift;
+				i += (uint32_t)n;
+				continue;
+			}
+			const uint8_t *p = fr_file_dropped(f->fresh, i) ? NULL :
+					   block_bytes(f, mem, i, t->block);
+			i++;
+			if (!p)
+				break;
+			memcpy(run + len, p, f->base[i - 1].raw_len);
+			len += f->base[i - 1].raw_len;
 		}
 		if (len == 0)
 			continue;
