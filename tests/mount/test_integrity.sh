@@ -13,6 +13,10 @@
 #  D. A source read that fails part way (EIO after some bytes) reaches the
 #     reader as EIO, never as an early end of file, with and without a
 #     boot image.
+#  E. serve=ssd's prefill, which reads stretches of consecutive blocks of
+#     the image file in one read: one damaged block in the middle of a
+#     stretch is never pushed into the page cache (the source's bytes are
+#     read instead), and the rest of the stretch is.
 . "$(dirname "$0")/lib.sh"
 SRC=$TMP/src MNT=$TMP/mnt
 mkdir -p "$SRC" "$MNT"
@@ -99,4 +103,18 @@ for opts in "" "images=$TMP/d.yolo"; do
 	yolofs_stop
 	echo "${opts:-no image}: EIO reported ($(cat "$TMP/dd.err"))"
 done
+
+note "E: a damaged block inside a stretch read at once by serve=ssd's prefill"
+cp "$TMP/a.yolo" "$TMP/e.yolo"
+size=$(stat -c %s "$TMP/e.yolo")
+# One page in the middle of the data section (16 MiB of the image's 16.1).
+dd if=/dev/urandom of="$TMP/e.yolo" bs=4096 seek=$((size / 8192)) count=1 conv=notrunc status=none
+drop_caches
+yolofs_start "$SRC" "$MNT" -o "images=$TMP/e.yolo,serve=ssd,metrics=$TMP/e.prom"
+cmp "$MNT/base.img" "$SRC/base.img" || fail "E: prefill pushed a damaged block of the image file"
+yolofs_stop
+bad=$(metric bad_blocks "$TMP/e.prom") pushed=$(metric bytes_prefilled "$TMP/e.prom")
+echo "E: $bad bad block(s) left out, $pushed bytes prefilled"
+[ "$bad" -ge 1 ] && [ "$bad" -le 2 ] || fail "E: $bad bad blocks counted (the damage covers 1 or 2)"
+[ "$pushed" -ge $((16777216 - 2 * 4096)) ] || fail "E: the rest of the image was not prefilled ($pushed bytes)"
 echo PASS
