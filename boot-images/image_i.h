@@ -44,25 +44,6 @@ int yolo_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 /* Hash of the header with its checksum field treated as zero. */
 uint64_t yolo_header_hash(const struct yolo_disk_header *h);
 
-/* Files a writer has declared (filelist.c): ids dense from 0 in order of
- * addition, found by path in O(1).  Not thread-safe. */
-struct yolo_named_file {
-	char *path;
-	struct yolo_file_ident ident;
-};
-struct yolo_filelist {
-	struct yolo_named_file *v;       /* n entries, by id */
-	uint32_t n, cap;
-	uint32_t *slots;                 /* open addressing: path hash -> id + 1 */
-	uint32_t nslots;                 /* 0 or a power of two, at least twice n */
-};
-/* @return the id of `path`, or -1. */
-int64_t yolo_filelist_find(const struct yolo_filelist *l, const char *path);
-/* Add `path` (not present; the caller checks).  @return its id or -ENOMEM. */
-int yolo_filelist_add(struct yolo_filelist *l, const char *path,
-		      const struct yolo_file_ident *ident);
-void yolo_filelist_free(struct yolo_filelist *l);
-
 /* The namespace questions a writer collects (image_ns.c). */
 struct yolo_ns_bnode {
 	uint32_t parent;

@@ -120,6 +120,12 @@ bool yolo_block_check(const struct yolo_block *b, const void *raw)
 	return XXH3_64bits(raw, b->raw_len) == b->checksum;
 }
 
+bool yolo_is_image_file_name(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 5 && !strcmp(name + n - 5, ".yolo");
+}
+
 bool yolo_path_is_safe(const char *path, size_t len)
 {
 	if (len == 0 || len > YOLO_MAX_PATH || path[0] == '/')

@@ -44,10 +44,7 @@ struct session {
 	struct session *next;
 	char *group;                     /* a relpath (by file) or "" (by mount) */
 	uint64_t start_ns, last_ns;      /* begun; last read from the source */
-	char **files;                    /* relpaths */
-	uint32_t nfiles, files_cap;
-	uint32_t *file_slots;            /* hash of files by path: index + 1, or 0 */
-	uint32_t nfile_slots;
+	struct yolo_filelist files;      /* relpaths read (their idents unused) */
 	uint64_t *order;                 /* (file << 40 | block) in first-access order */
 	size_t norder, order_cap;
 	uint64_t *seen;                  /* hash set of order's keys (+ 1; 0 empty) */
@@ -165,12 +162,9 @@ static void free_session(struct session *s)
 {
 	if (!s)
 		return;
-	for (uint32_t i = 0; i < s->nfiles; i++)
-		free(s->files[i]);
+	yolo_filelist_free(&s->files);
 	for (size_t i = 0; i < s->nqs; i++)
 		free_question(&s->qs[i]);
-	free(s->files);
-	free(s->file_slots);
 	free(s->order);
 	free(s->seen);
 	free(s->qs);
@@ -231,56 +225,15 @@ static struct session *new_session(struct learn *l, const char *group)
 	return s;
 }
 
-/* Index of `path` in the session, or -1. */
-static int64_t find_file(const struct session *s, const char *path)
+/* The session's id of `path`, added when new.  @return it, or -errno. */
+static int64_t file_id(struct session *s, const char *path)
 {
-	if (!s->nfile_slots)
-		return -1;
-	uint32_t mask = s->nfile_slots - 1;
-	for (uint32_t j = (uint32_t)fnv(path, strlen(path), FNV0) & mask; s->file_slots[j];
-	     j = (j + 1) & mask)
-		if (!strcmp(s->files[s->file_slots[j] - 1], path))
-			return s->file_slots[j] - 1;
-	return -1;
-}
-
-static int64_t add_file(struct session *s, const char *path)
-{
-	if (s->nfiles >= (1u << 23))
+	int64_t id = yolo_filelist_find(&s->files, path);
+	if (id >= 0)
+		return id;
+	if (s->files.n >= (1u << 23))
 		return -EFBIG;
-	if ((s->nfiles + 1) * 2 > s->nfile_slots) {
-		uint32_t n = s->nfile_slots ? s->nfile_slots * 2 : 64;
-		uint32_t *v = calloc(n, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		for (uint32_t i = 0; i < s->nfiles; i++) {
-			uint32_t j = (uint32_t)fnv(s->files[i], strlen(s->files[i]), FNV0) & (n - 1);
-			while (v[j])
-				j = (j + 1) & (n - 1);
-			v[j] = i + 1;
-		}
-		free(s->file_slots);
-		s->file_slots = v;
-		s->nfile_slots = n;
-	}
-	if (s->nfiles == s->files_cap) {
-		uint32_t cap = s->files_cap ? s->files_cap * 2 : 16;
-		void *v = realloc(s->files, cap * sizeof(*s->files));
-		if (!v)
-			return -ENOMEM;
-		s->files = v;
-		s->files_cap = cap;
-	}
-	char *p = strdup(path);
-	if (!p)
-		return -ENOMEM;
-	s->files[s->nfiles] = p;
-	uint32_t mask = s->nfile_slots - 1;
-	uint32_t j = (uint32_t)fnv(path, strlen(path), FNV0) & mask;
-	while (s->file_slots[j])
-		j = (j + 1) & mask;
-	s->file_slots[j] = s->nfiles + 1;
-	return s->nfiles++;
+	return yolo_filelist_add(&s->files, path, &(struct yolo_file_ident){ 0 });
 }
 
 static void add_blocks(struct session *s, uint32_t file, uint64_t off, uint64_t len)
@@ -323,10 +276,8 @@ void learn_read(struct learn *l, const char *relpath, uint64_t off, uint64_t len
 		return;
 	pthread_mutex_lock(&l->lock);
 	struct session *s = find_session(l, group_of(l, relpath));
-	int64_t file = s ? find_file(s, relpath) : -1;
-	if (s && file < 0)
-		file = add_file(s, relpath);
-	if (s && file >= 0) {
+	int64_t file = s ? file_id(s, relpath) : -1;
+	if (file >= 0) {
 		add_blocks(s, (uint32_t)file, off, len);
 		s->last_ns = now_ns();
 	}
@@ -522,20 +473,20 @@ static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image 
 static int add_session(struct learn *l, struct yolo_writer *w, const struct session *s,
 		       uint8_t *buf, const struct known *k, uint64_t *added, struct yolo_err *err)
 {
-	uint32_t *map = malloc((s->nfiles + 1) * sizeof(*map));
-	int *fds = malloc((s->nfiles + 1) * sizeof(*fds));
-	uint64_t *sizes = malloc((s->nfiles + 1) * sizeof(*sizes));
+	uint32_t *map = malloc((s->files.n + 1) * sizeof(*map));
+	int *fds = malloc((s->files.n + 1) * sizeof(*fds));
+	uint64_t *sizes = malloc((s->files.n + 1) * sizeof(*sizes));
 	int r = map && fds && sizes ? 0 : -ENOMEM;
-	for (uint32_t i = 0; i < s->nfiles && fds; i++)
+	for (uint32_t i = 0; i < s->files.n && fds; i++)
 		fds[i] = -1;
-	for (uint32_t i = 0; i < s->nfiles && r == 0; i++) {
+	for (uint32_t i = 0; i < s->files.n && r == 0; i++) {
 		struct yolo_file_ident now;
 		map[i] = UINT32_MAX;
-		if (!ident_now(l, s->files[i], &now, &fds[i]))
+		if (!ident_now(l, s->files.v[i].path, &now, &fds[i]))
 			continue;        /* gone */
 		sizes[i] = now.size;
-		if (yolo_writer_find_file(w, s->files[i], &map[i]) < 0)
-			r = yolo_writer_add_file(w, s->files[i], &now, &map[i], err);
+		if (yolo_writer_find_file(w, s->files.v[i].path, &map[i]) < 0)
+			r = yolo_writer_add_file(w, s->files.v[i].path, &now, &map[i], err);
 	}
 	for (size_t i = 0; i < s->norder && r == 0; i++) {
 		uint32_t f = (uint32_t)(s->order[i] >> 40);
@@ -547,7 +498,7 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 		ssize_t n = pread(fds[f], buf, len, (off_t)off);
 		if (n != (ssize_t)len) {
 			r = n < 0 ? -errno : -ESTALE;    /* it shrank: changed after all */
-			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files[f],
+			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files.v[f].path,
 				 strerror(-r));
 			break;
 		}
@@ -561,7 +512,7 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 		r = add_question_to(w, q->path, q->flags, q->xattr, err);
 		++*added;
 	}
-	for (uint32_t i = 0; fds && i < s->nfiles; i++)
+	for (uint32_t i = 0; fds && i < s->files.n; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	free(map);
@@ -649,24 +600,29 @@ static bool write_session(struct learn *l, const struct session *s)
 
 /* ---- limits ---- */
 
-/* Bytes of *.yolo files in dirfd (depth 1: and in its subdirectories). */
-static uint64_t dir_bytes(int dirfd, int depth)
+/* A directory stream over dirfd's directory (dirfd itself stays open). */
+static DIR *dir_stream(int dirfd)
 {
 	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d && fd >= 0)
+		close(fd);
+	return d;
+}
+
+/* Bytes of *.yolo files in dirfd (depth 1: and in its subdirectories). */
+static uint64_t dir_bytes(int dirfd, int depth)
+{
+	DIR *d = dir_stream(dirfd);
 	uint64_t sum = 0;
-	if (!d) {
-		if (fd >= 0)
-			close(fd);
+	if (!d)
 		return 0;
-	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		struct stat st;
-		size_t n = strlen(de->d_name);
 		if (de->d_name[0] == '.' || fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 			continue;
-		if (S_ISREG(st.st_mode) && n > 5 && !strcmp(de->d_name + n - 5, ".yolo")) {
+		if (S_ISREG(st.st_mode) && yolo_is_image_file_name(de->d_name)) {
 			sum += (uint64_t)st.st_size;
 		} else if (S_ISDIR(st.st_mode) && depth > 0) {
 			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -683,21 +639,17 @@ static uint64_t dir_bytes(int dirfd, int depth)
 /* Our images, oldest written first.  @return how many (names malloc'd). */
 static size_t own_images(struct learn *l, char ***names_out)
 {
-	int fd = openat(l->keyfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *d = dir_stream(l->keyfd);
 	struct ent { char *name; struct timespec t; } *v = NULL;
 	size_t n = 0, cap = 0;
 	if (!d) {
-		if (fd >= 0)
-			close(fd);
 		*names_out = NULL;
 		return 0;
 	}
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
 		struct stat st;
-		if (len <= 5 || strcmp(de->d_name + len - 5, ".yolo") ||
+		if (!yolo_is_image_file_name(de->d_name) ||
 		    fstatat(l->keyfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(st.st_mode))
 			continue;
 		if (n == cap) {

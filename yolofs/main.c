@@ -232,8 +232,7 @@ static int collect_images(const char *spec, struct pathlist *pl, char *why, size
 		size_t first = pl->n;
 		struct dirent *de;
 		while ((de = readdir(d))) {
-			size_t l = strlen(de->d_name);
-			if (l <= 5 || strcmp(de->d_name + l - 5, ".yolo") != 0)
+			if (!yolo_is_image_file_name(de->d_name))
 				continue;
 			char path[4096];
 			snprintf(path, sizeof(path), "%s/%s", p, de->d_name);
