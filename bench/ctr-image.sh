@@ -44,15 +44,11 @@ NAME=${args[0]}
 read -r -a pkgs <<<"${args[1]}"
 PKGS=${pkgs[*]}
 
-# The mirror: whatever this machine's apt uses for Debian main (as
-# scripts/vm-image.sh).  It is not part of the recipe.
-if [[ -z $MIRROR ]]; then
-	MIRROR=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources |
-		awk '{print $2}' | grep -m1 '/debian/\?$' || true)
-	[[ -n $MIRROR ]] || MIRROR=$(grep -hs '^deb .*[[:space:]]bookworm[[:space:]]' /etc/apt/sources.list |
-		awk '{print $2}' | grep -m1 '/debian/\?$' || true)
-	MIRROR=${MIRROR:-http://deb.debian.org/debian}
-fi
+# The mirror: whatever this machine's apt uses for Debian main.  It is not
+# part of the recipe.
+# shellcheck source=scripts/debian-mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/debian-mirror.sh"
+[[ -n $MIRROR ]] || MIRROR=$(debian_mirror)
 
 RECIPE="ctr-image v$VERSION suite=$SUITE variant=minbase include=$PKGS"
 TAR=$OUT/$NAME.tar

@@ -81,15 +81,10 @@ done
 read -r -a extra_list <<<"$EXTRA"
 EXTRA=${extra_list[*]:-} # normalised whitespace
 
-# The mirror: whatever this machine's apt uses for Debian main, so a machine
-# whose only network route is its configured mirror still works.
-if [[ -z $MIRROR ]]; then
-	MIRROR=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources |
-		awk '{print $2}' | grep -m1 '/debian/\?$' || true)
-	[[ -n $MIRROR ]] || MIRROR=$(grep -hs '^deb .*[[:space:]]bookworm[[:space:]]' /etc/apt/sources.list |
-		awk '{print $2}' | grep -m1 '/debian/\?$' || true)
-	MIRROR=${MIRROR:-http://deb.debian.org/debian}
-fi
+# The mirror: whatever this machine's apt uses for Debian main.
+# shellcheck source=scripts/debian-mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh"
+[[ -n $MIRROR ]] || MIRROR=$(debian_mirror)
 
 QCOW=$OUT/$NAME.qcow2
 KERNEL=$OUT/$NAME.vmlinuz
