@@ -48,10 +48,12 @@ is_mounted() { findmnt -n -t fuse.yolofs -M "$1" >/dev/null 2>&1; }
 
 # yolofs_start SOURCE MOUNTPOINT [yolofs options...]: mount in the
 # background (foreground mode, log in $TMP/yolofs.log) and wait for it.
+# YOLOFS_WRAP, if set, is a command that execs the daemon (its words
+# split), e.g. YOLOFS_WRAP="prlimit --nofile=1024:1024".
 yolofs_start() {
 	local src=$1 mnt=$2 i
 	shift 2
-	"$YOLOFS" -f "$@" "$src" "$mnt" 2>>"$TMP/yolofs.log" &
+	${YOLOFS_WRAP:-} "$YOLOFS" -f "$@" "$src" "$mnt" 2>>"$TMP/yolofs.log" &
 	PIDS+=($!)
 	MNTS+=("$mnt")
 	for i in $(seq 200); do
