@@ -17,7 +17,16 @@
 # Cases 1-6 run with timeout=0 and with the default options (checks wait
 # past the 1 s attribute timeout), each on its own files (never_stale.py),
 # and check again after echo 3 > drop_caches.  NEVER_STALE_ALL=1 runs every
-# case and lists every failing one (exit 1) instead of stopping at the first.
+# case and lists every failing one (exit 1) instead of stopping at the first;
+# NEVER_STALE_CASES="1 2 ..." and NEVER_STALE_MODES="t0 def" choose cases
+# and modes, NEVER_STALE_NOFILE=SOFT:HARD replaces case 7's limits.
+# Not vacuous: every recorded path must be learned ("N of N namespace paths
+# answered from memory" in the log), >= 20 answers given per mode
+# (yolofs_ns_answered_total), opens through the mount must be lazy (the
+# daemon holds no non-O_PATH descriptor of the file after the open), the
+# inode number must be reused in case 2 (unless the daemon still holds the
+# old file), dentries must be disconnected in case 3, and case 5 waits for
+# the daemon's "reload: " log line.
 . "$(dirname "$0")/lib.sh"
 for t in mkfs.ext4 losetup prlimit; do
 	command -v $t >/dev/null || skip "$t is missing"
@@ -92,6 +101,8 @@ declare -A TITLE=(
 	[5]="fstat of an old lazy descriptor after a SIGHUP reload"
 	[6]="a lazy descriptor renamed over or unlinked: fstat, lseek, reads"
 )
+NS_CASES=$(echo " $CASES " | sed 's/ 7 / /')
+[ -n "${NS_CASES// }" ] || MODES=""
 for mode in $MODES; do
 	opts="images=$TMP/ns.yolo,metrics=$TMP/m.$mode.prom,metrics_interval=1"
 	[ "$mode" = t0 ] && opts="$opts,timeout=0"
@@ -106,8 +117,7 @@ for mode in $MODES; do
 	# Every recorded path is learned (a path absent now is an answer too).
 	[ "$known" = "$paths" ] || fail "mode $mode: $known of $paths paths learned, expected all"
 	drop_caches
-	for c in $CASES; do
-		[ "$c" = 7 ] && continue
+	for c in $NS_CASES; do
 		note "case $c ($mode): ${TITLE[$c]}"
 		rc=0
 		$PY "$HELPER" case "$c" "$SRC" "$MNT" "$mode" "${PIDS[-1]}" "$TMP/yolofs.log" 2>"$TMP/case.err" || rc=$?
@@ -144,9 +154,9 @@ case7() {
 	stop_daemon "case 7 ($dir, nofile $nofile)"
 }
 if has_case 7; then
-	case7 c7.a 1024:1024
-	case7 c7.b 1024:1024
-	case7 c7.b 1024:
+	case7 c7.a ${NEVER_STALE_NOFILE:-1024:1024}
+	case7 c7.b ${NEVER_STALE_NOFILE:-1024:1024}
+	case7 c7.b ${NEVER_STALE_NOFILE:-1024:}
 fi
 
 if [ ${#FAILED[@]} -gt 0 ]; then
