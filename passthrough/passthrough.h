@@ -26,6 +26,7 @@
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -33,18 +34,19 @@
 /* Most bytes the kernel asks for in one READ (the core's max_read). */
 #define PT_MAX_READ (1u << 20)
 
-/* What an open hook is told about a newly opened regular file. */
 /* An open file as the hooks see it.  A read-only open of a root caller
  * whose attributes the namespace provider answers is not opened on the
  * source at once ("lazy", as a container start opens dozens of files whose
- * bytes all come from a boot image): it is opened there when something
- * needs it, and refused with ESTALE if its name then holds another file. */
+ * bytes all come from a boot image): the core takes a reference to the
+ * very object the answer named (by its file handle, which no later file
+ * can share), and opens it for reading when something needs that.  So a
+ * lazy open behaves as an open one: renamed over or unlinked on the
+ * source, it keeps its file, its bytes and its attributes. */
 struct pt_file;
 /* Its descriptor on the source, opened now if it was lazy.  @return the
  * descriptor (owned by the core) or -errno. */
 int pt_file_fd(struct pt_file *file);
-/* Its attributes now: fstat of the descriptor, or while it is lazy the
- * provider's answer (fresh by the provider's contract).  @return 0 or
+/* Its attributes now (fstat of the object it opened).  @return 0 or
  * -errno. */
 int pt_file_stat(struct pt_file *file, struct stat *st);
 
@@ -135,12 +137,30 @@ struct pt_hooks {
  * attributes, xattrs, symlinks and directory listings of root callers
  * (overlayfs and dockerd, the container case, ask as root) without the
  * source: the core asks `ns` first, and an object it knows only from such
- * an answer stays "lazy", opened on the source only when an operation needs
- * it.  Non-root callers always get the source's answers, as themselves.
- * The core does not report the changes it makes: a provider must see every
- * change of the source, whoever makes it (namespace.c watches it with
- * inotify).  Every hook is optional. */
+ * an answer is opened on the source (by its file handle) only when an
+ * operation needs it.  Non-root callers always get the source's answers,
+ * as themselves.  The core does not report the changes it makes: a
+ * provider must see every change of the source, whoever makes it and
+ * through whatever name, handle or mount (namespace.c).  Every hook is
+ * optional. */
 #define PT_NS_UNKNOWN (-100000)          /* the hook does not know: ask the source */
+
+/* A source object's file handle (name_to_handle_at): what identifies it
+ * when its inode number has been reused (ext4's handle holds the inode's
+ * generation), and what opens it again (open_by_handle_at).  len 0: none
+ * (the file system has no handles, or the object is on another one). */
+#define PT_FHID_MAX 128
+struct pt_fhid {
+	int type;
+	unsigned len;
+	unsigned char bytes[PT_FHID_MAX];
+};
+/* Are a and b the same object's handles (both present)? */
+static inline bool pt_fhid_equal(const struct pt_fhid *a, const struct pt_fhid *b)
+{
+	return a && b && a->len && a->len == b->len && a->type == b->type &&
+	       memcmp(a->bytes, b->bytes, a->len) == 0;
+}
 
 enum pt_ns_question {
 	PT_NS_Q_LOOKUP,                  /* its attributes (or that it is absent) */
@@ -156,22 +176,30 @@ struct pt_ns_entry {
 	unsigned char type;              /* DT_* */
 };
 
+/* Every answer is about the object at `path` now; the core gives it only
+ * for that very object (`id`, its file handle: a path may have come to
+ * name another object than the one the kernel asks about). */
 struct pt_ns_hooks {
 	void *ctx;
 	/* The object at `path` ("" is the source root).  @return 1 with *st
-	 * filled, -ENOENT when it is absent, or PT_NS_UNKNOWN. */
-	int (*lookup)(void *ctx, const char *path, struct stat *st);
-	/* getxattr `name` (listxattr when NULL) of `path` into buf (size 0:
-	 * the size only).  @return the size, -ENODATA, -ERANGE, or
+	 * and *id filled, -ENOENT when it is absent, or PT_NS_UNKNOWN. */
+	int (*lookup)(void *ctx, const char *path, struct stat *st, struct pt_fhid *id);
+	/* getxattr `name` (listxattr when NULL) of `path`, if it is the
+	 * object `id`, into buf (size 0: the size only).  @return the size,
+	 * -ENODATA, -ERANGE, or PT_NS_UNKNOWN. */
+	ssize_t (*xattr)(void *ctx, const char *path, const struct pt_fhid *id, const char *name,
+			 void *buf, size_t size);
+	/* The target of the symlink at `path`, if it is the object `id` (not
+	 * NUL-terminated).  @return its length, -ENAMETOOLONG, or
 	 * PT_NS_UNKNOWN. */
-	ssize_t (*xattr)(void *ctx, const char *path, const char *name, void *buf, size_t size);
-	/* The target of the symlink at `path` (not NUL-terminated).
-	 * @return its length, -ENAMETOOLONG, or PT_NS_UNKNOWN. */
-	ssize_t (*readlink)(void *ctx, const char *path, char *buf, size_t size);
-	/* The listing of the directory at `path`, "." and ".." included: a
-	 * malloc'd array of *n entries whose names live in the same block
-	 * (free(*entries) frees all).  @return 0 or PT_NS_UNKNOWN. */
-	int (*listing)(void *ctx, const char *path, struct pt_ns_entry **entries, size_t *n);
+	ssize_t (*readlink)(void *ctx, const char *path, const struct pt_fhid *id, char *buf,
+			    size_t size);
+	/* The listing of the directory at `path`, if it is the object `id`,
+	 * "." and ".." included: a malloc'd array of *n entries whose names
+	 * live in the same block (free(*entries) frees all).  @return 0 or
+	 * PT_NS_UNKNOWN. */
+	int (*listing)(void *ctx, const char *path, const struct pt_fhid *id,
+		       struct pt_ns_entry **entries, size_t *n);
 };
 
 /* A recorder of the namespace questions the source answered (yolo-capture,

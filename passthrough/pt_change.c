@@ -30,6 +30,7 @@ void pt_change_begin(struct pt_change *m, struct pt_fs *fs, struct pt_inode *in,
 	*m = (struct pt_change){ .fs = fs, .in = in, .op = op, .off = off, .len = len };
 	/* A writer's file is never lazy; without one, the inode's own. */
 	m->fd = fh ? pt_fh_fd(fh) : pt_fd(fs, in);
+	m->fd_held = !fh && m->fd >= 0;
 	if (fh) {
 		m->ipriv = fh->ipriv;
 	} else {
@@ -49,6 +50,8 @@ void pt_change_end(struct pt_change *m, int fd, int64_t result)
 					 result);
 	if (m->locked)
 		pthread_mutex_unlock(&m->in->mu);
+	if (m->fd_held)
+		pt_fd_put(fs, m->in);
 	/* The kernel applied this change to its own cache; remember the new
 	 * state so the next open may keep it. */
 	if (fd >= 0 && result >= 0)
@@ -59,7 +62,13 @@ void pt_report_attr_set(struct pt_fs *fs, struct pt_inode *in, const struct stat
 {
 	struct stat after;
 	char rel[PATH_MAX];
-	if (fs->cfg.hooks.attr_set && pt_stat_inode(fs, in, &after) == 0 &&
-	    pt_relpath(fs, pt_fd(fs, in), rel, sizeof(rel)) == 0)
+	if (!fs->cfg.hooks.attr_set || pt_stat_inode(fs, in, &after) < 0)
+		return;
+	int fd = pt_fd(fs, in);
+	if (fd < 0)
+		return;
+	int r = pt_path_of_open(fs, in, fd, rel, sizeof(rel));
+	pt_fd_put(fs, in);
+	if (r == 0)
 		fs->cfg.hooks.attr_set(fs->cfg.hooks.ctx, rel, before, &after);
 }

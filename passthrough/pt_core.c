@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "pt_i.h"
@@ -124,6 +125,17 @@ void pt_log_to_ylog(void)
 	fuse_set_log_func(from_libfuse);
 }
 
+/* How many inode descriptors may stay open while unused: a quarter of the
+ * descriptor limit (open files, images and listings need the rest), so
+ * that a walk of a tree of any size never runs out. */
+static size_t fds_to_keep(void)
+{
+	struct rlimit rl;
+	size_t n = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ?
+		   (size_t)rl.rlim_cur / 4 : 16384;
+	return n < 16 ? 16 : n > 16384 ? 16384 : n;
+}
+
 int pt_create(struct pt_fs **out, const struct pt_config *cfg)
 {
 	struct pt_fs *fs = calloc(1, sizeof(*fs));
@@ -150,20 +162,32 @@ int pt_create(struct pt_fs **out, const struct pt_config *cfg)
 	}
 	fs->root_path[n] = '\0';
 	fs->root_len = (size_t)n;
+	/* open_by_handle_at needs a descriptor that is not O_PATH. */
+	fs->mount_fd = openat(cfg->source_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fs->nbuckets = 1024;
+	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
+	if (fs->mount_fd < 0 || !fs->buckets) {
+		int saverr = fs->mount_fd < 0 ? errno : ENOMEM;
+		if (fs->mount_fd >= 0)
+			close(fs->mount_fd);
+		free(fs->buckets);
+		free(fs);
+		return -saverr;
+	}
 	fs->root.fd = cfg->source_fd;
+	fs->root.fd_kept = true;
 	fs->root.dev = st.st_dev;
 	fs->root.ino = st.st_ino;
 	fs->root.type = S_IFDIR;
 	fs->root.nlookup = 2;
+	fs->root.fhid = pt_fhid_of_fd(cfg->source_fd);
+	if (pt_stat_fd(cfg->source_fd, &st, &fs->source_mnt) < 0)
+		fs->source_mnt = UINT64_MAX;
 	pthread_mutex_init(&fs->root.mu, NULL);
 	pthread_mutex_init(&fs->itable_lock, NULL);
+	pthread_mutex_init(&fs->fd_lock, NULL);
 	pthread_mutex_init(&fs->handles_lock, NULL);
-	fs->nbuckets = 1024;
-	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
-	if (!fs->buckets) {
-		free(fs);
-		return -ENOMEM;
-	}
+	fs->fds_max = fds_to_keep();
 	*out = fs;
 	return 0;
 }
@@ -189,8 +213,11 @@ void pt_destroy(struct pt_fs *fs)
 	pt_free_inodes(fs);
 	free(fs->buckets);
 	close(fs->root.fd);
+	close(fs->mount_fd);
+	free(fs->root.fhid);
 	pthread_mutex_destroy(&fs->root.mu);
 	pthread_mutex_destroy(&fs->itable_lock);
+	pthread_mutex_destroy(&fs->fd_lock);
 	pthread_mutex_destroy(&fs->handles_lock);
 	free(fs);
 }

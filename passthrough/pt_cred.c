@@ -44,6 +44,7 @@ struct thread_cred {
 	bool ready;
 	bool can_switch;                 /* the daemon is root: it can become anyone */
 	bool fs_private;                 /* unshare(CLONE_FS) done: umask is ours */
+	bool caps_lowered;               /* acting as a non-root caller: no effective caps */
 	uid_t own_fsuid;
 	gid_t own_fsgid;
 	mode_t own_umask;
@@ -213,6 +214,8 @@ static int read_groups(struct thread_cred *t, pid_t pid)
 static int restore_ids(struct thread_cred *t)
 {
 	int ret = capset_self(t->own_caps);
+	if (ret == 0)
+		t->caps_lowered = false;
 	setfsuid(t->own_fsuid);
 	setfsgid(t->own_fsgid);
 	if (ret == 0)
@@ -246,6 +249,7 @@ static int switch_ids(struct thread_cred *t, uid_t uid, gid_t gid)
 		for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
 			none[i].effective = 0;
 		ret = capset_self(none);
+		t->caps_lowered = ret == 0;
 	}
 	if (ret < 0) {
 		if (restore_ids(t) < 0)
@@ -344,6 +348,44 @@ void pt_as_self(struct pt_as *as)
 		abort();
 	}
 	*as = (struct pt_as){ 0 };
+}
+
+/* The effective set of a thread acting as a non-root caller, plus
+ * CAP_DAC_READ_SEARCH (what open_by_handle_at needs) when `raise`. */
+static int caps_for_handles(struct thread_cred *t, bool raise)
+{
+	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+	memcpy(caps, t->own_caps, sizeof(caps));
+	for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
+		caps[i].effective = 0;
+	if (raise)
+		caps[CAP_TO_INDEX(CAP_DAC_READ_SEARCH)].effective =
+			t->own_caps[CAP_TO_INDEX(CAP_DAC_READ_SEARCH)].effective &
+			CAP_TO_MASK(CAP_DAC_READ_SEARCH);
+	return capset_self(caps);
+}
+
+int pt_open_handle(int mount_fd, const struct pt_fhid *id, int flags)
+{
+	struct {
+		struct file_handle h;
+		unsigned char bytes[PT_FHID_MAX];
+	} fh;
+	fh.h.handle_type = id->type;
+	fh.h.handle_bytes = id->len;
+	memcpy(fh.h.f_handle, id->bytes, id->len);
+	struct thread_cred *t = pthread_getspecific(cred_key);
+	bool lowered = t && t->caps_lowered;
+	if (lowered && caps_for_handles(t, true) < 0)
+		return -EPERM;
+	int fd = open_by_handle_at(mount_fd, &fh.h, flags);
+	int saverr = errno;
+	if (lowered && caps_for_handles(t, false) < 0) {
+		ylog(YLOG_ERR, "a worker thread cannot drop CAP_DAC_READ_SEARCH again: %s",
+		     strerror(errno));
+		abort();                 /* never carry a capability into a caller's request */
+	}
+	return fd < 0 ? -saverr : fd;
 }
 
 int pt_caller_keep(fuse_req_t req, struct pt_caller *c)

@@ -18,11 +18,18 @@
 
 /* ---- creating and removing names ---- */
 
-/* The directory's descriptor, for an operation as the caller that may
- * have to fail: @return it or -errno. */
-static int dir_fd(fuse_req_t req, struct pt_inode *dir)
+/* An inode's descriptor, for an operation as the caller that may have to
+ * fail: @return it or -errno.  held_fd_put gives back a successful one
+ * (and ignores a failed one). */
+static int held_fd(fuse_req_t req, struct pt_inode *dir)
 {
 	return pt_fd(pt_fs_of(req), dir);
+}
+
+static void held_fd_put(fuse_req_t req, struct pt_inode *dir, int fd)
+{
+	if (fd >= 0)
+		pt_fd_put(pt_fs_of(req), dir);
 }
 
 /* Reply to a creation: the new name's entry, looked up while still acting
@@ -50,8 +57,9 @@ void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 		pt_reply_status(req, ret);
 		return;
 	}
-	int dfd = dir_fd(req, dir);
+	int dfd = held_fd(req, dir);
 	ret = dfd < 0 ? dfd : mknodat(dfd, name, mode, rdev) < 0 ? -errno : 0;
+	held_fd_put(req, dir, dfd);
 	reply_created(req, dir, name, ret, &as);
 }
 
@@ -64,8 +72,9 @@ void pt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 		pt_reply_status(req, ret);
 		return;
 	}
-	int dfd = dir_fd(req, dir);
+	int dfd = held_fd(req, dir);
 	ret = dfd < 0 ? dfd : mkdirat(dfd, name, mode) < 0 ? -errno : 0;
+	held_fd_put(req, dir, dfd);
 	reply_created(req, dir, name, ret, &as);
 }
 
@@ -78,8 +87,9 @@ void pt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 		pt_reply_status(req, ret);
 		return;
 	}
-	int dfd = dir_fd(req, dir);
+	int dfd = held_fd(req, dir);
 	ret = dfd < 0 ? dfd : symlinkat(link, dfd, name) < 0 ? -errno : 0;
+	held_fd_put(req, dir, dfd);
 	reply_created(req, dir, name, ret, &as);
 }
 
@@ -92,7 +102,7 @@ void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 		pt_reply_status(req, ret);
 		return;
 	}
-	int fd = pt_fd(pt_fs_of(req), in), dfd = dir_fd(req, dir);
+	int fd = held_fd(req, in), dfd = held_fd(req, dir);
 	if (fd < 0 || dfd < 0) {
 		ret = fd < 0 ? fd : dfd;
 	} else if (linkat(fd, "", dfd, newname, AT_EMPTY_PATH) < 0) {
@@ -107,6 +117,8 @@ void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 			ret = linkat(AT_FDCWD, pp, dfd, newname, AT_SYMLINK_FOLLOW) < 0 ? -errno : 0;
 		}
 	}
+	held_fd_put(req, in, fd);
+	held_fd_put(req, dir, dfd);
 	reply_created(req, dir, newname, ret, &as);
 }
 
@@ -118,9 +130,10 @@ static int remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int 
 	int ret = pt_as_caller(req, &as, false);
 	if (ret < 0)
 		return ret;
-	int dfd = dir_fd(req, dir);
+	int dfd = held_fd(req, dir);
 	ret = dfd < 0 ? dfd : unlinkat(dfd, name, flags) < 0 ? -errno : 0;
 	pt_as_self(&as);
+	held_fd_put(req, dir, dfd);
 	return ret;
 }
 
@@ -143,8 +156,8 @@ void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	int ret = pt_as_caller(req, &as, false);
 	int dfd = -1, ndfd = -1;
 	if (ret == 0) {
-		dfd = dir_fd(req, dir);
-		ndfd = dir_fd(req, ndir);
+		dfd = held_fd(req, dir);
+		ndfd = held_fd(req, ndir);
 		if (dfd < 0 || ndfd < 0)
 			ret = dfd < 0 ? dfd : ndfd;
 		else
@@ -161,6 +174,8 @@ void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 		if (fstatat(ndfd, newname, &st, AT_SYMLINK_NOFOLLOW) == 0)
 			fs->cfg.hooks.rename(fs->cfg.hooks.ctx, st.st_ino, newname);
 	}
+	held_fd_put(req, dir, dfd);
+	held_fd_put(req, ndir, ndfd);
 	pt_reply_status(req, ret);
 }
 
@@ -185,10 +200,10 @@ static bool ns_listing(fuse_req_t req, struct pt_inode *in, struct pt_dir *d)
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	char path[PATH_MAX];
-	if (!fs->cfg.ns.listing || !pt_ns_answers(req) ||
+	if (!fs->cfg.ns.listing || !in->fhid || !pt_ns_answers(req) ||
 	    pt_path_of(fs, in, path, sizeof(path)) < 0)
 		return false;
-	return fs->cfg.ns.listing(fs->cfg.ns.ctx, path, &d->entries, &d->nentries) == 0;
+	return fs->cfg.ns.listing(fs->cfg.ns.ctx, path, in->fhid, &d->entries, &d->nentries) == 0;
 }
 
 void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -214,6 +229,7 @@ void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fd = pfd < 0 ? pfd : open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 			ret = fd < 0 ? (pfd < 0 ? pfd : -errno) : 0;
 			pt_as_self(&as);
+			held_fd_put(req, in, pfd);
 		}
 		if (ret == 0 && !(d->dp = fdopendir(fd)))
 			ret = -errno;
@@ -405,8 +421,9 @@ static void reply_xattr_query(fuse_req_t req, struct pt_inode *in, const char *n
 		return;
 	}
 	ssize_t n = PT_NS_UNKNOWN;
-	if (fs->cfg.ns.xattr && pt_ns_answers(req) && pt_path_of(fs, in, path, sizeof(path)) == 0)
-		n = fs->cfg.ns.xattr(fs->cfg.ns.ctx, path, name, buf, size);
+	if (fs->cfg.ns.xattr && in->fhid && pt_ns_answers(req) &&
+	    pt_path_of(fs, in, path, sizeof(path)) == 0)
+		n = fs->cfg.ns.xattr(fs->cfg.ns.ctx, path, in->fhid, name, buf, size);
 	if (n == PT_NS_UNKNOWN) {
 		struct pt_as as;
 		n = pt_as_caller(req, &as, false);
@@ -418,6 +435,7 @@ static void reply_xattr_query(fuse_req_t req, struct pt_inode *in, const char *n
 			else if ((n = name ? getxattr(pp, name, buf, size) : listxattr(pp, buf, size)) < 0)
 				n = -errno;
 			pt_as_self(&as);
+			held_fd_put(req, in, fd);
 		}
 		if (n >= 0 || n == -ENODATA)
 			pt_ns_asked(fs, name ? PT_NS_Q_GETXATTR : PT_NS_Q_LISTXATTR, in, NULL, name);
@@ -472,6 +490,7 @@ static int change_xattr(fuse_req_t req, struct pt_inode *in, const char *name,
 		int r = fd < 0 ? -1 : value ? setxattr(pp, name, value, size, flags) : removexattr(pp, name);
 		ret = fd < 0 ? fd : r < 0 ? -errno : 0;
 		pt_as_self(&as);
+		held_fd_put(req, in, fd);
 	}
 	if (reg && ret == 0 && known)
 		pt_report_attr_set(fs, in, &before);

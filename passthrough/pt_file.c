@@ -59,6 +59,8 @@ void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed)
 	pthread_mutex_unlock(&in->mu);
 	if (fh->fd >= 0)
 		close(fh->fd);
+	if (fh->path_fd >= 0)
+		close(fh->path_fd);
 	pt_caller_free(&fh->opener);
 	free(fh);
 }
@@ -68,13 +70,13 @@ int pt_fh_fd(struct pt_fh *fh)
 	int fd = atomic_load(&fh->fd);
 	if (fd >= 0)
 		return fd;
-	/* A lazy open of a root caller: open it now, as the daemon (which
-	 * is what acting as root is), if its name still holds that file. */
+	/* A lazy open of a root caller: open the object it refers to now,
+	 * as the daemon (which is what acting as root is), wherever it is
+	 * and whatever is at its name. */
 	char pp[64];
-	int pfd = pt_fd(fh->fs, fh->in);
-	if (pfd < 0)
-		return pfd;
-	pt_proc_path(pp, sizeof(pp), pfd);
+	if (fh->path_fd < 0)
+		return -EBADF;
+	pt_proc_path(pp, sizeof(pp), fh->path_fd);
 	fd = open(pp, source_flags(fh->flags));
 	if (fd < 0)
 		return -errno;
@@ -94,24 +96,16 @@ int pt_file_fd(struct pt_file *file)
 int pt_file_stat(struct pt_file *file, struct stat *st)
 {
 	struct pt_fh *fh = (struct pt_fh *)file;
-	struct pt_fs *fs = fh->fs;
-	char path[PATH_MAX];
 	int fd = atomic_load(&fh->fd);
-	if (fd < 0 && fs->cfg.ns.lookup && pt_path_of(fs, fh->in, path, sizeof(path)) == 0 &&
-	    fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, st) == 1 && st->st_ino == fh->in->ino &&
-	    st->st_dev == fh->in->dev)
-		return 0;
-	if (fd < 0 && (fd = pt_fh_fd(fh)) < 0)
-		return fd;
-	return fstat(fd, st) < 0 ? -errno : 0;
+	return fstat(fd >= 0 ? fd : fh->path_fd, st) < 0 ? -errno : 0;
 }
 
 /* Finish an open: call the hook, decide caching, reply.  Called with
  * in->mu held and releases it; `fd` and `opener` are owned.  `fd` -1: a
- * lazy open, of a file with the attributes `lazy_st`. */
+ * lazy open, of the object `path_fd` (owned) refers to. */
 static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 			struct fuse_file_info *fi, const struct fuse_entry_param *e,
-			struct pt_caller *opener, const struct stat *lazy_st)
+			struct pt_caller *opener, int path_fd)
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct stat st;
@@ -122,13 +116,14 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 		ret = -ENOMEM;
 		goto fail;
 	}
-	if (fd < 0)
-		st = *lazy_st;
-	else if (fstat(fd, &st) < 0) {
+	fh->path_fd = -1;
+	if (fstat(fd >= 0 ? fd : path_fd, &st) < 0) {
 		ret = -errno;
 		goto fail;
 	}
 	atomic_init(&fh->fd, fd);
+	fh->path_fd = path_fd;
+	path_fd = -1;
 	fh->flags = flags;
 	fh->fs = fs;
 	fh->in = in;
@@ -141,8 +136,7 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 			 in->cctime.tv_sec == st.st_ctim.tv_sec &&
 			 in->cctime.tv_nsec == st.st_ctim.tv_nsec;
 	if (fs->cfg.hooks.open) {
-		int r = fd >= 0 ? pt_relpath(fs, fd, rel, sizeof(rel)) :
-			pt_path_of(fs, in, rel, sizeof(rel));
+		int r = pt_path_of_open(fs, in, fd >= 0 ? fd : fh->path_fd, rel, sizeof(rel));
 		struct pt_open_info info = {
 			.relpath = r == 0 ? rel : NULL,
 			.st = &st, .flags = flags, .first = in->nopen == 0,
@@ -179,6 +173,10 @@ fail:
 	pthread_mutex_unlock(&in->mu);
 	if (fd >= 0)
 		close(fd);
+	if (path_fd >= 0)
+		close(path_fd);
+	if (fh && fh->path_fd >= 0)
+		close(fh->path_fd);
 	if (fh)
 		pt_caller_free(&fh->opener);
 	pt_caller_free(opener);
@@ -189,18 +187,23 @@ fail:
 }
 
 /* May this open be lazy (see passthrough.h, struct pt_file)?  A root
- * caller reading a file not yet opened on the source whose attributes the
- * provider answers: root is granted a read-only open by the permission
- * bits, and the provider's answer is fresh.  *st: those attributes. */
-static bool lazy_open(fuse_req_t req, struct pt_inode *in, int flags, struct stat *st)
+ * caller reading a regular file the provider answers for: root is granted
+ * a read-only open by the permission bits, and the answer is fresh.
+ * @return an O_PATH descriptor of that very object, or -1. */
+static int lazy_open(fuse_req_t req, struct pt_inode *in, int flags)
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	char path[PATH_MAX];
-	return fs->cfg.ns.lookup && pt_ns_answers(req) && (flags & O_ACCMODE) == O_RDONLY &&
-	       !(flags & (O_TRUNC | O_CREAT)) && atomic_load(&in->fd) < 0 &&
-	       pt_path_of(fs, in, path, sizeof(path)) == 0 &&
-	       fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, st) == 1 && S_ISREG(st->st_mode) &&
-	       st->st_ino == in->ino && st->st_dev == in->dev;
+	struct pt_fhid id;
+	struct stat st;
+	if (!fs->cfg.ns.lookup || !in->fhid || !pt_ns_answers(req) ||
+	    (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT)) ||
+	    pt_path_of(fs, in, path, sizeof(path)) < 0 ||
+	    fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st, &id) != 1 || !S_ISREG(st.st_mode) ||
+	    !pt_fhid_equal(&id, in->fhid))
+		return -1;
+	int fd = pt_fd_dup(fs, in);
+	return fd < 0 ? -1 : fd;
 }
 
 void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -211,10 +214,10 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pt_as as;
 	char pp[64];
 	bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
-	struct stat lazy_st;
-	if (lazy_open(req, in, fi->flags, &lazy_st)) {
+	int path_fd = lazy_open(req, in, fi->flags);
+	if (path_fd >= 0) {
 		pthread_mutex_lock(&in->mu);
-		finish_open(req, in, -1, fi->flags, fi, NULL, &opener, &lazy_st);
+		finish_open(req, in, -1, fi->flags, fi, NULL, &opener, path_fd);
 		return;
 	}
 	pthread_mutex_lock(&in->mu);
@@ -229,10 +232,14 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fd = pfd < 0 ? pfd : open(pp, source_flags(fi->flags));
 		ret = fd < 0 ? (pfd < 0 ? pfd : -errno) : pt_caller_keep(req, &opener);
 		pt_as_self(&as);
+		if (pfd >= 0)
+			pt_fd_put(fs, in);
 	}
 	if (trunc && fs->cfg.hooks.modify_end)
 		fs->cfg.hooks.modify_end(fs->cfg.hooks.ctx, in->nopen ? in->ipriv : NULL,
 					 PT_MOD_TRUNCATE, 0, 0, tfd, ret);
+	if (tfd >= 0)
+		pt_fd_put(fs, in);
 	if (ret < 0) {
 		pthread_mutex_unlock(&in->mu);
 		if (fd >= 0)
@@ -240,7 +247,7 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pt_reply_status(req, ret);
 		return;
 	}
-	finish_open(req, in, fd, fi->flags, fi, NULL, &opener, NULL);
+	finish_open(req, in, fd, fi->flags, fi, NULL, &opener, -1);
 }
 
 void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
@@ -262,6 +269,8 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 					    (fi->flags & O_EXCL), mode);
 		ret = fd < 0 ? (dfd < 0 ? dfd : -errno) : pt_caller_keep(req, &opener);
 		pt_as_self(&as);
+		if (dfd >= 0)
+			pt_fd_put(fs, dir);
 	}
 	if (ret == 0)
 		ret = pt_lookup_fd(fs, fd, dir, name, &e);
@@ -274,7 +283,7 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 	}
 	struct pt_inode *in = pt_inode_of(req, e.ino);
 	pthread_mutex_lock(&in->mu);
-	finish_open(req, in, fd, fi->flags, fi, &e, &opener, NULL);
+	finish_open(req, in, fd, fi->flags, fi, &e, &opener, -1);
 }
 
 void pt_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -603,6 +612,8 @@ void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 		int pfd = pt_fd(fs, in);
 		pt_proc_path(pp, sizeof(pp), pfd);
 		fd = own = pfd < 0 ? pfd : open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (pfd >= 0)
+			pt_fd_put(fs, in);
 		if (fd < 0) {
 			pt_reply_status(req, pfd < 0 ? pfd : -errno);
 			return;

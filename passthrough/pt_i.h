@@ -18,16 +18,27 @@
 #include "log.h"
 #include "passthrough.h"
 
+/* A source object the kernel knows.  Its identity is (dev, ino) and its
+ * file handle: an inode number alone is reused by ext4 as soon as it is
+ * freed.  It holds no descriptor of its own for long: pt_fd opens it again
+ * when an operation needs it (by handle on the source root's file system,
+ * by name and checked against the handle on another one mounted below)
+ * and a bounded number of descriptors on the source's own mount stay open
+ * (fs->fds_kept), so a walk of any tree works with any descriptor limit
+ * and no mount below the source is kept busy.  An object whose file
+ * system has no handles keeps its descriptor, which also pins it, for the
+ * inode's life. */
 struct pt_inode {
 	/* Immutable after creation. */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;                     /* st_mode & S_IFMT */
+	struct pt_fhid *fhid;            /* NULL: none (fd is then kept) */
 
-	/* O_PATH|O_NOFOLLOW descriptor of the source object; -1 while the
-	 * inode is lazy (known from a namespace answer only): pt_fd opens it.
-	 * Set once. */
-	_Atomic int fd;
+	/* Protected by fs->fd_lock. */
+	int fd;                          /* O_PATH|O_NOFOLLOW descriptor, or -1 */
+	unsigned fd_users;               /* operations using it now (pt_fd .. pt_fd_put) */
+	bool fd_kept;                    /* stays open while unused (counted in fds_kept) */
 
 	/* Protected by fs->itable_lock. */
 	struct pt_inode *next;           /* hash chain */
@@ -37,8 +48,9 @@ struct pt_inode {
 					  * mount), for its path; NULL for the root */
 	char *name;                      /* its name there ("" for the root) */
 
-	/* Protected by mu.  Lock order: mu before any lock taken by a hook;
-	 * never hold fs->itable_lock while taking mu or vice versa. */
+	/* Protected by mu.  Lock order: mu before any lock taken by a hook,
+	 * and before fs->fd_lock; never hold fs->itable_lock while taking mu
+	 * or vice versa. */
 	pthread_mutex_t mu;
 	unsigned nopen;                  /* open file handles */
 	void *ipriv;                     /* hooks' per-inode state, valid while nopen > 0 */
@@ -52,13 +64,20 @@ struct pt_fs {
 	struct fuse_session *se;
 	char root_path[PATH_MAX];        /* readlink of the source fd, for pt_relpath */
 	size_t root_len;
+	int mount_fd;                    /* the source root, O_RDONLY: open_by_handle_at's anchor */
+	uint64_t source_mnt;             /* the id of its mount */
 
-	struct pt_inode root;            /* nodeid FUSE_ROOT_ID; fd is cfg.source_fd */
+	struct pt_inode root;            /* nodeid FUSE_ROOT_ID; fd is cfg.source_fd, kept */
 
 	pthread_mutex_t itable_lock;     /* protects the table and every inode's next/nlookup */
 	struct pt_inode **buckets;
 	size_t nbuckets;                 /* power of two */
 	size_t ninodes;
+
+	/* Descriptors of inodes (a leaf lock): at most fds_max stay open
+	 * while unused. */
+	pthread_mutex_t fd_lock;
+	size_t fds_kept, fds_max;
 
 	/* Open handles, so the ones whose release never came (the daemon was
 	 * stopped) are freed at exit.  Protected by handles_lock (a leaf lock). */
@@ -86,6 +105,7 @@ struct pt_caller {
 struct pt_fh {
 	struct pt_handle h;              /* first member */
 	_Atomic int fd;                  /* on the source; -1 until a lazy open needs it */
+	int path_fd;                     /* a lazy open's O_PATH reference to its object, or -1 */
 	int flags;                       /* open(2) flags, for opening it then */
 	struct pt_fs *fs;
 	_Atomic uint64_t next_off;       /* end of the last source READ: where a stream continues */
@@ -141,16 +161,30 @@ void pt_handle_del(struct pt_fs *fs, struct pt_handle *h);
 
 /* ---- pt_inode.c ---- */
 void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n);
-/* The inode's source descriptor, opened now if it is lazy (from its
- * parent's, as whoever the thread acts as).  @return it or -errno (-ESTALE
- * when the name now holds another object). */
+/* The inode's O_PATH descriptor, opened now by its handle if it has none
+ * open (with the daemon's right to open handles, whoever the thread acts
+ * as).  Every successful call is paired with pt_fd_put once the
+ * descriptor is no longer used.  @return it or -errno (-ESTALE: the object
+ * no longer exists). */
 int pt_fd(struct pt_fs *fs, struct pt_inode *in);
+void pt_fd_put(struct pt_fs *fs, struct pt_inode *in);
+/* A new O_PATH descriptor of the inode's object, owned by the caller.
+ * @return it or -errno. */
+int pt_fd_dup(struct pt_fs *fs, struct pt_inode *in);
+/* A malloc'd handle of the object open as `fd`, or NULL (none). */
+struct pt_fhid *pt_fhid_of_fd(int fd);
+/* fstat of `fd` (an O_PATH one too) and the id of the mount it is on.
+ * @return 0 or -errno. */
+int pt_stat_fd(int fd, struct stat *st, uint64_t *mnt_id);
 /* The inode's path below the source root ("" for the root) in buf.
  * @return 0 or -ENAMETOOLONG. */
 int pt_path_of(struct pt_fs *fs, struct pt_inode *in, char *buf, size_t len);
 /* The path of `name` in directory `dir`.  @return 0 or -ENAMETOOLONG. */
 int pt_child_path(struct pt_fs *fs, struct pt_inode *dir, const char *name, char *buf,
 		  size_t len);
+/* The path below the source root of the object `in`, open as `fd`:
+ * where the descriptor is (pt_relpath), else where it was found. */
+int pt_path_of_open(struct pt_fs *fs, struct pt_inode *in, int fd, char *buf, size_t len);
 /* The object now named `name` in `dir` (after a rename through the mount)
  * is found there from now on. */
 void pt_inode_moved(struct pt_fs *fs, struct pt_inode *dir, const char *name);
@@ -216,6 +250,7 @@ struct pt_change {
 	struct pt_inode *in;
 	void *ipriv;
 	bool locked;
+	bool fd_held;                    /* fd is the inode's (pt_fd), put at the end */
 	enum pt_modify op;
 	uint64_t off, len;
 	int fd;                          /* the file on the source, for the hooks */
@@ -250,6 +285,11 @@ void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 	      unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz);
 
 /* ---- pt_cred.c ---- */
+/* open_by_handle_at on the source (fs->mount_fd) with the daemon's
+ * CAP_DAC_READ_SEARCH, also while the thread acts as a caller without
+ * capabilities: the object is already known, only reopened.  @return the
+ * descriptor or -errno. */
+int pt_open_handle(int mount_fd, const struct pt_fhid *id, int flags);
 /* What pt_as_caller changed on this thread, undone by pt_as_self. */
 struct pt_as {
 	bool ids;                        /* fsuid/fsgid/groups/capabilities switched */

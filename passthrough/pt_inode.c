@@ -1,16 +1,20 @@
 /* pt_inode.c - the core's inodes: the table of source objects known to the
- * kernel (O_PATH descriptors keyed by (st_dev, st_ino); the FUSE node id is
- * the address of the inode object, the root is FUSE_ROOT_ID), lookup and
- * forget, attributes (the source's own st_ino, so inode numbers are
- * stable), setattr, readlink, statfs and access. */
+ * kernel, keyed by (st_dev, st_ino) and told apart by their file handles
+ * (an inode number is reused as soon as it is freed); the FUSE node id is
+ * the address of the inode object, the root is FUSE_ROOT_ID.  Their O_PATH
+ * descriptors, opened by handle when needed and kept open up to a bound;
+ * lookup and forget, attributes (the source's own st_ino, so inode numbers
+ * are stable), setattr, readlink, statfs and access. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "pt_i.h"
@@ -19,6 +23,65 @@ static size_t hash_key(dev_t dev, ino_t ino)
 {
 	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev * 0xc2b2ae3d27d4eb4full;
 	return (size_t)(h ^ (h >> 29));
+}
+
+/* The handle of the object open as `fd` into id (len 0: the file system
+ * has none). */
+static void fhid_of(int fd, struct pt_fhid *id)
+{
+	struct {
+		struct file_handle h;
+		unsigned char bytes[PT_FHID_MAX];
+	} fh = { .h.handle_bytes = PT_FHID_MAX };
+	int mnt;
+	id->len = 0;
+	if (name_to_handle_at(fd, "", &fh.h, &mnt, AT_EMPTY_PATH) < 0 || fh.h.handle_bytes == 0)
+		return;
+	id->type = fh.h.handle_type;
+	id->len = fh.h.handle_bytes;
+	memcpy(id->bytes, fh.h.f_handle, id->len);
+}
+
+int pt_stat_fd(int fd, struct stat *st, uint64_t *mnt_id)
+{
+	struct statx x;
+	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_MNT_ID,
+		  &x) < 0)
+		return -errno;
+	*st = (struct stat){
+		.st_dev = makedev(x.stx_dev_major, x.stx_dev_minor),
+		.st_ino = x.stx_ino, .st_mode = x.stx_mode, .st_nlink = x.stx_nlink,
+		.st_uid = x.stx_uid, .st_gid = x.stx_gid,
+		.st_rdev = makedev(x.stx_rdev_major, x.stx_rdev_minor),
+		.st_size = (off_t)x.stx_size, .st_blksize = x.stx_blksize,
+		.st_blocks = (blkcnt_t)x.stx_blocks,
+		.st_atim = { x.stx_atime.tv_sec, x.stx_atime.tv_nsec },
+		.st_mtim = { x.stx_mtime.tv_sec, x.stx_mtime.tv_nsec },
+		.st_ctim = { x.stx_ctime.tv_sec, x.stx_ctime.tv_nsec },
+	};
+	*mnt_id = (x.stx_mask & STATX_MNT_ID) ? x.stx_mnt_id : UINT64_MAX;
+	return 0;
+}
+
+/* A copy of `id` as small as its length, or NULL (none, or ENOMEM). */
+static struct pt_fhid *fhid_dup(const struct pt_fhid *id)
+{
+	if (!id || !id->len)
+		return NULL;
+	struct pt_fhid *c = malloc(offsetof(struct pt_fhid, bytes) + id->len);
+	if (c) {
+		c->type = id->type;
+		c->len = id->len;
+		memcpy(c->bytes, id->bytes, id->len);
+	}
+	return c;
+}
+
+struct pt_fhid *pt_fhid_of_fd(int fd)
+{
+	struct pt_fhid id;
+	fhid_of(fd, &id);
+	return fhid_dup(&id);
 }
 
 /* Called with itable_lock held. */
@@ -42,11 +105,42 @@ static void table_grow(struct pt_fs *fs)
 	fs->nbuckets = n;
 }
 
-/* Find the inode for `st` and take one lookup reference, or insert a new
- * one owning `fd` (-1: a lazy inode), found as `name` in `parent` (which
- * it then holds a reference to).  `fd` is closed when an existing inode is
- * returned.  @return the inode or NULL (ENOMEM; fd closed). */
-static struct pt_inode *inode_get(struct pt_fs *fs, int fd, const struct stat *st,
+/* Is `in` the object (st, id)?  An inode without a handle holds its
+ * descriptor, so its inode number cannot have been reused. */
+static bool is_object(const struct pt_inode *in, const struct stat *st, const struct pt_fhid *id)
+{
+	if (in->dev != st->st_dev || in->ino != st->st_ino)
+		return false;
+	return in->fhid ? pt_fhid_equal(in->fhid, id) : !(id && id->len);
+}
+
+/* Give the inode the descriptor `fd` (owned) if it has none open and may
+ * keep one; else close it.  Only a descriptor on the source's own mount is
+ * kept: one through another mount would keep that mount busy. */
+static void fd_offer(struct pt_fs *fs, struct pt_inode *in, int fd, uint64_t mnt_id)
+{
+	if (fd < 0)
+		return;
+	pthread_mutex_lock(&fs->fd_lock);
+	if (in->fd < 0 && mnt_id == fs->source_mnt && fs->fds_kept < fs->fds_max) {
+		in->fd = fd;
+		in->fd_kept = true;
+		fs->fds_kept++;
+		fd = -1;
+	}
+	pthread_mutex_unlock(&fs->fd_lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Find the inode of the object (st, id) and take one lookup reference, or
+ * insert a new one, found as `name` in `parent` (which it then holds a
+ * reference to).  `fd` (owned; -1 for an object known from an answer),
+ * on mount `mnt_id`, may be kept as its descriptor; an object without a
+ * handle must come with one.  @return the inode or NULL (ENOMEM or no way
+ * to open it again; fd closed). */
+static struct pt_inode *inode_get(struct pt_fs *fs, int fd, uint64_t mnt_id,
+				  const struct stat *st, const struct pt_fhid *id,
 				  struct pt_inode *parent, const char *name)
 {
 	pthread_mutex_lock(&fs->itable_lock);
@@ -59,27 +153,27 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, const struct stat *s
 	}
 	size_t b = hash_key(st->st_dev, st->st_ino) & (fs->nbuckets - 1);
 	for (struct pt_inode *in = fs->buckets[b]; in; in = in->next) {
-		if (in->dev == st->st_dev && in->ino == st->st_ino) {
+		if (is_object(in, st, id)) {
 			in->nlookup++;
 			pthread_mutex_unlock(&fs->itable_lock);
-			/* A lazy inode found on the source takes the descriptor. */
-			int lazy = -1;
-			if (fd >= 0 && !atomic_compare_exchange_strong(&in->fd, &lazy, fd))
-				close(fd);
+			fd_offer(fs, in, fd, mnt_id);
 			return in;
 		}
 	}
 	struct pt_inode *in = calloc(1, sizeof(*in));
 	char *copy = strdup(name ? name : "");
-	if (!in || !copy) {
+	struct pt_fhid *fhid = fhid_dup(id);
+	if (!in || !copy || (!fhid && fd < 0)) {
 		pthread_mutex_unlock(&fs->itable_lock);
 		if (fd >= 0)
 			close(fd);
 		free(in);
 		free(copy);
+		free(fhid);
 		return NULL;
 	}
-	atomic_init(&in->fd, fd);
+	in->fd = -1;
+	in->fhid = fhid;
 	in->dev = st->st_dev;
 	in->ino = st->st_ino;
 	in->type = st->st_mode & S_IFMT;
@@ -93,15 +187,26 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, const struct stat *s
 	if (++fs->ninodes > fs->nbuckets * 2)
 		table_grow(fs);
 	pthread_mutex_unlock(&fs->itable_lock);
+	if (fhid) {
+		fd_offer(fs, in, fd, mnt_id);
+	} else {
+		in->fd = fd;             /* its only way back to the object */
+		in->fd_kept = true;
+	}
 	return in;
 }
 
-static void inode_free(struct pt_inode *in)
+static void inode_free(struct pt_fs *fs, struct pt_inode *in)
 {
-	int fd = atomic_load(&in->fd);
-	if (fd >= 0)
-		close(fd);
+	if (in->fd >= 0)
+		close(in->fd);
+	if (in->fd_kept && in->fhid) {
+		pthread_mutex_lock(&fs->fd_lock);
+		fs->fds_kept--;
+		pthread_mutex_unlock(&fs->fd_lock);
+	}
 	pthread_mutex_destroy(&in->mu);
+	free(in->fhid);
 	free(in->name);
 	free(in);
 }
@@ -132,7 +237,7 @@ void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n)
 		fs->ninodes--;
 		struct pt_inode *parent = in->parent;
 		pthread_mutex_unlock(&fs->itable_lock);
-		inode_free(in);
+		inode_free(fs, in);
 		in = parent;
 		n = 1;
 	}
@@ -144,11 +249,116 @@ void pt_free_inodes(struct pt_fs *fs)
 		struct pt_inode *in = fs->buckets[i], *next;
 		for (; in; in = next) {
 			next = in->next;
-			inode_free(in);
+			inode_free(fs, in);
 		}
 		fs->buckets[i] = NULL;
 	}
 	fs->ninodes = 0;
+}
+
+/* Open the object of `in` again through its name, from its parent's
+ * descriptor: an object on another file system than the source root's,
+ * which open_by_handle_at cannot reach without keeping its mount busy.
+ * @return an O_PATH descriptor or -ESTALE when the name holds another
+ * object (its handle tells, not only its inode number). */
+static int reopen_by_name(struct pt_fs *fs, struct pt_inode *in)
+{
+	char name[NAME_MAX + 1];
+	pthread_mutex_lock(&fs->itable_lock);
+	struct pt_inode *parent = in->parent;
+	snprintf(name, sizeof(name), "%s", in->name);
+	pthread_mutex_unlock(&fs->itable_lock);
+	if (!parent)
+		return -ESTALE;
+	int pfd = pt_fd(fs, parent);
+	if (pfd < 0)
+		return pfd;
+	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int saverr = errno;
+	pt_fd_put(fs, parent);
+	if (fd < 0)
+		return saverr == ENOENT ? -ESTALE : -saverr;
+	struct stat st;
+	struct pt_fhid id;
+	fhid_of(fd, &id);
+	if (fstat(fd, &st) < 0 || !is_object(in, &st, &id)) {
+		close(fd);
+		return -ESTALE;
+	}
+	return fd;
+}
+
+int pt_fd(struct pt_fs *fs, struct pt_inode *in)
+{
+	pthread_mutex_lock(&fs->fd_lock);
+	int fd = in->fd;
+	if (fd >= 0)
+		in->fd_users++;
+	pthread_mutex_unlock(&fs->fd_lock);
+	if (fd >= 0)
+		return fd;
+	if (!in->fhid)
+		return -ESTALE;
+	/* By handle: that very object, wherever it is now, or ESTALE once
+	 * it is gone (never another file that took its inode number). */
+	bool on_source = in->dev == fs->root.dev;
+	fd = on_source ? pt_open_handle(fs->mount_fd, in->fhid, O_PATH | O_CLOEXEC) :
+			 reopen_by_name(fs, in);
+	if (fd < 0)
+		return fd;
+	int extra = -1;
+	pthread_mutex_lock(&fs->fd_lock);
+	if (in->fd >= 0) {
+		extra = fd;              /* another thread opened it first */
+		fd = in->fd;
+	} else {
+		in->fd = fd;
+		if (on_source && fs->fds_kept < fs->fds_max) {
+			in->fd_kept = true;
+			fs->fds_kept++;
+		}
+	}
+	in->fd_users++;
+	pthread_mutex_unlock(&fs->fd_lock);
+	if (extra >= 0)
+		close(extra);
+	return fd;
+}
+
+void pt_fd_put(struct pt_fs *fs, struct pt_inode *in)
+{
+	int fd = -1;
+	pthread_mutex_lock(&fs->fd_lock);
+	if (in->fd_users && --in->fd_users == 0 && !in->fd_kept) {
+		fd = in->fd;
+		in->fd = -1;
+	}
+	pthread_mutex_unlock(&fs->fd_lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* Has the inode a descriptor open now (fstat is then as cheap as an
+ * answer, and exact)? */
+static bool fd_open(struct pt_fs *fs, struct pt_inode *in)
+{
+	pthread_mutex_lock(&fs->fd_lock);
+	bool open = in->fd >= 0;
+	pthread_mutex_unlock(&fs->fd_lock);
+	return open;
+}
+
+int pt_fd_dup(struct pt_fs *fs, struct pt_inode *in)
+{
+	pthread_mutex_lock(&fs->fd_lock);
+	int fd = in->fd >= 0 ? fcntl(in->fd, F_DUPFD_CLOEXEC, 0) : -2;
+	int saverr = errno;
+	pthread_mutex_unlock(&fs->fd_lock);
+	if (fd == -2 && in->fhid && in->dev == fs->root.dev)   /* none open: by handle */
+		return pt_open_handle(fs->mount_fd, in->fhid, O_PATH | O_CLOEXEC);
+	if (fd == -2 && in->fhid)
+		return reopen_by_name(fs, in);
+	return fd == -2 ? -ESTALE : fd < 0 ? -saverr : fd;
 }
 
 int pt_path_of(struct pt_fs *fs, struct pt_inode *in, char *buf, size_t len)
@@ -196,52 +406,43 @@ int pt_child_path(struct pt_fs *fs, struct pt_inode *dir, const char *name, char
 	return 0;
 }
 
-int pt_fd(struct pt_fs *fs, struct pt_inode *in)
+int pt_path_of_open(struct pt_fs *fs, struct pt_inode *in, int fd, char *buf, size_t len)
 {
-	int fd = atomic_load(&in->fd);
-	if (fd >= 0)
-		return fd;
-	/* Lazy: open it from its parent (whose reference it holds). */
-	pthread_mutex_lock(&fs->itable_lock);
-	struct pt_inode *parent = in->parent;
-	char name[NAME_MAX + 1];
-	snprintf(name, sizeof(name), "%s", in->name);
-	pthread_mutex_unlock(&fs->itable_lock);
-	if (!parent)
-		return -ESTALE;
-	int pfd = pt_fd(fs, parent);
-	if (pfd < 0)
-		return pfd;
-	fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? -ESTALE : -errno;
-	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_dev != in->dev || st.st_ino != in->ino) {
-		close(fd);
-		return -ESTALE;          /* the name now holds another object */
-	}
-	int lazy = -1;
-	if (!atomic_compare_exchange_strong(&in->fd, &lazy, fd)) {
-		close(fd);               /* another thread opened it first */
-		return lazy;
-	}
-	return fd;
+	int ret = pt_relpath(fs, fd, buf, len);
+	struct stat st, at;
+	if (ret != -ENOENT || fstat(fd, &st) < 0 || st.st_nlink == 0)
+		return ret;
+	/* Opened by handle, its dentry may be disconnected (no path): where
+	 * it was found, if it is still there. */
+	ret = pt_path_of(fs, in, buf, len);
+	if (ret == 0 && (fstatat(fs->root.fd, buf[0] ? buf : ".", &at, AT_SYMLINK_NOFOLLOW) < 0 ||
+			 at.st_dev != st.st_dev || at.st_ino != st.st_ino))
+		ret = -ENOENT;
+	return ret;
 }
 
 void pt_inode_moved(struct pt_fs *fs, struct pt_inode *dir, const char *name)
 {
-	int dfd = pt_fd(fs, dir);
 	struct stat st;
+	struct pt_fhid id;
 	char *copy = strdup(name);
-	if (dfd < 0 || !copy || fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+	int dfd = pt_fd(fs, dir);
+	int fd = dfd < 0 ? -1 : openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd >= 0)
+		pt_fd_put(fs, dir);
+	if (fd < 0 || !copy || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
 		free(copy);
 		return;
 	}
+	fhid_of(fd, &id);
+	close(fd);
 	struct pt_inode *old = NULL;
 	pthread_mutex_lock(&fs->itable_lock);
 	size_t b = hash_key(st.st_dev, st.st_ino) & (fs->nbuckets - 1);
 	struct pt_inode *in = fs->buckets[b];
-	while (in && (in->dev != st.st_dev || in->ino != st.st_ino))
+	while (in && !is_object(in, &st, &id))
 		in = in->next;
 	if (in && in != &fs->root) {
 		old = in->parent;
@@ -267,9 +468,9 @@ int pt_stat_inode(struct pt_fs *fs, struct pt_inode *in, struct stat *st)
 	int fd = pt_fd(fs, in);
 	if (fd < 0)
 		return fd;
-	if (fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		return -errno;
-	return 0;
+	int ret = fstatat(fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	pt_fd_put(fs, in);
+	return ret;
 }
 
 static void entry_init(struct pt_fs *fs, struct fuse_entry_param *e)
@@ -284,13 +485,16 @@ static void entry_init(struct pt_fs *fs, struct fuse_entry_param *e)
 static int entry_of_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const char *name,
 		       struct fuse_entry_param *e)
 {
+	struct pt_fhid id;
+	uint64_t mnt_id;
 	entry_init(fs, e);
-	if (fstatat(fd, "", &e->attr, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		int saverr = errno;
+	int ret = pt_stat_fd(fd, &e->attr, &mnt_id);
+	if (ret < 0) {
 		close(fd);
-		return -saverr;
+		return ret;
 	}
-	struct pt_inode *in = inode_get(fs, fd, &e->attr, dir, name);
+	fhid_of(fd, &id);
+	struct pt_inode *in = inode_get(fs, fd, mnt_id, &e->attr, &id, dir, name);
 	if (!in)
 		return -ENOMEM;
 	e->ino = pt_nodeid_of(fs, in);
@@ -301,13 +505,16 @@ int pt_ns_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 		 struct fuse_entry_param *e)
 {
 	char path[PATH_MAX];
+	struct pt_fhid id = { 0 };
 	if (!fs->cfg.ns.lookup || pt_child_path(fs, dir, name, path, sizeof(path)) < 0)
 		return PT_NS_UNKNOWN;
 	entry_init(fs, e);
-	int r = fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &e->attr);
-	if (r != 1)
-		return r == -ENOENT ? -ENOENT : PT_NS_UNKNOWN;
-	struct pt_inode *in = inode_get(fs, -1, &e->attr, dir, name);
+	int r = fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &e->attr, &id);
+	if (r == -ENOENT)
+		return -ENOENT;
+	if (r != 1 || !id.len)
+		return PT_NS_UNKNOWN;    /* no handle: the object could not be opened again */
+	struct pt_inode *in = inode_get(fs, -1, fs->source_mnt, &e->attr, &id, dir, name);
 	if (!in)
 		return -ENOMEM;
 	e->ino = pt_nodeid_of(fs, in);
@@ -335,8 +542,9 @@ int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 	if (dfd < 0)
 		return dfd;
 	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int saverr = errno;
+	pt_fd_put(fs, dir);
 	if (fd < 0) {
-		int saverr = errno;
 		if (saverr == ENOENT)
 			pt_ns_asked(fs, PT_NS_Q_LOOKUP, dir, name, NULL);
 		return -saverr;
@@ -400,12 +608,15 @@ void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct stat st;
 	struct pt_inode *in = pt_inode_of(req, ino);
 	char path[PATH_MAX];
+	struct pt_fhid id;
 	int ret = PT_NS_UNKNOWN;
 	if (fi && fi->fh && in->type == S_IFREG) {
 		ret = pt_file_stat((struct pt_file *)(uintptr_t)fi->fh, &st);
-	} else if (atomic_load(&in->fd) < 0 && fs->cfg.ns.lookup && pt_ns_answers(req) &&
-		   pt_path_of(fs, in, path, sizeof(path)) == 0) {
-		ret = fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st) == 1 ? 0 : PT_NS_UNKNOWN;
+	} else if (in->fhid && !fd_open(fs, in) && fs->cfg.ns.lookup && pt_ns_answers(req) &&
+		   pt_path_of(fs, in, path, sizeof(path)) == 0 &&
+		   fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st, &id) == 1 &&
+		   pt_fhid_equal(&id, in->fhid)) {
+		ret = 0;                 /* the answer is about this very object */
 	}
 	if (ret == PT_NS_UNKNOWN) {
 		ret = pt_stat_inode(fs, in, &st);
@@ -467,6 +678,7 @@ static int set_mode_owner(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
 			ret = -errno;
 	}
 	pt_as_self(&as);
+	pt_fd_put(fs, in);
 	return ret;
 }
 
@@ -504,6 +716,7 @@ static int set_times(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
 		r = utimensat(AT_FDCWD, pp, tv, 0);
 	ret = r < 0 ? -errno : 0;
 	pt_as_self(&as);
+	pt_fd_put(pt_fs_of(req), in);
 	return ret;
 }
 
@@ -523,6 +736,8 @@ static int set_size(fuse_req_t req, struct pt_fs *fs, struct pt_inode *in, struc
 		else if ((fh ? ftruncate(fd, size) : truncate(pp, size)) < 0)
 			ret = -errno;
 		pt_as_self(&as);
+		if (!fh && fd >= 0)
+			pt_fd_put(fs, in);
 	}
 	pt_change_end(&m, fh ? fh->fd : -1, ret);
 	return ret;
@@ -578,13 +793,16 @@ void pt_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct pt_inode *in = pt_inode_of(req, ino);
 	char buf[PATH_MAX + 1], path[PATH_MAX];
 	ssize_t n = PT_NS_UNKNOWN;
-	if (fs->cfg.ns.readlink && pt_ns_answers(req) && pt_path_of(fs, in, path, sizeof(path)) == 0)
-		n = fs->cfg.ns.readlink(fs->cfg.ns.ctx, path, buf, sizeof(buf));
+	if (fs->cfg.ns.readlink && in->fhid && pt_ns_answers(req) &&
+	    pt_path_of(fs, in, path, sizeof(path)) == 0)
+		n = fs->cfg.ns.readlink(fs->cfg.ns.ctx, path, in->fhid, buf, sizeof(buf));
 	if (n == PT_NS_UNKNOWN) {
 		int fd = pt_fd(fs, in);
 		n = fd < 0 ? fd : readlinkat(fd, "", buf, sizeof(buf));
 		if (fd >= 0 && n < 0)
 			n = -errno;
+		if (fd >= 0)
+			pt_fd_put(fs, in);
 		if (n >= 0)
 			pt_ns_asked(fs, PT_NS_Q_READLINK, in, NULL, NULL);
 	}
@@ -603,11 +821,14 @@ void pt_readlink(fuse_req_t req, fuse_ino_t ino)
 void pt_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct statvfs sv;
-	int fd = pt_fd(pt_fs_of(req), pt_inode_of(req, ino));
-	if (fd < 0)
-		pt_reply_status(req, fd);
-	else if (fstatvfs(fd, &sv) < 0)
-		pt_reply_status(req, -errno);
+	struct pt_fs *fs = pt_fs_of(req);
+	struct pt_inode *in = pt_inode_of(req, ino);
+	int fd = pt_fd(fs, in);
+	int ret = fd < 0 ? fd : fstatvfs(fd, &sv) < 0 ? -errno : 0;
+	if (fd >= 0)
+		pt_fd_put(fs, in);
+	if (ret < 0)
+		pt_reply_status(req, ret);
 	else
 		fuse_reply_statfs(req, &sv);
 }
@@ -621,10 +842,13 @@ void pt_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	struct pt_as as;
 	int ret = pt_as_caller(req, &as, false);
 	if (ret == 0) {
-		int fd = pt_fd(pt_fs_of(req), pt_inode_of(req, ino));
+		struct pt_inode *in = pt_inode_of(req, ino);
+		int fd = pt_fd(pt_fs_of(req), in);
 		pt_proc_path(pp, sizeof(pp), fd);
 		ret = fd < 0 ? fd : faccessat(AT_FDCWD, pp, mask, AT_EACCESS) < 0 ? -errno : 0;
 		pt_as_self(&as);
+		if (fd >= 0)
+			pt_fd_put(pt_fs_of(req), in);
 	}
 	pt_reply_status(req, ret);
 }

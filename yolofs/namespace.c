@@ -1,5 +1,6 @@
 /* namespace.c - answers to namespace questions, learned from the source
- * when an image is loaded and kept fresh with inotify (see namespace.h).
+ * when an image is loaded and kept fresh with inotify and the mount table
+ * (see namespace.h).
  *
  * Locking: `lock` protects the table and every answer; readers (FUSE
  * workers) hold it shared while they copy an answer out.  A learned answer
@@ -63,7 +64,15 @@ struct node {
 	size_t xlist_len;
 	struct xanswer *xattrs;          /* good while A_STAT is */
 	size_t nxattrs;
+	struct pt_fhid id;               /* the object the answers are about (len 0: none) */
 	int wd;                          /* inotify watch on it, or -1 */
+	struct node *wd_next;            /* chain of ns->by_wd */
+};
+
+/* A mount below the source, as the daemon's mount table shows it. */
+struct submount {
+	int id;
+	char *rel;                       /* its mountpoint below the source root */
 };
 
 struct ns {
@@ -76,11 +85,26 @@ struct ns {
 	atomic_uint_fast64_t reports;    /* batches of inotify reports that dropped answers */
 	atomic_uint handling;            /* reports read from ifd and not yet handled */
 
+	/* Mounts and umounts below the source change what its paths name,
+	 * and inotify reports none of them: the mount table is watched.
+	 * Polling it consumes its change event, so whoever sees one (the
+	 * reader, or a question in settled()) sets mounts_dirty, and the
+	 * reader, kicked, reads the table and drops what the change covers. */
+	int mounts_fd;                   /* /proc/self/mountinfo */
+	int kick_fd;                     /* eventfd: the reader has a mount change to read */
+	atomic_bool mounts_dirty;
+	char *source_path;               /* the source root in the mount table */
+	int source_mnt;                  /* its mount's id */
+	struct submount *mounts;         /* reader only */
+	size_t nmounts;
+
 	pthread_rwlock_t lock;           /* protects the table and the answers */
 	struct node **buckets;
 	size_t nbuckets, n;
-	struct node **watched;           /* the nodes that have had a watch */
-	size_t nwatched, watched_cap;
+	/* Nodes by watch: several share one when they are links to one
+	 * object.  Chained through wd_next; nby_wd is a power of two. */
+	struct node **by_wd;
+	size_t nby_wd, nwatched;
 };
 
 static struct ylog_limit watch_limit, remote_limit;
@@ -128,6 +152,7 @@ static void forget_answers(struct node *n)
 	n->xattrs = NULL;
 	n->nlisting = n->nxattrs = 0;
 	n->answers = 0;
+	n->id.len = 0;
 }
 
 /* The node for `path`, added if new (taking `path`).  NULL on ENOMEM. */
@@ -210,6 +235,50 @@ static void drop_all(struct ns *ns)
 			count_drop(ns, x);
 }
 
+/* ---- nodes by watch (lock held) ---- */
+
+static void wd_unlink(struct ns *ns, struct node *n)
+{
+	if (n->wd < 0)
+		return;
+	for (struct node **pp = &ns->by_wd[(size_t)n->wd & (ns->nby_wd - 1)]; *pp;
+	     pp = &(*pp)->wd_next) {
+		if (*pp == n) {
+			*pp = n->wd_next;
+			ns->nwatched--;
+			break;
+		}
+	}
+	n->wd = -1;
+	n->wd_next = NULL;
+}
+
+/* File `n` (not linked) under watch `wd`.  @return false on ENOMEM. */
+static bool wd_link(struct ns *ns, struct node *n, int wd)
+{
+	if (ns->nwatched >= ns->nby_wd) {
+		size_t nb = ns->nby_wd ? ns->nby_wd * 2 : 256;
+		struct node **b = calloc(nb, sizeof(*b));
+		if (!b)
+			return false;
+		for (size_t i = 0; i < ns->nby_wd; i++) {
+			for (struct node *x = ns->by_wd[i], *next; x; x = next) {
+				next = x->wd_next;
+				x->wd_next = b[(size_t)x->wd & (nb - 1)];
+				b[(size_t)x->wd & (nb - 1)] = x;
+			}
+		}
+		free(ns->by_wd);
+		ns->by_wd = b;
+		ns->nby_wd = nb;
+	}
+	n->wd = wd;
+	n->wd_next = ns->by_wd[(size_t)wd & (ns->nby_wd - 1)];
+	ns->by_wd[(size_t)wd & (ns->nby_wd - 1)] = n;
+	ns->nwatched++;
+	return true;
+}
+
 /* ---- inotify reports ---- */
 
 /* @return whether the report may concern an answer. */
@@ -224,8 +293,10 @@ static bool handle_report(struct ns *ns, const struct inotify_event *ev)
 	if ((ev->mask & (IN_OPEN | IN_ISDIR)) == (IN_OPEN | IN_ISDIR))
 		return false;
 	/* Several nodes share a watch when they are links to one file. */
-	for (size_t i = 0; i < ns->nwatched; i++) {
-		struct node *x = ns->watched[i];
+	struct node *next;
+	for (struct node *x = ns->nby_wd ? ns->by_wd[(size_t)ev->wd & (ns->nby_wd - 1)] : NULL; x;
+	     x = next) {
+		next = x->wd_next;
 		if (x->wd != ev->wd)
 			continue;
 		if (ev->len && ev->name[0]) {
@@ -239,9 +310,191 @@ static bool handle_report(struct ns *ns, const struct inotify_event *ev)
 			bool gone = ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED);
 			drop_path(ns, x->path, gone);
 			if (ev->mask & IN_IGNORED)
-				x->wd = -1;
+				wd_unlink(ns, x);
 		}
 	}
+	return true;
+}
+
+/* ---- the mount table ---- */
+
+/* Undo the mount table's octal escapes (\040 for a space) in place. */
+static void unescape(char *s)
+{
+	char *o = s;
+	for (; *s; s++) {
+		if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+		    s[3] >= '0' && s[3] <= '7') {
+			*o++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+			s += 3;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+}
+
+/* The whole of /proc/self/mountinfo (NUL-terminated, malloc'd), or NULL. */
+static char *read_mount_table(int fd)
+{
+	size_t len = 0, cap = 64 * 1024;
+	char *buf = malloc(cap);
+	if (!buf || lseek(fd, 0, SEEK_SET) < 0) {
+		free(buf);
+		return NULL;
+	}
+	for (;;) {
+		if (cap - len < 4096) {
+			char *nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				return NULL;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			free(buf);
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = '\0';
+	return buf;
+}
+
+static void free_mounts(struct submount *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].rel);
+	free(v);
+}
+
+/* The mounts that change what the source's paths name: mounted below its
+ * root on its own mount, or on such a mount (not on a mount stacked over
+ * the source, such as yolofs's own in place).  @return 0 or -errno. */
+static int source_mounts(struct ns *ns, struct submount **out, size_t *nout)
+{
+	char *table = read_mount_table(ns->mounts_fd);
+	if (!table)
+		return -ENOMEM;
+	struct { int id, parent; char *point; } *all = NULL;
+	size_t n = 0, cap = 0;
+	for (char *line = table, *next; *line; line = next) {
+		next = strchr(line, '\n');
+		next = next ? (*next = '\0', next + 1) : line + strlen(line);
+		int id, parent, at = 0;
+		if (sscanf(line, "%d %d %*s %*s %n", &id, &parent, &at) != 2 || !at)
+			continue;
+		char *point = line + at, *end = strchr(point, ' ');
+		if (end)
+			*end = '\0';
+		unescape(point);
+		if (n == cap) {
+			cap = cap ? cap * 2 : 128;
+			void *na = realloc(all, cap * sizeof(*all));
+			if (!na)
+				break;
+			all = na;
+		}
+		all[n].id = id;
+		all[n].parent = parent;
+		all[n++].point = point;
+	}
+	size_t plen = strlen(ns->source_path);
+	struct submount *v = calloc(n + 1, sizeof(*v));
+	size_t nv = 0;
+	bool grew = v != NULL;
+	/* Parents usually come first in the table, not always: repeat until
+	 * no mount is added. */
+	while (grew) {
+		grew = false;
+		for (size_t i = 0; i < n; i++) {
+			const char *p = all[i].point;
+			bool below = plen == 1 ? p[1] != '\0' :
+				     !strncmp(p, ns->source_path, plen) && p[plen] == '/';
+			bool known = false, on_source = all[i].parent == ns->source_mnt;
+			for (size_t k = 0; k < nv; k++) {
+				known |= v[k].id == all[i].id;
+				on_source |= v[k].id == all[i].parent;
+			}
+			if (!below || known || !on_source)
+				continue;
+			if (!(v[nv].rel = strdup(p + (plen == 1 ? 1 : plen + 1))))
+				break;
+			v[nv++].id = all[i].id;
+			grew = true;
+		}
+	}
+	free(all);
+	free(table);
+	if (!v)
+		return -ENOMEM;
+	*out = v;
+	*nout = nv;
+	return 0;
+}
+
+static bool has_mount(const struct submount *v, size_t n, const struct submount *m)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].id == m->id && !strcmp(v[i].rel, m->rel))
+			return true;
+	return false;
+}
+
+/* Read the mount table again and drop what a mount or umount below the
+ * source covers.  Reader thread.  @return whether any answer may be
+ * concerned. */
+static bool handle_mounts(struct ns *ns)
+{
+	struct submount *now;
+	size_t n;
+	if (source_mounts(ns, &now, &n) < 0) {
+		ylog(YLOG_WARN, "namespace: cannot read the mount table; every answer is asked of "
+		     "the source again");
+		pthread_rwlock_wrlock(&ns->lock);
+		drop_all(ns);
+		pthread_rwlock_unlock(&ns->lock);
+		return true;
+	}
+	bool changed = false;
+	pthread_rwlock_wrlock(&ns->lock);
+	for (size_t i = 0; i < n; i++) {
+		if (!has_mount(ns->mounts, ns->nmounts, &now[i])) {
+			drop_path(ns, now[i].rel, true);
+			changed = true;
+		}
+	}
+	for (size_t i = 0; i < ns->nmounts; i++) {
+		if (!has_mount(now, n, &ns->mounts[i])) {
+			drop_path(ns, ns->mounts[i].rel, true);
+			changed = true;
+		}
+	}
+	pthread_rwlock_unlock(&ns->lock);
+	free_mounts(ns->mounts, ns->nmounts);
+	ns->mounts = now;
+	ns->nmounts = n;
+	return changed;
+}
+
+/* Has the mount table changed since it was last read?  Polling consumes
+ * the change, so whoever sees it leaves it to the reader. */
+static bool mounts_changed(struct ns *ns)
+{
+	struct pollfd p = { .fd = ns->mounts_fd, .events = POLLPRI };
+	if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLPRI | POLLERR)))
+		return false;
+	uint64_t one = 1;
+	atomic_store(&ns->mounts_dirty, true);
+	if (write(ns->kick_fd, &one, sizeof(one)) < 0)
+		ylog(YLOG_DEBUG, "namespace: cannot wake the reader: %s", strerror(errno));
 	return true;
 }
 
@@ -250,12 +503,28 @@ static void *reader_main(void *arg)
 	struct ns *ns = arg;
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
 	for (;;) {
-		struct pollfd p[2] = { { .fd = ns->ifd, .events = POLLIN },
-				       { .fd = ns->quit_fd, .events = POLLIN } };
-		if (poll(p, 2, -1) < 0)
+		struct pollfd p[4] = { { .fd = ns->ifd, .events = POLLIN },
+				       { .fd = ns->quit_fd, .events = POLLIN },
+				       { .fd = ns->mounts_fd, .events = POLLPRI },
+				       { .fd = ns->kick_fd, .events = POLLIN } };
+		if (poll(p, 4, -1) < 0)
 			continue;
 		if (p[1].revents)
 			return NULL;
+		if ((p[2].revents & (POLLPRI | POLLERR)) || p[3].revents) {
+			/* In this order: a change a question sees once the
+			 * table is being read sets mounts_dirty again and kicks. */
+			uint64_t kicks;
+			atomic_fetch_add(&ns->handling, 1);
+			if (read(ns->kick_fd, &kicks, sizeof(kicks)) < 0)
+				kicks = 0;       /* not kicked: the table's own event */
+			atomic_store(&ns->mounts_dirty, false);
+			if (handle_mounts(ns))
+				atomic_fetch_add(&ns->reports, 1);
+			atomic_fetch_sub(&ns->handling, 1);
+		}
+		if (!p[0].revents)
+			continue;
 		atomic_fetch_add(&ns->handling, 1);      /* before the queue empties */
 		ssize_t len = read(ns->ifd, buf, sizeof(buf));
 		pthread_rwlock_wrlock(&ns->lock);
@@ -272,12 +541,15 @@ static void *reader_main(void *arg)
 	}
 }
 
-/* No report is queued or being handled (lock held shared, so none can be
- * handled meanwhile): the answers reflect every change made so far. */
+/* No report is queued or being handled and the mount table has not
+ * changed (lock held shared, so no report can be handled meanwhile): the
+ * answers reflect every change made so far. */
 static bool settled(struct ns *ns)
 {
 	int queued = 0;
 	if (ioctl(ns->ifd, FIONREAD, &queued) < 0 || queued > 0)
+		return false;
+	if (atomic_load(&ns->mounts_dirty) || mounts_changed(ns))
 		return false;
 	return atomic_load(&ns->handling) == 0;
 }
@@ -296,6 +568,7 @@ struct learned {
 	size_t xlist_len;
 	struct xanswer *xattrs;
 	size_t nxattrs;
+	struct pt_fhid id;
 	int wd;
 };
 
@@ -413,9 +686,12 @@ static bool reports_every_change(int dirfd)
 }
 
 /* Read the answers about the object `name` in the directory open as `dirfd`
- * (the source root when name is NULL), watching it first when it is a
- * directory or a file with several links.  *fd_out: its O_PATH descriptor
- * when it is a directory that was watched (children need it), else -1. */
+ * (the source root when name is NULL), watching it first: a directory for
+ * its entries, and every object itself, so that a change through any of
+ * its names (hard links made at any time), a file handle or another mount
+ * is reported.  Its file handle names the very object the answers are
+ * about.  *fd_out: its O_PATH descriptor when it is a directory (children
+ * need it), else -1. */
 static void learn_one(struct ns *ns, int dirfd, const char *name, uint16_t flags,
 		      const char *const *xnames, size_t nx, struct learned *l, int *fd_out)
 {
@@ -437,17 +713,26 @@ static void learn_one(struct ns *ns, int dirfd, const char *name, uint16_t flags
 		close(fd);
 		return;                  /* nothing about it or below is kept */
 	}
-	if (dir || (st.st_nlink > 1 && !S_ISLNK(st.st_mode))) {
-		char pp[64];
-		snprintf(pp, sizeof(pp), "/proc/self/fd/%d", fd);
-		l->wd = inotify_add_watch(ns->ifd, pp, dir ? WATCH_DIR : WATCH_FILE);
-		if (l->wd < 0) {
-			ylog_limited(&watch_limit, YLOG_WARN, "namespace: cannot watch a directory "
-				     "(%s; see /proc/sys/fs/inotify/max_user_watches): its entries are "
-				     "asked of the source", strerror(errno));
-			close(fd);
-			return;          /* unwatched: nothing about it or below is kept */
-		}
+	/* The magic link leads to the object itself, a symlink included. */
+	char pp[64];
+	snprintf(pp, sizeof(pp), "/proc/self/fd/%d", fd);
+	l->wd = inotify_add_watch(ns->ifd, pp, dir ? WATCH_DIR : WATCH_FILE);
+	if (l->wd < 0) {
+		ylog_limited(&watch_limit, YLOG_WARN, "namespace: cannot watch an object (%s; see "
+			     "/proc/sys/fs/inotify/max_user_watches): it and its entries are asked "
+			     "of the source", strerror(errno));
+		close(fd);
+		return;                  /* unwatched: nothing about it or below is kept */
+	}
+	struct {
+		struct file_handle h;
+		unsigned char bytes[PT_FHID_MAX];
+	} fh = { .h.handle_bytes = PT_FHID_MAX };
+	int mnt;
+	if (name_to_handle_at(fd, "", &fh.h, &mnt, AT_EMPTY_PATH) == 0 && fh.h.handle_bytes) {
+		l->id.type = fh.h.handle_type;
+		l->id.len = fh.h.handle_bytes;
+		memcpy(l->id.bytes, fh.h.f_handle, l->id.len);
 	}
 	/* Read after the watch is in place: later changes are reported. */
 	if (fstat(fd, &l->st) < 0) {
@@ -490,27 +775,10 @@ static void learn_one(struct ns *ns, int dirfd, const char *name, uint16_t flags
 			l->nxattrs++;
 		}
 	}
-	if (dir && l->wd >= 0)
+	if (dir)
 		*fd_out = fd;
 	else
 		close(fd);
-}
-
-static bool remember_watch(struct ns *ns, struct node *n)
-{
-	for (size_t i = 0; i < ns->nwatched; i++)
-		if (ns->watched[i] == n)
-			return true;
-	if (ns->nwatched == ns->watched_cap) {
-		size_t cap = ns->watched_cap ? ns->watched_cap * 2 : 64;
-		void *w = realloc(ns->watched, cap * sizeof(*ns->watched));
-		if (!w)
-			return false;
-		ns->watched = w;
-		ns->watched_cap = cap;
-	}
-	ns->watched[ns->nwatched++] = n;
-	return true;
 }
 
 /* Store `l` as the answers about `path` (taken), unless a report was
@@ -535,10 +803,12 @@ static bool store(struct ns *ns, char *path, struct learned *l, uint64_t reports
 		n->xlist_len = l->xlist_len;
 		n->xattrs = l->xattrs;
 		n->nxattrs = l->nxattrs;
-		if (l->wd >= 0 && n->wd < 0 && !remember_watch(ns, n))
-			n->answers = 0;          /* its reports could not be matched */
-		else if (l->wd >= 0)
-			n->wd = l->wd;
+		n->id = l->id;
+		if (l->wd >= 0 && n->wd != l->wd) {
+			wd_unlink(ns, n);
+			if (!wd_link(ns, n, l->wd))
+				forget_answers(n);       /* its reports could not be matched */
+		}
 		memset(l, 0, sizeof(*l));
 	}
 	pthread_rwlock_unlock(&ns->lock);
@@ -551,12 +821,16 @@ uint32_t ns_learn(struct ns *ns, const struct yolo_image *img)
 	if (!nn)
 		return 0;
 	int *fds = malloc(nn * sizeof(*fds));
+	uint32_t *last_child = calloc(nn, sizeof(*last_child));
 	char **paths = calloc(nn, sizeof(*paths));
 	const char **xnames = malloc((nxq + 1) * sizeof(*xnames));
-	if (!fds || !paths || !xnames)
+	if (!fds || !last_child || !paths || !xnames)
 		goto out;
-	for (uint32_t i = 0; i < nn; i++)
+	for (uint32_t i = 0; i < nn; i++) {
 		fds[i] = -1;
+		if (i)
+			last_child[yolo_image_ns_node(img, i)->parent] = i;
+	}
 	for (uint32_t i = 0; i < nn; i++) {
 		const struct yolo_ns_node *q = yolo_image_ns_node(img, i);
 		int dirfd = i ? fds[q->parent] : ns->source_fd;
@@ -580,6 +854,17 @@ uint32_t ns_learn(struct ns *ns, const struct yolo_image *img)
 		else if (key && l.answers)
 			fds[i] = fds[i] >= 0 ? (close(fds[i]), -1) : -1;   /* raced: its children unknown */
 		free_learned(&l);
+		/* A directory's descriptor is held only until its last child is
+		 * read: a tree of any size needs few at a time. */
+		uint32_t p = q->parent;
+		if (i && last_child[p] == i && fds[p] >= 0) {
+			close(fds[p]);
+			fds[p] = -1;
+		}
+		if (!last_child[i] && fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
 	}
 out:
 	for (uint32_t i = 0; fds && i < nn; i++)
@@ -588,6 +873,7 @@ out:
 	for (uint32_t i = 0; paths && i < nn; i++)
 		free(paths[i]);
 	free(fds);
+	free(last_child);
 	free(paths);
 	free(xnames);
 	atomic_store(&ns->stats->ns_known, ns->n);
@@ -596,14 +882,15 @@ out:
 
 /* ---- answering ---- */
 
-static int hook_lookup(void *ctx, const char *path, struct stat *st)
+static int hook_lookup(void *ctx, const char *path, struct stat *st, struct pt_fhid *id)
 {
 	struct ns *ns = ctx;
 	int ret = PT_NS_UNKNOWN;
 	pthread_rwlock_rdlock(&ns->lock);
 	struct node *n = settled(ns) ? find(ns, path) : NULL;
-	if (n && (n->answers & A_STAT)) {
+	if (n && (n->answers & A_STAT) && n->id.len) {
 		*st = n->st;
+		*id = n->id;
 		ret = 1;
 	} else if (n && (n->answers & A_ABSENT)) {
 		ret = -ENOENT;
@@ -624,12 +911,20 @@ static ssize_t copy_out(const char *src, size_t len, void *buf, size_t size)
 	return (ssize_t)len;
 }
 
-static ssize_t hook_xattr(void *ctx, const char *path, const char *name, void *buf, size_t size)
+/* The node of `path` if the answers are good now and about the object `id`. */
+static struct node *find_object(struct ns *ns, const char *path, const struct pt_fhid *id)
+{
+	struct node *n = settled(ns) ? find(ns, path) : NULL;
+	return n && pt_fhid_equal(&n->id, id) ? n : NULL;
+}
+
+static ssize_t hook_xattr(void *ctx, const char *path, const struct pt_fhid *id, const char *name,
+			  void *buf, size_t size)
 {
 	struct ns *ns = ctx;
 	ssize_t ret = PT_NS_UNKNOWN;
 	pthread_rwlock_rdlock(&ns->lock);
-	struct node *n = settled(ns) ? find(ns, path) : NULL;
+	struct node *n = find_object(ns, path, id);
 	if (n && !name && (n->answers & A_XLIST)) {
 		ret = copy_out(n->xlist, n->xlist_len, buf, size);
 	} else if (n && name && (n->answers & A_STAT)) {
@@ -646,12 +941,13 @@ static ssize_t hook_xattr(void *ctx, const char *path, const char *name, void *b
 	return ret;
 }
 
-static ssize_t hook_readlink(void *ctx, const char *path, char *buf, size_t size)
+static ssize_t hook_readlink(void *ctx, const char *path, const struct pt_fhid *id, char *buf,
+			     size_t size)
 {
 	struct ns *ns = ctx;
 	ssize_t ret = PT_NS_UNKNOWN;
 	pthread_rwlock_rdlock(&ns->lock);
-	struct node *n = settled(ns) ? find(ns, path) : NULL;
+	struct node *n = find_object(ns, path, id);
 	if (n && (n->answers & A_LINK))
 		ret = n->link_len < size ? copy_out(n->link, n->link_len, buf, size) : -ENAMETOOLONG;
 	pthread_rwlock_unlock(&ns->lock);
@@ -659,12 +955,13 @@ static ssize_t hook_readlink(void *ctx, const char *path, char *buf, size_t size
 	return ret;
 }
 
-static int hook_listing(void *ctx, const char *path, struct pt_ns_entry **entries, size_t *count)
+static int hook_listing(void *ctx, const char *path, const struct pt_fhid *id,
+			struct pt_ns_entry **entries, size_t *count)
 {
 	struct ns *ns = ctx;
 	int ret = PT_NS_UNKNOWN;
 	pthread_rwlock_rdlock(&ns->lock);
-	struct node *n = settled(ns) ? find(ns, path) : NULL;
+	struct node *n = find_object(ns, path, id);
 	if (n && (n->answers & A_LISTING)) {
 		struct pt_ns_entry *copy = malloc(n->listing_size + 1);
 		if (copy) {
@@ -696,23 +993,58 @@ struct pt_ns_hooks ns_hooks(struct ns *ns)
 
 /* ---- life ---- */
 
+/* The id of the mount `fd` is on (its fdinfo's mnt_id), or -1. */
+static int mount_id_of(int fd)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	int f = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = f < 0 ? -1 : read(f, buf, sizeof(buf) - 1);
+	if (f >= 0)
+		close(f);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	const char *m = strstr(buf, "mnt_id:");
+	return m ? atoi(m + 7) : -1;
+}
+
+static void close_fds(struct ns *ns)
+{
+	int *fds[] = { &ns->ifd, &ns->quit_fd, &ns->mounts_fd, &ns->kick_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+}
+
 int ns_create(struct ns **out, int source_fd, struct stats *stats)
 {
 	struct ns *ns = calloc(1, sizeof(*ns));
+	char pp[64], path[PATH_MAX];
 	if (!ns)
 		return -ENOMEM;
 	ns->source_fd = source_fd;
 	ns->stats = stats;
 	ns->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
 	ns->quit_fd = eventfd(0, EFD_CLOEXEC);
-	if (ns->ifd < 0 || ns->quit_fd < 0) {
-		int ret = -errno;
-		if (ns->ifd >= 0)
-			close(ns->ifd);
-		if (ns->quit_fd >= 0)
-			close(ns->quit_fd);
+	ns->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ns->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	snprintf(pp, sizeof(pp), "/proc/self/fd/%d", source_fd);
+	ssize_t n = readlink(pp, path, sizeof(path) - 1);
+	int ret = ns->ifd < 0 || ns->quit_fd < 0 || ns->kick_fd < 0 || ns->mounts_fd < 0 || n <= 0 ?
+		  -errno : 0;
+	if (ret == 0) {
+		path[n] = '\0';
+		ns->source_mnt = mount_id_of(source_fd);
+		ns->source_path = strdup(path);
+		ret = !ns->source_path ? -ENOMEM : ns->source_mnt < 0 ? -ENOENT :
+		      source_mounts(ns, &ns->mounts, &ns->nmounts);
+	}
+	if (ret < 0) {
+		close_fds(ns);
+		free(ns->source_path);
 		free(ns);
-		return ret;
+		return ret ? ret : -EIO;
 	}
 	pthread_rwlock_init(&ns->lock, NULL);
 	*out = ns;
@@ -755,9 +1087,10 @@ void ns_destroy(struct ns *ns)
 		}
 	}
 	free(ns->buckets);
-	free(ns->watched);
-	close(ns->ifd);
-	close(ns->quit_fd);
+	free(ns->by_wd);
+	free_mounts(ns->mounts, ns->nmounts);
+	free(ns->source_path);
+	close_fds(ns);
 	pthread_rwlock_destroy(&ns->lock);
 	free(ns);
 }

@@ -8,28 +8,33 @@
  *
  * Never stale, without the disk reads this removes: the answers are not
  * taken from the image but from the source itself, when the image is
- * loaded (in the background, parents first), and kept fresh by inotify
- * from then on:
- *   - before a directory is read, an inotify watch is put on it, so any
- *     change to it or to an entry in it (create, delete, rename, write,
- *     chmod/chown/touch, xattrs) made from then on, by any process, through
- *     the mount or not, is reported; a file with several links is watched
- *     itself too (a change made through another of its names is reported
- *     to that directory);
+ * loaded (in the background, parents first), and kept fresh from then on:
+ *   - before an object is read, an inotify watch is put on it: on the
+ *     object itself (a change through any of its names, hard links made at
+ *     any time, a file handle, a bind mount or another mount namespace is
+ *     reported to marks on the inode) and, for a directory, on its entries
+ *     (create, delete, rename, write, chmod/chown/touch, xattrs); an open
+ *     of a file is reported too (a write through a shared mapping is not);
+ *   - each answer is about one object, named by its file handle: the core
+ *     uses it only for that object, never for another file that took its
+ *     name or its inode number;
+ *   - mounts and umounts below the source report nothing to inotify: the
+ *     mount table is watched, and a change drops what it covers;
  *   - a report drops the answers it concerns (the entry, what is below it,
  *     its directory's attributes and listing);
  *   - the kernel queues a report before the system call that made the
- *     change returns, and nothing is answered while a report is queued or
- *     being handled: a change made before a question is always seen;
+ *     change returns, and nothing is answered while a report or a mount
+ *     table change is queued or being handled: a change made before a
+ *     question is always seen;
  *   - a lost report (the inotify queue overflowed) drops every answer;
  *   - only local disk file systems are answered for: inotify does not hear
  *     of changes another NFS client makes.
- * A dropped answer is asked of the source from then on.  Not reported by
- * inotify, so not seen: a write through a shared mmap of a source file made
- * outside the mount changes its mtime without a report (its contents are
- * checked at open as always, freshness.h).  Answers are given to root
- * callers only (overlayfs reads layers as root); others always get the
- * source's, as themselves (pt_cred.c). */
+ * A dropped answer is asked of the source from then on.  Not seen: a
+ * write through a shared mmap of a source file mapped before the watch
+ * (its contents are checked at open as always, freshness.h), and changes
+ * while the daemon is not running (the answers are learnt anew at start).
+ * Answers are given to root callers only (overlayfs reads layers as root);
+ * others always get the source's, as themselves (pt_cred.c). */
 #ifndef YOLO_NAMESPACE_H
 #define YOLO_NAMESPACE_H
 
