@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -307,6 +308,21 @@ static void *reload_main(void *arg)
 	}
 }
 
+/* Raise the soft descriptor limit to the hard one: a service gets 1024 by
+ * default, and every boot image, open file and listing holds one (the
+ * core's inode descriptors are bounded by the limit it finds). */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		ylog(YLOG_WARN, "cannot raise the descriptor limit from %ju: %s", (uintmax_t)was,
+		     strerror(errno));
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -329,6 +345,7 @@ int main(int argc, char *argv[])
 
 	ylog_init("yolofs");
 	pt_log_to_ylog();
+	raise_fd_limit();
 	stats_init(&stats);
 	if (fuse_opt_parse(&args, &o, yolofs_opt_table, opt_proc) < 0)
 		goto out;
