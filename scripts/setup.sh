@@ -12,8 +12,11 @@ PACKAGES=(
 	qemu-utils                       # qemu-img / qemu-io in the mount suite
 	qemu-system-x86 debootstrap      # the VM image (scripts/vm-image.sh) and the integration suite's VM boots
 	docker.io busybox-static         # the integration suite's container capture
-	e2fsprogs util-linux kmod procps # mkfs.ext4, losetup, modprobe, pgrep for tests, demo and bench
-	python3                          # bench/bench report (standard library only; writes SVG plots)
+	containerd runc                  # ctr, containerd, runc: integration-yolo_containerd (docker.io depends on them too)
+	e2fsprogs util-linux kmod procps # mkfs.ext4, chattr, losetup, setpriv, unshare, modprobe, pgrep: tests, demo, bench
+	attr                             # setfattr, getfattr: mount-namespace
+	acl                              # setfacl: mount-as_caller
+	python3                          # bench/bench report, unit bench_report, the mount suite's helpers (standard library only)
 	systemd strace                   # yolofs@.service under a real systemd, READY=1 ordering (integration suite)
 )
 
@@ -32,7 +35,8 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # FUSE needs its device node and module; a container may lack both, in which
-# case the mount suites skip (exit 77) rather than fail.
+# case the mount suites skip (exit 77) rather than fail - except under CI
+# (CI=true), where a skip fails the run (tests/mount/lib.sh).
 [[ -e /dev/fuse ]] || modprobe fuse 2>/dev/null || true
 
 if [[ ! -f build/build.ninja ]]; then
