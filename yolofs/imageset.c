@@ -60,6 +60,7 @@ struct image {
 	atomic_uint_fast64_t last_used;  /* set->clock at the last open it served; 0: never */
 	atomic_bool load_failed;         /* could not be loaded (not damage): stays on its file */
 	atomic_bool refused;             /* damaged data: out of the set, its jobs do nothing */
+	bool started;                    /* judged, jobs queued; protected by balance_lock */
 	size_t order;                    /* position in images=; protected by balance_lock */
 	pthread_mutex_t mem_lock;
 	struct bst_view *mem;            /* protected by mem_lock */
@@ -411,12 +412,6 @@ static struct image *image_open(struct imageset *set, const char *path, int fd, 
 		im->pub.fresh = NULL;
 		goto fail;
 	}
-	judge_files(im);
-	if (set->ns && yolo_image_ns_node_count(im->pub.img)) {
-		image_get(im);
-		bg_queue(set->bg, &(struct bg_job){ .run = learn_run, .release = learn_release,
-						    .ctx = im, .owner = set });
-	}
 	return im;
 fail:
 	if (im->pub.img)
@@ -601,6 +596,40 @@ static size_t rebalance(struct imageset *set, bool startup)
 	free(v);
 	free(want);
 	return refused;
+}
+
+/* Judge the files of the images new in the set and queue their namespace
+ * learning, once the memory placement has refused those whose data is
+ * damaged (so nothing is queued for them).  Opens before this judge each
+ * file anyway (iset_find). */
+static void start_new(struct imageset *set)
+{
+	pthread_mutex_lock(&set->balance_lock);
+	pthread_mutex_lock(&set->list_lock);
+	size_t n = set->cur->n, k = 0;
+	struct image **v = malloc((n ? n : 1) * sizeof(*v));
+	for (size_t i = 0; v && i < n; i++) {
+		struct image *im = set->cur->v[i];
+		if (im->started)
+			continue;
+		im->started = true;
+		image_get(im);
+		v[k++] = im;
+	}
+	pthread_mutex_unlock(&set->list_lock);
+	pthread_mutex_unlock(&set->balance_lock);
+	for (size_t i = 0; i < k; i++) {
+		struct image *im = v[i];
+		judge_files(im);
+		if (set->ns && yolo_image_ns_node_count(im->pub.img)) {
+			image_get(im);
+			bg_queue(set->bg, &(struct bg_job){ .run = learn_run,
+							    .release = learn_release, .ctx = im,
+							    .owner = set });
+		}
+		iset_image_put(&im->pub);
+	}
+	free(v);
 }
 
 static void *pager_main(void *arg)
@@ -790,11 +819,12 @@ size_t iset_reload(struct imageset *set, const char *const *paths, size_t npaths
 	pthread_mutex_unlock(&set->list_lock);
 	size_t dropped = old->n - kept;
 	list_put(old);                   /* open files keep theirs */
-	size_t listed = l->n;
 	pthread_mutex_unlock(&set->balance_lock);
 	errors += rebalance(set, false);
+	start_new(set);
+	size_t now = iset_count(set);
 	ylog(YLOG_INFO, "reload: %zu images (%zu kept, %zu new or replaced, %zu no longer "
-	       "listed), %zu errors", listed, kept, listed - kept, dropped, errors);
+	       "listed), %zu errors", now, kept, now > kept ? now - kept : 0, dropped, errors);
 	stats_add(&set->stats->reloads, 1);
 	stats_add(&set->stats->reload_errors, errors);
 	return errors;
@@ -833,6 +863,7 @@ int iset_create(struct imageset **out, const struct iset_config *cfg, struct sta
 	stats->sample = sample_memory;
 	stats->sample_ctx = set;
 	rebalance(set, true);
+	start_new(set);
 	*out = set;
 	return 0;
 fail:

@@ -12,6 +12,9 @@
  *   craftimage IMAGE FILE BLOCK zstd-sizeless
  *       replace the block's stored bytes with a valid zstd frame that has no
  *       content size and decodes to half the block's length;
+ *   craftimage IMAGE FILE rename PATH
+ *       rename FILE to PATH, of the same length, in the string table (an
+ *       unsafe path such as ../x, or another file's path: a duplicate);
  *   craftimage IMAGE FILE stamp OTHER
  *       record for FILE the identity (size, mtime, change time, inode) of
  *       the file OTHER, as someone who can stat a source file can;
@@ -55,10 +58,15 @@ int main(int argc, char **argv)
 	bool garbage = argc == 5 && strcmp(argv[4], "zstd-garbage") == 0;
 	bool sizeless = argc == 5 && strcmp(argv[4], "zstd-sizeless") == 0;
 	bool stamp = argc == 5 && strcmp(argv[3], "stamp") == 0;
+	bool rename = argc == 5 && strcmp(argv[3], "rename") == 0;
 	bool block = zero || garbage || sizeless;
-	if (!block && !stamp) {
+	if (rename && strlen(argv[4]) != strlen(argv[2])) {
+		fprintf(stderr, "craftimage: rename: the new path must be as long as the old one\n");
+		return 1;
+	}
+	if (!block && !stamp && !rename) {
 		fprintf(stderr, "usage: craftimage IMAGE FILE BLOCK zero-flag|zstd-garbage|zstd-sizeless"
-			" | IMAGE FILE stamp OTHER\n");
+			" | IMAGE FILE stamp OTHER | IMAGE FILE rename PATH\n");
 		return 1;
 	}
 	struct stat other;
@@ -130,6 +138,9 @@ int main(int argc, char **argv)
 		put32(e + DB(stored_len), (uint32_t)n);
 		free(raw);
 		free(frame);
+	} else if (rename) {
+		uint8_t *fe = buf + ft + (uint64_t)fid * sizeof(struct yolo_disk_file);
+		memcpy(buf + st + le64(fe + DF(path_off)), argv[4], strlen(argv[4]));
 	} else {
 		uint8_t *fe = buf + ft + (uint64_t)fid * sizeof(struct yolo_disk_file);
 		put64(fe + DF(size), (uint64_t)other.st_size);
