@@ -13,6 +13,9 @@
 # The sources of the zstd ones were touched after capture, so comparisons
 # would be queued for them: the item 9 use after free (the set freed by a
 # failed start while a queued comparison held an image, read at exit).
+#   0. Item 9 alone: images=good1:zgarbage named explicitly; yolofs starts,
+#      refuses zgarbage, serves good1, and exits 0 on SIGTERM with no
+#      sanitizer report.
 #   A. yolofs starts; each bad image is refused alone (one line naming the
 #      file, yolofs_images_refused_total); both good images serve bytes from
 #      memory; every file reads as the source.
@@ -90,6 +93,18 @@ no_sanitizer_report() {
 	! grep -E "AddressSanitizer|LeakSanitizer|runtime error:" "$TMP/yolofs.log" ||
 		fail "a sanitizer report"
 }
+
+note "0: item 9, an undecodable zstd block 0 over a touched source, named alone"
+: >"$TMP/yolofs.log"
+yolofs_start "$SRC" "$MNT" -o "images=$IMG/good1.yolo:$IMG/zgarbage.yolo"
+cmp -s "$MNT/zgarbage.img" "$SRC/zgarbage.img" && cmp -s "$MNT/good1.img" "$SRC/good1.img" ||
+	fail "item 9: files read wrong"
+yolofs_stop
+no_sanitizer_report
+[ "$(grep -c ' refused: ' "$TMP/yolofs.log")" = 1 ] &&
+	grep -q "image $IMG/zgarbage.yolo refused: block 0: a zstd frame that does not decode" "$TMP/yolofs.log" ||
+	fail "item 9: expected one refusal line"
+echo "0: zgarbage refused, good1 served, clean exit"
 
 note "A: start with 2 good and 8 bad images"
 : >"$TMP/yolofs.log"
