@@ -18,7 +18,9 @@ struct node {
 
 struct bg {
 	pthread_mutex_t lock;            /* protects the rest */
-	pthread_cond_t cond;
+	pthread_cond_t cond;             /* a job was queued, or quit */
+	pthread_cond_t done;             /* the running job finished */
+	const void *running_owner;       /* owner of the running job (NULL: none or no owner) */
 	struct node *head, *tail;
 	unsigned pending;                /* queued + running */
 	bool quit, running;
@@ -32,6 +34,7 @@ int bg_create(struct bg **out)
 		return -ENOMEM;
 	pthread_mutex_init(&bg->lock, NULL);
 	pthread_cond_init(&bg->cond, NULL);
+	pthread_cond_init(&bg->done, NULL);
 	*out = bg;
 	return 0;
 }
@@ -60,12 +63,15 @@ static void *bg_main(void *arg)
 		bg->head = n->next;
 		if (!bg->head)
 			bg->tail = NULL;
+		bg->running_owner = n->job.owner;
 		pthread_mutex_unlock(&bg->lock);
 		n->job.run(n->job.ctx);
 		n->job.release(n->job.ctx, true);
 		free(n);
 		pthread_mutex_lock(&bg->lock);
+		bg->running_owner = NULL;
 		bg->pending--;
+		pthread_cond_broadcast(&bg->done);
 	}
 	pthread_mutex_unlock(&bg->lock);
 	return NULL;
@@ -101,6 +107,36 @@ int bg_queue(struct bg *bg, const struct bg_job *job)
 	return 0;
 }
 
+void bg_cancel(struct bg *bg, const void *owner)
+{
+	if (!bg || !owner)
+		return;
+	struct node *mine = NULL, **link = &mine;
+	pthread_mutex_lock(&bg->lock);
+	for (struct node **p = &bg->head, *n; (n = *p);) {
+		if (n->job.owner != owner) {
+			bg->tail = n;
+			p = &n->next;
+			continue;
+		}
+		*p = n->next;
+		n->next = NULL;
+		*link = n;
+		link = &n->next;
+		bg->pending--;
+	}
+	if (!bg->head)
+		bg->tail = NULL;
+	while (bg->running_owner == owner)
+		pthread_cond_wait(&bg->done, &bg->lock);
+	pthread_mutex_unlock(&bg->lock);
+	for (struct node *n = mine, *next; n; n = next) {   /* outside the lock: releases free */
+		next = n->next;
+		n->job.release(n->job.ctx, false);
+		free(n);
+	}
+}
+
 unsigned bg_pending(struct bg *bg)
 {
 	pthread_mutex_lock(&bg->lock);
@@ -124,6 +160,7 @@ void bg_destroy(struct bg *bg)
 		n->job.release(n->job.ctx, false);
 		free(n);
 	}
+	pthread_cond_destroy(&bg->done);
 	pthread_cond_destroy(&bg->cond);
 	pthread_mutex_destroy(&bg->lock);
 	free(bg);

@@ -18,7 +18,16 @@
  * Freshness: each image keeps one record per file (freshness.h), created
  * with the image and judged at load, at every open and by changes through
  * the mount; comparisons it asks for run as background jobs (bg_), each
- * holding a reference to its image.  After a load, another background job
+ * holding a reference to its image.  Those jobs belong to the set (their
+ * owner): an image uses its set (statistics, store, source) until it is
+ * freed, so iset_destroy cancels them, and waits for a running one, before
+ * it puts its images; whichever of the set and the worker goes first.
+ *
+ * Hostile images: an image that cannot be opened (unreadable, untrusted,
+ * damaged header or tables, unsafe or duplicate paths) or, in memory mode,
+ * cannot be loaded because its data is damaged (a zstd frame that does not
+ * decode) is refused alone, at start as at a reload: one log line naming
+ * the file and why, counted in images_refused; the other images serve.  After a load, another background job
  * checks every block of the image once, so damage is reported even for
  * files nobody opens.
  *
@@ -49,7 +58,9 @@ struct image {
 	uint64_t logical;                /* bytes its blocks take in memory without dedup */
 	atomic_uint refs;
 	atomic_uint_fast64_t last_used;  /* set->clock at the last open it served; 0: never */
-	atomic_bool load_failed;         /* corrupt or unreadable: stays on its file */
+	atomic_bool load_failed;         /* could not be loaded (not damage): stays on its file */
+	atomic_bool refused;             /* damaged data: out of the set, its jobs do nothing */
+	bool started;                    /* judged, jobs queued; protected by balance_lock */
 	size_t order;                    /* position in images=; protected by balance_lock */
 	pthread_mutex_t mem_lock;
 	struct bst_view *mem;            /* protected by mem_lock */
@@ -131,6 +142,17 @@ static const char *shown_path(const char *path, char *buf, size_t len)
 	return yolo_printable(path, strlen(path), buf, len);
 }
 
+/* Refuse image file `path` because of `why` (a library message starting
+ * with the path: it is not repeated): one line, and images_refused. */
+static void refuse(struct imageset *set, const char *path, const char *why, const char *then)
+{
+	size_t n = strlen(path);
+	if (strncmp(why, path, n) == 0 && why[n] == ':' && why[n + 1] == ' ')
+		why += n + 2;
+	stats_add(&set->stats->images_refused, 1);
+	ylog(YLOG_ERR, "image %s refused: %s%s", path, why, then);
+}
+
 /* ---- background jobs: comparing a file, checking an image ---- */
 
 struct compare_job {
@@ -144,6 +166,8 @@ static void compare_run(void *ctx)
 {
 	struct compare_job *j = ctx;
 	struct image *im = j->im;
+	if (atomic_load(&im->refused))
+		return;
 	const struct yolo_file *yf = yolo_image_file(im->pub.img, j->file_id);
 	struct fr_file *rec = &im->pub.fresh[j->file_id];
 	char shown[256];
@@ -207,7 +231,7 @@ static void queue_compare(struct image *im, uint32_t id)
 	image_get(im);
 	*j = (struct compare_job){ .im = im, .file_id = id };
 	bg_queue(im->set->bg, &(struct bg_job){ .run = compare_run, .release = compare_release,
-						.ctx = j });
+						.ctx = j, .owner = im->set });
 }
 
 /* Tell what the judgement of file `id` found, once per change of status. */
@@ -283,6 +307,8 @@ struct verify_job {
 static void verify_run(void *ctx)
 {
 	struct verify_job *j = ctx;
+	if (atomic_load(&j->im->refused))
+		return;
 	uint64_t first = 0, bad = bst_verify(j->mem, j->im->pub.img, &first);
 	if (!bad)
 		return;
@@ -307,6 +333,8 @@ static void verify_release(void *ctx, bool ran)
 static void learn_run(void *ctx)
 {
 	struct image *im = ctx;
+	if (atomic_load(&im->refused))
+		return;
 	uint32_t n = ns_learn(im->set->ns, im->pub.img);
 	if (yolo_image_ns_node_count(im->pub.img))
 		ylog(YLOG_INFO, "image %s: %u of %u namespace paths answered from memory", im->pub.path,
@@ -384,12 +412,6 @@ static struct image *image_open(struct imageset *set, const char *path, int fd, 
 		im->pub.fresh = NULL;
 		goto fail;
 	}
-	judge_files(im);
-	if (set->ns && yolo_image_ns_node_count(im->pub.img)) {
-		image_get(im);
-		bg_queue(set->bg, &(struct bg_job){ .run = learn_run, .release = learn_release,
-						    .ctx = im });
-	}
 	return im;
 fail:
 	if (im->pub.img)
@@ -447,7 +469,7 @@ static int load(struct imageset *set, struct image *im, struct yolo_err *err)
 		bst_view_get(v);
 		*j = (struct verify_job){ .im = im, .mem = v };
 		bg_queue(set->bg, &(struct bg_job){ .run = verify_run, .release = verify_release,
-						    .ctx = j });
+						    .ctx = j, .owner = set });
 	}
 	atomic_store(&im->pub.st.loaded_bytes, r.logical);
 	atomic_store(&im->pub.st.pinned, r.pinned);
@@ -489,10 +511,33 @@ static int by_recent_use(const void *a, const void *b)
 	return x->order < y->order ? -1 : x->order > y->order;
 }
 
-/* Move images in and out of memory (see the top of the file).  strict: a
- * failed load is returned (start-up) instead of leaving the image on its
- * file.  @return 0 or -errno with err filled. */
-static int rebalance(struct imageset *set, bool strict, struct yolo_err *err)
+/* Take a refused image out of the current set (balance_lock held).  Files
+ * already open keep reading it from its file, block by checked block. */
+static void drop_refused(struct imageset *set, struct image *im, const char *why)
+{
+	bool found = false;
+	atomic_store(&im->refused, true);
+	pthread_mutex_lock(&set->list_lock);
+	struct list *l = set->cur;
+	for (size_t i = 0; i < l->n && !found; i++) {
+		if (l->v[i] != im)
+			continue;
+		memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(l->v[0]));
+		l->n--;
+		found = true;
+	}
+	pthread_mutex_unlock(&set->list_lock);
+	if (!found)
+		return;                  /* a reload took it out meanwhile */
+	refuse(set, im->pub.path, why, "; not served");
+	iset_image_put(&im->pub);        /* the set's reference (the caller holds one) */
+}
+
+/* Move images in and out of memory (see the top of the file).  An image
+ * whose data turns out damaged is refused (taken out of the set); one that
+ * cannot be loaded for another reason (memory) stays on its file.  startup:
+ * also say which images do not fit.  @return images refused. */
+static size_t rebalance(struct imageset *set, bool startup)
 {
 	if (!set->memory)
 		return 0;
@@ -507,14 +552,13 @@ static int rebalance(struct imageset *set, bool strict, struct yolo_err *err)
 			image_get(v[i]);
 	}
 	pthread_mutex_unlock(&set->list_lock);
-	int ret = 0;
+	size_t refused = 0;
 	if (!v || !want) {
 		pthread_mutex_unlock(&set->balance_lock);
 		free(v);
 		free(want);
-		if (err)
-			snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
+		ylog(YLOG_WARN, "placing images in memory: out of memory; placement unchanged");
+		return 0;
 	}
 	qsort(v, n, sizeof(*v), by_recent_use);
 	uint64_t used = 0;
@@ -529,22 +573,21 @@ static int rebalance(struct imageset *set, bool strict, struct yolo_err *err)
 	for (size_t i = 0; i < n; i++)   /* drop first: the newcomers need the room */
 		if (!want[i])
 			unload(v[i], "less recently used than the images that fill memlimit");
-	for (size_t i = 0; i < n && ret == 0; i++) {
+	for (size_t i = 0; i < n; i++) {
 		if (!want[i] || in_memory(v[i]))
 			continue;
 		struct yolo_err e = { { 0 } };
 		int r = load(set, v[i], &e);
-		if (r < 0 && strict) {
-			ret = r;
-			if (err)
-				*err = e;
+		if (r == -EUCLEAN) {
+			drop_refused(set, v[i], e.msg);
+			refused++;
 		} else if (r < 0) {
 			atomic_store(&v[i]->load_failed, true);
 			ylog(YLOG_WARN, "%s; serving image %s from its file", e.msg, v[i]->pub.path);
 		}
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (!want[i] && !atomic_load(&v[i]->load_failed) && strict)
+		if (!want[i] && !atomic_load(&v[i]->load_failed) && startup)
 			ylog(YLOG_WARN, "image %s: over memlimit, serving it from the image file",
 			       v[i]->pub.path);
 		iset_image_put(&v[i]->pub);
@@ -552,7 +595,41 @@ static int rebalance(struct imageset *set, bool strict, struct yolo_err *err)
 	pthread_mutex_unlock(&set->balance_lock);
 	free(v);
 	free(want);
-	return ret;
+	return refused;
+}
+
+/* Judge the files of the images new in the set and queue their namespace
+ * learning, once the memory placement has refused those whose data is
+ * damaged (so nothing is queued for them).  Opens before this judge each
+ * file anyway (iset_find). */
+static void start_new(struct imageset *set)
+{
+	pthread_mutex_lock(&set->balance_lock);
+	pthread_mutex_lock(&set->list_lock);
+	size_t n = set->cur->n, k = 0;
+	struct image **v = malloc((n ? n : 1) * sizeof(*v));
+	for (size_t i = 0; v && i < n; i++) {
+		struct image *im = set->cur->v[i];
+		if (im->started)
+			continue;
+		im->started = true;
+		image_get(im);
+		v[k++] = im;
+	}
+	pthread_mutex_unlock(&set->list_lock);
+	pthread_mutex_unlock(&set->balance_lock);
+	for (size_t i = 0; i < k; i++) {
+		struct image *im = v[i];
+		judge_files(im);
+		if (set->ns && yolo_image_ns_node_count(im->pub.img)) {
+			image_get(im);
+			bg_queue(set->bg, &(struct bg_job){ .run = learn_run,
+							    .release = learn_release, .ctx = im,
+							    .owner = set });
+		}
+		iset_image_put(&im->pub);
+	}
+	free(v);
 }
 
 static void *pager_main(void *arg)
@@ -567,7 +644,7 @@ static void *pager_main(void *arg)
 		pthread_mutex_unlock(&set->pager_lock);
 		if (quit)
 			return NULL;
-		rebalance(set, false, NULL);
+		rebalance(set, false);
 	}
 }
 
@@ -666,11 +743,13 @@ static void list_put(struct list *l)
 	free(l);
 }
 
-/* Build the list for `paths` from the old list (balance_lock held).  strict:
- * the first failure is returned; else failures are logged and counted in
- * *errors.  @return the new list (one reference per image) or NULL. */
+/* Build the list for `paths` from the old list (balance_lock held).  An
+ * image that cannot be opened is refused alone (logged, counted in
+ * images_refused and in *errors); at a reload the version loaded before
+ * from that path, if any, keeps serving.  @return the new list (one
+ * reference per image) or NULL (out of memory). */
 static struct list *build(struct imageset *set, const struct list *old, const char *const *paths,
-			  size_t npaths, bool strict, size_t *errors, struct yolo_err *err)
+			  size_t npaths, size_t *errors, struct yolo_err *err)
 {
 	struct list *l = malloc(sizeof(*l) + (npaths ? npaths : 1) * sizeof(l->v[0]));
 	if (!l) {
@@ -688,9 +767,9 @@ static struct list *build(struct imageset *set, const struct list *old, const ch
 		 * have become writable by others since. */
 		int fd = trust_open_image(paths[i], set->check_trust, why, sizeof(why));
 		if (fd == -EPERM) {
-			stats_add(&set->stats->images_refused, 1);
-			ylog(YLOG_ERR, "image %s refused: %s; only images nobody but root can "
-			     "change are served", paths[i], why);
+			++*errors;
+			refuse(set, paths[i], why, "; only images nobody but root can change are "
+			       "served");
 			continue;
 		}
 		if (fd >= 0 && prev && fstat(fd, &st) == 0 && same_file(&st, &prev->file_st)) {
@@ -700,18 +779,13 @@ static struct list *build(struct imageset *set, const struct list *old, const ch
 		} else {
 			struct yolo_err e = { { 0 } };
 			if (fd < 0)
-				snprintf(e.msg, sizeof(e.msg), "image %s: %s", paths[i], why);
+				snprintf(e.msg, sizeof(e.msg), "%s", why);
 			else
 				im = image_open(set, paths[i], fd, i, &e);
-			if (!im && strict) {
-				*err = e;
-				list_put(l);
-				return NULL;
-			}
 			if (!im) {
 				++*errors;
-				ylog(YLOG_ERR, "reload: %s%s", e.msg, prev ? "; keeping the "
-				       "version loaded before" : "");
+				refuse(set, paths[i], e.msg, prev ? "; keeping the version loaded "
+				       "before" : "");
 				if ((im = prev))
 					image_get(im);
 			}
@@ -731,7 +805,7 @@ size_t iset_reload(struct imageset *set, const char *const *paths, size_t npaths
 	pthread_mutex_lock(&set->balance_lock);
 	set->generation++;
 	struct list *old = set->cur;     /* only changed under balance_lock */
-	struct list *l = build(set, old, paths, npaths, false, &errors, &err);
+	struct list *l = build(set, old, paths, npaths, &errors, &err);
 	if (!l) {
 		pthread_mutex_unlock(&set->balance_lock);
 		ylog(YLOG_ERR, "reload: %s; keeping the current images", err.msg);
@@ -746,9 +820,11 @@ size_t iset_reload(struct imageset *set, const char *const *paths, size_t npaths
 	size_t dropped = old->n - kept;
 	list_put(old);                   /* open files keep theirs */
 	pthread_mutex_unlock(&set->balance_lock);
-	rebalance(set, false, NULL);
+	errors += rebalance(set, false);
+	start_new(set);
+	size_t now = iset_count(set);
 	ylog(YLOG_INFO, "reload: %zu images (%zu kept, %zu new or replaced, %zu no longer "
-	       "listed), %zu errors", l->n, kept, l->n - kept, dropped, errors);
+	       "listed), %zu errors", now, kept, now > kept ? now - kept : 0, dropped, errors);
 	stats_add(&set->stats->reloads, 1);
 	stats_add(&set->stats->reload_errors, errors);
 	return errors;
@@ -779,20 +855,28 @@ int iset_create(struct imageset **out, const struct iset_config *cfg, struct sta
 		goto fail;
 	}
 	size_t errors = 0;
-	set->cur = build(set, NULL, cfg->paths, cfg->npaths, true, &errors, err);
+	set->cur = build(set, NULL, cfg->paths, cfg->npaths, &errors, err);
 	if (!set->cur) {
-		ret = -EINVAL;
+		ret = -ENOMEM;
 		goto fail;
 	}
 	stats->sample = sample_memory;
 	stats->sample_ctx = set;
-	if ((ret = rebalance(set, true, err)) < 0)
-		goto fail;
+	rebalance(set, true);
+	start_new(set);
 	*out = set;
 	return 0;
 fail:
 	iset_destroy(set);
 	return ret;
+}
+
+size_t iset_count(struct imageset *set)
+{
+	pthread_mutex_lock(&set->list_lock);
+	size_t n = set->cur->n;
+	pthread_mutex_unlock(&set->list_lock);
+	return n;
 }
 
 int iset_start(struct imageset *set)
@@ -821,6 +905,9 @@ void iset_destroy(struct imageset *set)
 		pthread_mutex_unlock(&set->pager_lock);
 		pthread_join(set->pager, NULL);
 	}
+	/* Before the images go: a queued or running job holds one, and an
+	 * image uses the set until it is freed. */
+	bg_cancel(set->bg, set);
 	if (set->stats && set->stats->sample_ctx == set)
 		set->stats->sample = NULL;
 	list_put(set->cur);

@@ -46,17 +46,25 @@ struct iset_config {
 struct imageset;
 
 /* Open every image and, in memory mode, load (and verify) those that fit.
- * Any failure fills `err` with one line.  @return 0 or -errno. */
+ * An image that cannot be opened or loaded (unreadable, untrusted, damaged:
+ * hostile) is refused alone, with one log line and stats images_refused;
+ * the set holds the others.  @return 0, or -ENOMEM with `err` filled. */
 int iset_create(struct imageset **out, const struct iset_config *cfg, struct stats *stats,
 	      struct yolo_err *err);
 /* In the process that serves (after daemonizing): pin the images in
  * memory and start the pager thread (memory mode with a memlimit).
  * @return 0 or -errno (pinning failures are logged, not returned). */
 int iset_start(struct imageset *set);
-/* All images must have been put. */
+/* Cancels the set's background jobs (bg_cancel; the worker may live on),
+ * then puts the images: all other references must have been put. */
 void iset_destroy(struct imageset *set);
 
-/* Replace the set (see blocksrc.h bs_reload).  @return paths that failed. */
+/* Images in the current set (those refused are not). */
+size_t iset_count(struct imageset *set);
+
+/* Replace the set (new opens use the new one, open files keep their
+ * image); a bad image is refused alone
+ * as by iset_create.  @return paths that failed. */
 size_t iset_reload(struct imageset *set, const char *const *paths, size_t npaths);
 
 /* The first image in the current set that may serve `relpath`, now in

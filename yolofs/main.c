@@ -1,6 +1,8 @@
 /* main.c - the yolofs daemon: command line (one options struct, a fuse_opt
  * table, unknown options rejected), start-up checks that either succeed or
- * print one line and exit non-zero with nothing mounted, the mount (SOURCE
+ * print one line and exit non-zero with nothing mounted (bad options, a
+ * missing source or images= path; a bad image file is refused alone by the
+ * image set and the others serve), the mount (SOURCE
  * is opened before mounting, so MOUNTPOINT may be SOURCE itself), the
  * multithreaded session loop, SIGHUP image reloads on their own thread, and
  * a clean unmount on SIGTERM/SIGINT. */
@@ -551,7 +553,8 @@ int main(int argc, char *argv[])
 	reloader.running = r == 0;
 	if (learn && (r = learn_start(learn)) < 0)
 		ylog(YLOG_WARN, "no learning thread (nothing is learnt): %s", strerror(-r));
-	ylog(YLOG_INFO, "serving %s at %s (%zu images)", o.source, co.mountpoint, images.n);
+	ylog(YLOG_INFO, "serving %s at %s (%zu of %zu images)", o.source, co.mountpoint,
+	     set ? iset_count(set) : 0, images.n);
 	if (o.images && !images.n && !learn)
 		ylog(YLOG_WARN, "images=%s holds no boot images yet; add some and send SIGHUP",
 		       o.images);
@@ -609,8 +612,8 @@ out:
 	pt_destroy(fs);
 	bs_destroy(bs);
 	learn_destroy(learn);
-	bg_destroy(bg);                  /* its jobs hold images */
-	iset_destroy(set);
+	iset_destroy(set);               /* cancels its jobs on bg, which it borrows */
+	bg_destroy(bg);
 	ns_destroy(ns);
 	stats_destroy(&stats);
 	if (source_fd >= 0)

@@ -87,9 +87,10 @@ void stats_log(struct stats *st)
 	if (st->sample)
 		st->sample(st->sample_ctx, st);
 	ylog(YLOG_INFO, "stats: %" PRIu64 " reads of files without an image, %" PRIu64
-	       " reloads; memory: %" PRIu64 " bytes resident (%" PRIu64 " pinned) for %"
-	       PRIu64 " bytes of loaded images, limit %" PRIu64,
-	       ld(&st->reads_passthrough), ld(&st->reloads), ld(&st->mem.resident),
+	       " reloads, %" PRIu64 " image files rejected; memory: %" PRIu64 " bytes resident (%"
+	       PRIu64 " pinned) for %" PRIu64 " bytes of loaded images, limit %" PRIu64,
+	       ld(&st->reads_passthrough), ld(&st->reloads), ld(&st->images_refused),
+	       ld(&st->mem.resident),
 	       ld(&st->mem.pinned), ld(&st->mem.logical), ld(&st->mem.limit));
 	ylog(YLOG_INFO, "stats: namespace: %" PRIu64 " questions answered from memory, %" PRIu64
 	     " asked of the source, %" PRIu64 " answers dropped by changes, %" PRIu64 " paths known",
@@ -213,7 +214,8 @@ int stats_write_metrics(struct stats *st, const char *path)
 		ld(&st->reads_passthrough));
 	counter(f, "reloads", "Image reloads (SIGHUP), failed ones included.", ld(&st->reloads));
 	counter(f, "reload_errors", "Images a reload could not open.", ld(&st->reload_errors));
-	counter(f, "images_refused", "Image files refused: someone other than root could change them.",
+	counter(f, "images_refused", "Image files refused (at start or reload): untrusted, unreadable "
+		"or damaged; the other images serve.",
 		ld(&st->images_refused));
 	counter(f, "ns_answered", "Namespace questions (lookup, getattr, xattr, readlink, "
 		"listing) of root callers answered from memory.", ld(&st->ns_answered));

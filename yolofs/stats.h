@@ -51,7 +51,8 @@ struct stats {
 	atomic_uint_fast64_t reads_passthrough; /* reads of files no image covers */
 	atomic_uint_fast64_t reloads;           /* image reloads (SIGHUP) */
 	atomic_uint_fast64_t reload_errors;     /* images a reload could not open */
-	atomic_uint_fast64_t images_refused;    /* image files not trusted (trust.h) */
+	atomic_uint_fast64_t images_refused;    /* image files refused: untrusted (trust.h),
+						 * unreadable or damaged (imageset.h) */
 	atomic_uint_fast64_t ns_answered;       /* namespace questions answered from memory */
 	atomic_uint_fast64_t ns_unknown;        /* ... asked of the source instead */
 	atomic_uint_fast64_t ns_dropped;        /* answers dropped: a change was reported */

@@ -40,10 +40,23 @@ static int open_trusted(const char *path, bool want_dir, bool check, char *why, 
 {
 	int oflags = O_RDONLY | O_CLOEXEC | (want_dir ? O_DIRECTORY : 0);
 	if (!check) {
-		int fd = open(path, oflags);
-		if (fd < 0)
-			snprintf(why, whylen, "%s", strerror(errno));
-		return fd < 0 ? -errno : fd;
+		/* O_NONBLOCK: a FIFO named like an image must not hang the start. */
+		int fd = open(path, oflags | O_NONBLOCK), saved;
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0) {
+			saved = errno;
+			snprintf(why, whylen, "%s", strerror(saved));
+			if (fd >= 0)
+				close(fd);
+			return -saved;
+		}
+		if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+			close(fd);
+			snprintf(why, whylen, "not a %s", want_dir ? "directory" : "regular file");
+			return -EINVAL;
+		}
+		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+		return fd;
 	}
 	if (path[0] != '/') {
 		snprintf(why, whylen, "not an absolute path");

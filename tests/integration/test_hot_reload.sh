@@ -78,7 +78,8 @@ note "a corrupt image and a vanished directory change nothing"
 head -c 10000 /dev/urandom >"$IMGS/bad.yolo"
 reload 3
 wait_until "a corrupt image counts as a reload error" '[ "$(metric reload_errors "$M")" -ge 1 ]'
-grep -q "reload: .*bad.yolo" "$TMP/yolofs.log" || fail "the corrupt image is not named in the log"
+grep -q "image $IMGS/bad.yolo refused: " "$TMP/yolofs.log" || fail "the corrupt image is not named in the log"
+[ "$(metric images_refused "$M")" = 1 ] || fail "the corrupt image is not counted as refused"
 [ "$(gauge images "$M")" = 1 ] || fail "the good image did not survive the bad reload"
 rm "$IMGS/bad.yolo"
 mv "$IMGS" "$TMP/images.away"

@@ -5,6 +5,16 @@
  *   craftimage IMAGE FILE BLOCK zero-flag
  *       flag the image's block BLOCK of FILE as all zeros (no data), keeping
  *       its recorded checksum, which is that of the real, non-zero bytes;
+ *   craftimage IMAGE FILE BLOCK zstd-garbage
+ *       keep the block's zstd frame magic and overwrite the rest of its
+ *       stored bytes, so the frame does not decode (the image must have been
+ *       written with -z and the block compressed);
+ *   craftimage IMAGE FILE BLOCK zstd-sizeless
+ *       replace the block's stored bytes with a valid zstd frame that has no
+ *       content size and decodes to half the block's length;
+ *   craftimage IMAGE FILE rename PATH
+ *       rename FILE to PATH, of the same length, in the string table (an
+ *       unsafe path such as ../x, or another file's path: a duplicate);
  *   craftimage IMAGE FILE stamp OTHER
  *       record for FILE the identity (size, mtime, change time, inode) of
  *       the file OTHER, as someone who can stat a source file can;
@@ -22,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <xxhash.h>
+#include <zstd.h>
 
 #include "yolo_image.h"
 
@@ -44,9 +55,18 @@ static void put_hash(uint8_t *p, uint64_t h)
 int main(int argc, char **argv)
 {
 	bool zero = argc == 5 && strcmp(argv[4], "zero-flag") == 0;
+	bool garbage = argc == 5 && strcmp(argv[4], "zstd-garbage") == 0;
+	bool sizeless = argc == 5 && strcmp(argv[4], "zstd-sizeless") == 0;
 	bool stamp = argc == 5 && strcmp(argv[3], "stamp") == 0;
-	if (!zero && !stamp) {
-		fprintf(stderr, "usage: craftimage IMAGE FILE BLOCK zero-flag | IMAGE FILE stamp OTHER\n");
+	bool rename = argc == 5 && strcmp(argv[3], "rename") == 0;
+	bool block = zero || garbage || sizeless;
+	if (rename && strlen(argv[4]) != strlen(argv[2])) {
+		fprintf(stderr, "craftimage: rename: the new path must be as long as the old one\n");
+		return 1;
+	}
+	if (!block && !stamp && !rename) {
+		fprintf(stderr, "usage: craftimage IMAGE FILE BLOCK zero-flag|zstd-garbage|zstd-sizeless"
+			" | IMAGE FILE stamp OTHER | IMAGE FILE rename PATH\n");
 		return 1;
 	}
 	struct stat other;
@@ -62,12 +82,18 @@ int main(int argc, char **argv)
 	}
 	uint32_t fid = UINT32_MAX;
 	const struct yolo_block *b = NULL;
-	if (yolo_image_find_file(img, argv[2], &fid) == 0 && zero)
+	if (yolo_image_find_file(img, argv[2], &fid) == 0 && block)
 		b = yolo_image_lookup(img, fid, strtoull(argv[3], NULL, 0));
 	uint64_t entry = b ? (uint64_t)(b - yolo_image_block(img, 0)) : 0;
+	struct yolo_block blk = b ? *b : (struct yolo_block){ 0 };
+	uint64_t data_start = yolo_image_info(img)->data_off;
 	yolo_image_close(img);
-	if (fid == UINT32_MAX || (zero && !b)) {
+	if (fid == UINT32_MAX || (block && !b)) {
 		fprintf(stderr, "craftimage: no such file or block in the image\n");
+		return 1;
+	}
+	if ((garbage || sizeless) && !(blk.flags & YOLO_BLOCK_ZSTD)) {
+		fprintf(stderr, "craftimage: that block is not zstd-compressed (mkimage -z)\n");
 		return 1;
 	}
 	FILE *f = fopen(argv[1], "r+b");
@@ -90,6 +116,31 @@ int main(int argc, char **argv)
 		put16(e + DB(flags), YOLO_BLOCK_ZERO);
 		put32(e + DB(stored_len), 0);
 		put64(e + DB(data_off), 0);
+	} else if (garbage) {
+		uint8_t *d = buf + data_start + blk.data_off;
+		for (uint32_t i = 4; i < blk.stored_len; i++)   /* after the 4-byte magic */
+			d[i] = (uint8_t)(0xa5 ^ i);
+	} else if (sizeless) {
+		uint8_t *d = buf + data_start + blk.data_off;
+		size_t half = blk.raw_len / 2;
+		uint8_t *raw = calloc(1, half ? half : 1), *frame = malloc(ZSTD_compressBound(half));
+		ZSTD_CCtx *c = ZSTD_createCCtx();
+		ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0);
+		size_t n = frame && raw && c ? ZSTD_compress2(c, frame, ZSTD_compressBound(half), raw, half) : 0;
+		ZSTD_freeCCtx(c);
+		if (!n || ZSTD_isError(n) || n > blk.stored_len ||
+		    ZSTD_getFrameContentSize(frame, n) != ZSTD_CONTENTSIZE_UNKNOWN) {
+			fprintf(stderr, "craftimage: cannot make a sizeless frame that fits\n");
+			return 1;
+		}
+		memcpy(d, frame, n);
+		uint8_t *e = buf + ix + entry * sizeof(struct yolo_disk_block);
+		put32(e + DB(stored_len), (uint32_t)n);
+		free(raw);
+		free(frame);
+	} else if (rename) {
+		uint8_t *fe = buf + ft + (uint64_t)fid * sizeof(struct yolo_disk_file);
+		memcpy(buf + st + le64(fe + DF(path_off)), argv[4], strlen(argv[4]));
 	} else {
 		uint8_t *fe = buf + ft + (uint64_t)fid * sizeof(struct yolo_disk_file);
 		put64(fe + DF(size), (uint64_t)other.st_size);

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Command line and lifecycle: --help, rejected options and bad sources or
-# images fail with one clear line, a non-zero exit and nothing mounted;
+# Command line and lifecycle: --help, rejected options, bad sources and
+# missing images= paths fail with one clear line, a non-zero exit and
+# nothing mounted (a bad image file is refused alone: the daemon starts);
 # SIGUSR1 logs statistics; SIGTERM and SIGINT unmount and exit 0.
 . "$(dirname "$0")/lib.sh"
 
@@ -28,8 +29,16 @@ must_fail "bad memlimit" -o memlimit=lots "$SRC" "$MNT"
 must_fail "missing source" "$TMP/nonexistent" "$MNT"
 must_fail "missing mountpoint" "$SRC"
 must_fail "missing image" -o images="$TMP/none.yolo" "$SRC" "$MNT"
+# A bad image file is refused alone, even the only one named (the daemon
+# serves the source; test_hostile_start.sh covers the kinds of damage).
 head -c 4096 /dev/urandom >"$TMP/garbage.yolo"
-must_fail "garbage image" -o images="$TMP/garbage.yolo" "$SRC" "$MNT"
+: >"$TMP/yolofs.log"
+yolofs_start "$SRC" "$MNT" -o images="$TMP/garbage.yolo"
+cmp "$MNT/file" "$SRC/file" || fail "garbage image: the source reads wrong"
+yolofs_stop
+[ "$(grep -c "image $TMP/garbage.yolo refused: " "$TMP/yolofs.log")" = 1 ] ||
+	fail "garbage image: expected one refusal line: $(cat "$TMP/yolofs.log")"
+echo "garbage image -> served the source; $(grep -m1 refused "$TMP/yolofs.log")"
 # A damaged data byte does not stop the start (blocks are checked at first
 # use and by a background pass): it is reported, and its block is read from
 # the source.
