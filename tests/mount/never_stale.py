@@ -238,6 +238,16 @@ def fd_view(fd, ranges, seeks):
     return v
 
 
+def same_fd_xattrs(fs, fm, what):
+    """fgetxattr and flistxattr of two descriptors of one file: the answers
+    about the name now (another file) must not be given for the old one."""
+    for q, f in (("fgetxattr user.k", lambda fd: os.getxattr(fd, "user.k")),
+                 ("flistxattr", lambda fd: sorted(os.listxattr(fd)))):
+        a, b = res(lambda: f(fs)), res(lambda: f(fm))
+        if a != b:
+            err("%s: %s: source fd %r, mount fd %r" % (what, q, a, b))
+
+
 def same_fd(fs, fm, ranges, seeks, what, skip=()):
     a, b = fd_view(fs, ranges, seeks), fd_view(fm, ranges, seeks)
     for k in a:
@@ -527,6 +537,7 @@ def case5(src, mnt, pid, log):
     fs = os.open(ps, os.O_RDONLY)
     check_lazy(pid, ps, "d/f")
     put(ps + ".new", pattern(55, 100 * KiB), mode=0o600)
+    os.setxattr(ps + ".new", "user.k", b"the new file's")
     os.rename(ps + ".new", ps)
     n = reloads(log)
     os.kill(pid, signal.SIGHUP)
@@ -540,6 +551,7 @@ def case5(src, mnt, pid, log):
 
     def check(what):
         same_fd(fs, fm, ranges, [], what)
+        same_fd_xattrs(fs, fm, what)
         same_path(src, mnt, rel, what + ": the name d/f (the new file)")
 
     check_twice("after rename-over + SIGHUP", check)
@@ -564,8 +576,10 @@ def case6(src, mnt, pid, log):
             os.rename(ps + ".new", ps)
         else:
             os.unlink(ps)
-        check_twice("%s: d/f %s" % (sub, how),
-                    lambda what: same_fd(fs, fm, ranges, seeks, what))
+        def check(what):
+            same_fd(fs, fm, ranges, seeks, what)
+            same_fd_xattrs(fs, fm, what)
+        check_twice("%s: d/f %s" % (sub, how), check)
         os.close(fm)
         os.close(fs)
 
