@@ -69,11 +69,7 @@ struct node {
 	struct node *wd_next;            /* chain of ns->by_wd */
 };
 
-/* A mount below the source, as the daemon's mount table shows it. */
-struct submount {
-	int id;
-	char *rel;                       /* its mountpoint below the source root */
-};
+
 
 struct ns {
 	int source_fd;                   /* borrowed */
@@ -95,7 +91,7 @@ struct ns {
 	atomic_bool mounts_dirty;
 	char *source_path;               /* the source root in the mount table */
 	int source_mnt;                  /* its mount's id */
-	struct submount *mounts;         /* reader only */
+	struct ns_submount *mounts;      /* reader only */
 	size_t nmounts;
 
 	pthread_rwlock_t lock;           /* protects the table and the answers */
@@ -368,21 +364,16 @@ static char *read_mount_table(int fd)
 	return buf;
 }
 
-static void free_mounts(struct submount *v, size_t n)
+void ns_free_mounts(struct ns_submount *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(v[i].rel);
 	free(v);
 }
 
-/* The mounts that change what the source's paths name: mounted below its
- * root on its own mount, or on such a mount (not on a mount stacked over
- * the source, such as yolofs's own in place).  @return 0 or -errno. */
-static int source_mounts(struct ns *ns, struct submount **out, size_t *nout)
+int ns_parse_mounts(char *table, const char *source_path, int source_mnt,
+		    struct ns_submount **out, size_t *nout)
 {
-	char *table = read_mount_table(ns->mounts_fd);
-	if (!table)
-		return -ENOMEM;
 	struct { int id, parent; char *point; } *all = NULL;
 	size_t n = 0, cap = 0;
 	for (char *line = table, *next; *line; line = next) {
@@ -406,8 +397,8 @@ static int source_mounts(struct ns *ns, struct submount **out, size_t *nout)
 		all[n].parent = parent;
 		all[n++].point = point;
 	}
-	size_t plen = strlen(ns->source_path);
-	struct submount *v = calloc(n + 1, sizeof(*v));
+	size_t plen = strlen(source_path);
+	struct ns_submount *v = calloc(n + 1, sizeof(*v));
 	size_t nv = 0;
 	bool grew = v != NULL;
 	/* Parents usually come first in the table, not always: repeat until
@@ -417,8 +408,8 @@ static int source_mounts(struct ns *ns, struct submount **out, size_t *nout)
 		for (size_t i = 0; i < n; i++) {
 			const char *p = all[i].point;
 			bool below = plen == 1 ? p[1] != '\0' :
-				     !strncmp(p, ns->source_path, plen) && p[plen] == '/';
-			bool known = false, on_source = all[i].parent == ns->source_mnt;
+				     !strncmp(p, source_path, plen) && p[plen] == '/';
+			bool known = false, on_source = all[i].parent == source_mnt;
 			for (size_t k = 0; k < nv; k++) {
 				known |= v[k].id == all[i].id;
 				on_source |= v[k].id == all[i].parent;
@@ -432,7 +423,6 @@ static int source_mounts(struct ns *ns, struct submount **out, size_t *nout)
 		}
 	}
 	free(all);
-	free(table);
 	if (!v)
 		return -ENOMEM;
 	*out = v;
@@ -440,7 +430,18 @@ static int source_mounts(struct ns *ns, struct submount **out, size_t *nout)
 	return 0;
 }
 
-static bool has_mount(const struct submount *v, size_t n, const struct submount *m)
+/* The mounts below the source now.  @return 0 or -errno. */
+static int source_mounts(struct ns *ns, struct ns_submount **out, size_t *nout)
+{
+	char *table = read_mount_table(ns->mounts_fd);
+	if (!table)
+		return -ENOMEM;
+	int ret = ns_parse_mounts(table, ns->source_path, ns->source_mnt, out, nout);
+	free(table);
+	return ret;
+}
+
+static bool has_mount(const struct ns_submount *v, size_t n, const struct ns_submount *m)
 {
 	for (size_t i = 0; i < n; i++)
 		if (v[i].id == m->id && !strcmp(v[i].rel, m->rel))
@@ -453,7 +454,7 @@ static bool has_mount(const struct submount *v, size_t n, const struct submount 
  * concerned. */
 static bool handle_mounts(struct ns *ns)
 {
-	struct submount *now;
+	struct ns_submount *now;
 	size_t n;
 	if (source_mounts(ns, &now, &n) < 0) {
 		ylog(YLOG_WARN, "namespace: cannot read the mount table; every answer is asked of "
@@ -478,7 +479,7 @@ static bool handle_mounts(struct ns *ns)
 		}
 	}
 	pthread_rwlock_unlock(&ns->lock);
-	free_mounts(ns->mounts, ns->nmounts);
+	ns_free_mounts(ns->mounts, ns->nmounts);
 	ns->mounts = now;
 	ns->nmounts = n;
 	return changed;
@@ -1088,7 +1089,7 @@ void ns_destroy(struct ns *ns)
 	}
 	free(ns->buckets);
 	free(ns->by_wd);
-	free_mounts(ns->mounts, ns->nmounts);
+	ns_free_mounts(ns->mounts, ns->nmounts);
 	free(ns->source_path);
 	close_fds(ns);
 	pthread_rwlock_destroy(&ns->lock);

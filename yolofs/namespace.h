@@ -58,6 +58,20 @@ void ns_destroy(struct ns *ns);
  * (disk reads): meant for a background job.  @return the questions added. */
 uint32_t ns_learn(struct ns *ns, const struct yolo_image *img);
 
+/* A mount below the source (pure, for tests). */
+struct ns_submount {
+	int id;
+	char *rel;                       /* its mountpoint below the source root */
+};
+/* The mounts of /proc/self/mountinfo text `table` (changed in place) that
+ * change what the source's paths name: mounted below `source_path` on its
+ * mount `source_mnt`, or on such a mount (not on a mount stacked over the
+ * source, such as yolofs's own in place).  *out: malloc'd, *n entries
+ * (ns_free_mounts).  @return 0 or -ENOMEM. */
+int ns_parse_mounts(char *table, const char *source_path, int source_mnt,
+		    struct ns_submount **out, size_t *n);
+void ns_free_mounts(struct ns_submount *v, size_t n);
+
 /* The hooks for pt_config.ns, with ctx = ns. */
 struct pt_ns_hooks ns_hooks(struct ns *ns);
 

@@ -258,9 +258,36 @@ static void test_rename_dir(void **state)
 	free(c);
 }
 
+/* The mount table: which mounts change what the source's paths name. */
+static void test_parse_mounts(void **state)
+{
+	(void)state;
+	char table[] =
+		"20 1 8:1 / / rw - ext4 /dev/vda rw\n"
+		"30 20 0:40 / /srv/src rw - ext4 /dev/loop0 rw\n"                 /* the source's mount */
+		"31 30 0:41 / /srv/src/d rw - tmpfs tmpfs rw\n"                    /* over a recorded dir */
+		"32 31 0:42 / /srv/src/d/e rw - tmpfs tmpfs rw\n"                  /* on such a mount */
+		"33 30 0:40 /alt /srv/src/with\\040space rw - ext4 /dev/loop0 rw\n" /* a bind, escaped */
+		"34 30 0:43 / /srv/src rw - fuse.yolofs yolofs rw\n"               /* yolofs in place */
+		"35 34 0:44 / /srv/src/x rw - tmpfs tmpfs rw\n"                    /* stacked on yolofs */
+		"36 20 0:45 / /srv/srcother rw - tmpfs tmpfs rw\n"                 /* a name prefix only */
+		"37 20 0:46 / /var/lib/docker/overlay2/m/merged rw - overlay overlay rw\n"
+		"garbage line\n";
+	struct ns_submount *v;
+	size_t n;
+	assert_int_equal(ns_parse_mounts(table, "/srv/src", 30, &v, &n), 0);
+	assert_int_equal(n, 3);
+	const char *want[] = { "d", "d/e", "with space" };
+	for (size_t i = 0; i < n; i++)
+		assert_string_equal(v[i].rel, want[i]);
+	assert_int_equal(v[0].id, 31);
+	ns_free_mounts(v, n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_mounts),
 		cmocka_unit_test_setup_teardown(test_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_queued_report_blocks_answers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_drops, setup, teardown),
