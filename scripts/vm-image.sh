@@ -110,7 +110,7 @@ if ((!FORCE)) && cached; then
 	exit 0
 fi
 
-[[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, chroot); run with sudo"
+[[ $(id -u) -eq 0 ]] || die "needs root (debootstrap, chroot): run it as root"
 
 mkdir -p "$OUT" || die "cannot create $OUT"
 OUT=$(cd "$OUT" && pwd)
