@@ -523,7 +523,7 @@ class Report:
                'the runs\' end (this machine is shared); disturbed: runs during which another process '
                'dropped the page cache (cache_drops; listed above), and steady runs repeated for it, '
                'out of all runs, after / before.', '']
-        order = {'replay': 0, 'steady': 1, 'load': 2, 'ssdread': 3}
+        order = {'replay': 0, 'steady': 1, 'load': 2, 'ssdread': 3, 'ctr': 4}
         keys = [k for _, k in sorted(enumerate(keys), key=lambda ik: (order.get(ik[1][0], 9), ik[0]))]
         rows = []
         for fig, profile, mode, n, think, cache, pol in keys:
@@ -607,7 +607,7 @@ class Report:
         reads, where = [], []
         for cache in self.CTR_CACHES:
             for mode, n in self.ctr_cells(profile):
-                for policy in ('without', 'yolofs'):
+                for policy in ('without', 'yolofs', 'yolofs@before'):
                     c = self.ctr_cell(profile, mode, n, policy, cache)
                     if not c.present:
                         continue
@@ -643,15 +643,17 @@ class Report:
     def ctr_yolofs_table(self, profile, med):
         """yolofs's side of each run: its mount and settle, and what it answered."""
         rows, issued = [], False
+        cells = [(m, n, p) for m, n in self.ctr_cells(profile) for p in ('yolofs', 'yolofs@before')]
         for cache in self.CTR_CACHES:
-            for mode, n in self.ctr_cells(profile):
-                c = self.ctr_cell(profile, mode, n, 'yolofs', cache)
+            for mode, n, policy in cells:
+                c = self.ctr_cell(profile, mode, n, policy, cache)
                 if not c.present or (c.ok and c.extra_median('yolofs_ns_answered') is None):
                     continue
                 issued = issued or c.extra_median('tr_issued_by_yolofs') is not None
                 load = [med(c, 'mount_seconds', fmt='{:.2f}'), med(c, 'settle_seconds', fmt='{:.2f}'),
                         med(c, 'load_dev_reads'), med(c, 'load_ns_known_paths')] if cache == 'cold' else ['']*4
-                rows.append([cache, self.ctr_label(mode, n)] + load +
+                label = self.ctr_label(mode, n) + (', before build' if policy == 'yolofs@before' else '')
+                rows.append([cache, label] + load +
                             [med(c, k) for k in ('yolofs_ns_answered', 'yolofs_ns_unknown', 'yolofs_ns_dropped',
                                                  'yolofs_files_matched', 'yolofs_hits')] +
                             [med(c, 'yolofs_prefilled_bytes', 1048576, '{:.1f}'),
