@@ -93,6 +93,15 @@ static int setgroups_self(int n, const gid_t *g)
 	return syscall(SYS_setgroups, (size_t)n, g) < 0 ? -errno : 0;
 }
 
+/* This thread's state if it has acted as a caller, else NULL.  The key is
+ * made first: before that, key 0 may be another module's, and its value is
+ * no thread_cred (taken for one, its "own" capabilities were garbage). */
+static struct thread_cred *thread_cred_if_any(void)
+{
+	pthread_once(&cred_once, cred_key_init);
+	return pthread_getspecific(cred_key);
+}
+
 /* This thread's state, created (with the daemon's identity as it is now,
  * before any switch) at its first request.  @return NULL on ENOMEM. */
 static struct thread_cred *thread_cred(void)
@@ -337,7 +346,7 @@ int pt_as_writer(fuse_req_t req, struct pt_fh *fh, struct pt_as *as)
 
 void pt_as_self(struct pt_as *as)
 {
-	struct thread_cred *t = pthread_getspecific(cred_key);
+	struct thread_cred *t = thread_cred_if_any();
 	if (!t)
 		return;
 	if (as->umask)
@@ -374,7 +383,7 @@ int pt_open_handle(int mount_fd, const struct pt_fhid *id, int flags)
 	fh.h.handle_type = id->type;
 	fh.h.handle_bytes = id->len;
 	memcpy(fh.h.f_handle, id->bytes, id->len);
-	struct thread_cred *t = pthread_getspecific(cred_key);
+	struct thread_cred *t = thread_cred_if_any();
 	bool lowered = t && t->caps_lowered;
 	if (lowered && caps_for_handles(t, true) < 0)
 		return -EPERM;
@@ -391,7 +400,7 @@ int pt_open_handle(int mount_fd, const struct pt_fhid *id, int flags)
 int pt_caller_keep(fuse_req_t req, struct pt_caller *c)
 {
 	const struct fuse_ctx *x = fuse_req_ctx(req);
-	struct thread_cred *t = pthread_getspecific(cred_key);
+	struct thread_cred *t = thread_cred_if_any();
 	*c = (struct pt_caller){ .uid = x->uid, .gid = x->gid, .pid = x->pid, .ngroups = -1 };
 	if (x->uid == 0 || !t || !t->can_switch)
 		return 0;
