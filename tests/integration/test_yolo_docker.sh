@@ -183,13 +183,23 @@ for i in $(seq 100); do running "$during_pid" || break; sleep 0.1; done
 dk run "${RUN[@]}" >"$TMP/after" || fail "docker run after umount"
 diff -u "$TMP/expected" "$TMP/after" || fail "container output differs after umount"
 
-note "a failed mount leaves nothing mounted"
+note "a truncated image is refused alone: its layer is served from the source"
 mkdir "$TMP/bad"
 cp "$TMP/images/$TOP_ID.yolo" "$TMP/bad/"
 head -c 1000 "$TMP/images/$BASE_ID.yolo" >"$TMP/bad/$BASE_ID.yolo"
-rc=0; "$YD" mount "$IMG" --images "$TMP/bad" 2>"$TMP/bad.err" || rc=$?
+"$YD" mount "$IMG" --images "$TMP/bad" 2>"$TMP/bad.err" || { cat "$TMP/bad.err"; fail "mount with a truncated image"; }
 cat "$TMP/bad.err"
-[ "$rc" = 1 ] || fail "mount with a truncated image: exit $rc"
+[ "$(layer_mounts)" = 2 ] || fail "$(layer_mounts) layers mounted with one bad image, expected 2"
+grep -rq "refused" "$TMP"/state/"$BASE_ID".*/log || fail "the truncated image of $BASE_ID was not refused in its daemon's log"
+dk run "${RUN[@]}" >"$TMP/served" || fail "docker run with a refused image"
+diff -u "$TMP/expected" "$TMP/served" || fail "container output differs with a refused image"
+"$YD" umount "$IMG" 2>/dev/null || fail "yolo-docker umount (refused image)"
+[ "$(layer_mounts)" = 0 ] || fail "layers still mounted after umount (refused image)"
+
+note "a failed mount leaves nothing mounted"
+rc=0; "$YD" mount "$IMG" --images "$TMP/images" -o no_such_option 2>"$TMP/fail.err" || rc=$?
+cat "$TMP/fail.err"
+[ "$rc" = 1 ] || fail "mount with an unknown yolofs option: exit $rc"
 [ "$(layer_mounts)" = 0 ] || fail "a failed mount left $(layer_mounts) mounts"
 
 note "yolofs options pass through: the read path alone (no_prefill) hits"

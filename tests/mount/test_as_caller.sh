@@ -14,7 +14,9 @@ for t in setfacl setpriv mkfs.ext4 losetup; do
 done
 PY=/usr/bin/python3                       # not a PATH shim the user cannot run
 [ -x $PY ] || skip "$PY is missing"
-HELPER=$(cd "$(dirname "$0")" && pwd)/as_caller.py
+# A copy the other users can read: the checkout may be under /root (0700).
+HELPER=$TMP/as_caller.py
+install -m 0644 "$(dirname "$0")/as_caller.py" "$HELPER" || fail "copying as_caller.py"
 RACE_N=${RACE_N:-2000}
 
 EXT=$TMP/ext SRC=$TMP/src MNT=$TMP/mnt
