@@ -21,8 +21,9 @@
 /* A source object the kernel knows.  Its identity is (dev, ino) and its
  * file handle: an inode number alone is reused by ext4 as soon as it is
  * freed.  It holds no descriptor of its own for long: pt_fd opens it again
- * when an operation needs it (by handle on the source root's file system,
- * by name and checked against the handle on another one mounted below)
+ * when an operation needs it (a file by handle on the source root's file
+ * system; a directory, or an object on another file system mounted below,
+ * by name and checked against the handle)
  * and a bounded number of descriptors on the source's own mount stay open
  * (fs->fds_kept), so a walk of any tree works with any descriptor limit
  * and no mount below the source is kept busy.  An object whose file

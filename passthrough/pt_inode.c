@@ -257,11 +257,15 @@ void pt_free_inodes(struct pt_fs *fs)
 }
 
 /* Open the object of `in` again through its name, from its parent's
- * descriptor: an object on another file system than the source root's,
- * which open_by_handle_at cannot reach without keeping its mount busy.
- * @return an O_PATH descriptor or -ESTALE when the name holds another
- * object (its handle tells, not only its inode number). */
-static int reopen_by_name(struct pt_fs *fs, struct pt_inode *in)
+ * descriptor, into *mnt_id the mount it is on: an object on another file
+ * system than the source root's (open_by_handle_at cannot reach it without
+ * keeping its mount busy), and a directory (open_by_handle_at reconnects a
+ * directory to its root by reading each parent's entries until it finds
+ * the name, evicted directory blocks included: a cold container start read
+ * 32 directory blocks more than by name).  @return an O_PATH descriptor or
+ * -ESTALE when the name holds another object (its handle tells, not only
+ * its inode number). */
+static int reopen_by_name(struct pt_fs *fs, struct pt_inode *in, uint64_t *mnt_id)
 {
 	char name[NAME_MAX + 1];
 	pthread_mutex_lock(&fs->itable_lock);
@@ -281,7 +285,7 @@ static int reopen_by_name(struct pt_fs *fs, struct pt_inode *in)
 	struct stat st;
 	struct pt_fhid id;
 	fhid_of(fd, &id);
-	if (fstat(fd, &st) < 0 || !is_object(in, &st, &id)) {
+	if (pt_stat_fd(fd, &st, mnt_id) < 0 || !is_object(in, &st, &id)) {
 		close(fd);
 		return -ESTALE;
 	}
@@ -299,11 +303,16 @@ int pt_fd(struct pt_fs *fs, struct pt_inode *in)
 		return fd;
 	if (!in->fhid)
 		return -ESTALE;
-	/* By handle: that very object, wherever it is now, or ESTALE once
-	 * it is gone (never another file that took its inode number). */
+	/* That very object, wherever it is now, or ESTALE once it is gone
+	 * (never another file that took its inode number): by handle, or by
+	 * name checked against the handle. */
 	bool on_source = in->dev == fs->root.dev;
-	fd = on_source ? pt_open_handle(fs->mount_fd, in->fhid, O_PATH | O_CLOEXEC) :
-			 reopen_by_name(fs, in);
+	uint64_t mnt_id = fs->source_mnt;
+	fd = on_source && in->type != S_IFDIR ? -ESTALE : reopen_by_name(fs, in, &mnt_id);
+	if (fd < 0 && on_source) {
+		mnt_id = fs->source_mnt;  /* renamed away from its name, or not searchable */
+		fd = pt_open_handle(fs->mount_fd, in->fhid, O_PATH | O_CLOEXEC);
+	}
 	if (fd < 0)
 		return fd;
 	int extra = -1;
@@ -313,7 +322,7 @@ int pt_fd(struct pt_fs *fs, struct pt_inode *in)
 		fd = in->fd;
 	} else {
 		in->fd = fd;
-		if (on_source && fs->fds_kept < fs->fds_max) {
+		if (mnt_id == fs->source_mnt && fs->fds_kept < fs->fds_max) {
 			in->fd_kept = true;
 			fs->fds_kept++;
 		}
@@ -356,8 +365,9 @@ int pt_fd_dup(struct pt_fs *fs, struct pt_inode *in)
 	pthread_mutex_unlock(&fs->fd_lock);
 	if (fd == -2 && in->fhid && in->dev == fs->root.dev)   /* none open: by handle */
 		return pt_open_handle(fs->mount_fd, in->fhid, O_PATH | O_CLOEXEC);
+	uint64_t mnt_id;
 	if (fd == -2 && in->fhid)
-		return reopen_by_name(fs, in);
+		return reopen_by_name(fs, in, &mnt_id);
 	return fd == -2 ? -ESTALE : fd < 0 ? -saverr : fd;
 }
 
