@@ -136,7 +136,11 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 			 in->cctime.tv_sec == st.st_ctim.tv_sec &&
 			 in->cctime.tv_nsec == st.st_ctim.tv_nsec;
 	if (fs->cfg.hooks.open) {
-		int r = pt_path_of_open(fs, in, fd >= 0 ? fd : fh->path_fd, rel, sizeof(rel));
+		/* A lazy open's object is the one its fresh answer named at this
+		 * path (their handles matched): no need to ask the source where
+		 * it is, which walks the path (directory reads when cold). */
+		int r = fd >= 0 ? pt_path_of_open(fs, in, fd, rel, sizeof(rel)) :
+			pt_path_of(fs, in, rel, sizeof(rel));
 		struct pt_open_info info = {
 			.relpath = r == 0 ? rel : NULL,
 			.st = &st, .flags = flags, .first = in->nopen == 0,
