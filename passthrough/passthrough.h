@@ -25,6 +25,7 @@
 
 #include <fuse_lowlevel.h>
 #include <stdbool.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -155,6 +156,23 @@ struct pt_fhid {
 	unsigned len;
 	unsigned char bytes[PT_FHID_MAX];
 };
+/* The handle of the object open as `fd` (O_PATH too) into id; len 0 when
+ * its file system has none. */
+static inline void pt_fhid_of(int fd, struct pt_fhid *id)
+{
+	struct {
+		struct file_handle h;
+		unsigned char bytes[PT_FHID_MAX];
+	} fh = { .h.handle_bytes = PT_FHID_MAX };
+	int mnt;
+	id->len = 0;
+	if (name_to_handle_at(fd, "", &fh.h, &mnt, AT_EMPTY_PATH) < 0 || fh.h.handle_bytes == 0)
+		return;
+	id->type = fh.h.handle_type;
+	id->len = fh.h.handle_bytes;
+	memcpy(id->bytes, fh.h.f_handle, id->len);
+}
+
 /* Are a and b the same object's handles (both present)? */
 static inline bool pt_fhid_equal(const struct pt_fhid *a, const struct pt_fhid *b)
 {

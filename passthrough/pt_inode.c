@@ -25,23 +25,6 @@ static size_t hash_key(dev_t dev, ino_t ino)
 	return (size_t)(h ^ (h >> 29));
 }
 
-/* The handle of the object open as `fd` into id (len 0: the file system
- * has none). */
-static void fhid_of(int fd, struct pt_fhid *id)
-{
-	struct {
-		struct file_handle h;
-		unsigned char bytes[PT_FHID_MAX];
-	} fh = { .h.handle_bytes = PT_FHID_MAX };
-	int mnt;
-	id->len = 0;
-	if (name_to_handle_at(fd, "", &fh.h, &mnt, AT_EMPTY_PATH) < 0 || fh.h.handle_bytes == 0)
-		return;
-	id->type = fh.h.handle_type;
-	id->len = fh.h.handle_bytes;
-	memcpy(id->bytes, fh.h.f_handle, id->len);
-}
-
 int pt_stat_fd(int fd, struct stat *st, uint64_t *mnt_id)
 {
 	struct statx x;
@@ -80,7 +63,7 @@ static struct pt_fhid *fhid_dup(const struct pt_fhid *id)
 struct pt_fhid *pt_fhid_of_fd(int fd)
 {
 	struct pt_fhid id;
-	fhid_of(fd, &id);
+	pt_fhid_of(fd, &id);
 	return fhid_dup(&id);
 }
 
@@ -256,6 +239,20 @@ void pt_free_inodes(struct pt_fs *fs)
 	fs->ninodes = 0;
 }
 
+/* Open `name` in directory `dir` as an O_PATH descriptor (as whoever the
+ * thread acts as: resolving it checks search permission on dir).
+ * @return the descriptor or -errno. */
+static int open_child(struct pt_fs *fs, struct pt_inode *dir, const char *name)
+{
+	int dfd = pt_fd(fs, dir);
+	if (dfd < 0)
+		return dfd;
+	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	int saverr = errno;
+	pt_fd_put(fs, dir);
+	return fd < 0 ? -saverr : fd;
+}
+
 /* Open the object of `in` again through its name, from its parent's
  * descriptor, into *mnt_id the mount it is on: an object on another file
  * system than the source root's (open_by_handle_at cannot reach it without
@@ -274,17 +271,12 @@ static int reopen_by_name(struct pt_fs *fs, struct pt_inode *in, uint64_t *mnt_i
 	pthread_mutex_unlock(&fs->itable_lock);
 	if (!parent)
 		return -ESTALE;
-	int pfd = pt_fd(fs, parent);
-	if (pfd < 0)
-		return pfd;
-	int fd = openat(pfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	int saverr = errno;
-	pt_fd_put(fs, parent);
+	int fd = open_child(fs, parent, name);
 	if (fd < 0)
-		return saverr == ENOENT ? -ESTALE : -saverr;
+		return fd == -ENOENT ? -ESTALE : fd;
 	struct stat st;
 	struct pt_fhid id;
-	fhid_of(fd, &id);
+	pt_fhid_of(fd, &id);
 	if (pt_stat_fd(fd, &st, mnt_id) < 0 || !is_object(in, &st, &id)) {
 		close(fd);
 		return -ESTALE;
@@ -436,17 +428,14 @@ void pt_inode_moved(struct pt_fs *fs, struct pt_inode *dir, const char *name)
 	struct stat st;
 	struct pt_fhid id;
 	char *copy = strdup(name);
-	int dfd = pt_fd(fs, dir);
-	int fd = dfd < 0 ? -1 : openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd >= 0)
-		pt_fd_put(fs, dir);
+	int fd = open_child(fs, dir, name);
 	if (fd < 0 || !copy || fstat(fd, &st) < 0) {
 		if (fd >= 0)
 			close(fd);
 		free(copy);
 		return;
 	}
-	fhid_of(fd, &id);
+	pt_fhid_of(fd, &id);
 	close(fd);
 	struct pt_inode *old = NULL;
 	pthread_mutex_lock(&fs->itable_lock);
@@ -503,7 +492,7 @@ static int entry_of_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const cha
 		close(fd);
 		return ret;
 	}
-	fhid_of(fd, &id);
+	pt_fhid_of(fd, &id);
 	struct pt_inode *in = inode_get(fs, fd, mnt_id, &e->attr, &id, dir, name);
 	if (!in)
 		return -ENOMEM;
@@ -546,18 +535,11 @@ void pt_ns_asked(struct pt_fs *fs, enum pt_ns_question q, struct pt_inode *in,
 int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 		 struct fuse_entry_param *e)
 {
-	/* Resolving the name checks search permission on dir for whoever the
-	 * thread acts as. */
-	int dfd = pt_fd(fs, dir);
-	if (dfd < 0)
-		return dfd;
-	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	int saverr = errno;
-	pt_fd_put(fs, dir);
+	int fd = open_child(fs, dir, name);
 	if (fd < 0) {
-		if (saverr == ENOENT)
+		if (fd == -ENOENT)
 			pt_ns_asked(fs, PT_NS_Q_LOOKUP, dir, name, NULL);
-		return -saverr;
+		return fd;
 	}
 	int ret = entry_of_fd(fs, fd, dir, name, e);
 	if (ret == 0)

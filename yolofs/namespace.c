@@ -725,16 +725,7 @@ static void learn_one(struct ns *ns, int dirfd, const char *name, uint16_t flags
 		close(fd);
 		return;                  /* unwatched: nothing about it or below is kept */
 	}
-	struct {
-		struct file_handle h;
-		unsigned char bytes[PT_FHID_MAX];
-	} fh = { .h.handle_bytes = PT_FHID_MAX };
-	int mnt;
-	if (name_to_handle_at(fd, "", &fh.h, &mnt, AT_EMPTY_PATH) == 0 && fh.h.handle_bytes) {
-		l->id.type = fh.h.handle_type;
-		l->id.len = fh.h.handle_bytes;
-		memcpy(l->id.bytes, fh.h.f_handle, l->id.len);
-	}
+	pt_fhid_of(fd, &l->id);
 	/* Read after the watch is in place: later changes are reported. */
 	if (fstat(fd, &l->st) < 0) {
 		close(fd);
