@@ -266,10 +266,6 @@ void pt_log_to_ylog(void);
  * outside a hook, or when the kernel did not say, e.g. readahead). */
 pid_t pt_current_pid(void);
 
-/* Relative path of an open descriptor below the source root, in buf.
- * @return 0, -ENOENT if unlinked or outside the source, -ENAMETOOLONG. */
-int pt_relpath(const struct pt_fs *fs, int fd, char *buf, size_t len);
-
 /* Read [off, off+size) of a source file into buf, retrying EINTR and
  * partial reads.  `rwf` is passed to preadv2 (0 or RWF_* flags).
  * @return the bytes read, fewer than `size` only at end of file; or -errno:
