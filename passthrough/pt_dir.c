@@ -46,49 +46,52 @@ static void reply_created(fuse_req_t req, struct pt_inode *dir, const char *name
 		fuse_reply_entry(req, &e);
 }
 
-void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+/* What mknod, mkdir and symlink make. */
+struct new_node {
+	enum { NEW_NODE, NEW_DIR, NEW_SYMLINK } kind;
+	mode_t mode;                     /* not for a symlink */
+	dev_t rdev;                      /* NEW_NODE */
+	const char *target;              /* NEW_SYMLINK */
+};
+
+/* Make `name` in `parent` as the caller (with its umask, which a symlink
+ * has no use for) and reply with its entry. */
+static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
+			const struct new_node *n)
 {
 	struct pt_inode *dir = pt_inode_of(req, parent);
 	struct pt_as as;
-	int ret = pt_as_caller(req, &as, true);
+	int ret = pt_as_caller(req, &as, n->kind != NEW_SYMLINK);
 	if (ret < 0) {
 		pt_reply_status(req, ret);
 		return;
 	}
-	int dfd = held_fd(req, dir);
-	ret = dfd < 0 ? dfd : mknodat(dfd, name, mode, rdev) < 0 ? -errno : 0;
+	int dfd = held_fd(req, dir), r = 0;
+	if (dfd >= 0)
+		r = n->kind == NEW_NODE ? mknodat(dfd, name, n->mode, n->rdev) :
+		    n->kind == NEW_DIR ? mkdirat(dfd, name, n->mode) :
+		    symlinkat(n->target, dfd, name);
+	ret = dfd < 0 ? dfd : r < 0 ? -errno : 0;
 	held_fd_put(req, dir, dfd);
 	reply_created(req, dir, name, ret, &as);
+}
+
+void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct new_node n = { .kind = NEW_NODE, .mode = mode, .rdev = rdev };
+	create_node(req, parent, name, &n);
 }
 
 void pt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct pt_inode *dir = pt_inode_of(req, parent);
-	struct pt_as as;
-	int ret = pt_as_caller(req, &as, true);
-	if (ret < 0) {
-		pt_reply_status(req, ret);
-		return;
-	}
-	int dfd = held_fd(req, dir);
-	ret = dfd < 0 ? dfd : mkdirat(dfd, name, mode) < 0 ? -errno : 0;
-	held_fd_put(req, dir, dfd);
-	reply_created(req, dir, name, ret, &as);
+	struct new_node n = { .kind = NEW_DIR, .mode = mode };
+	create_node(req, parent, name, &n);
 }
 
 void pt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	struct pt_inode *dir = pt_inode_of(req, parent);
-	struct pt_as as;
-	int ret = pt_as_caller(req, &as, false);
-	if (ret < 0) {
-		pt_reply_status(req, ret);
-		return;
-	}
-	int dfd = held_fd(req, dir);
-	ret = dfd < 0 ? dfd : symlinkat(link, dfd, name) < 0 ? -errno : 0;
-	held_fd_put(req, dir, dfd);
-	reply_created(req, dir, name, ret, &as);
+	struct new_node n = { .kind = NEW_SYMLINK, .target = link };
+	create_node(req, parent, name, &n);
 }
 
 void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
