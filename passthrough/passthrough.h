@@ -35,20 +35,26 @@
 /* Most bytes the kernel asks for in one READ (the core's max_read). */
 #define PT_MAX_READ (1u << 20)
 
-/* An open file as the hooks see it.  A read-only open of a root caller
- * whose attributes the namespace provider answers is not opened on the
- * source at once ("lazy", as a container start opens dozens of files whose
- * bytes all come from a boot image): the core takes a reference to the
- * very object the answer named (by its file handle, which no later file
- * can share), and opens it for reading when something needs that.  So a
- * lazy open behaves as an open one: renamed over or unlinked on the
- * source, it keeps its file, its bytes and its attributes. */
+/* An open regular file as the hooks see it.  An open is made on the
+ * source at once, as the caller, except a "lazy" one (a container start
+ * opens dozens of files whose bytes all come from a boot image): a
+ * read-only open (no O_TRUNC) by a root caller of a file that the
+ * namespace provider's lookup, asked at open, names at its path with the
+ * inode's own file handle.  A lazy open holds an O_PATH descriptor of that
+ * very object (the inode's, duplicated, or opened again by its handle, or
+ * by its name and checked against the handle), which pins it; its
+ * attributes are read through that descriptor, and it is opened for real
+ * (the caller's flags, as the daemon) the first time something needs its
+ * descriptor: pt_file_fd, a read the core serves itself, lseek, copying
+ * from it, lsattr/chattr, a change through it.  So a lazy open behaves as
+ * an open one: renamed over or unlinked on the source, it keeps its file,
+ * its bytes and its attributes. */
 struct pt_file;
 /* Its descriptor on the source, opened now if it was lazy.  @return the
  * descriptor (owned by the core) or -errno. */
 int pt_file_fd(struct pt_file *file);
-/* Its attributes now (fstat of the object it opened).  @return 0 or
- * -errno. */
+/* Its attributes now (fstat of its object; a lazy open stays lazy).
+ * @return 0 or -errno. */
 int pt_file_stat(struct pt_file *file, struct stat *st);
 
 struct pt_open_info {
@@ -265,10 +271,6 @@ void pt_log_to_ylog(void);
 /* Process id of the caller whose request the calling hook is serving (0
  * outside a hook, or when the kernel did not say, e.g. readahead). */
 pid_t pt_current_pid(void);
-
-/* Relative path of an open descriptor below the source root, in buf.
- * @return 0, -ENOENT if unlinked or outside the source, -ENAMETOOLONG. */
-int pt_relpath(const struct pt_fs *fs, int fd, char *buf, size_t len);
 
 /* Read [off, off+size) of a source file into buf, retrying EINTR and
  * partial reads.  `rwf` is passed to preadv2 (0 or RWF_* flags).

@@ -2,7 +2,9 @@
  * through the mount (contents or attributes) is announced to the hooks
  * before and after, and its result recorded as what the kernel caches, so
  * a front end that serves data from elsewhere (yolofs's boot images) can
- * stop serving what changed and tell a touch from a modification. */
+ * stop serving what changed and tell a touch from a modification; an
+ * attribute change of a regular file is also told with its state before
+ * and after (attr_set). */
 #include "config.h"
 
 #include <errno.h>
@@ -58,7 +60,9 @@ void pt_change_end(struct pt_change *m, int fd, int64_t result)
 		note_cached(m->in, fd);
 }
 
-void pt_report_attr_set(struct pt_fs *fs, struct pt_inode *in, const struct stat *before)
+/* Tell the attr_set hook about an attribute change of a regular file made
+ * inside a PT_MOD_ATTR bracket (before: its stat just before). */
+static void report_attr_set(struct pt_fs *fs, struct pt_inode *in, const struct stat *before)
 {
 	struct stat after;
 	char rel[PATH_MAX];
@@ -71,4 +75,24 @@ void pt_report_attr_set(struct pt_fs *fs, struct pt_inode *in, const struct stat
 	pt_fd_put(fs, in);
 	if (r == 0)
 		fs->cfg.hooks.attr_set(fs->cfg.hooks.ctx, rel, before, &after);
+}
+
+void pt_attr_change_begin(struct pt_attr_change *a, struct pt_fs *fs, struct pt_inode *in,
+			  struct pt_fh *fh)
+{
+	a->reg = in->type == S_IFREG;
+	a->known = false;
+	if (!a->reg)
+		return;
+	pt_change_begin(&a->m, fs, in, fh, PT_MOD_ATTR, 0, 0);
+	a->known = pt_stat_inode(fs, in, &a->before) == 0;
+}
+
+void pt_attr_change_end(struct pt_attr_change *a, int fd, int result)
+{
+	if (!a->reg)
+		return;
+	if (result == 0 && a->known)
+		report_attr_set(a->m.fs, a->m.in, &a->before);
+	pt_change_end(&a->m, fd, result);
 }

@@ -1,65 +1,16 @@
 /* pt_core.c - the pass-through core's session: creating and destroying the
- * core over the source directory descriptor, the open-handle list, INIT
- * (what the core asks of the kernel and why), the mount options it needs,
- * and the operations table.  See passthrough.h and pt_i.h. */
+ * core over the source directory descriptor, INIT (what the core asks of
+ * the kernel and why), the mount options it needs, libfuse's log, and the
+ * operations table.  The top of the core's files: see pt_i.h. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "pt_i.h"
-
-void pt_handle_add(struct pt_fs *fs, struct pt_handle *h)
-{
-	pthread_mutex_lock(&fs->handles_lock);
-	h->prev = NULL;
-	h->next = fs->handles;
-	if (fs->handles)
-		fs->handles->prev = h;
-	fs->handles = h;
-	pthread_mutex_unlock(&fs->handles_lock);
-}
-
-void pt_handle_del(struct pt_fs *fs, struct pt_handle *h)
-{
-	pthread_mutex_lock(&fs->handles_lock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		fs->handles = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
-	pthread_mutex_unlock(&fs->handles_lock);
-}
-
-int pt_relpath(const struct pt_fs *fs, int fd, char *buf, size_t len)
-{
-	char pp[64], link[PATH_MAX];
-	struct stat st;
-	pt_proc_path(pp, sizeof(pp), fd);
-	ssize_t n = readlink(pp, link, sizeof(link) - 1);
-	if (n < 0)
-		return -errno;
-	link[n] = '\0';
-	if (fstat(fd, &st) == 0 && st.st_nlink == 0)
-		return -ENOENT;
-	const char *rel;
-	if (fs->root_len == 1)
-		rel = link + 1;          /* source is "/" */
-	else if ((size_t)n > fs->root_len && memcmp(link, fs->root_path, fs->root_len) == 0 &&
-		 link[fs->root_len] == '/')
-		rel = link + fs->root_len + 1;
-	else
-		return -ENOENT;
-	if (strlen(rel) + 1 > len)
-		return -ENAMETOOLONG;
-	strcpy(buf, rel);
-	return 0;
-}
 
 /* What the core asks of the kernel:
  *  - POSIX ACLs evaluated by the kernel in its own permission checks (it
@@ -201,15 +152,7 @@ void pt_destroy(struct pt_fs *fs)
 {
 	if (!fs)
 		return;
-	/* Handles whose release never arrived (the session has ended). */
-	while (fs->handles) {
-		struct pt_handle *h = fs->handles;
-		fs->handles = h->next;
-		if (h->is_dir)
-			pt_close_dir((struct pt_dir *)h);
-		else
-			pt_close_file(fs, (struct pt_fh *)h, false);
-	}
+	pt_close_handles(fs);
 	pt_free_inodes(fs);
 	free(fs->buckets);
 	close(fs->root.fd);

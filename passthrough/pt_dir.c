@@ -1,17 +1,15 @@
-/* pt_dir.c - names, directories and extended attributes of the core:
- * creating (as the caller, with its umask: the new object is the caller's
- * from the start, never chowned afterwards) and removing names, renames,
- * directory listings, and xattrs, each decided by the source for the
- * caller.  For a root caller a namespace provider may answer listings and
- * xattr reads instead (pt_ns_hooks), and a recorder is told which
- * questions the source answered. */
+/* pt_dir.c - names and directories of the core: creating (as the caller,
+ * with its umask: the new object is the caller's from the start, never
+ * chowned afterwards) and removing names, renames, and directory listings,
+ * each decided by the source for the caller.  For a root caller a
+ * namespace provider may answer listings instead (pt_ns_hooks), and a
+ * recorder is told which listings the source gave. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "pt_i.h"
@@ -48,49 +46,52 @@ static void reply_created(fuse_req_t req, struct pt_inode *dir, const char *name
 		fuse_reply_entry(req, &e);
 }
 
-void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+/* What mknod, mkdir and symlink make. */
+struct new_node {
+	enum { NEW_NODE, NEW_DIR, NEW_SYMLINK } kind;
+	mode_t mode;                     /* not for a symlink */
+	dev_t rdev;                      /* NEW_NODE */
+	const char *target;              /* NEW_SYMLINK */
+};
+
+/* Make `name` in `parent` as the caller (with its umask, which a symlink
+ * has no use for) and reply with its entry. */
+static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
+			const struct new_node *n)
 {
 	struct pt_inode *dir = pt_inode_of(req, parent);
 	struct pt_as as;
-	int ret = pt_as_caller(req, &as, true);
+	int ret = pt_as_caller(req, &as, n->kind != NEW_SYMLINK);
 	if (ret < 0) {
 		pt_reply_status(req, ret);
 		return;
 	}
-	int dfd = held_fd(req, dir);
-	ret = dfd < 0 ? dfd : mknodat(dfd, name, mode, rdev) < 0 ? -errno : 0;
+	int dfd = held_fd(req, dir), r = 0;
+	if (dfd >= 0)
+		r = n->kind == NEW_NODE ? mknodat(dfd, name, n->mode, n->rdev) :
+		    n->kind == NEW_DIR ? mkdirat(dfd, name, n->mode) :
+		    symlinkat(n->target, dfd, name);
+	ret = dfd < 0 ? dfd : r < 0 ? -errno : 0;
 	held_fd_put(req, dir, dfd);
 	reply_created(req, dir, name, ret, &as);
+}
+
+void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct new_node n = { .kind = NEW_NODE, .mode = mode, .rdev = rdev };
+	create_node(req, parent, name, &n);
 }
 
 void pt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
-	struct pt_inode *dir = pt_inode_of(req, parent);
-	struct pt_as as;
-	int ret = pt_as_caller(req, &as, true);
-	if (ret < 0) {
-		pt_reply_status(req, ret);
-		return;
-	}
-	int dfd = held_fd(req, dir);
-	ret = dfd < 0 ? dfd : mkdirat(dfd, name, mode) < 0 ? -errno : 0;
-	held_fd_put(req, dir, dfd);
-	reply_created(req, dir, name, ret, &as);
+	struct new_node n = { .kind = NEW_DIR, .mode = mode };
+	create_node(req, parent, name, &n);
 }
 
 void pt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
-	struct pt_inode *dir = pt_inode_of(req, parent);
-	struct pt_as as;
-	int ret = pt_as_caller(req, &as, false);
-	if (ret < 0) {
-		pt_reply_status(req, ret);
-		return;
-	}
-	int dfd = held_fd(req, dir);
-	ret = dfd < 0 ? dfd : symlinkat(link, dfd, name) < 0 ? -errno : 0;
-	held_fd_put(req, dir, dfd);
-	reply_created(req, dir, name, ret, &as);
+	struct new_node n = { .kind = NEW_SYMLINK, .target = link };
+	create_node(req, parent, name, &n);
 }
 
 void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -180,19 +181,6 @@ void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 }
 
 /* ---- directories ---- */
-
-static struct pt_dir *dir_of(const struct fuse_file_info *fi)
-{
-	return (struct pt_dir *)(uintptr_t)fi->fh;
-}
-
-void pt_close_dir(struct pt_dir *d)
-{
-	if (d->dp)
-		closedir(d->dp);
-	free(d->entries);
-	free(d);
-}
 
 /* The provider's listing of `in`, for a root caller.  @return true when
  * it gave one (d->entries). */
@@ -292,7 +280,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct pt_fs *fs = pt_fs_of(req);
-	struct pt_dir *d = dir_of(fi);
+	struct pt_dir *d = pt_dir_of(fi);
 	struct pt_inode *dir = pt_inode_of(req, ino);
 	char *buf = malloc(size);
 	size_t used = 0;
@@ -384,7 +372,7 @@ void pt_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void pt_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct pt_dir *d = dir_of(fi);
+	struct pt_dir *d = pt_dir_of(fi);
 	pt_handle_del(pt_fs_of(req), &d->h);
 	pt_close_dir(d);
 	pt_reply_status(req, 0);
@@ -392,128 +380,11 @@ void pt_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct pt_dir *d = dir_of(fi);
+	struct pt_dir *d = pt_dir_of(fi);
 	int r = 0;
 	if (d->dp) {
 		int fd = dirfd(d->dp);
 		r = datasync ? fdatasync(fd) : fsync(fd);
 	}
 	pt_reply_status(req, r < 0 ? -errno : 0);
-}
-
-/* ---- extended attributes ---- */
-
-/* Symlinks cannot be reached through /proc/self/fd for xattrs; they are
- * reported as having none (overlayfs only needs xattrs on dirs and files). */
-
-/* getxattr (name) or listxattr (name NULL) and the reply: the size alone
- * when the kernel asks with size 0, else the value or list.  A root
- * caller's may come from the provider; otherwise the source answers, as
- * the caller (whose identity is what hides trusted.* from unprivileged
- * users). */
-static void reply_xattr_query(fuse_req_t req, struct pt_inode *in, const char *name, size_t size)
-{
-	struct pt_fs *fs = pt_fs_of(req);
-	char pp[64], path[PATH_MAX];
-	char *buf = size ? malloc(size) : NULL;
-	if (size && !buf) {
-		pt_reply_status(req, -ENOMEM);
-		return;
-	}
-	ssize_t n = PT_NS_UNKNOWN;
-	if (fs->cfg.ns.xattr && in->fhid && pt_ns_answers(req) &&
-	    pt_path_of(fs, in, path, sizeof(path)) == 0)
-		n = fs->cfg.ns.xattr(fs->cfg.ns.ctx, path, in->fhid, name, buf, size);
-	if (n == PT_NS_UNKNOWN) {
-		struct pt_as as;
-		n = pt_as_caller(req, &as, false);
-		if (n == 0) {
-			int fd = pt_fd(fs, in);
-			pt_proc_path(pp, sizeof(pp), fd);
-			if (fd < 0)
-				n = fd;
-			else if ((n = name ? getxattr(pp, name, buf, size) : listxattr(pp, buf, size)) < 0)
-				n = -errno;
-			pt_as_self(&as);
-			held_fd_put(req, in, fd);
-		}
-		if (n >= 0 || n == -ENODATA)
-			pt_ns_asked(fs, name ? PT_NS_Q_GETXATTR : PT_NS_Q_LISTXATTR, in, NULL, name);
-	}
-	if (n < 0)
-		pt_reply_status(req, (int)n);
-	else if (size == 0)
-		fuse_reply_xattr(req, (size_t)n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
-}
-
-void pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
-{
-	struct pt_inode *in = pt_inode_of(req, ino);
-	if (in->type == S_IFLNK)
-		pt_reply_status(req, -ENODATA);
-	else
-		reply_xattr_query(req, in, name, size);
-}
-
-void pt_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
-{
-	struct pt_inode *in = pt_inode_of(req, ino);
-	if (in->type != S_IFLNK)
-		reply_xattr_query(req, in, NULL, size);
-	else if (size == 0)
-		fuse_reply_xattr(req, 0);
-	else
-		fuse_reply_buf(req, NULL, 0);
-}
-
-/* setxattr (value) or removexattr (value NULL) as the caller; a regular
- * file's change is bracketed and reported like other attribute changes. */
-static int change_xattr(fuse_req_t req, struct pt_inode *in, const char *name,
-			const char *value, size_t size, int flags)
-{
-	struct pt_fs *fs = pt_fs_of(req);
-	bool reg = in->type == S_IFREG;
-	char pp[64];
-	struct pt_change m;
-	struct stat before;
-	struct pt_as as;
-	if (reg)
-		pt_change_begin(&m, fs, in, NULL, PT_MOD_ATTR, 0, 0);
-	bool known = reg && pt_stat_inode(fs, in, &before) == 0;
-	int ret = pt_as_caller(req, &as, false);
-	if (ret == 0) {
-		int fd = pt_fd(fs, in);
-		pt_proc_path(pp, sizeof(pp), fd);
-		int r = fd < 0 ? -1 : value ? setxattr(pp, name, value, size, flags) : removexattr(pp, name);
-		ret = fd < 0 ? fd : r < 0 ? -errno : 0;
-		pt_as_self(&as);
-		held_fd_put(req, in, fd);
-	}
-	if (reg && ret == 0 && known)
-		pt_report_attr_set(fs, in, &before);
-	if (reg)
-		pt_change_end(&m, -1, ret);
-	return ret;
-}
-
-void pt_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		 size_t size, int flags)
-{
-	struct pt_inode *in = pt_inode_of(req, ino);
-	if (in->type == S_IFLNK)
-		pt_reply_status(req, -EPERM);
-	else
-		pt_reply_status(req, change_xattr(req, in, name, value ? value : "", size, flags));
-}
-
-void pt_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
-{
-	struct pt_inode *in = pt_inode_of(req, ino);
-	if (in->type == S_IFLNK)
-		pt_reply_status(req, -ENODATA);
-	else
-		pt_reply_status(req, change_xattr(req, in, name, NULL, 0, 0));
 }

@@ -1,19 +1,16 @@
-/* pt_file.c - open regular files of the core: open and create (as the
+/* pt_file.c - the operations on regular files: open and create (as the
  * caller: the source checks access, O_APPEND and append-only/immutable
- * flags), the keep_cache decision, reads (served by the read hook or from
- * the source, never as another identity: reading an open descriptor needs
- * none), writes and other changes (as the writer, so reserved blocks and
- * quotas count against it), the change bracket the hooks see, release,
- * and the file-attribute ioctls behind lsattr/chattr. */
+ * flags; a lazy open when pt_lazy_open allows), the keep_cache decision,
+ * reads (served by the read hook or from the source, never as another
+ * identity: reading an open descriptor needs none), writes and other
+ * changes of the contents (as the writer, so reserved blocks and quotas
+ * count against it, inside the change bracket), release, fsync and lseek. */
 #include "config.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <linux/fs.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "pt_i.h"
@@ -25,80 +22,7 @@ pid_t pt_current_pid(void)
 	return cur_pid;
 }
 
-static struct pt_fh *fh_of(const struct fuse_file_info *fi)
-{
-	return (struct pt_fh *)(uintptr_t)fi->fh;
-}
-
 /* ---- open ---- */
-
-/* Flags for the source descriptor.  The caller's own O_APPEND stays (an
- * append-only file accepts nothing else; pwrite then appends at the
- * source's end of file, which is where the kernel means to write), O_DIRECT
- * goes (the kernel does its own; the daemon reads into its own buffers),
- * O_NOFOLLOW would refuse the /proc magic link the file is reopened by. */
-static int source_flags(int flags)
-{
-	return (flags & ~(O_DIRECT | O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
-}
-
-/* Drop an open file handle: the inode's open count, the hooks' release
- * (with `last` when it was the inode's last), the descriptor.  `listed`:
- * still on fs->handles. */
-void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed)
-{
-	struct pt_inode *in = fh->in;
-	if (listed)
-		pt_handle_del(fs, &fh->h);
-	pthread_mutex_lock(&in->mu);
-	bool last = --in->nopen == 0;
-	if (fs->cfg.hooks.release)
-		fs->cfg.hooks.release(fs->cfg.hooks.ctx, &in->ipriv, last);
-	if (last)
-		in->ipriv = NULL;
-	pthread_mutex_unlock(&in->mu);
-	if (fh->fd >= 0)
-		close(fh->fd);
-	if (fh->path_fd >= 0)
-		close(fh->path_fd);
-	pt_caller_free(&fh->opener);
-	free(fh);
-}
-
-int pt_fh_fd(struct pt_fh *fh)
-{
-	int fd = atomic_load(&fh->fd);
-	if (fd >= 0)
-		return fd;
-	/* A lazy open of a root caller: open the object it refers to now,
-	 * as the daemon (which is what acting as root is), wherever it is
-	 * and whatever is at its name. */
-	char pp[64];
-	if (fh->path_fd < 0)
-		return -EBADF;
-	pt_proc_path(pp, sizeof(pp), fh->path_fd);
-	fd = open(pp, source_flags(fh->flags));
-	if (fd < 0)
-		return -errno;
-	int lazy = -1;
-	if (!atomic_compare_exchange_strong(&fh->fd, &lazy, fd)) {
-		close(fd);               /* another thread opened it first */
-		return lazy;
-	}
-	return fd;
-}
-
-int pt_file_fd(struct pt_file *file)
-{
-	return pt_fh_fd((struct pt_fh *)file);
-}
-
-int pt_file_stat(struct pt_file *file, struct stat *st)
-{
-	struct pt_fh *fh = (struct pt_fh *)file;
-	int fd = atomic_load(&fh->fd);
-	return fstat(fd >= 0 ? fd : fh->path_fd, st) < 0 ? -errno : 0;
-}
 
 /* Finish an open: call the hook, decide caching, reply.  Called with
  * in->mu held and releases it; `fd` and `opener` are owned.  `fd` -1: a
@@ -190,26 +114,6 @@ fail:
 	pt_reply_status(req, ret);
 }
 
-/* May this open be lazy (see passthrough.h, struct pt_file)?  A root
- * caller reading a regular file the provider answers for: root is granted
- * a read-only open by the permission bits, and the answer is fresh.
- * @return an O_PATH descriptor of that very object, or -1. */
-static int lazy_open(fuse_req_t req, struct pt_inode *in, int flags)
-{
-	struct pt_fs *fs = pt_fs_of(req);
-	char path[PATH_MAX];
-	struct pt_fhid id;
-	struct stat st;
-	if (!fs->cfg.ns.lookup || !in->fhid || !pt_ns_answers(req) ||
-	    (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT)) ||
-	    pt_path_of(fs, in, path, sizeof(path)) < 0 ||
-	    fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st, &id) != 1 || !S_ISREG(st.st_mode) ||
-	    !pt_fhid_equal(&id, in->fhid))
-		return -1;
-	int fd = pt_fd_dup(fs, in);
-	return fd < 0 ? -1 : fd;
-}
-
 void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct pt_fs *fs = pt_fs_of(req);
@@ -218,7 +122,7 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pt_as as;
 	char pp[64];
 	bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
-	int path_fd = lazy_open(req, in, fi->flags);
+	int path_fd = pt_lazy_open(req, in, fi->flags);
 	if (path_fd >= 0) {
 		pthread_mutex_lock(&in->mu);
 		finish_open(req, in, -1, fi->flags, fi, NULL, &opener, path_fd);
@@ -233,7 +137,7 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (ret == 0) {
 		int pfd = pt_fd(fs, in);
 		pt_proc_path(pp, sizeof(pp), pfd);
-		fd = pfd < 0 ? pfd : open(pp, source_flags(fi->flags));
+		fd = pfd < 0 ? pfd : open(pp, pt_source_flags(fi->flags));
 		ret = fd < 0 ? (pfd < 0 ? pfd : -errno) : pt_caller_keep(req, &opener);
 		pt_as_self(&as);
 		if (pfd >= 0)
@@ -269,8 +173,8 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 	int fd = -1, ret = pt_as_caller(req, &as, true);
 	if (ret == 0) {
 		int dfd = pt_fd(fs, dir);
-		fd = dfd < 0 ? dfd : openat(dfd, name, source_flags(fi->flags) | O_CREAT | O_NOFOLLOW |
-					    (fi->flags & O_EXCL), mode);
+		fd = dfd < 0 ? dfd : openat(dfd, name, pt_source_flags(fi->flags) | O_CREAT |
+					    O_NOFOLLOW | (fi->flags & O_EXCL), mode);
 		ret = fd < 0 ? (dfd < 0 ? dfd : -errno) : pt_caller_keep(req, &opener);
 		pt_as_self(&as);
 		if (dfd >= 0)
@@ -292,7 +196,7 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 
 void pt_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	pt_close_file(pt_fs_of(req), fh_of(fi), true);
+	pt_close_file(pt_fs_of(req), pt_fh_of(fi), true);
 	pt_reply_status(req, 0);
 }
 
@@ -303,7 +207,7 @@ void pt_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void pt_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int fd = atomic_load(&fh_of(fi)->fd);
+	int fd = atomic_load(&pt_fh_of(fi)->fd);
 	int r = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd);   /* lazy: nothing written */
 	pt_reply_status(req, r < 0 ? -errno : 0);
 }
@@ -401,7 +305,7 @@ static struct pt_tls *tls_get(void)
 void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct pt_fs *fs = pt_fs_of(req);
-	struct pt_fh *fh = fh_of(fi);
+	struct pt_fh *fh = pt_fh_of(fi);
 	struct pt_tls *t = tls_get();
 	if (!t) {
 		pt_reply_status(req, -ENOMEM);
@@ -451,7 +355,7 @@ void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 void pt_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 	      struct fuse_file_info *fi)
 {
-	struct pt_fh *fh = fh_of(fi);
+	struct pt_fh *fh = pt_fh_of(fi);
 	struct pt_change m;
 	struct pt_as as;
 	size_t done = 0;
@@ -477,7 +381,7 @@ void pt_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 void pt_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 		  struct fuse_file_info *fi)
 {
-	struct pt_fh *fh = fh_of(fi);
+	struct pt_fh *fh = pt_fh_of(fi);
 	struct pt_change m;
 	struct pt_as as;
 	pt_change_begin(&m, pt_fs_of(req), fh->in, fh, PT_MOD_FALLOCATE, (uint64_t)off,
@@ -495,7 +399,7 @@ void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			struct fuse_file_info *fi_out, size_t len, int flags)
 {
-	struct pt_fh *in = fh_of(fi_in), *out = fh_of(fi_out);
+	struct pt_fh *in = pt_fh_of(fi_in), *out = pt_fh_of(fi_out);
 	struct pt_change m;
 	struct pt_as as;
 	pt_change_begin(&m, pt_fs_of(req), out->in, out, PT_MOD_COPY, (uint64_t)off_out, len);
@@ -519,7 +423,7 @@ void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	int fd = pt_fh_fd(fh_of(fi));
+	int fd = pt_fh_fd(pt_fh_of(fi));
 	if (fd < 0) {
 		pt_reply_status(req, fd);
 		return;
@@ -529,101 +433,4 @@ void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse
 		pt_reply_status(req, -errno);
 	else
 		fuse_reply_lseek(req, r);
-}
-
-/* ---- file attributes (lsattr/chattr) ---- */
-
-/* The kernel turns FS_IOC_GETFLAGS/SETFLAGS and FS_IOC_FSGETXATTR/
- * FSSETXATTR on a FUSE file or directory into these requests on a handle
- * it opens for the purpose.  Setting runs as the caller: the source checks
- * ownership and CAP_LINUX_IMMUTABLE for the append-only and immutable
- * flags. */
-/* pt_ioctl on the descriptor `fd`. */
-static void ioctl_on(fuse_req_t req, struct pt_inode *in, bool dir, int fd, unsigned int cmd,
-			unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
-{
-	struct pt_fs *fs = pt_fs_of(req);
-	unsigned c = cmd;
-	union {
-		int flags;
-		struct fsxattr fsx;
-	} v;
-	size_t vlen = c == FS_IOC_GETFLAGS || c == FS_IOC_SETFLAGS ? sizeof(v.flags) : sizeof(v.fsx);
-	if (flags & FUSE_IOCTL_COMPAT) {
-		pt_reply_status(req, -ENOSYS);
-		return;
-	}
-	if (c == FS_IOC_GETFLAGS || c == FS_IOC_FSGETXATTR) {
-		if (out_bufsz < vlen) {
-			pt_reply_status(req, -EINVAL);
-			return;
-		}
-		if (ioctl(fd, c, &v) < 0)
-			pt_reply_status(req, -errno);
-		else
-			fuse_reply_ioctl(req, 0, &v, vlen);
-		return;
-	}
-	if (in_bufsz < vlen) {
-		pt_reply_status(req, -EINVAL);
-		return;
-	}
-	memcpy(&v, in_buf, vlen);
-	bool reg = !dir && in->type == S_IFREG;
-	struct pt_change m;
-	struct stat before;
-	struct pt_as as;
-	if (reg)
-		pt_change_begin(&m, fs, in, NULL, PT_MOD_ATTR, 0, 0);
-	bool known = reg && pt_stat_inode(fs, in, &before) == 0;
-	int ret = pt_as_caller(req, &as, false);
-	if (ret == 0) {
-		ret = ioctl(fd, c, &v) < 0 ? -errno : 0;
-		pt_as_self(&as);
-	}
-	if (reg && ret == 0 && known)
-		pt_report_attr_set(fs, in, &before);
-	if (reg)
-		pt_change_end(&m, fd, ret);
-	if (ret < 0)
-		pt_reply_status(req, ret);
-	else
-		fuse_reply_ioctl(req, 0, NULL, 0);
-}
-
-void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
-	      unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz)
-{
-	struct pt_fs *fs = pt_fs_of(req);
-	struct pt_inode *in = pt_inode_of(req, ino);
-	bool dir = flags & FUSE_IOCTL_DIR;
-	struct pt_dir *d = dir ? (struct pt_dir *)(uintptr_t)fi->fh : NULL;
-	if (cmd != FS_IOC_GETFLAGS && cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSGETXATTR &&
-	    cmd != FS_IOC_FSSETXATTR) {
-		/* Not one of ours (isatty's TCGETS, from every Python open):
-		 * answered without opening a lazy file on the source. */
-		pt_reply_status(req, -ENOTTY);
-		return;
-	}
-	int fd = dir ? (d->dp ? dirfd(d->dp) : -1) : pt_fh_fd(fh_of(fi)), own = -1;
-	if (!dir && fd < 0) {
-		pt_reply_status(req, fd);
-		return;
-	}
-	if (fd < 0) {
-		/* A listing the provider gave: open the directory itself. */
-		char pp[64];
-		int pfd = pt_fd(fs, in);
-		pt_proc_path(pp, sizeof(pp), pfd);
-		fd = own = pfd < 0 ? pfd : open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (pfd >= 0)
-			pt_fd_put(fs, in);
-		if (fd < 0) {
-			pt_reply_status(req, pfd < 0 ? pfd : -errno);
-			return;
-		}
-	}
-	ioctl_on(req, in, dir, fd, cmd, flags, in_buf, in_bufsz, out_bufsz);
-	if (own >= 0)
-		close(own);
 }

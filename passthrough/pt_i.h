@@ -1,10 +1,16 @@
-/* pt_i.h - internals of the pass-through core shared by its files:
- *   pt_core.c   session set-up, init, the operations table
- *   pt_inode.c  inode table, lookup/forget, attributes, readlink, statfs, access
- *   pt_dir.c    creating and removing names, directories, xattrs
- *   pt_file.c   open files: open/create, read/write, release, ioctl
- *   pt_change.c the change bracket the hooks see around every change
- *   pt_cred.c   acting as the caller (fsuid, fsgid, groups, caps, umask)
+/* pt_i.h - internals of the pass-through core shared by its files.  They
+ * are layered: each calls only files below it, never one above (pt_file,
+ * pt_dir and pt_attr share a floor and call none of each other).
+ *   pt_core.c    session set-up, INIT, mount options, the operations table
+ *   pt_file.c    regular-file operations: open/create, read, write, release
+ *   pt_dir.c     names and directories: create, remove, rename, listings
+ *   pt_attr.c    attributes, symlink targets, statfs, access, xattrs, flags
+ *   pt_change.c  the change bracket the hooks see around every change
+ *   pt_handle.c  open handles: their list, closing, a file's descriptor and
+ *                lazy opens
+ *   pt_inode.c   the inode table, inode descriptors and paths, lookups
+ *   pt_cred.c    acting as the caller (fsuid, fsgid, groups, caps, umask)
+ * Below: the shared types, then, per file, what it gives the files above.
  */
 #ifndef YOLO_PT_I_H
 #define YOLO_PT_I_H
@@ -63,7 +69,7 @@ struct pt_inode {
 struct pt_fs {
 	struct pt_config cfg;
 	struct fuse_session *se;
-	char root_path[PATH_MAX];        /* readlink of the source fd, for pt_relpath */
+	char root_path[PATH_MAX];        /* readlink of the source fd, for paths of descriptors */
 	size_t root_len;
 	int mount_fd;                    /* the source root, O_RDONLY: open_by_handle_at's anchor */
 	uint64_t source_mnt;             /* the id of its mount */
@@ -139,6 +145,16 @@ static inline struct pt_inode *pt_inode_of(fuse_req_t req, fuse_ino_t n)
 	return (struct pt_inode *)(uintptr_t)n;
 }
 
+static inline struct pt_fh *pt_fh_of(const struct fuse_file_info *fi)
+{
+	return (struct pt_fh *)(uintptr_t)fi->fh;
+}
+
+static inline struct pt_dir *pt_dir_of(const struct fuse_file_info *fi)
+{
+	return (struct pt_dir *)(uintptr_t)fi->fh;
+}
+
 static inline fuse_ino_t pt_nodeid_of(struct pt_fs *fs, struct pt_inode *in)
 {
 	return in == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
@@ -156,19 +172,131 @@ static inline void pt_reply_status(fuse_req_t req, int ret)
 	fuse_reply_err(req, -ret);
 }
 
-/* ---- pt_core.c ---- */
+/* ---- pt_file.c: regular-file operations (for pt_core) ---- */
+void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		    struct fuse_file_info *fi);
+void pt_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
+void pt_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+	      struct fuse_file_info *fi);
+void pt_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+		  struct fuse_file_info *fi);
+void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+			struct fuse_file_info *fi_out, size_t len, int flags);
+void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
+
+/* ---- pt_dir.c: names and directories (for pt_core) ---- */
+void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
+void pt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
+void pt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
+void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
+void pt_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
+void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags);
+void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		struct fuse_file_info *fi);
+void pt_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi);
+void pt_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+
+/* ---- pt_attr.c: what is asked and set about one object (for pt_core) ---- */
+void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
+		struct fuse_file_info *fi);
+void pt_readlink(fuse_req_t req, fuse_ino_t ino);
+void pt_statfs(fuse_req_t req, fuse_ino_t ino);
+void pt_access(fuse_req_t req, fuse_ino_t ino, int mask);
+void pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
+void pt_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void pt_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+		 size_t size, int flags);
+void pt_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
+void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
+	      unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz);
+
+/* ---- pt_change.c: the change bracket (for pt_file, pt_attr) ---- */
+/* Run a change of a regular file bracketed by the hooks.  When the inode
+ * has no open file (fh NULL), in->mu is held so the hooks' state cannot go
+ * away. */
+struct pt_change {
+	struct pt_fs *fs;
+	struct pt_inode *in;
+	void *ipriv;
+	bool locked;
+	bool fd_held;                    /* fd is the inode's (pt_fd), put at the end */
+	enum pt_modify op;
+	uint64_t off, len;
+	int fd;                          /* the file on the source, for the hooks */
+};
+void pt_change_begin(struct pt_change *m, struct pt_fs *fs, struct pt_inode *in,
+		     struct pt_fh *fh, enum pt_modify op, uint64_t off, uint64_t len);
+/* `fd`: the file open on the source, whose state after a successful
+ * change is what the kernel caches (-1: not known). */
+void pt_change_end(struct pt_change *m, int fd, int64_t result);
+/* A change of attributes (times, mode, owner, xattrs, flags) of `in`.  A
+ * regular file's is bracketed like a change of its contents (PT_MOD_ATTR),
+ * so the hooks can tell a touch or chown (nova touches its base files,
+ * libvirt chowns them) from a modification, and once it succeeded the
+ * attr_set hook gets its state before and after; any other type's is
+ * not reported. */
+struct pt_attr_change {
+	struct pt_change m;
+	bool reg;                        /* a regular file: bracketed */
+	bool known;                      /* `before` holds its stat just before */
+	struct stat before;
+};
+void pt_attr_change_begin(struct pt_attr_change *a, struct pt_fs *fs, struct pt_inode *in,
+			  struct pt_fh *fh);
+void pt_attr_change_end(struct pt_attr_change *a, int fd, int result);
+
+/* ---- pt_handle.c: open handles (for pt_core, pt_file, pt_dir, pt_attr, pt_change) ---- */
+/* Link / unlink an open handle on fs->handles. */
 void pt_handle_add(struct pt_fs *fs, struct pt_handle *h);
 void pt_handle_del(struct pt_fs *fs, struct pt_handle *h);
+/* Drop an open file handle: the inode's open count, the hooks' release
+ * (with `last` when it was the inode's last), the descriptors.  `listed`:
+ * still on fs->handles. */
+void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed);
+void pt_close_dir(struct pt_dir *d);
+/* Close the handles whose release never came (the session has ended). */
+void pt_close_handles(struct pt_fs *fs);
+/* Flags for a file's descriptor on the source, from the caller's open(2)
+ * flags.  The caller's own O_APPEND stays (an append-only file accepts
+ * nothing else; pwrite then appends at the source's end of file, which is
+ * where the kernel means to write), O_DIRECT goes (the kernel does its
+ * own; the daemon reads into its own buffers), O_NOFOLLOW would refuse the
+ * /proc magic link the file is reopened by. */
+int pt_source_flags(int flags);
+/* May this open be lazy (see passthrough.h, struct pt_file)?  A root
+ * caller reading a regular file the provider answers for: root is granted
+ * a read-only open by the permission bits, and the answer is fresh.
+ * @return an O_PATH descriptor of that very object, or -1. */
+int pt_lazy_open(fuse_req_t req, struct pt_inode *in, int flags);
+/* The file's descriptor on the source, opened now if the open was lazy
+ * (pt_file_fd for the hooks).  @return it (owned by fh) or -errno. */
+int pt_fh_fd(struct pt_fh *fh);
 
-/* ---- pt_inode.c ---- */
+/* ---- pt_inode.c: inodes, their descriptors and paths, lookups ---- */
 void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n);
-/* The inode's O_PATH descriptor, opened now by its handle if it has none
- * open (with the daemon's right to open handles, whoever the thread acts
- * as).  Every successful call is paired with pt_fd_put once the
- * descriptor is no longer used.  @return it or -errno (-ESTALE: the object
- * no longer exists). */
+void pt_free_inodes(struct pt_fs *fs);
+/* The inode's O_PATH descriptor, opened now if it has none open (see
+ * struct pt_inode): by its handle, with the daemon's right to open handles
+ * whoever the thread acts as, or by name from its parent, as the thread
+ * acts, and checked against its handle.  Every successful call is paired
+ * with pt_fd_put once the descriptor is no longer used.  @return it or
+ * -errno (-ESTALE: the object no longer exists). */
 int pt_fd(struct pt_fs *fs, struct pt_inode *in);
 void pt_fd_put(struct pt_fs *fs, struct pt_inode *in);
+/* Has the inode a descriptor open now (fstat is then as cheap as an
+ * answer, and exact)? */
+bool pt_fd_is_open(struct pt_fs *fs, struct pt_inode *in);
 /* A new O_PATH descriptor of the inode's object, owned by the caller.
  * @return it or -errno. */
 int pt_fd_dup(struct pt_fs *fs, struct pt_inode *in);
@@ -177,21 +305,18 @@ struct pt_fhid *pt_fhid_of_fd(int fd);
 /* fstat of `fd` (an O_PATH one too) and the id of the mount it is on.
  * @return 0 or -errno. */
 int pt_stat_fd(int fd, struct stat *st, uint64_t *mnt_id);
+int pt_stat_inode(struct pt_fs *fs, struct pt_inode *in, struct stat *st);
 /* The inode's path below the source root ("" for the root) in buf.
  * @return 0 or -ENAMETOOLONG. */
 int pt_path_of(struct pt_fs *fs, struct pt_inode *in, char *buf, size_t len);
-/* The path of `name` in directory `dir`.  @return 0 or -ENAMETOOLONG. */
-int pt_child_path(struct pt_fs *fs, struct pt_inode *dir, const char *name, char *buf,
-		  size_t len);
 /* The path below the source root of the object `in`, open as `fd`:
- * where the descriptor is (pt_relpath), else where it was found. */
+ * where the descriptor is now, else where it was found. */
 int pt_path_of_open(struct pt_fs *fs, struct pt_inode *in, int fd, char *buf, size_t len);
 /* The object now named `name` in `dir` (after a rename through the mount)
  * is found there from now on. */
 void pt_inode_moved(struct pt_fs *fs, struct pt_inode *dir, const char *name);
 /* Is the namespace provider to be asked for this request (a root caller)? */
 bool pt_ns_answers(fuse_req_t req);
-int pt_stat_inode(struct pt_fs *fs, struct pt_inode *in, struct stat *st);
 /* Look `name` up in `dir` (as whoever the thread acts as) and fill e with
  * one lookup reference taken.  @return 0 or -errno. */
 int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
@@ -208,84 +333,12 @@ void pt_ns_asked(struct pt_fs *fs, enum pt_ns_question q, struct pt_inode *in,
  * created as `name` in `dir`, and fill e.  @return 0 or -errno. */
 int pt_lookup_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const char *name,
 		 struct fuse_entry_param *e);
-void pt_free_inodes(struct pt_fs *fs);
+/* Operations (for pt_core). */
 void pt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void pt_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void pt_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets);
-void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
-		struct fuse_file_info *fi);
-void pt_readlink(fuse_req_t req, fuse_ino_t ino);
-void pt_statfs(fuse_req_t req, fuse_ino_t ino);
-void pt_access(fuse_req_t req, fuse_ino_t ino, int mask);
 
-/* ---- pt_dir.c ---- */
-void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
-void pt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
-void pt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name);
-void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname);
-void pt_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
-void pt_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);
-void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
-	       const char *newname, unsigned int flags);
-void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void pt_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		struct fuse_file_info *fi);
-void pt_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi);
-void pt_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
-void pt_close_dir(struct pt_dir *d);
-void pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size);
-void pt_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
-void pt_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
-		 size_t size, int flags);
-void pt_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
-
-/* ---- pt_change.c ---- */
-/* Run a change of a regular file bracketed by the hooks.  When the inode
- * has no open file (fh NULL), in->mu is held so the hooks' state cannot go
- * away. */
-struct pt_change {
-	struct pt_fs *fs;
-	struct pt_inode *in;
-	void *ipriv;
-	bool locked;
-	bool fd_held;                    /* fd is the inode's (pt_fd), put at the end */
-	enum pt_modify op;
-	uint64_t off, len;
-	int fd;                          /* the file on the source, for the hooks */
-};
-void pt_change_begin(struct pt_change *m, struct pt_fs *fs, struct pt_inode *in,
-		     struct pt_fh *fh, enum pt_modify op, uint64_t off, uint64_t len);
-/* The file's descriptor on the source (see pt_file_fd). */
-int pt_fh_fd(struct pt_fh *fh);
-void pt_change_end(struct pt_change *m, int fd, int64_t result);
-/* Tell the attr_set hook about an attribute change of a regular file made
- * inside a PT_MOD_ATTR bracket (before: its stat just before). */
-void pt_report_attr_set(struct pt_fs *fs, struct pt_inode *in, const struct stat *before);
-
-/* ---- pt_file.c ---- */
-void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed);
-void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		    struct fuse_file_info *fi);
-void pt_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void pt_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
-void pt_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
-void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
-void pt_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-	      struct fuse_file_info *fi);
-void pt_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
-		  struct fuse_file_info *fi);
-void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
-			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
-			struct fuse_file_info *fi_out, size_t len, int flags);
-void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
-void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struct fuse_file_info *fi,
-	      unsigned flags, const void *in_buf, size_t in_bufsz, size_t out_bufsz);
-
-/* ---- pt_cred.c ---- */
+/* ---- pt_cred.c: acting as the caller ---- */
 /* open_by_handle_at on the source (fs->mount_fd) with the daemon's
  * CAP_DAC_READ_SEARCH, also while the thread acts as a caller without
  * capabilities: the object is already known, only reopened.  @return the

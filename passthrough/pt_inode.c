@@ -2,9 +2,11 @@
  * kernel, keyed by (st_dev, st_ino) and told apart by their file handles
  * (an inode number is reused as soon as it is freed); the FUSE node id is
  * the address of the inode object, the root is FUSE_ROOT_ID.  Their O_PATH
- * descriptors, opened by handle when needed and kept open up to a bound;
- * lookup and forget, attributes (the source's own st_ino, so inode numbers
- * are stable), setattr, readlink, statfs and access. */
+ * descriptors (pt_fd), opened again by handle or by name when needed and
+ * kept open up to a bound; their paths below the source root; lookups (by
+ * the source as the caller, or answered by the namespace provider) and
+ * forget.  Attributes are the source's own (its st_ino too, so inode
+ * numbers are stable). */
 #include "config.h"
 
 #include <errno.h>
@@ -13,7 +15,6 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -339,9 +340,7 @@ void pt_fd_put(struct pt_fs *fs, struct pt_inode *in)
 		close(fd);
 }
 
-/* Has the inode a descriptor open now (fstat is then as cheap as an
- * answer, and exact)? */
-static bool fd_open(struct pt_fs *fs, struct pt_inode *in)
+bool pt_fd_is_open(struct pt_fs *fs, struct pt_inode *in)
 {
 	pthread_mutex_lock(&fs->fd_lock);
 	bool open = in->fd >= 0;
@@ -393,8 +392,9 @@ int pt_path_of(struct pt_fs *fs, struct pt_inode *in, char *buf, size_t len)
 	return ret;
 }
 
-int pt_child_path(struct pt_fs *fs, struct pt_inode *dir, const char *name, char *buf,
-		  size_t len)
+/* The path of `name` in directory `dir`.  @return 0 or -ENAMETOOLONG. */
+static int child_path(struct pt_fs *fs, struct pt_inode *dir, const char *name, char *buf,
+		      size_t len)
 {
 	int ret = pt_path_of(fs, dir, buf, len);
 	if (ret < 0)
@@ -408,9 +408,36 @@ int pt_child_path(struct pt_fs *fs, struct pt_inode *dir, const char *name, char
 	return 0;
 }
 
+/* Relative path of an open descriptor below the source root, in buf.
+ * @return 0, -ENOENT if unlinked or outside the source, -ENAMETOOLONG. */
+static int relpath(const struct pt_fs *fs, int fd, char *buf, size_t len)
+{
+	char pp[64], link[PATH_MAX];
+	struct stat st;
+	pt_proc_path(pp, sizeof(pp), fd);
+	ssize_t n = readlink(pp, link, sizeof(link) - 1);
+	if (n < 0)
+		return -errno;
+	link[n] = '\0';
+	if (fstat(fd, &st) == 0 && st.st_nlink == 0)
+		return -ENOENT;
+	const char *rel;
+	if (fs->root_len == 1)
+		rel = link + 1;          /* source is "/" */
+	else if ((size_t)n > fs->root_len && memcmp(link, fs->root_path, fs->root_len) == 0 &&
+		 link[fs->root_len] == '/')
+		rel = link + fs->root_len + 1;
+	else
+		return -ENOENT;
+	if (strlen(rel) + 1 > len)
+		return -ENAMETOOLONG;
+	strcpy(buf, rel);
+	return 0;
+}
+
 int pt_path_of_open(struct pt_fs *fs, struct pt_inode *in, int fd, char *buf, size_t len)
 {
-	int ret = pt_relpath(fs, fd, buf, len);
+	int ret = relpath(fs, fd, buf, len);
 	struct stat st, at;
 	if (ret != -ENOENT || fstat(fd, &st) < 0 || st.st_nlink == 0)
 		return ret;
@@ -505,7 +532,7 @@ int pt_ns_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 {
 	char path[PATH_MAX];
 	struct pt_fhid id = { 0 };
-	if (!fs->cfg.ns.lookup || pt_child_path(fs, dir, name, path, sizeof(path)) < 0)
+	if (!fs->cfg.ns.lookup || child_path(fs, dir, name, path, sizeof(path)) < 0)
 		return PT_NS_UNKNOWN;
 	entry_init(fs, e);
 	int r = fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &e->attr, &id);
@@ -526,7 +553,7 @@ void pt_ns_asked(struct pt_fs *fs, enum pt_ns_question q, struct pt_inode *in,
 	char path[PATH_MAX];
 	if (!fs->cfg.ns_rec.asked)
 		return;
-	int r = name ? pt_child_path(fs, in, name, path, sizeof(path))
+	int r = name ? child_path(fs, in, name, path, sizeof(path))
 		     : pt_path_of(fs, in, path, sizeof(path));
 	if (r == 0)
 		fs->cfg.ns_rec.asked(fs->cfg.ns_rec.ctx, q, path, xname);
@@ -592,255 +619,4 @@ void pt_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forg
 	for (size_t i = 0; i < count; i++)
 		pt_inode_put(pt_fs_of(req), pt_inode_of(req, forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
-}
-
-void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	struct pt_fs *fs = pt_fs_of(req);
-	struct stat st;
-	struct pt_inode *in = pt_inode_of(req, ino);
-	char path[PATH_MAX];
-	struct pt_fhid id;
-	int ret = PT_NS_UNKNOWN;
-	if (fi && fi->fh && in->type == S_IFREG) {
-		ret = pt_file_stat((struct pt_file *)(uintptr_t)fi->fh, &st);
-	} else if (in->fhid && !fd_open(fs, in) && fs->cfg.ns.lookup && pt_ns_answers(req) &&
-		   pt_path_of(fs, in, path, sizeof(path)) == 0 &&
-		   fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st, &id) == 1 &&
-		   pt_fhid_equal(&id, in->fhid)) {
-		ret = 0;                 /* the answer is about this very object */
-	}
-	if (ret == PT_NS_UNKNOWN) {
-		ret = pt_stat_inode(fs, in, &st);
-		if (ret == 0 && in == &fs->root)
-			pt_ns_asked(fs, PT_NS_Q_LOOKUP, in, NULL, NULL);
-	}
-	if (ret < 0)
-		pt_reply_status(req, ret);
-	else
-		fuse_reply_attr(req, &st, fs->cfg.timeout);
-}
-
-/* Does changing the mode from `st` to `mode` only clear setuid/setgid?
- * That is how the kernel removes privileges after a write, truncate or
- * chown by someone else than the owner (libfuse 3.14 cannot ask the kernel
- * to leave that to us): a chmod the caller may not make itself, but the
- * kernel already refused any chmod by a non-owner (default_permissions),
- * so this one comes from the kernel on behalf of a change the caller may
- * make.  The source would clear the bits itself, by force. */
-static bool only_drops_privileges(const struct stat *st, mode_t mode)
-{
-	mode_t cur = st->st_mode & 07777, next = mode & 07777;
-	return next != cur && (next & ~cur) == 0 && ((cur & ~next) & ~(mode_t)(S_ISUID | S_ISGID)) == 0;
-}
-
-/* Mode and owner, as the caller.  @return 0 or -errno. */
-static int set_mode_owner(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
-			  const struct stat *attr, int valid)
-{
-	struct pt_fs *fs = pt_fs_of(req);
-	char pp[64];
-	struct pt_as as = { 0 };
-	struct stat st;
-	bool forced = (valid & FUSE_SET_ATTR_MODE) && pt_stat_inode(fs, in, &st) == 0 &&
-		      only_drops_privileges(&st, attr->st_mode);
-	int ret = forced ? 0 : pt_as_caller(req, &as, false);
-	if (ret < 0)
-		return ret;
-	int fd = pt_fd(fs, in);
-	if (fd < 0) {
-		pt_as_self(&as);
-		return fd;
-	}
-	pt_proc_path(pp, sizeof(pp), fd);
-	if (valid & FUSE_SET_ATTR_MODE) {
-		if (in->type == S_IFLNK)
-			ret = -EOPNOTSUPP;       /* Linux has no lchmod */
-		else if (fh && (ret = pt_fh_fd(fh)) >= 0)
-			ret = fchmod(ret, attr->st_mode) < 0 ? -errno : 0;
-		else if (!fh && chmod(pp, attr->st_mode) < 0)
-			ret = -errno;
-	}
-	if (forced && ret == 0)
-		ret = pt_as_caller(req, &as, false);
-	if (ret == 0 && (valid & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
-		uid_t uid = (valid & FUSE_SET_ATTR_UID) ? attr->st_uid : (uid_t)-1;
-		gid_t gid = (valid & FUSE_SET_ATTR_GID) ? attr->st_gid : (gid_t)-1;
-		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-			ret = -errno;
-	}
-	pt_as_self(&as);
-	pt_fd_put(fs, in);
-	return ret;
-}
-
-static int set_times(fuse_req_t req, struct pt_inode *in, struct pt_fh *fh,
-		     const struct stat *attr, int valid)
-{
-	struct timespec tv[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
-	if (valid & FUSE_SET_ATTR_ATIME_NOW)
-		tv[0].tv_nsec = UTIME_NOW;
-	else if (valid & FUSE_SET_ATTR_ATIME)
-		tv[0] = attr->st_atim;
-	if (valid & FUSE_SET_ATTR_MTIME_NOW)
-		tv[1].tv_nsec = UTIME_NOW;
-	else if (valid & FUSE_SET_ATTR_MTIME)
-		tv[1] = attr->st_mtim;
-	char pp[64];
-	struct pt_as as;
-	int ret = pt_as_caller(req, &as, false);
-	if (ret < 0)
-		return ret;
-	int fd = pt_fd(pt_fs_of(req), in);
-	if (fd < 0) {
-		pt_as_self(&as);
-		return fd;
-	}
-	pt_proc_path(pp, sizeof(pp), fd);
-	int r;
-	if (fh) {
-		int ffd = pt_fh_fd(fh);
-		r = ffd < 0 ? (errno = -ffd, -1) : futimens(ffd, tv);
-	}
-	else if (in->type == S_IFLNK)
-		r = utimensat(fd, "", tv, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW);
-	else
-		r = utimensat(AT_FDCWD, pp, tv, 0);
-	ret = r < 0 ? -errno : 0;
-	pt_as_self(&as);
-	pt_fd_put(pt_fs_of(req), in);
-	return ret;
-}
-
-static int set_size(fuse_req_t req, struct pt_fs *fs, struct pt_inode *in, struct pt_fh *fh,
-		    off_t size)
-{
-	char pp[64];
-	struct pt_change m;
-	struct pt_as as;
-	pt_change_begin(&m, fs, in, fh, PT_MOD_TRUNCATE, (uint64_t)size, 0);
-	int ret = fh ? pt_as_writer(req, fh, &as) : pt_as_caller(req, &as, false);
-	if (ret == 0) {
-		int fd = fh ? pt_fh_fd(fh) : pt_fd(fs, in);
-		pt_proc_path(pp, sizeof(pp), fd);
-		if (fd < 0)
-			ret = fd;
-		else if ((fh ? ftruncate(fd, size) : truncate(pp, size)) < 0)
-			ret = -errno;
-		pt_as_self(&as);
-		if (!fh && fd >= 0)
-			pt_fd_put(fs, in);
-	}
-	pt_change_end(&m, fh ? fh->fd : -1, ret);
-	return ret;
-}
-
-void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
-		struct fuse_file_info *fi)
-{
-	struct pt_fs *fs = pt_fs_of(req);
-	struct pt_inode *in = pt_inode_of(req, ino);
-	struct pt_fh *fh = fi && fi->fh && in->type == S_IFREG ? (struct pt_fh *)(uintptr_t)fi->fh
-								: NULL;
-	bool reg = in->type == S_IFREG;
-	int ret = 0;
-	/* Attribute changes of a regular file are bracketed like a content
-	 * change, so the hooks can tell a touch or chown (nova touches its
-	 * base files, libvirt chowns them) from a modification. */
-	if (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
-		struct pt_change m;
-		struct stat before;
-		if (reg)
-			pt_change_begin(&m, fs, in, fh, PT_MOD_ATTR, 0, 0);
-		bool known = reg && pt_stat_inode(fs, in, &before) == 0;
-		ret = set_mode_owner(req, in, fh, attr, valid);
-		if (reg && ret == 0 && known)
-			pt_report_attr_set(fs, in, &before);
-		if (reg)
-			pt_change_end(&m, fh ? fh->fd : -1, ret);
-	}
-	if (ret == 0 && (valid & FUSE_SET_ATTR_SIZE))
-		ret = set_size(req, fs, in, fh, attr->st_size);
-	if (ret == 0 && (valid & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
-		struct pt_change m;
-		struct stat before;
-		if (reg)
-			pt_change_begin(&m, fs, in, fh, PT_MOD_ATTR, 0, 0);
-		bool known = reg && pt_stat_inode(fs, in, &before) == 0;
-		ret = set_times(req, in, fh, attr, valid);
-		if (reg && ret == 0 && known)
-			pt_report_attr_set(fs, in, &before);
-		if (reg)
-			pt_change_end(&m, fh ? fh->fd : -1, ret);
-	}
-	if (ret < 0)
-		pt_reply_status(req, ret);
-	else
-		pt_getattr(req, ino, fi);
-}
-
-void pt_readlink(fuse_req_t req, fuse_ino_t ino)
-{
-	struct pt_fs *fs = pt_fs_of(req);
-	struct pt_inode *in = pt_inode_of(req, ino);
-	char buf[PATH_MAX + 1], path[PATH_MAX];
-	ssize_t n = PT_NS_UNKNOWN;
-	if (fs->cfg.ns.readlink && in->fhid && pt_ns_answers(req) &&
-	    pt_path_of(fs, in, path, sizeof(path)) == 0)
-		n = fs->cfg.ns.readlink(fs->cfg.ns.ctx, path, in->fhid, buf, sizeof(buf));
-	if (n == PT_NS_UNKNOWN) {
-		int fd = pt_fd(fs, in);
-		n = fd < 0 ? fd : readlinkat(fd, "", buf, sizeof(buf));
-		if (fd >= 0 && n < 0)
-			n = -errno;
-		if (fd >= 0)
-			pt_fd_put(fs, in);
-		if (n >= 0)
-			pt_ns_asked(fs, PT_NS_Q_READLINK, in, NULL, NULL);
-	}
-	if (n < 0) {
-		pt_reply_status(req, (int)n);
-		return;
-	}
-	if ((size_t)n >= sizeof(buf)) {
-		pt_reply_status(req, -ENAMETOOLONG);
-		return;
-	}
-	buf[n] = '\0';
-	fuse_reply_readlink(req, buf);
-}
-
-void pt_statfs(fuse_req_t req, fuse_ino_t ino)
-{
-	struct statvfs sv;
-	struct pt_fs *fs = pt_fs_of(req);
-	struct pt_inode *in = pt_inode_of(req, ino);
-	int fd = pt_fd(fs, in);
-	int ret = fd < 0 ? fd : fstatvfs(fd, &sv) < 0 ? -errno : 0;
-	if (fd >= 0)
-		pt_fd_put(fs, in);
-	if (ret < 0)
-		pt_reply_status(req, ret);
-	else
-		fuse_reply_statfs(req, &sv);
-}
-
-/* Only sent without default_permissions; answered by the source, as the
- * caller, all the same (AT_EACCESS: faccessat otherwise checks the real
- * ids, i.e. root's). */
-void pt_access(fuse_req_t req, fuse_ino_t ino, int mask)
-{
-	char pp[64];
-	struct pt_as as;
-	int ret = pt_as_caller(req, &as, false);
-	if (ret == 0) {
-		struct pt_inode *in = pt_inode_of(req, ino);
-		int fd = pt_fd(pt_fs_of(req), in);
-		pt_proc_path(pp, sizeof(pp), fd);
-		ret = fd < 0 ? fd : faccessat(AT_FDCWD, pp, mask, AT_EACCESS) < 0 ? -errno : 0;
-		pt_as_self(&as);
-		if (fd >= 0)
-			pt_fd_put(pt_fs_of(req), in);
-	}
-	pt_reply_status(req, ret);
 }

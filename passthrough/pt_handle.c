@@ -1,0 +1,133 @@
+/* pt_handle.c - the core's open handles (fi->fh): the list of open files
+ * and directories (freed at exit when their release never came), closing
+ * them, and an open file's descriptor on the source, including lazy opens:
+ * which opens may wait (see passthrough.h, struct pt_file), the O_PATH
+ * descriptor such an open holds, and opening it once something needs the
+ * file's bytes. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "pt_i.h"
+
+void pt_handle_add(struct pt_fs *fs, struct pt_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	h->prev = NULL;
+	h->next = fs->handles;
+	if (fs->handles)
+		fs->handles->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+void pt_handle_del(struct pt_fs *fs, struct pt_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed)
+{
+	struct pt_inode *in = fh->in;
+	if (listed)
+		pt_handle_del(fs, &fh->h);
+	pthread_mutex_lock(&in->mu);
+	bool last = --in->nopen == 0;
+	if (fs->cfg.hooks.release)
+		fs->cfg.hooks.release(fs->cfg.hooks.ctx, &in->ipriv, last);
+	if (last)
+		in->ipriv = NULL;
+	pthread_mutex_unlock(&in->mu);
+	if (fh->fd >= 0)
+		close(fh->fd);
+	if (fh->path_fd >= 0)
+		close(fh->path_fd);
+	pt_caller_free(&fh->opener);
+	free(fh);
+}
+
+void pt_close_dir(struct pt_dir *d)
+{
+	if (d->dp)
+		closedir(d->dp);
+	free(d->entries);
+	free(d);
+}
+
+void pt_close_handles(struct pt_fs *fs)
+{
+	while (fs->handles) {
+		struct pt_handle *h = fs->handles;
+		fs->handles = h->next;
+		if (h->is_dir)
+			pt_close_dir((struct pt_dir *)h);
+		else
+			pt_close_file(fs, (struct pt_fh *)h, false);
+	}
+}
+
+int pt_source_flags(int flags)
+{
+	return (flags & ~(O_DIRECT | O_NOFOLLOW | O_CREAT | O_EXCL | O_NOCTTY)) | O_CLOEXEC;
+}
+
+int pt_lazy_open(fuse_req_t req, struct pt_inode *in, int flags)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	char path[PATH_MAX];
+	struct pt_fhid id;
+	struct stat st;
+	if (!fs->cfg.ns.lookup || !in->fhid || !pt_ns_answers(req) ||
+	    (flags & O_ACCMODE) != O_RDONLY || (flags & (O_TRUNC | O_CREAT)) ||
+	    pt_path_of(fs, in, path, sizeof(path)) < 0 ||
+	    fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st, &id) != 1 || !S_ISREG(st.st_mode) ||
+	    !pt_fhid_equal(&id, in->fhid))
+		return -1;
+	int fd = pt_fd_dup(fs, in);
+	return fd < 0 ? -1 : fd;
+}
+
+int pt_fh_fd(struct pt_fh *fh)
+{
+	int fd = atomic_load(&fh->fd);
+	if (fd >= 0)
+		return fd;
+	/* A lazy open of a root caller: open the object it refers to now,
+	 * as the daemon (which is what acting as root is), wherever it is
+	 * and whatever is at its name. */
+	char pp[64];
+	if (fh->path_fd < 0)
+		return -EBADF;
+	pt_proc_path(pp, sizeof(pp), fh->path_fd);
+	fd = open(pp, pt_source_flags(fh->flags));
+	if (fd < 0)
+		return -errno;
+	int lazy = -1;
+	if (!atomic_compare_exchange_strong(&fh->fd, &lazy, fd)) {
+		close(fd);               /* another thread opened it first */
+		return lazy;
+	}
+	return fd;
+}
+
+int pt_file_fd(struct pt_file *file)
+{
+	return pt_fh_fd((struct pt_fh *)file);
+}
+
+int pt_file_stat(struct pt_file *file, struct stat *st)
+{
+	struct pt_fh *fh = (struct pt_fh *)file;
+	int fd = atomic_load(&fh->fd);
+	return fstat(fd >= 0 ? fd : fh->path_fd, st) < 0 ? -errno : 0;
+}
