@@ -1,4 +1,5 @@
-# debian-mirror.sh - sourced by scripts/vm-image.sh and bench/ctr-image.sh.
+# debian-mirror.sh - sourced by scripts/vm-image.sh, scripts/fetch-libfuse.sh
+# and bench/ctr-image.sh.
 # debian_mirror: print the Debian main archive this machine's apt uses
 # (deb822 sources first, then sources.list's bookworm line), so a machine
 # whose only network route is its configured mirror can debootstrap; the

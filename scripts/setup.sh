@@ -1,7 +1,10 @@
 #!/bin/bash
 # setup.sh - prepare a fresh Debian 12 machine (as root): install the Debian
-# packages YOLO builds and tests with, then configure and build into
-# ./build.  Safe to run again; apt is skipped when everything is present.
+# packages YOLO builds and tests with, build the private libfuse yolofs
+# links (scripts/fetch-libfuse.sh: Debian 12's 3.14 has no kernel
+# passthrough), then configure and build into ./build against it.  Safe to
+# run again; apt is skipped when everything is present, and so is the
+# libfuse build when its prefix is current.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +21,8 @@ PACKAGES=(
 	acl                              # setfacl: mount-as_caller
 	python3                          # bench/bench report, unit bench_report, the mount suite's helpers (standard library only)
 	systemd strace                   # yolofs@.service under a real systemd, READY=1 ordering (integration suite)
+	dpkg-dev gpgv                    # scripts/fetch-libfuse.sh: dpkg-source; apt's signature check of trixie's index
+	debian-archive-keyring           # the keys that sign it
 )
 
 missing=()
@@ -39,7 +44,19 @@ fi
 # (CI=true), where a skip fails the run (tests/mount/lib.sh).
 [[ -e /dev/fuse ]] || modprobe fuse 2>/dev/null || true
 
+fuse_prefix=$(./scripts/fetch-libfuse.sh)
+# meson_option NAME: NAME's value in ./build's configuration (empty when
+# unset), from the file `meson introspect` reads, without meson's start-up.
+meson_option() {
+	python3 -c '
+import json, sys
+with open("build/meson-info/intro-buildoptions.json") as f:
+    print(next((o["value"] for o in json.load(f) if o["name"] == sys.argv[1]), ""))' "$1"
+}
 if [[ ! -f build/build.ninja ]]; then
-	meson setup build >/dev/null
+	meson setup build -Dfuse_prefix="$fuse_prefix" >/dev/null
+elif [[ $(meson_option fuse_prefix) != "$fuse_prefix" ]]; then
+	# A build dir from before the private libfuse, or from another prefix.
+	meson configure build -Dfuse_prefix="$fuse_prefix" >/dev/null
 fi
 ninja -C build
