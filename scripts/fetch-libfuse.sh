@@ -13,8 +13,8 @@
 #   DIR/fuse3-VERSION/{include,lib}  (DIR: $YOLO_LIBFUSE_CACHE, default
 #                                     /var/cache/yolo/libfuse)
 # outside the clone, so every clone and CI run on a machine shares one
-# build.  Its soname is libfuse3.so.4 (the system's is .so.3), and yolofs
-# finds it through a run path (meson.build).  Its mount code looks for
+# build.  It is a static library: yolofs links it in (meson.build) and
+# needs nothing of DIR at run time.  Its mount code looks for
 # fusermount3 in the prefix's bin/ first, then on PATH: the system's fuse3
 # package provides it, and yolofs, as root, mounts without it.
 # DIR/fuse3-VERSION/.stamp names the source (the .dsc's SHA-256) and the
@@ -36,9 +36,11 @@ set -euo pipefail
 
 VERSION=3.17.2-3
 DSC_SHA256=1339847e7e6512f31d61cf1fe4598341c4b8aa43ea6dc546914b21f96f29deb3
-# Only the library: no fusermount3 (it would want setuid root and udev rules
-# installed into the system), no examples, no tests.
-MESON_OPTIONS=(--libdir=lib -Dbuildtype=release -Ddefault_library=shared
+# Only the library, static: yolofs carries it and needs nothing of this
+# cache at run time (an installed or packaged yolofs works on a machine
+# that never ran this script).  No fusermount3 (it would want setuid root
+# and udev rules installed into the system), no examples, no tests.
+MESON_OPTIONS=(--libdir=lib -Dbuildtype=release -Ddefault_library=static
 	-Dutils=false -Dexamples=false -Dtests=false)
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 

@@ -57,6 +57,6 @@ if [[ ! -f build/build.ninja ]]; then
 	meson setup build -Dfuse_prefix="$fuse_prefix" >/dev/null
 elif [[ $(meson_option fuse_prefix) != "$fuse_prefix" ]]; then
 	# A build dir from before the private libfuse, or from another prefix.
-	meson configure build -Dfuse_prefix="$fuse_prefix" >/dev/null
+	meson setup --reconfigure build -Dfuse_prefix="$fuse_prefix" >/dev/null
 fi
 ninja -C build
