@@ -868,7 +868,7 @@ out:
 	free(last_child);
 	free(paths);
 	free(xnames);
-	atomic_store(&ns->stats->ns_known, ns->n);
+	atomic_store(&ns->stats->ns_known_paths, ns->n);
 	return kept;
 }
 

@@ -1,12 +1,14 @@
-/* stats.c - yolofs serving statistics: the log dump (SIGUSR1) and the
- * Prometheus text file, written from one background thread that waits for
- * SIGUSR1 with sigtimedwait so no work happens in a signal handler. */
+/* stats.c - yolofs serving statistics: the image list, the log dump (SIGUSR1)
+ * and the Prometheus text file, both rendered from the list of metrics.def
+ * and written from one background thread that waits for SIGUSR1 with
+ * sigtimedwait so no work happens in a signal handler. */
 #include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +19,7 @@
 #include "log.h"
 #include "stats.h"
 
-/* Owned by the thread that called st_start/st_stop (main). */
+/* Owned by the thread that called stats_start/stats_stop (main). */
 static pthread_t stats_thread;
 static bool stats_running;
 static atomic_bool stats_quit;
@@ -43,27 +45,27 @@ void stats_init(struct stats *st)
 void stats_destroy(struct stats *st)
 {
 	pthread_mutex_destroy(&st->lock);
-	free(st->images);
-	st->images = NULL;
-	st->nimages = st->cap = 0;
+	free(st->registered);
+	st->registered = NULL;
+	st->nregistered = st->cap = 0;
 }
 
 int stats_register(struct stats *st, struct stats_image *im)
 {
 	int ret = 0;
 	pthread_mutex_lock(&st->lock);
-	if (st->nimages == st->cap) {
+	if (st->nregistered == st->cap) {
 		size_t cap = st->cap ? st->cap * 2 : 8;
-		struct stats_image **v = realloc(st->images, cap * sizeof(*v));
+		struct stats_image **v = realloc(st->registered, cap * sizeof(*v));
 		if (!v)
 			ret = -ENOMEM;
 		else {
-			st->images = v;
+			st->registered = v;
 			st->cap = cap;
 		}
 	}
 	if (ret == 0)
-		st->images[st->nimages++] = im;
+		st->registered[st->nregistered++] = im;
 	pthread_mutex_unlock(&st->lock);
 	return ret;
 }
@@ -71,45 +73,110 @@ int stats_register(struct stats *st, struct stats_image *im)
 void stats_unregister(struct stats *st, struct stats_image *im)
 {
 	pthread_mutex_lock(&st->lock);
-	for (size_t i = 0; i < st->nimages; i++) {
-		if (st->images[i] == im) {
-			memmove(&st->images[i], &st->images[i + 1],
-				(st->nimages - i - 1) * sizeof(*st->images));
-			st->nimages--;
+	for (size_t i = 0; i < st->nregistered; i++) {
+		if (st->registered[i] == im) {
+			memmove(&st->registered[i], &st->registered[i + 1],
+				(st->nregistered - i - 1) * sizeof(*st->registered));
+			st->nregistered--;
 			break;
 		}
 	}
 	pthread_mutex_unlock(&st->lock);
 }
 
-void stats_log(struct stats *st)
+/* The list (metrics.def), for the renderings: where each value is and what
+ * it is called. */
+struct metric {
+	bool per_image;           /* a field of struct stats_image, else of struct stats */
+	bool counter;             /* else a gauge */
+	const char *series;       /* after "yolofs_"; a counter's then ends in "_total" */
+	const char *help;
+	size_t offset;            /* of its value in struct stats_image or struct stats */
+};
+
+static const struct metric metrics[] = {
+#define X(scope, kind, name, help) { \
+	STATS_PICK_##scope(false, false, true), STATS_KIND_##kind(true, false), \
+	STATS_SERIES(scope, kind, name), help, \
+	STATS_PICK_##scope(offsetof(struct stats, name), offsetof(struct stats, mem.name), \
+			   offsetof(struct stats_image, name)) },
+#include "metrics.def"
+#undef X
+};
+#define NMETRICS (sizeof(metrics) / sizeof(metrics[0]))
+
+static uint64_t value(const struct metric *m, const struct stats *st, const struct stats_image *im)
+{
+	const void *base = m->per_image ? (const void *)im : (const void *)st;
+	return ld((const atomic_uint_fast64_t *)((const char *)base + m->offset));
+}
+
+/* Before a rendering, st->lock held: the gauges computed from the image list
+ * (the sampler's are refreshed before the lock is taken). */
+static void derive_gauges(struct stats *st)
+{
+	atomic_store(&st->images, st->nregistered);
+	for (size_t i = 0; i < st->nregistered; i++) {
+		struct stats_image *im = st->registered[i];
+		atomic_store(&im->in_memory, ld(&im->loaded_bytes) != 0);
+	}
+}
+
+/* One log line being built (the logger itself cuts lines at 1 KiB). */
+struct line {
+	char text[4096];
+	size_t len;
+};
+
+static void __attribute__((format(printf, 2, 3))) put(struct line *l, const char *fmt, ...)
+{
+	size_t room = sizeof(l->text) - l->len;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(l->text + l->len, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		l->len += (size_t)n < room ? (size_t)n : room - 1;   /* cut: the buffer is full */
+}
+
+/* " NAME VALUE" for each metric of the scope (per image or global). */
+static void put_values(struct line *l, const struct stats *st, const struct stats_image *im)
+{
+	for (size_t i = 0; i < NMETRICS; i++)
+		if (metrics[i].per_image == (im != NULL))
+			put(l, " %s %" PRIu64, metrics[i].series, value(&metrics[i], st, im));
+}
+
+void stats_log_lines(struct stats *st, void (*emit)(void *ctx, const char *line), void *ctx)
 {
 	if (st->sample)
 		st->sample(st->sample_ctx, st);
-	ylog(YLOG_INFO, "stats: %" PRIu64 " reads of files without an image, %" PRIu64
-	       " reloads, %" PRIu64 " image files rejected; memory: %" PRIu64 " bytes resident (%"
-	       PRIu64 " pinned) for %" PRIu64 " bytes of loaded images, limit %" PRIu64,
-	       ld(&st->reads_passthrough), ld(&st->reloads), ld(&st->images_refused),
-	       ld(&st->mem.resident),
-	       ld(&st->mem.pinned), ld(&st->mem.logical), ld(&st->mem.limit));
-	ylog(YLOG_INFO, "stats: namespace: %" PRIu64 " questions answered from memory, %" PRIu64
-	     " asked of the source, %" PRIu64 " answers dropped by changes, %" PRIu64 " paths known",
-	     ld(&st->ns_answered), ld(&st->ns_unknown), ld(&st->ns_dropped), ld(&st->ns_known));
 	pthread_mutex_lock(&st->lock);
-	for (size_t i = 0; i < st->nimages; i++) {
-		struct stats_image *m = st->images[i];
-		ylog(YLOG_INFO,
-		       "stats: %s (generation %u): hits %" PRIu64 " misses %" PRIu64 " bytes memory %" PRIu64
-		       " ssd %" PRIu64 " source %" PRIu64 " invalidations %" PRIu64
-		       " files matched %" PRIu64 " stale %" PRIu64 " bad blocks %" PRIu64
-		       " prefilled %" PRIu64 " (loaded %" PRIu64 " bytes%s)",
-		       m->name, m->generation, ld(&m->hits), ld(&m->misses), ld(&m->bytes_memory),
-		       ld(&m->bytes_ssd), ld(&m->bytes_source), ld(&m->invalidations),
-		       ld(&m->files_matched), ld(&m->files_stale), ld(&m->bad_blocks),
-		       ld(&m->bytes_prefilled), ld(&m->loaded_bytes),
-		       atomic_load(&m->pinned) ? ", pinned" : "");
+	derive_gauges(st);
+	struct line l = { .len = 0 };
+	put(&l, "stats:");
+	put_values(&l, st, NULL);
+	emit(ctx, l.text);
+	for (size_t i = 0; i < st->nregistered; i++) {
+		const struct stats_image *im = st->registered[i];
+		l.len = 0;
+		put(&l, "stats: %s (generation %u%s):", im->name, im->generation,
+		    atomic_load(&im->pinned) ? ", pinned" : "");
+		put_values(&l, st, im);
+		emit(ctx, l.text);
 	}
 	pthread_mutex_unlock(&st->lock);
+}
+
+static void log_line(void *ctx, const char *line)
+{
+	(void)ctx;
+	ylog(YLOG_INFO, "%s", line);
+}
+
+void stats_log(struct stats *st)
+{
+	stats_log_lines(st, log_line, NULL);
 }
 
 /* Prometheus label values escape backslash, quote and newline. */
@@ -125,79 +192,40 @@ static void put_label(FILE *f, const char *s)
 	}
 }
 
-static void gauge(FILE *f, const char *name, const char *help, uint64_t v)
+/* yolofs_NAME or yolofs_NAME_total */
+static void put_series(FILE *f, const struct metric *m)
 {
-	fprintf(f, "# HELP yolofs_%s %s\n# TYPE yolofs_%s gauge\nyolofs_%s %" PRIu64 "\n",
-		name, help, name, name, v);
+	fprintf(f, "yolofs_%s%s", m->series, m->counter ? "_total" : "");
 }
 
-static void counter(FILE *f, const char *name, const char *help, uint64_t v)
+void stats_print_metrics(struct stats *st, FILE *f)
 {
-	fprintf(f, "# HELP yolofs_%s_total %s\n# TYPE yolofs_%s_total counter\n"
-		"yolofs_%s_total %" PRIu64 "\n", name, help, name, name, v);
-}
-
-/* {image="...",generation="N"} */
-static void put_labels(FILE *f, const struct stats_image *m)
-{
-	fputs("{image=\"", f);
-	put_label(f, m->name);
-	fprintf(f, "\",generation=\"%u\"}", m->generation);
-}
-
-/* Writes the per-image series; st->lock held. */
-static void write_images(FILE *f, const struct stats *st)
-{
-	static const struct {
-		const char *name, *help;
-		size_t off;
-	} ctr[] = {
-#define C(field, help) { #field, help, offsetof(struct stats_image, field) }
-		C(hits, "Blocks served from the boot image."),
-		C(misses, "Blocks of matched files read from the source."),
-		C(bytes_memory, "Bytes served from memory."),
-		C(bytes_ssd, "Bytes served by reading the image file."),
-		C(bytes_source, "Bytes of matched files read from the source."),
-		C(invalidations, "Image blocks dropped because the file was modified."),
-		C(bytes_prefilled, "Image bytes pushed into the kernel page cache when a file was opened."),
-		C(files_matched, "Opens that matched a file of the image."),
-		C(files_stale, "Opens whose source changed since capture (not served)."),
-		C(touches, "Attribute changes (touch, chmod, chown, xattrs) made through the mount to files it serves."),
-		C(comparisons, "Files whose metadata changed, compared block by block with the source."),
-		C(compared_equal, "Compared files found equal to the image: served again."),
-		C(compared_stale, "Compared files found different: not served."),
-		C(bad_blocks, "Image blocks failing their checksum (served from the source)."),
-		C(files_disabled, "Files no longer served from the image: too many bad blocks."),
-		C(loads, "Times the image was loaded into memory."),
-		C(unloads, "Times the image was dropped from memory for more recently used ones."),
-#undef C
-	};
-	for (size_t c = 0; c < sizeof(ctr) / sizeof(ctr[0]); c++) {
-		fprintf(f, "# HELP yolofs_%s_total %s\n# TYPE yolofs_%s_total counter\n",
-			ctr[c].name, ctr[c].help, ctr[c].name);
-		for (size_t i = 0; i < st->nimages; i++) {
-			const struct stats_image *m = st->images[i];
-			fprintf(f, "yolofs_%s_total", ctr[c].name);
-			put_labels(f, m);
-			fprintf(f, " %" PRIu64 "\n",
-				ld((const atomic_uint_fast64_t *)((const char *)m + ctr[c].off)));
+	if (st->sample)
+		st->sample(st->sample_ctx, st);
+	pthread_mutex_lock(&st->lock);
+	derive_gauges(st);
+	for (size_t i = 0; i < NMETRICS; i++) {
+		const struct metric *m = &metrics[i];
+		fputs("# HELP ", f);
+		put_series(f, m);
+		fprintf(f, " %s\n# TYPE ", m->help);
+		put_series(f, m);
+		fputs(m->counter ? " counter\n" : " gauge\n", f);
+		if (!m->per_image) {
+			put_series(f, m);
+			fprintf(f, " %" PRIu64 "\n", value(m, st, NULL));
+			continue;
+		}
+		for (size_t j = 0; j < st->nregistered; j++) {
+			const struct stats_image *im = st->registered[j];
+			put_series(f, m);
+			fputs("{image=\"", f);
+			put_label(f, im->name);
+			fprintf(f, "\",generation=\"%u\"} %" PRIu64 "\n", im->generation,
+				value(m, st, im));
 		}
 	}
-	fprintf(f, "# HELP yolofs_image_loaded_bytes Bytes the image's blocks take in memory "
-		   "before dedup (0: served from the image file).\n"
-		   "# TYPE yolofs_image_loaded_bytes gauge\n");
-	for (size_t i = 0; i < st->nimages; i++) {
-		fputs("yolofs_image_loaded_bytes", f);
-		put_labels(f, st->images[i]);
-		fprintf(f, " %" PRIu64 "\n", ld(&st->images[i]->loaded_bytes));
-	}
-	fprintf(f, "# HELP yolofs_image_in_memory 1 when the image is served from memory.\n"
-		   "# TYPE yolofs_image_in_memory gauge\n");
-	for (size_t i = 0; i < st->nimages; i++) {
-		fputs("yolofs_image_in_memory", f);
-		put_labels(f, st->images[i]);
-		fprintf(f, " %d\n", ld(&st->images[i]->loaded_bytes) ? 1 : 0);
-	}
+	pthread_mutex_unlock(&st->lock);
 }
 
 int stats_write_metrics(struct stats *st, const char *path)
@@ -208,41 +236,7 @@ int stats_write_metrics(struct stats *st, const char *path)
 	FILE *f = fopen(tmp, "we");
 	if (!f)
 		return -errno;
-	if (st->sample)
-		st->sample(st->sample_ctx, st);
-	counter(f, "reads_passthrough", "Reads of files no image covers.",
-		ld(&st->reads_passthrough));
-	counter(f, "reloads", "Image reloads (SIGHUP), failed ones included.", ld(&st->reloads));
-	counter(f, "reload_errors", "Images a reload could not open.", ld(&st->reload_errors));
-	counter(f, "images_refused", "Image files refused (at start or reload): untrusted, unreadable "
-		"or damaged; the other images serve.",
-		ld(&st->images_refused));
-	counter(f, "ns_answered", "Namespace questions (lookup, getattr, xattr, readlink, "
-		"listing) of root callers answered from memory.", ld(&st->ns_answered));
-	counter(f, "ns_unknown", "Namespace questions of root callers asked of the source.",
-		ld(&st->ns_unknown));
-	counter(f, "ns_dropped", "Namespace answers dropped because a change was reported.",
-		ld(&st->ns_dropped));
-	counter(f, "learned_images", "Boot images written (or extended) by learn=.",
-		ld(&st->learned_images));
-	gauge(f, "background_jobs", "Background jobs queued or running: comparisons with the "
-	      "source, block checks, learning namespace answers (0: settled after a load).",
-	      ld(&st->background_jobs));
-	gauge(f, "ns_known_paths", "Paths whose namespace answers are kept in memory.",
-	      ld(&st->ns_known));
-	gauge(f, "memory_limit_bytes", "memlimit (0: none).", ld(&st->mem.limit));
-	gauge(f, "memory_resident_bytes", "Memory holding image blocks.", ld(&st->mem.resident));
-	gauge(f, "memory_unique_bytes", "Bytes of distinct image blocks in memory.",
-	      ld(&st->mem.unique));
-	gauge(f, "memory_logical_bytes", "Bytes the images in memory would take without dedup.",
-	      ld(&st->mem.logical));
-	gauge(f, "memory_pinned_bytes", "Bytes locked in memory, as the kernel reports them (VmLck).",
-	      ld(&st->mem.pinned));
-	pthread_mutex_lock(&st->lock);
-	gauge(f, "images", "Images registered (current and still in use by open files).",
-	      st->nimages);
-	write_images(f, st);
-	pthread_mutex_unlock(&st->lock);
+	stats_print_metrics(st, f);
 	int ret = 0;
 	if (fflush(f) != 0 || ferror(f))
 		ret = errno ? -errno : -EIO;

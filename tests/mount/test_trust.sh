@@ -37,7 +37,7 @@ run() {
 	cmp -s "$MNT/base.img" "$SRC/base.img" && got=refused
 	yolofs_stop
 	local refused=$(metric images_refused "$TMP/m.prom") lines
-	lines=$(grep -c "refused" "$TMP/yolofs.log")
+	lines=$(grep -c " refused: " "$TMP/yolofs.log")
 	echo "$what: $got ($refused refused, $lines log line(s)): $(grep -m1 refused "$TMP/yolofs.log" | sed 's/^yolofs: //')"
 	[ "$got" = "$expect" ] || fail "$what: the evil image was $got"
 	[ "$(image_metric bytes_prefilled_total "$IMG/other.yolo" 0 "$TMP/m.prom")" -gt 0 ] ||
@@ -83,6 +83,6 @@ cmp "$MNT/base.img" "$SRC/base.img" || fail "the swapped-in image was served"
 sleep 1.2
 yolofs_stop
 grep refused "$TMP/yolofs.log"
-[ "$(grep -c refused "$TMP/yolofs.log")" = 1 ] || fail "expected one refusal line"
+[ "$(grep -c " refused: " "$TMP/yolofs.log")" = 1 ] || fail "expected one refusal line"
 [ "$(metric images_refused "$TMP/m.prom")" = 1 ] || fail "refusal not counted"
 echo PASS
