@@ -1,5 +1,6 @@
 /* image_i.h - private helpers shared by the boot-image library's modules:
- * little-endian codecs, error formatting and the reader's in-memory state. */
+ * little-endian codecs, full-length I/O, the namespace builder below the
+ * writer, and the reader's in-memory state. */
 #ifndef YOLO_IMAGE_I_H
 #define YOLO_IMAGE_I_H
 
@@ -8,7 +9,13 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "filelist.h"
+#include "hashmap.h"
+#include "util.h"
 #include "yolo_image.h"
+
+/* The file table's paths are those yolo_path_is_safe accepts. */
+_Static_assert(YOLO_MAX_PATH == YOLO_SAFE_PATH_MAX, "file table paths are safe relative paths");
 
 static inline uint16_t get_le16(const void *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
 static inline uint32_t get_le32(const void *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
@@ -30,10 +37,6 @@ static inline void put_hash(uint8_t p[8], uint64_t h)
 	XXH64_canonicalFromHash(&c, h);
 	memcpy(p, c.digest, 8);
 }
-
-/* Format a message into err (if non-NULL) and return `ret` (a -errno). */
-int yolo_fail(struct yolo_err *err, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 /* pread exactly [off, off+len), retrying on EINTR and short transfers:
  * end of file before len bytes is an error here (-EIO).  @return 0 or
@@ -57,8 +60,7 @@ struct yolo_ns_bxattr {
 struct yolo_ns_builder {
 	struct yolo_ns_bnode *nodes;
 	uint32_t n, cap;
-	uint32_t *slots;                 /* (parent, name) -> index + 1 */
-	uint32_t nslots;
+	struct yhash index;              /* (parent, name) -> node index */
 	struct yolo_ns_bxattr *xattrs;
 	uint32_t nx, xcap;
 	uint64_t strings;                /* bytes of all names */

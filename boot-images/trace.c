@@ -24,7 +24,9 @@
 struct yolo_trace_writer {
 	int fd;
 	char *path;
-	struct yolo_filelist files;      /* declared so far, by id */
+	struct yolo_filelist files;      /* paths declared so far, by id */
+	struct yolo_file_ident *idents;  /* files.n, by id */
+	uint32_t idents_cap;
 	uint64_t nreads;
 	uint8_t *pending;                /* READS payload being filled */
 	uint32_t npending;
@@ -100,10 +102,18 @@ int yolo_trace_add_file(struct yolo_trace_writer *tw, const char *relpath,
 		return yolo_fail(err, -EINVAL, "unsafe path \"%s\"", relpath);
 	int64_t known = yolo_filelist_find(&tw->files, relpath);
 	if (known >= 0) {
-		if (yolo_ident_change(&tw->files.v[known].ident, ident))
+		if (yolo_ident_change(&tw->idents[known], ident))
 			return yolo_fail(err, -ESTALE, "%s changed while it was being traced", relpath);
 		*file_id = (uint32_t)known;
 		return 0;
+	}
+	if (tw->files.n == tw->idents_cap) {
+		uint32_t cap = tw->idents_cap ? tw->idents_cap * 2 : 64;
+		struct yolo_file_ident *v = realloc(tw->idents, cap * sizeof(*v));
+		if (!v)
+			return yolo_fail(err, -ENOMEM, "out of memory");
+		tw->idents = v;
+		tw->idents_cap = cap;
 	}
 	uint8_t rec[FILE_REC_SIZE + YOLO_MAX_PATH];
 	put_le32(rec, tw->files.n);
@@ -120,9 +130,10 @@ int yolo_trace_add_file(struct yolo_trace_writer *tw, const char *relpath,
 		ret = write_chunk(tw, CHUNK_FILE, rec, (uint32_t)(FILE_REC_SIZE + plen), err);
 	if (ret < 0)
 		return ret;
-	int id = yolo_filelist_add(&tw->files, relpath, ident);
+	int id = yolo_filelist_add(&tw->files, relpath);
 	if (id < 0)
 		return yolo_fail(err, id, "out of memory");
+	tw->idents[id] = *ident;
 	*file_id = (uint32_t)id;
 	return 0;
 }
@@ -200,6 +211,7 @@ void yolo_trace_abandon(struct yolo_trace_writer *tw)
 	if (tw->fd >= 0)
 		close(tw->fd);
 	yolo_filelist_free(&tw->files);
+	free(tw->idents);
 	yolo_ns_builder_free(&tw->ns);
 	free(tw->pending);
 	free(tw->path);

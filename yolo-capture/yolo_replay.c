@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util.h"
 #include "yolo_trace.h"
 
 struct options {

@@ -20,9 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "filelist.h"
 #include "learn.h"
 #include "log.h"
 #include "trust.h"
+#include "util.h"
 #include "yolo_image.h"
 
 #define BLOCK_SHIFT 12                   /* learnt images use 4 KiB blocks */
@@ -44,7 +46,7 @@ struct session {
 	struct session *next;
 	char *group;                     /* a relpath (by file) or "" (by mount) */
 	uint64_t start_ns, last_ns;      /* begun; last read from the source */
-	struct yolo_filelist files;      /* relpaths read (their idents unused) */
+	struct yolo_filelist files;      /* relpaths read */
 	uint64_t *order;                 /* (file << 40 | block) in first-access order */
 	size_t norder, order_cap;
 	uint64_t *seen;                  /* hash set of order's keys (+ 1; 0 empty) */
@@ -233,7 +235,7 @@ static int64_t file_id(struct session *s, const char *path)
 		return id;
 	if (s->files.n >= (1u << 23))
 		return -EFBIG;
-	return yolo_filelist_add(&s->files, path, &(struct yolo_file_ident){ 0 });
+	return yolo_filelist_add(&s->files, path);
 }
 
 static void add_blocks(struct session *s, uint32_t file, uint64_t off, uint64_t len)
@@ -482,11 +484,11 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 	for (uint32_t i = 0; i < s->files.n && r == 0; i++) {
 		struct yolo_file_ident now;
 		map[i] = UINT32_MAX;
-		if (!ident_now(l, s->files.v[i].path, &now, &fds[i]))
+		if (!ident_now(l, s->files.paths[i], &now, &fds[i]))
 			continue;        /* gone */
 		sizes[i] = now.size;
-		if (yolo_writer_find_file(w, s->files.v[i].path, &map[i]) < 0)
-			r = yolo_writer_add_file(w, s->files.v[i].path, &now, &map[i], err);
+		if (yolo_writer_find_file(w, s->files.paths[i], &map[i]) < 0)
+			r = yolo_writer_add_file(w, s->files.paths[i], &now, &map[i], err);
 	}
 	for (size_t i = 0; i < s->norder && r == 0; i++) {
 		uint32_t f = (uint32_t)(s->order[i] >> 40);
@@ -498,7 +500,7 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 		ssize_t n = pread(fds[f], buf, len, (off_t)off);
 		if (n != (ssize_t)len) {
 			r = n < 0 ? -errno : -ESTALE;    /* it shrank: changed after all */
-			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files.v[f].path,
+			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files.paths[f],
 				 strerror(-r));
 			break;
 		}
