@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -457,8 +456,6 @@ int yolo_writer_commit(struct yolo_writer *w, struct yolo_err *err)
 		yolo_fail(err, ret, "out of memory");
 		goto out;
 	}
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	struct yolo_disk_header d;
 	memset(&d, 0, sizeof(d));
 	memcpy(d.magic, YOLO_MAGIC, YOLO_MAGIC_LEN);
@@ -477,7 +474,7 @@ int yolo_writer_commit(struct yolo_writer *w, struct yolo_err *err)
 	put_le64(&d.strings_size, h.strings_size);
 	put_le64(&d.index_off, h.index_off);
 	put_le64(&d.index_size, h.index_size);
-	put_le64(&d.created_ns, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec);
+	put_le64(&d.created_ns, yolo_wall_ns());
 	put_le64(&d.raw_bytes, w->raw_bytes);
 	memcpy(d.meta_checksum, h.meta_checksum, 8);
 

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "image_i.h"
@@ -77,12 +76,10 @@ int yolo_trace_create(struct yolo_trace_writer **out, const char *path, struct y
 		return ret;
 	}
 	uint8_t h[TRACE_HEADER_SIZE] = { 0 };
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	memcpy(h, YOLO_TRACE_MAGIC, 8);
 	put_le32(h + 8, YOLO_TRACE_VERSION);
 	put_le32(h + 12, TRACE_HEADER_SIZE);
-	put_le64(h + 16, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec);
+	put_le64(h + 16, yolo_wall_ns());
 	int ret = yolo_pwrite_full(tw->fd, h, sizeof(h), 0);
 	if (ret < 0) {
 		yolo_fail(err, ret, "%s: %s", path, strerror(-ret));

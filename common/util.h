@@ -1,5 +1,5 @@
-/* util.h - small helpers every YOLO program shares: checking an untrusted
- * relative path, opening it strictly beneath a directory, and
+/* util.h - small helpers every YOLO program shares: the clocks, checking
+ * an untrusted relative path, opening it strictly beneath a directory, and
  * rendering untrusted bytes for a message. */
 #ifndef YOLO_UTIL_H
 #define YOLO_UTIL_H
@@ -7,6 +7,13 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Nanoseconds of CLOCK_MONOTONIC: for durations and deadlines. */
+uint64_t yolo_now_ns(void);
+
+/* Nanoseconds since the epoch (CLOCK_REALTIME): for timestamps kept in
+ * files (an image's or a trace's creation time). */
+uint64_t yolo_wall_ns(void);
 
 /* The longest relative path yolo_path_is_safe accepts, in bytes (as
  * PATH_MAX - 1); a boot image's file table holds paths of this kind. */

@@ -71,13 +71,6 @@ struct learn {
 	int quit_fd;                     /* eventfd */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
 {
 	const unsigned char *c = p;
@@ -216,7 +209,7 @@ static struct session *new_session(struct learn *l, const char *group)
 		free(s);
 		return NULL;
 	}
-	s->start_ns = s->last_ns = now_ns();
+	s->start_ns = s->last_ns = yolo_now_ns();
 	/* By mount, the questions of the moments before the first open (the
 	 * lookups that found the file) belong to this boot too. */
 	for (size_t i = 0; i < l->nrecent; i++)
@@ -281,7 +274,7 @@ void learn_read(struct learn *l, const char *relpath, uint64_t off, uint64_t len
 	int64_t file = s ? file_id(s, relpath) : -1;
 	if (file >= 0) {
 		add_blocks(s, (uint32_t)file, off, len);
-		s->last_ns = now_ns();
+		s->last_ns = yolo_now_ns();
 	}
 	pthread_mutex_unlock(&l->lock);
 }
@@ -296,7 +289,7 @@ static void rec_asked(void *ctx, enum pt_ns_question q, const char *path, const 
 	};
 	struct question x = { .path = strdup(path), .flags = flag[q],
 			      .xattr = q == PT_NS_Q_GETXATTR && xname ? strdup(xname) : NULL,
-			      .t_ns = now_ns() };
+			      .t_ns = yolo_now_ns() };
 	if (!x.path || (q == PT_NS_Q_GETXATTR && !x.xattr)) {
 		free_question(&x);
 		return;
@@ -542,7 +535,7 @@ static bool write_session(struct learn *l, const struct session *s)
 {
 	char path[PATH_MAX];
 	struct yolo_err err = { { 0 } };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = yolo_now_ns();
 	image_name(l, s->group, path, sizeof(path));
 	if (!s->norder && !s->nqs)
 		return false;            /* everything came from the images already */
@@ -593,7 +586,7 @@ static bool write_session(struct learn *l, const struct session *s)
 	ylog(YLOG_INFO, "learn: %s: %u files, %" PRIu64 " blocks (%.1f MiB), %u namespace paths; "
 	     "boot of %.1f s, written and checked in %.2f s", path, in->file_count, in->block_count,
 	     in->raw_bytes / 1048576.0, yolo_image_ns_node_count(img),
-	     (s->last_ns - s->start_ns) / 1e9, (now_ns() - t0) / 1e9);
+	     (s->last_ns - s->start_ns) / 1e9, (yolo_now_ns() - t0) / 1e9);
 	stats_add(&l->cfg.stats->learned_images, 1);
 	yolo_image_close(img);
 	keep_within_limit(l, path);
@@ -757,7 +750,7 @@ static void *learn_main(void *arg)
 		struct pollfd p = { .fd = l->quit_fd, .events = POLLIN };
 		if (poll(&p, 1, TICK_MS) > 0)
 			return NULL;
-		uint64_t now = now_ns();
+		uint64_t now = yolo_now_ns();
 		uint64_t window = (uint64_t)(l->cfg.window_s * 1e9), idle = (uint64_t)(l->cfg.idle_s * 1e9);
 		struct session *done = NULL;
 		pthread_mutex_lock(&l->lock);
