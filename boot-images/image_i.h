@@ -47,7 +47,8 @@ int yolo_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 /* Hash of the header with its checksum field treated as zero. */
 uint64_t yolo_header_hash(const struct yolo_disk_header *h);
 
-/* The namespace questions a writer collects (image_ns.c). */
+/* The namespace questions a writer (image or trace) collects (image_ns.c,
+ * which knows nothing of the writers). */
 struct yolo_ns_bnode {
 	uint32_t parent;
 	char *name;
@@ -71,14 +72,19 @@ int yolo_ns_builder_add_xattr(struct yolo_ns_builder *b, uint32_t node, const ch
 /* The section's bytes.  @return 0 or -ENOMEM. */
 int yolo_ns_builder_serialize(const struct yolo_ns_builder *b, uint8_t **out, uint64_t *len);
 void yolo_ns_builder_free(struct yolo_ns_builder *b);
-/* Add all questions of `t` to w (merge, rebind, build).  @return 0 or -errno. */
-int yolo_ns_copy(struct yolo_writer *w, const struct yolo_ns_table *t, const char *name,
-		 struct yolo_err *err);
+/* Node i's path relative to the source root ("" for the root), in buf.
+ * @return 0 or -ENAMETOOLONG. */
+int yolo_ns_node_path(const struct yolo_ns_table *t, uint32_t i, char *buf, size_t len);
 /* Parse and validate a namespace section (`name` for messages) into t.
  * @return 0 or -errno. */
 int yolo_ns_parse(struct yolo_ns_table *t, const uint8_t *buf, uint64_t size, const char *name,
 		  struct yolo_err *err);
 void yolo_ns_table_free(struct yolo_ns_table *t);
+
+/* Add all questions of `t` (from `name`, for messages) to w (merge, rebind,
+ * build; image_write.c).  @return 0 or -errno. */
+int yolo_writer_add_ns_table(struct yolo_writer *w, const struct yolo_ns_table *t,
+			     const char *name, struct yolo_err *err);
 
 struct yolo_image {
 	char *name;                      /* path or label, for messages */

@@ -1,7 +1,8 @@
 /* image_ns.c - the namespace section of a boot image (YOLO_EXT_NAMESPACE):
  * what a boot asked of the namespace (names looked up, directories listed,
- * symlinks read, xattrs asked for), built by the writer and validated by
- * the reader like every other section of an untrusted image. */
+ * symlinks read, xattrs asked for), built for the image and trace writers
+ * (which use this file, never the other way round) and validated by the
+ * reader like every other section of an untrusted image. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,10 +311,9 @@ const struct yolo_ns_xattr *yolo_image_ns_xattr(const struct yolo_image *img, ui
 	return i < img->ns.nxattrs ? &img->ns.xattrs[i] : NULL;
 }
 
-/* ---- carrying the questions over (merge, rebind) ---- */
+/* ---- paths ---- */
 
-/* Node i's path relative to the source root, in buf.  @return 0 or -ENAMETOOLONG. */
-static int node_path(const struct yolo_ns_table *t, uint32_t i, char *buf, size_t len)
+int yolo_ns_node_path(const struct yolo_ns_table *t, uint32_t i, char *buf, size_t len)
 {
 	const char *parts[64];
 	int n = 0;
@@ -331,23 +331,4 @@ static int node_path(const struct yolo_ns_table *t, uint32_t i, char *buf, size_
 		at += (size_t)w;
 	}
 	return 0;
-}
-
-int yolo_ns_copy(struct yolo_writer *w, const struct yolo_ns_table *t, const char *name,
-		 struct yolo_err *err)
-{
-	uint32_t *map = malloc((t->nnodes + 1) * sizeof(*map));
-	char path[YOLO_MAX_PATH + 1];
-	int ret = map ? 0 : yolo_fail(err, -ENOMEM, "out of memory");
-	for (uint32_t i = 0; ret == 0 && i < t->nnodes; i++) {
-		ret = node_path(t, i, path, sizeof(path));
-		if (ret < 0)
-			ret = yolo_fail(err, ret, "%s: namespace node %u: path too long", name, i);
-		else
-			ret = yolo_writer_add_ns(w, path, t->nodes[i].flags, &map[i], err);
-	}
-	for (uint32_t i = 0; ret == 0 && i < t->nxattrs; i++)
-		ret = yolo_writer_add_ns_xattr(w, map[t->xattrs[i].node], t->xattrs[i].name, err);
-	free(map);
-	return ret;
 }

@@ -4,7 +4,8 @@
  * of a temporary file as they come (through a large write buffer); the file
  * table, string table, block index and header are written by commit, which
  * then fsyncs and renames the file into place, so a crash or error never
- * leaves a half-written image at the destination path. */
+ * leaves a half-written image at the destination path.  Namespace questions
+ * are collected with image_ns.c's builder, which knows nothing of writers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -425,6 +426,25 @@ int yolo_writer_add_ns_xattr(struct yolo_writer *w, uint32_t node, const char *n
 	if (ret < 0)
 		return yolo_fail(err, ret, "xattr question \"%s\": %s", name, strerror(-ret));
 	return 0;
+}
+
+int yolo_writer_add_ns_table(struct yolo_writer *w, const struct yolo_ns_table *t,
+			     const char *name, struct yolo_err *err)
+{
+	uint32_t *map = malloc((t->nnodes + 1) * sizeof(*map));
+	char path[YOLO_MAX_PATH + 1];
+	int ret = map ? 0 : yolo_fail(err, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; ret == 0 && i < t->nnodes; i++) {
+		ret = yolo_ns_node_path(t, i, path, sizeof(path));
+		if (ret < 0)
+			ret = yolo_fail(err, ret, "%s: namespace node %u: path too long", name, i);
+		else
+			ret = yolo_writer_add_ns(w, path, t->nodes[i].flags, &map[i], err);
+	}
+	for (uint32_t i = 0; ret == 0 && i < t->nxattrs; i++)
+		ret = yolo_writer_add_ns_xattr(w, map[t->xattrs[i].node], t->xattrs[i].name, err);
+	free(map);
+	return ret;
 }
 
 static int fsync_parent_dir(const char *path)
