@@ -232,17 +232,10 @@ static int parse_record_args(int argc, char **argv, struct rec_opts *o, const ch
 			}
 			break;
 		}
-		case 'b':
-			if (capture_parse_uint(optarg, &o->wo.block_size) < 0)
+		case 'b': case 'z':
+			if (capture_image_opt(c, optarg, &o->wo) < 0)
 				return -1;
 			break;
-		case 'z': {
-			uint32_t level;
-			if (capture_parse_uint(optarg, &level) < 0)
-				return -1;
-			o->wo.zstd_level = (int)level;
-			break;
-		}
 		case 'q': o->quiet = true; break;
 		case 'h': capture_usage(stdout); exit(0);
 		default: return -1;
