@@ -14,15 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "util.h"
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -111,7 +105,7 @@ int main(int argc, char **argv)
 	char *buf;
 	if (posix_memalign((void **)&buf, 4096, bs))
 		return 2;
-	uint64_t bytes = 0, errors = 0, x = seed ? seed : 1, start = now_ns();
+	uint64_t bytes = 0, errors = 0, x = seed ? seed : 1, start = yolo_now_ns();
 	if (rand_mode) {
 		for (uint64_t done = 0; done < total; done += bs) {
 			x ^= x << 13; x ^= x >> 7; x ^= x << 17;
@@ -132,7 +126,7 @@ int main(int argc, char **argv)
 				bytes += (uint64_t)n;
 		}
 	}
-	double secs = (double)(now_ns() - start) / 1e9;
+	double secs = (double)(yolo_now_ns() - start) / 1e9;
 	printf("seconds=%.6f bytes=%llu mbps=%.1f errors=%llu\n", secs, (unsigned long long)bytes,
 	       secs > 0 ? bytes / secs / 1e6 : 0.0, (unsigned long long)errors);
 	free(buf);

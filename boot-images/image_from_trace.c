@@ -111,7 +111,7 @@ int yolo_image_build_from_trace(const struct yolo_trace *t, int source_dirfd, co
 			goto out;
 		}
 	}
-	if ((ret = yolo_ns_copy(w, &t->ns, "trace", err)) < 0)
+	if ((ret = yolo_writer_add_ns_table(w, &t->ns, "trace", err)) < 0)
 		goto out;
 	ret = yolo_writer_commit(w, err);
 	w = NULL;

@@ -1,5 +1,6 @@
 /* image_i.h - private helpers shared by the boot-image library's modules:
- * little-endian codecs, error formatting and the reader's in-memory state. */
+ * little-endian codecs, full-length I/O, the namespace builder below the
+ * writer, and the reader's in-memory state. */
 #ifndef YOLO_IMAGE_I_H
 #define YOLO_IMAGE_I_H
 
@@ -8,7 +9,13 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "filelist.h"
+#include "hashmap.h"
+#include "util.h"
 #include "yolo_image.h"
+
+/* The file table's paths are those yolo_path_is_safe accepts. */
+_Static_assert(YOLO_MAX_PATH == YOLO_SAFE_PATH_MAX, "file table paths are safe relative paths");
 
 static inline uint16_t get_le16(const void *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
 static inline uint32_t get_le32(const void *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
@@ -31,10 +38,6 @@ static inline void put_hash(uint8_t p[8], uint64_t h)
 	memcpy(p, c.digest, 8);
 }
 
-/* Format a message into err (if non-NULL) and return `ret` (a -errno). */
-int yolo_fail(struct yolo_err *err, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
 /* pread exactly [off, off+len), retrying on EINTR and short transfers:
  * end of file before len bytes is an error here (-EIO).  @return 0 or
  * -errno.  pwrite the whole range likewise. */
@@ -44,7 +47,8 @@ int yolo_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 /* Hash of the header with its checksum field treated as zero. */
 uint64_t yolo_header_hash(const struct yolo_disk_header *h);
 
-/* The namespace questions a writer collects (image_ns.c). */
+/* The namespace questions a writer (image or trace) collects (image_ns.c,
+ * which knows nothing of the writers). */
 struct yolo_ns_bnode {
 	uint32_t parent;
 	char *name;
@@ -57,8 +61,7 @@ struct yolo_ns_bxattr {
 struct yolo_ns_builder {
 	struct yolo_ns_bnode *nodes;
 	uint32_t n, cap;
-	uint32_t *slots;                 /* (parent, name) -> index + 1 */
-	uint32_t nslots;
+	struct yhash index;              /* (parent, name) -> node index */
 	struct yolo_ns_bxattr *xattrs;
 	uint32_t nx, xcap;
 	uint64_t strings;                /* bytes of all names */
@@ -69,14 +72,19 @@ int yolo_ns_builder_add_xattr(struct yolo_ns_builder *b, uint32_t node, const ch
 /* The section's bytes.  @return 0 or -ENOMEM. */
 int yolo_ns_builder_serialize(const struct yolo_ns_builder *b, uint8_t **out, uint64_t *len);
 void yolo_ns_builder_free(struct yolo_ns_builder *b);
-/* Add all questions of `t` to w (merge, rebind, build).  @return 0 or -errno. */
-int yolo_ns_copy(struct yolo_writer *w, const struct yolo_ns_table *t, const char *name,
-		 struct yolo_err *err);
+/* Node i's path relative to the source root ("" for the root), in buf.
+ * @return 0 or -ENAMETOOLONG. */
+int yolo_ns_node_path(const struct yolo_ns_table *t, uint32_t i, char *buf, size_t len);
 /* Parse and validate a namespace section (`name` for messages) into t.
  * @return 0 or -errno. */
 int yolo_ns_parse(struct yolo_ns_table *t, const uint8_t *buf, uint64_t size, const char *name,
 		  struct yolo_err *err);
 void yolo_ns_table_free(struct yolo_ns_table *t);
+
+/* Add all questions of `t` (from `name`, for messages) to w (merge, rebind,
+ * build; image_write.c).  @return 0 or -errno. */
+int yolo_writer_add_ns_table(struct yolo_writer *w, const struct yolo_ns_table *t,
+			     const char *name, struct yolo_err *err);
 
 struct yolo_image {
 	char *name;                      /* path or label, for messages */

@@ -113,7 +113,7 @@ int yolo_image_merge(const char *out, struct yolo_image *const *in, size_t n,
 	}
 	/* The namespace questions of every image, unioned. */
 	for (size_t k = 0; k < n; k++)
-		if ((ret = yolo_ns_copy(w, &in[k]->ns, in[k]->name, err)) < 0)
+		if ((ret = yolo_writer_add_ns_table(w, &in[k]->ns, in[k]->name, err)) < 0)
 			goto fail;
 	free(buf);
 	free(map);

@@ -1,7 +1,8 @@
 /* image_ns.c - the namespace section of a boot image (YOLO_EXT_NAMESPACE):
  * what a boot asked of the namespace (names looked up, directories listed,
- * symlinks read, xattrs asked for), built by the writer and validated by
- * the reader like every other section of an untrusted image. */
+ * symlinks read, xattrs asked for), built for the image and trace writers
+ * (which use this file, never the other way round) and validated by the
+ * reader like every other section of an untrusted image. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,57 +11,30 @@
 
 /* ---- building ---- */
 
+/* A node's key: its parent and its name in the parent. */
+struct ns_key {
+	uint32_t parent;
+	const char *name;
+};
+
 static uint64_t key_hash(uint32_t parent, const char *name)
 {
 	return XXH3_64bits_withSeed(name, strlen(name), parent);
 }
 
-/* The slot of (parent, name): its node index + 1, or 0 (then *slot is free). */
-static uint32_t find_node(const struct yolo_ns_builder *b, uint32_t parent, const char *name,
-			  uint32_t *slot)
+static bool bnode_is(const void *ctx, uint64_t i, const void *key)
 {
-	uint32_t mask = b->nslots - 1, h = (uint32_t)key_hash(parent, name) & mask;
-	while (b->slots[h]) {
-		const struct yolo_ns_bnode *n = &b->nodes[b->slots[h] - 1];
-		if (n->parent == parent && !strcmp(n->name, name))
-			break;
-		h = (h + 1) & mask;
-	}
-	*slot = h;
-	return b->slots[h];
-}
-
-static int grow_slots(struct yolo_ns_builder *b)
-{
-	uint32_t n = b->nslots ? b->nslots * 2 : 256;
-	uint32_t *s = calloc(n, sizeof(*s));
-	if (!s)
-		return -ENOMEM;
-	uint32_t *old = b->slots, oldn = b->nslots;
-	b->slots = s;
-	b->nslots = n;
-	for (uint32_t i = 0; i < oldn; i++) {
-		if (!old[i])
-			continue;
-		uint32_t slot;
-		const struct yolo_ns_bnode *x = &b->nodes[old[i] - 1];
-		find_node(b, x->parent, x->name, &slot);
-		s[slot] = old[i];
-	}
-	free(old);
-	return 0;
+	const struct yolo_ns_bnode *n = &((const struct yolo_ns_builder *)ctx)->nodes[i];
+	const struct ns_key *k = key;
+	return n->parent == k->parent && !strcmp(n->name, k->name);
 }
 
 /* The node for (parent, name), added if new.  @return its index or -errno. */
 static int64_t node_for(struct yolo_ns_builder *b, uint32_t parent, const char *name)
 {
-	if (b->nslots == 0 || 2 * (b->n + 1) > b->nslots) {
-		if (grow_slots(b) < 0)
-			return -ENOMEM;
-	}
-	uint32_t slot, found = find_node(b, parent, name, &slot);
-	if (found)
-		return found - 1;
+	uint64_t hash = key_hash(parent, name), found;
+	if (yhash_find(&b->index, hash, bnode_is, b, &(struct ns_key){ parent, name }, &found))
+		return (int64_t)found;
 	if (b->n >= YOLO_NS_MAX_NODES)
 		return -EFBIG;
 	if (b->n == b->cap) {
@@ -74,8 +48,11 @@ static int64_t node_for(struct yolo_ns_builder *b, uint32_t parent, const char *
 	char *copy = strdup(name);
 	if (!copy)
 		return -ENOMEM;
+	if (yhash_add(&b->index, hash, b->n) < 0) {
+		free(copy);
+		return -ENOMEM;
+	}
 	b->nodes[b->n] = (struct yolo_ns_bnode){ .parent = parent, .name = copy };
-	b->slots[slot] = b->n + 1;
 	b->strings += strlen(name);
 	return b->n++;
 }
@@ -187,7 +164,7 @@ void yolo_ns_builder_free(struct yolo_ns_builder *b)
 		free(b->xattrs[i].name);
 	free(b->nodes);
 	free(b->xattrs);
-	free(b->slots);
+	yhash_free(&b->index);
 	memset(b, 0, sizeof(*b));
 }
 
@@ -206,6 +183,13 @@ static bool name_ok(const uint8_t *p, size_t len, bool node)
 	if (memchr(p, '/', len))
 		return false;
 	return !(len == 1 && p[0] == '.') && !(len == 2 && p[0] == '.' && p[1] == '.');
+}
+
+static bool node_is(const void *ctx, uint64_t i, const void *key)
+{
+	const struct yolo_ns_node *n = &((const struct yolo_ns_table *)ctx)->nodes[i];
+	const struct ns_key *k = key;
+	return n->parent == k->parent && !strcmp(n->name, k->name);
 }
 
 int yolo_ns_parse(struct yolo_ns_table *t, const uint8_t *buf, uint64_t size, const char *name,
@@ -282,26 +266,16 @@ int yolo_ns_parse(struct yolo_ns_table *t, const uint8_t *buf, uint64_t size, co
 			       (unsigned long long)ss, (unsigned long long)next);
 	/* A name appears once in a directory. */
 	int ret = 0;
-	uint32_t nslots = 256;
-	while (nslots < 2 * nn)
-		nslots *= 2;
-	uint32_t *slots = calloc(nslots, sizeof(*slots));
-	if (!slots)
-		return yolo_fail(err, -ENOMEM, "%s: out of memory", name);
+	struct yhash seen = { 0 };
 	for (uint32_t i = 1; i < nn && ret == 0; i++) {
 		const struct yolo_ns_node *x = &t->nodes[i];
-		uint32_t at = (uint32_t)key_hash(x->parent, x->name) & (nslots - 1);
-		for (; slots[at]; at = (at + 1) & (nslots - 1)) {
-			const struct yolo_ns_node *y = &t->nodes[slots[at]];
-			if (y->parent == x->parent && !strcmp(y->name, x->name)) {
-				ret = CORRUPT("%s: namespace node %u repeats a name in its directory",
-					      name, i);
-				break;
-			}
-		}
-		slots[at] = i;
+		uint64_t hash = key_hash(x->parent, x->name), twin;
+		if (yhash_find(&seen, hash, node_is, t, &(struct ns_key){ x->parent, x->name }, &twin))
+			ret = CORRUPT("%s: namespace node %u repeats a name in its directory", name, i);
+		else if (yhash_add(&seen, hash, i) < 0)
+			ret = yolo_fail(err, -ENOMEM, "%s: out of memory", name);
 	}
-	free(slots);
+	yhash_free(&seen);
 	if (ret == 0) {
 		t->nnodes = nn;
 		t->nxattrs = nx;
@@ -337,10 +311,9 @@ const struct yolo_ns_xattr *yolo_image_ns_xattr(const struct yolo_image *img, ui
 	return i < img->ns.nxattrs ? &img->ns.xattrs[i] : NULL;
 }
 
-/* ---- carrying the questions over (merge, rebind) ---- */
+/* ---- paths ---- */
 
-/* Node i's path relative to the source root, in buf.  @return 0 or -ENAMETOOLONG. */
-static int node_path(const struct yolo_ns_table *t, uint32_t i, char *buf, size_t len)
+int yolo_ns_node_path(const struct yolo_ns_table *t, uint32_t i, char *buf, size_t len)
 {
 	const char *parts[64];
 	int n = 0;
@@ -358,23 +331,4 @@ static int node_path(const struct yolo_ns_table *t, uint32_t i, char *buf, size_
 		at += (size_t)w;
 	}
 	return 0;
-}
-
-int yolo_ns_copy(struct yolo_writer *w, const struct yolo_ns_table *t, const char *name,
-		 struct yolo_err *err)
-{
-	uint32_t *map = malloc((t->nnodes + 1) * sizeof(*map));
-	char path[YOLO_MAX_PATH + 1];
-	int ret = map ? 0 : yolo_fail(err, -ENOMEM, "out of memory");
-	for (uint32_t i = 0; ret == 0 && i < t->nnodes; i++) {
-		ret = node_path(t, i, path, sizeof(path));
-		if (ret < 0)
-			ret = yolo_fail(err, ret, "%s: namespace node %u: path too long", name, i);
-		else
-			ret = yolo_writer_add_ns(w, path, t->nodes[i].flags, &map[i], err);
-	}
-	for (uint32_t i = 0; ret == 0 && i < t->nxattrs; i++)
-		ret = yolo_writer_add_ns_xattr(w, map[t->xattrs[i].node], t->xattrs[i].name, err);
-	free(map);
-	return ret;
 }

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -740,13 +739,6 @@ int yolo_image_read_block(const struct yolo_image *img, const struct yolo_block 
 	return (int)b->raw_len;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* O_DIRECT reads of a data section, LOAD_READERS at a time: one request
  * at a time leaves a virtual or NVMe disk mostly idle (measured on the
  * development VM: 0.8-1.1 GB/s with one, 1.7-2.4 GB/s with four 8 MiB
@@ -826,7 +818,7 @@ void *yolo_image_read_data_section(const struct yolo_image *img, size_t *map_len
 				   struct yolo_load_result *res, struct yolo_err *err)
 {
 	struct yolo_load_result r = { 0 };
-	uint64_t len = img->info.data_size, t0 = now_ns();
+	uint64_t len = img->info.data_size, t0 = yolo_now_ns();
 	*map_len = 0;
 	if (res)
 		*res = r;
@@ -849,7 +841,7 @@ void *yolo_image_read_data_section(const struct yolo_image *img, size_t *map_len
 		return NULL;
 	}
 	r.bytes = len;
-	r.ns = now_ns() - t0;
+	r.ns = yolo_now_ns() - t0;
 	if (res)
 		*res = r;
 	*map_len = ml;

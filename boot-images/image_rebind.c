@@ -101,7 +101,7 @@ int yolo_image_rebind(const char *out, const struct yolo_image *img, int source_
 						 err)) < 0)
 			goto out;
 	}
-	if ((ret = yolo_ns_copy(w, &img->ns, img->name, err)) < 0)
+	if ((ret = yolo_writer_add_ns_table(w, &img->ns, img->name, err)) < 0)
 		goto out;
 	ret = yolo_writer_commit(w, err);
 	w = NULL;

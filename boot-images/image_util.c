@@ -1,27 +1,11 @@
-/* image_util.c - small helpers of the boot-image library: error messages,
- * full-length I/O, header hashing, path safety and opening untrusted
- * relative paths strictly beneath a directory descriptor. */
+/* image_util.c - small helpers of the boot-image library: full-length
+ * I/O, header hashing, a file's identity, block checks and fingerprints,
+ * and the image file name. */
 #include <errno.h>
-#include <fcntl.h>
-#include <linux/openat2.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "image_i.h"
-
-int yolo_fail(struct yolo_err *err, int ret, const char *fmt, ...)
-{
-	if (err) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-		va_end(ap);
-	}
-	return ret;
-}
 
 int yolo_pread_exact(int fd, void *buf, size_t len, uint64_t off)
 {
@@ -66,32 +50,6 @@ uint64_t yolo_header_hash(const struct yolo_disk_header *h)
 	return XXH3_64bits(&copy, sizeof(copy));
 }
 
-const char *yolo_printable(const char *s, size_t len, char *buf, size_t buflen)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
-		size_t need = plain ? 1 : 4;
-		if (o + need + 4 > buflen) {     /* room for "..." and NUL */
-			memcpy(buf + o, "...", 3);
-			o += 3;
-			break;
-		}
-		if (plain) {
-			buf[o++] = (char)c;
-		} else {
-			buf[o++] = '\\';
-			buf[o++] = 'x';
-			buf[o++] = hex[c >> 4];
-			buf[o++] = hex[c & 15];
-		}
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
 struct yolo_file_ident yolo_ident_from_stat(const struct stat *st)
 {
 	return (struct yolo_file_ident){
@@ -124,72 +82,6 @@ bool yolo_is_image_file_name(const char *name)
 {
 	size_t n = strlen(name);
 	return n > 5 && !strcmp(name + n - 5, ".yolo");
-}
-
-bool yolo_path_is_safe(const char *path, size_t len)
-{
-	if (len == 0 || len > YOLO_MAX_PATH || path[0] == '/')
-		return false;
-	if (memchr(path, '\0', len))
-		return false;
-	size_t start = 0;
-	for (size_t i = 0; i <= len; i++) {
-		if (i < len && path[i] != '/')
-			continue;
-		size_t clen = i - start;
-		const char *c = path + start;
-		if (clen == 0 || (clen == 1 && c[0] == '.') ||
-		    (clen == 2 && c[0] == '.' && c[1] == '.'))
-			return false;
-		start = i + 1;
-	}
-	return true;
-}
-
-/* Kernels before 5.6 lack openat2: walk the path one component at a time,
- * refusing symlinks, which gives the same "never escape dirfd" guarantee
- * (at the cost of also refusing benign in-tree symlinks). */
-static int open_beneath_walk(int dirfd, const char *relpath, int flags)
-{
-	char *copy = strdup(relpath);
-	if (!copy)
-		return -ENOMEM;
-	int cur = dirfd, ret;
-	char *save = NULL;
-	char *comp = strtok_r(copy, "/", &save);
-	while (comp) {
-		char *next = strtok_r(NULL, "/", &save);
-		int fd = next ? openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-			      : openat(cur, comp, flags | O_NOFOLLOW | O_CLOEXEC);
-		int saverr = errno;
-		if (cur != dirfd)
-			close(cur);
-		if (fd < 0) {
-			free(copy);
-			return -(saverr == ELOOP ? EXDEV : saverr);
-		}
-		cur = fd;
-		comp = next;
-	}
-	free(copy);
-	ret = cur == dirfd ? -EINVAL : cur;
-	return ret;
-}
-
-int yolo_open_beneath(int dirfd, const char *relpath, int flags)
-{
-	if (!yolo_path_is_safe(relpath, strlen(relpath)))
-		return -EINVAL;
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-	};
-	long fd = syscall(SYS_openat2, dirfd, relpath, &how, sizeof(how));
-	if (fd >= 0)
-		return (int)fd;
-	if (errno == ENOSYS)
-		return open_beneath_walk(dirfd, relpath, flags);
-	return -errno;
 }
 
 uint64_t yolo_fingerprint(const struct yolo_block *blocks, uint32_t count)

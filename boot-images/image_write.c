@@ -4,14 +4,14 @@
  * of a temporary file as they come (through a large write buffer); the file
  * table, string table, block index and header are written by commit, which
  * then fsyncs and renames the file into place, so a crash or error never
- * leaves a half-written image at the destination path. */
+ * leaves a half-written image at the destination path.  Namespace questions
+ * are collected with image_ns.c's builder, which knows nothing of writers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -31,12 +31,13 @@ struct yolo_writer {
 	uint8_t *cbuf;                   /* compression output, ZSTD_compressBound(block) */
 	size_t cbuf_size;
 
-	struct yolo_filelist files;
+	struct yolo_filelist files;      /* paths, by file id */
+	struct yolo_file_ident *idents;  /* files.n, by file id */
+	uint64_t idents_cap;
 
-	struct yolo_block *blocks;       /* arrival (first-access) order */
+	struct yolo_block *blocks;       /* arrival (first-access) order until commit */
 	uint64_t nblocks, blocks_cap;
-	uint64_t *key_slots;             /* open-addressing: (file, block) -> index + 1 */
-	uint64_t key_slots_cap;
+	struct yhash block_index;        /* (file, block) -> index in blocks */
 
 	uint8_t *wbuf;                   /* pending data-section bytes */
 	size_t wbuf_len;
@@ -44,6 +45,11 @@ struct yolo_writer {
 	uint64_t end;                    /* size of the finished file */
 	struct yolo_ns_builder ns;       /* namespace questions, if any */
 	uint64_t raw_bytes;
+};
+
+struct block_key {
+	uint32_t file_id;
+	uint64_t block_id;
 };
 
 static uint64_t hash_key(uint32_t file_id, uint64_t block_id)
@@ -69,23 +75,21 @@ static int grow(void **arr, uint64_t *cap, uint64_t need, size_t elem)
 	return 0;
 }
 
-static int keys_rehash(struct yolo_writer *w, uint64_t ncap)
+static bool block_is(const void *ctx, uint64_t i, const void *key)
 {
-	uint64_t *slots = calloc(ncap, sizeof(*slots));
-	if (!slots)
-		return -ENOMEM;
-	for (uint64_t i = 0; i < w->nblocks; i++) {
-		uint64_t h = hash_key(w->blocks[i].file_id, w->blocks[i].block_id) & (ncap - 1);
-		while (slots[h])
-			h = (h + 1) & (ncap - 1);
-		slots[h] = i + 1;
-	}
-	free(w->key_slots);
-	w->key_slots = slots;
-	w->key_slots_cap = ncap;
-	return 0;
+	const struct yolo_block *b = &((const struct yolo_writer *)ctx)->blocks[i];
+	const struct block_key *k = key;
+	return b->file_id == k->file_id && b->block_id == k->block_id;
 }
 
+/* Has the block with this key and its `hash` been added already? */
+static bool has_block(const struct yolo_writer *w, uint64_t hash, uint32_t file_id,
+		      uint64_t block_id)
+{
+	uint64_t i;
+	return yhash_find(&w->block_index, hash, block_is, w,
+			  &(struct block_key){ file_id, block_id }, &i);
+}
 
 uint32_t yolo_writer_block_size(const struct yolo_writer *w)
 {
@@ -125,8 +129,6 @@ int yolo_writer_create(struct yolo_writer **out, const char *path,
 		ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_compressionLevel, level);
 		ZSTD_CCtx_setParameter(w->cctx, ZSTD_c_checksumFlag, 0);
 	}
-	if (keys_rehash(w, 1024) < 0)
-		goto fail;
 	w->fd = mkostemp(w->tmp_path, O_CLOEXEC);
 	if (w->fd < 0) {
 		ret = -errno;
@@ -164,29 +166,19 @@ int yolo_writer_add_file(struct yolo_writer *w, const char *relpath,
 		return yolo_fail(err, -EFBIG, "too many files (limit %u)", YOLO_MAX_FILES);
 	if (yolo_filelist_find(&w->files, relpath) >= 0)
 		return yolo_fail(err, -EEXIST, "path \"%s\" added twice", relpath);
-	int id = yolo_filelist_add(&w->files, relpath, ident);
+	if (grow((void **)&w->idents, &w->idents_cap, w->files.n + 1, sizeof(*w->idents)) < 0)
+		return yolo_fail(err, -ENOMEM, "out of memory");
+	int id = yolo_filelist_add(&w->files, relpath);
 	if (id < 0)
 		return yolo_fail(err, id, "out of memory");
+	w->idents[id] = *ident;
 	*file_id = (uint32_t)id;
 	return 0;
 }
 
-static int64_t find_key_slot(const struct yolo_writer *w, uint32_t file_id, uint64_t block_id)
-{
-	uint64_t mask = w->key_slots_cap - 1;
-	uint64_t h = hash_key(file_id, block_id) & mask;
-	while (w->key_slots[h]) {
-		const struct yolo_block *b = &w->blocks[w->key_slots[h] - 1];
-		if (b->file_id == file_id && b->block_id == block_id)
-			return (int64_t)(w->key_slots[h] - 1);
-		h = (h + 1) & mask;
-	}
-	return -1 - (int64_t)h;
-}
-
 bool yolo_writer_has_block(const struct yolo_writer *w, uint32_t file_id, uint64_t block_id)
 {
-	return find_key_slot(w, file_id, block_id) >= 0;
+	return has_block(w, hash_key(file_id, block_id), file_id, block_id);
 }
 
 static int flush_wbuf(struct yolo_writer *w)
@@ -229,19 +221,19 @@ int yolo_writer_add_block(struct yolo_writer *w, uint32_t file_id, uint64_t bloc
 {
 	if (file_id >= w->files.n)
 		return yolo_fail(err, -EINVAL, "block for unknown file id %u", file_id);
-	const struct yolo_named_file *f = &w->files.v[file_id];
-	uint64_t bs = 1ull << w->block_shift;
-	if (block_id > (f->ident.size - 1) >> w->block_shift || f->ident.size == 0)
+	const char *path = w->files.paths[file_id];
+	uint64_t size = w->idents[file_id].size, bs = 1ull << w->block_shift;
+	if (block_id > (size - 1) >> w->block_shift || size == 0)
 		return yolo_fail(err, -EINVAL, "%s: block %llu is past the end of the file (%llu bytes)",
-				 f->path, (unsigned long long)block_id, (unsigned long long)f->ident.size);
+				 path, (unsigned long long)block_id, (unsigned long long)size);
 	uint64_t off = block_id << w->block_shift;
-	uint64_t expect = f->ident.size - off < bs ? f->ident.size - off : bs;
+	uint64_t expect = size - off < bs ? size - off : bs;
 	if (len != expect)
 		return yolo_fail(err, -EINVAL, "%s: block %llu has %u bytes, expected %llu",
-				 f->path, (unsigned long long)block_id, len, (unsigned long long)expect);
-	int64_t slot = find_key_slot(w, file_id, block_id);
-	if (slot >= 0)
-		return yolo_fail(err, -EEXIST, "%s: block %llu added twice", f->path,
+				 path, (unsigned long long)block_id, len, (unsigned long long)expect);
+	uint64_t hash = hash_key(file_id, block_id);
+	if (has_block(w, hash, file_id, block_id))
+		return yolo_fail(err, -EEXIST, "%s: block %llu added twice", path,
 				 (unsigned long long)block_id);
 	if (w->nblocks >= YOLO_MAX_BLOCKS)
 		return yolo_fail(err, -EFBIG, "too many blocks (limit %u)", YOLO_MAX_BLOCKS);
@@ -273,14 +265,10 @@ int yolo_writer_add_block(struct yolo_writer *w, uint32_t file_id, uint64_t bloc
 		if (ret < 0)
 			return yolo_fail(err, ret, "%s: writing data: %s", w->tmp_path, strerror(-ret));
 	}
+	if (yhash_add(&w->block_index, hash, w->nblocks) < 0)
+		return yolo_fail(err, -ENOMEM, "out of memory");
 	w->blocks[w->nblocks++] = b;
 	w->raw_bytes += len;
-	if (w->nblocks * 2 > w->key_slots_cap) {
-		if (keys_rehash(w, w->key_slots_cap * 2) < 0)
-			return yolo_fail(err, -ENOMEM, "out of memory");
-	} else {
-		w->key_slots[-1 - slot] = w->nblocks;
-	}
 	return 0;
 }
 
@@ -303,7 +291,7 @@ static int build_tables(struct yolo_writer *w, uint8_t **out, struct yolo_disk_h
 	uint64_t ft_size = (uint64_t)w->files.n * sizeof(struct yolo_disk_file);
 	uint64_t str_size = 0;
 	for (uint32_t i = 0; i < w->files.n; i++)
-		str_size += strlen(w->files.v[i].path);
+		str_size += strlen(w->files.paths[i]);
 	uint64_t idx_size = w->nblocks * sizeof(struct yolo_disk_block);
 	uint64_t str_pad = align_up(str_size, 8);
 	uint8_t *buf = calloc(1, ft_size + str_pad + idx_size + 1);
@@ -323,24 +311,25 @@ static int build_tables(struct yolo_writer *w, uint8_t **out, struct yolo_disk_h
 
 	uint64_t str_pos = 0, bi = 0;
 	for (uint32_t i = 0; i < w->files.n; i++) {
-		const struct yolo_named_file *f = &w->files.v[i];
+		const char *path = w->files.paths[i];
+		const struct yolo_file_ident *id = &w->idents[i];
 		struct yolo_disk_file d;
 		memset(&d, 0, sizeof(d));
 		uint64_t first = bi;
 		while (bi < w->nblocks && w->blocks[bi].file_id == i)
 			bi++;
-		size_t plen = strlen(f->path);
-		put_le64(&d.size, f->ident.size);
-		put_le64(&d.mtime_ns, (uint64_t)f->ident.mtime_ns);
-		put_le64(&d.ino, f->ident.ino);
-		put_le64(&d.dev, f->ident.dev);
+		size_t plen = strlen(path);
+		put_le64(&d.size, id->size);
+		put_le64(&d.mtime_ns, (uint64_t)id->mtime_ns);
+		put_le64(&d.ino, id->ino);
+		put_le64(&d.dev, id->dev);
 		put_le64(&d.first_block, first);
 		put_le32(&d.block_count, (uint32_t)(bi - first));
 		put_le32(&d.path_len, (uint32_t)plen);
 		put_le64(&d.path_off, str_pos);
 		put_hash(d.fingerprint, yolo_fingerprint(&w->blocks[first], (uint32_t)(bi - first)));
 		memcpy(buf + (uint64_t)i * sizeof(d), &d, sizeof(d));
-		memcpy(buf + ft_size + str_pos, f->path, plen);
+		memcpy(buf + ft_size + str_pos, path, plen);
 		str_pos += plen;
 	}
 	uint8_t *idx = buf + ft_size + str_pad;
@@ -401,7 +390,7 @@ static int write_extensions(struct yolo_writer *w, uint64_t off, struct yolo_dis
 		return -ENOMEM;
 	for (uint32_t i = 0; i < w->files.n; i++)
 		put_le64(times + (uint64_t)i * sizeof(struct yolo_disk_file_times),
-			 (uint64_t)w->files.v[i].ident.ctime_ns);
+			 (uint64_t)w->idents[i].ctime_ns);
 	int ret = write_section(w, YOLO_EXT_FILE_TIMES, times, size, &off, &ext[n++]);
 	uint64_t ns_size = 0;
 	if (ret == 0 && w->ns.n && (ret = yolo_ns_builder_serialize(&w->ns, &ns, &ns_size)) == 0)
@@ -439,6 +428,25 @@ int yolo_writer_add_ns_xattr(struct yolo_writer *w, uint32_t node, const char *n
 	return 0;
 }
 
+int yolo_writer_add_ns_table(struct yolo_writer *w, const struct yolo_ns_table *t,
+			     const char *name, struct yolo_err *err)
+{
+	uint32_t *map = malloc((t->nnodes + 1) * sizeof(*map));
+	char path[YOLO_MAX_PATH + 1];
+	int ret = map ? 0 : yolo_fail(err, -ENOMEM, "out of memory");
+	for (uint32_t i = 0; ret == 0 && i < t->nnodes; i++) {
+		ret = yolo_ns_node_path(t, i, path, sizeof(path));
+		if (ret < 0)
+			ret = yolo_fail(err, ret, "%s: namespace node %u: path too long", name, i);
+		else
+			ret = yolo_writer_add_ns(w, path, t->nodes[i].flags, &map[i], err);
+	}
+	for (uint32_t i = 0; ret == 0 && i < t->nxattrs; i++)
+		ret = yolo_writer_add_ns_xattr(w, map[t->xattrs[i].node], t->xattrs[i].name, err);
+	free(map);
+	return ret;
+}
+
 static int fsync_parent_dir(const char *path)
 {
 	char *copy = strdup(path);
@@ -468,8 +476,6 @@ int yolo_writer_commit(struct yolo_writer *w, struct yolo_err *err)
 		yolo_fail(err, ret, "out of memory");
 		goto out;
 	}
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	struct yolo_disk_header d;
 	memset(&d, 0, sizeof(d));
 	memcpy(d.magic, YOLO_MAGIC, YOLO_MAGIC_LEN);
@@ -488,7 +494,7 @@ int yolo_writer_commit(struct yolo_writer *w, struct yolo_err *err)
 	put_le64(&d.strings_size, h.strings_size);
 	put_le64(&d.index_off, h.index_off);
 	put_le64(&d.index_size, h.index_size);
-	put_le64(&d.created_ns, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec);
+	put_le64(&d.created_ns, yolo_wall_ns());
 	put_le64(&d.raw_bytes, w->raw_bytes);
 	memcpy(d.meta_checksum, h.meta_checksum, 8);
 
@@ -530,9 +536,10 @@ void yolo_writer_discard(struct yolo_writer *w)
 			unlink(w->tmp_path);
 	}
 	yolo_filelist_free(&w->files);
+	free(w->idents);
 	yolo_ns_builder_free(&w->ns);
 	free(w->blocks);
-	free(w->key_slots);
+	yhash_free(&w->block_index);
 	free(w->wbuf);
 	free(w->cbuf);
 	ZSTD_freeCCtx(w->cctx);

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "image_i.h"
@@ -24,7 +23,9 @@
 struct yolo_trace_writer {
 	int fd;
 	char *path;
-	struct yolo_filelist files;      /* declared so far, by id */
+	struct yolo_filelist files;      /* paths declared so far, by id */
+	struct yolo_file_ident *idents;  /* files.n, by id */
+	uint32_t idents_cap;
 	uint64_t nreads;
 	uint8_t *pending;                /* READS payload being filled */
 	uint32_t npending;
@@ -75,12 +76,10 @@ int yolo_trace_create(struct yolo_trace_writer **out, const char *path, struct y
 		return ret;
 	}
 	uint8_t h[TRACE_HEADER_SIZE] = { 0 };
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	memcpy(h, YOLO_TRACE_MAGIC, 8);
 	put_le32(h + 8, YOLO_TRACE_VERSION);
 	put_le32(h + 12, TRACE_HEADER_SIZE);
-	put_le64(h + 16, (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec);
+	put_le64(h + 16, yolo_wall_ns());
 	int ret = yolo_pwrite_full(tw->fd, h, sizeof(h), 0);
 	if (ret < 0) {
 		yolo_fail(err, ret, "%s: %s", path, strerror(-ret));
@@ -100,10 +99,18 @@ int yolo_trace_add_file(struct yolo_trace_writer *tw, const char *relpath,
 		return yolo_fail(err, -EINVAL, "unsafe path \"%s\"", relpath);
 	int64_t known = yolo_filelist_find(&tw->files, relpath);
 	if (known >= 0) {
-		if (yolo_ident_change(&tw->files.v[known].ident, ident))
+		if (yolo_ident_change(&tw->idents[known], ident))
 			return yolo_fail(err, -ESTALE, "%s changed while it was being traced", relpath);
 		*file_id = (uint32_t)known;
 		return 0;
+	}
+	if (tw->files.n == tw->idents_cap) {
+		uint32_t cap = tw->idents_cap ? tw->idents_cap * 2 : 64;
+		struct yolo_file_ident *v = realloc(tw->idents, cap * sizeof(*v));
+		if (!v)
+			return yolo_fail(err, -ENOMEM, "out of memory");
+		tw->idents = v;
+		tw->idents_cap = cap;
 	}
 	uint8_t rec[FILE_REC_SIZE + YOLO_MAX_PATH];
 	put_le32(rec, tw->files.n);
@@ -120,9 +127,10 @@ int yolo_trace_add_file(struct yolo_trace_writer *tw, const char *relpath,
 		ret = write_chunk(tw, CHUNK_FILE, rec, (uint32_t)(FILE_REC_SIZE + plen), err);
 	if (ret < 0)
 		return ret;
-	int id = yolo_filelist_add(&tw->files, relpath, ident);
+	int id = yolo_filelist_add(&tw->files, relpath);
 	if (id < 0)
 		return yolo_fail(err, id, "out of memory");
+	tw->idents[id] = *ident;
 	*file_id = (uint32_t)id;
 	return 0;
 }
@@ -200,6 +208,7 @@ void yolo_trace_abandon(struct yolo_trace_writer *tw)
 	if (tw->fd >= 0)
 		close(tw->fd);
 	yolo_filelist_free(&tw->files);
+	free(tw->idents);
 	yolo_ns_builder_free(&tw->ns);
 	free(tw->pending);
 	free(tw->path);

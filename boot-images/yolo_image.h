@@ -24,11 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "yolo_err.h"
 #include "yolo_format.h"
-
-struct yolo_err {
-	char msg[512];
-};
 
 /* Identity of a source file as recorded in an image.  yolofs's freshness
  * rule (yolofs/freshness.h) decides from it whether the image may serve. */
@@ -89,50 +86,11 @@ struct yolo_image_info {
 	uint64_t image_size;             /* size of the image file */
 };
 
-/* ---- A table of file paths (filelist.c) ---- */
-
-/* Files by path, ids dense from 0 in order of addition, found in O(1):
- * what a writer (or yolofs's learning) has declared.  Not thread-safe;
- * zero-initialised is empty. */
-struct yolo_named_file {
-	char *path;
-	struct yolo_file_ident ident;
-};
-struct yolo_filelist {
-	struct yolo_named_file *v;       /* n entries, by id */
-	uint32_t n, cap;
-	uint32_t *slots;                 /* open addressing: path hash -> id + 1 */
-	uint32_t nslots;                 /* 0 or a power of two, at least twice n */
-};
-/* @return the id of `path`, or -1. */
-int64_t yolo_filelist_find(const struct yolo_filelist *l, const char *path);
-/* Add `path` (not present; the caller checks).  @return its id or -ENOMEM. */
-int yolo_filelist_add(struct yolo_filelist *l, const char *path,
-		      const struct yolo_file_ident *ident);
-void yolo_filelist_free(struct yolo_filelist *l);
-
-/* ---- Validation helpers (also used by the servers) ---- */
-
-/* Is `path` an acceptable relative path for the file table: non-empty, at
- * most YOLO_MAX_PATH bytes, no leading '/', no empty, "." or ".." component,
- * no NUL among its `len` bytes?  @return true when acceptable. */
-bool yolo_path_is_safe(const char *path, size_t len);
+/* ---- File names ---- */
 
 /* Is `name` a boot image's file name: something, then ".yolo" (how an
  * images= directory's, and a learn= directory's, images are found)? */
 bool yolo_is_image_file_name(const char *name);
-
-/* Open `relpath` strictly beneath `dirfd` (openat2 RESOLVE_BENEATH |
- * RESOLVE_NO_MAGICLINKS, falling back to a component-wise O_NOFOLLOW walk on
- * kernels without openat2).  `relpath` is untrusted.
- * @return a file descriptor, or -errno. */
-int yolo_open_beneath(int dirfd, const char *relpath, int flags);
-
-/* Render untrusted bytes (a path from an image) for a one-line message:
- * control bytes, DEL, non-ASCII, quote and backslash become \xNN, and the
- * result is cut (ending in "...") to fit `buflen` (at least 8).
- * @return buf. */
-const char *yolo_printable(const char *s, size_t len, char *buf, size_t buflen);
 
 /* ---- Writer: build an image incrementally ---- */
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util.h"
 #include "yolo_image.h"
 
 #define MIB (1024.0 * 1024.0)

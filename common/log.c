@@ -1,9 +1,9 @@
 /* log.c - the project's logger (see log.h). */
 #include <stdio.h>
 #include <syslog.h>
-#include <time.h>
 
 #include "log.h"
+#include "util.h"
 
 _Atomic int ylog_threshold = YLOG_INFO;
 static const char *prog = "yolo";
@@ -47,18 +47,11 @@ void ylog(enum ylog_level lvl, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 bool ylog_limited(struct ylog_limit *lim, enum ylog_level lvl, const char *fmt, ...)
 {
 	if ((int)lvl > atomic_load_explicit(&ylog_threshold, memory_order_relaxed))
 		return false;
-	uint64_t now = mono_ns();
+	uint64_t now = yolo_now_ns();
 	uint64_t interval = (uint64_t)(lim->interval_s ? lim->interval_s : 60) * 1000000000u;
 	uint32_t burst = lim->burst ? lim->burst : 1;
 	uint64_t start = atomic_load(&lim->window_start_ns);

@@ -1,5 +1,6 @@
-/* capture.h - yolo-capture's modules: the command line (capture_main.c), the
- * recording session (capture_record.c) and image building (capture_build.c). */
+/* capture.h - yolo-capture's modules: the entry point (capture_main.c), the
+ * options both commands share (capture_opts.c), the recording session
+ * (capture_record.c) and image building (capture_build.c). */
 #ifndef YOLO_CAPTURE_H
 #define YOLO_CAPTURE_H
 
@@ -8,10 +9,16 @@
 
 #include "yolo_trace.h"
 
+/* ---- capture_opts.c ---- */
+
 void capture_usage(FILE *out);
 
-/* Parse a decimal unsigned 32-bit value; prints an error and returns -1. */
-int capture_parse_uint(const char *s, uint32_t *out);
+/* An image option into `wo`: `c` 'b' (--block-size) or 'z' (--zstd) with
+ * its argument, a decimal unsigned 32-bit value.  @return 0, or -1 (an
+ * error printed). */
+int capture_image_opt(int c, const char *arg, struct yolo_writer_opts *wo);
+
+/* ---- the commands ---- */
 
 /* `yolo-capture build ...` (argv[0] is "build").  @return exit status. */
 int capture_build_main(int argc, char **argv);

@@ -55,17 +55,10 @@ int capture_build_main(int argc, char **argv)
 		switch (c) {
 		case 't': trace = optarg; break;
 		case 'o': out = optarg; break;
-		case 'b':
-			if (capture_parse_uint(optarg, &wo.block_size) < 0)
+		case 'b': case 'z':
+			if (capture_image_opt(c, optarg, &wo) < 0)
 				return 2;
 			break;
-		case 'z': {
-			uint32_t level;
-			if (capture_parse_uint(optarg, &level) < 0)
-				return 2;
-			wo.zstd_level = (int)level;
-			break;
-		}
 		case 'h': capture_usage(stdout); return 0;
 		default: capture_usage(stderr); return 2;
 		}

@@ -18,11 +18,11 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "capture.h"
 #include "passthrough.h"
+#include "util.h"
 
 struct rec_opts {
 	const char *image;
@@ -52,13 +52,6 @@ struct recorder {
 };
 
 static volatile sig_atomic_t stop_signal;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int rec_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 		    struct fuse_file_info *fi)
@@ -100,7 +93,7 @@ static int rec_read(void *ctx, void *ipriv, struct pt_file *file, uint64_t off, 
 	if (!f)
 		return PT_READ_PASS;     /* unlinked before open: not part of the image */
 	struct yolo_trace_read rd = {
-		.t_ns = now_ns() - r->start_ns, .offset = off, .length = (uint32_t)size,
+		.t_ns = yolo_now_ns() - r->start_ns, .offset = off, .length = (uint32_t)size,
 		.pid = (uint32_t)pt_current_pid(),
 	};
 	pthread_mutex_lock(&r->lock);
@@ -239,17 +232,10 @@ static int parse_record_args(int argc, char **argv, struct rec_opts *o, const ch
 			}
 			break;
 		}
-		case 'b':
-			if (capture_parse_uint(optarg, &o->wo.block_size) < 0)
+		case 'b': case 'z':
+			if (capture_image_opt(c, optarg, &o->wo) < 0)
 				return -1;
 			break;
-		case 'z': {
-			uint32_t level;
-			if (capture_parse_uint(optarg, &level) < 0)
-				return -1;
-			o->wo.zstd_level = (int)level;
-			break;
-		}
 		case 'q': o->quiet = true; break;
 		case 'h': capture_usage(stdout); exit(0);
 		default: return -1;
@@ -283,7 +269,7 @@ static void print_progress(struct recorder *r, bool whole_line)
 	pthread_mutex_unlock(&r->lock);
 	fprintf(stderr, "%syolo-capture: %llu reads, %.1f MiB, %llu namespace questions "
 		"recorded, %.1f s%s", whole_line ? "" : "\r", (unsigned long long)reads,
-		bytes / 1048576.0, (unsigned long long)ns, (now_ns() - r->start_ns) / 1e9,
+		bytes / 1048576.0, (unsigned long long)ns, (yolo_now_ns() - r->start_ns) / 1e9,
 		whole_line ? "\n" : "   ");
 }
 
@@ -295,7 +281,7 @@ static const char *wait_for_end(pid_t child, int *status, const struct rec_opts 
 	/* A terminal gets a line rewritten every 2 s, a log a line every 10 s. */
 	bool tty = isatty(2);
 	uint64_t every = (tty ? 2 : 10) * 1000000000ull;
-	uint64_t next_progress = now_ns() + every;
+	uint64_t next_progress = yolo_now_ns() + every;
 	for (;;) {
 		if (waitpid(child, status, WNOHANG) == child) {
 			*child_done = true;
@@ -305,7 +291,7 @@ static const char *wait_for_end(pid_t child, int *status, const struct rec_opts 
 			return "interrupted";
 		if (o->until_file && access(o->until_file, F_OK) == 0)
 			return "until-file appeared";
-		uint64_t now = now_ns();
+		uint64_t now = yolo_now_ns();
 		if (deadline && now >= deadline)
 			return "timeout";
 		if (!o->quiet && now >= next_progress) {
@@ -375,7 +361,7 @@ int capture_record_main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_stop_signal };
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
-	rec.start_ns = now_ns();
+	rec.start_ns = yolo_now_ns();
 	pthread_create(&s.thread, NULL, session_thread, &s);
 
 	if (!o.quiet)

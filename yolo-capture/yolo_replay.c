@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "util.h"
 #include "yolo_trace.h"
 
 struct options {
@@ -48,16 +49,9 @@ struct reader {
 	pthread_t thread;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void sleep_until(uint64_t deadline)
 {
-	uint64_t now = now_ns();
+	uint64_t now = yolo_now_ns();
 	if (deadline <= now)
 		return;
 	struct timespec ts = { (time_t)((deadline - now) / 1000000000ull),
@@ -103,7 +97,7 @@ static void *reader_main(void *arg)
 			rd->bytes += (uint64_t)n;
 		rd->reads++;
 		if (rp->opt->think)
-			ready = now_ns();
+			ready = yolo_now_ns();
 	}
 	free(buf);
 	return NULL;
@@ -317,7 +311,7 @@ int main(int argc, char **argv)
 			rp.max_len = t->reads[i].length;
 	}
 	pthread_t pf;
-	rp.start_ns = now_ns();
+	rp.start_ns = yolo_now_ns();
 	if (opt.prefetch)
 		pthread_create(&pf, NULL, prefetch_main, &rp);
 	for (uint32_t k = 0; k < nreaders; k++)
@@ -329,7 +323,7 @@ int main(int argc, char **argv)
 		reads += readers[k].reads;
 		errors += readers[k].errors;
 	}
-	double secs = (double)(now_ns() - rp.start_ns) / 1e9;
+	double secs = (double)(yolo_now_ns() - rp.start_ns) / 1e9;
 	if (opt.prefetch)
 		pthread_join(pf, NULL);
 	printf("seconds=%.6f reads=%llu bytes=%llu errors=%llu readers=%u think_scale=%g\n", secs,

@@ -29,9 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <time.h>
 
 #include "blockstore.h"
+#include "util.h"
 #include "yolo_format.h"
 
 struct bst_seg {
@@ -83,13 +83,6 @@ static int fail(struct yolo_err *err, int ret, const char *fmt, ...)
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
 	return ret;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 int bst_create(struct bst **out, bool dedup)
@@ -299,7 +292,7 @@ int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 {
 	const struct yolo_image_info *info = yolo_image_info(img);
 	const char *name = yolo_image_name(img);
-	uint64_t n = info->block_count, t0 = now_ns();
+	uint64_t n = info->block_count, t0 = yolo_now_ns();
 	struct bst_load_result r = { 0 };
 	const uint8_t **src = calloc(n ? n : 1, sizeof(*src));
 	struct bst_view *v = calloc(1, sizeof(*v));
@@ -400,7 +393,7 @@ int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 	s->use.views++;
 	pthread_mutex_unlock(&s->lock);
 	r.logical = v->logical;
-	r.ns = now_ns() - t0;
+	r.ns = yolo_now_ns() - t0;
 	*out = v;
 	v = NULL;
 	ret = 0;

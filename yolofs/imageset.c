@@ -49,6 +49,7 @@
 #include "namespace.h"
 #include "passthrough.h"
 #include "trust.h"
+#include "util.h"
 
 struct image {
 	struct iset_image pub;

@@ -20,9 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "filelist.h"
 #include "learn.h"
 #include "log.h"
 #include "trust.h"
+#include "util.h"
 #include "yolo_image.h"
 
 #define BLOCK_SHIFT 12                   /* learnt images use 4 KiB blocks */
@@ -44,7 +46,7 @@ struct session {
 	struct session *next;
 	char *group;                     /* a relpath (by file) or "" (by mount) */
 	uint64_t start_ns, last_ns;      /* begun; last read from the source */
-	struct yolo_filelist files;      /* relpaths read (their idents unused) */
+	struct yolo_filelist files;      /* relpaths read */
 	uint64_t *order;                 /* (file << 40 | block) in first-access order */
 	size_t norder, order_cap;
 	uint64_t *seen;                  /* hash set of order's keys (+ 1; 0 empty) */
@@ -68,13 +70,6 @@ struct learn {
 	bool running;
 	int quit_fd;                     /* eventfd */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
 {
@@ -214,7 +209,7 @@ static struct session *new_session(struct learn *l, const char *group)
 		free(s);
 		return NULL;
 	}
-	s->start_ns = s->last_ns = now_ns();
+	s->start_ns = s->last_ns = yolo_now_ns();
 	/* By mount, the questions of the moments before the first open (the
 	 * lookups that found the file) belong to this boot too. */
 	for (size_t i = 0; i < l->nrecent; i++)
@@ -233,7 +228,7 @@ static int64_t file_id(struct session *s, const char *path)
 		return id;
 	if (s->files.n >= (1u << 23))
 		return -EFBIG;
-	return yolo_filelist_add(&s->files, path, &(struct yolo_file_ident){ 0 });
+	return yolo_filelist_add(&s->files, path);
 }
 
 static void add_blocks(struct session *s, uint32_t file, uint64_t off, uint64_t len)
@@ -279,7 +274,7 @@ void learn_read(struct learn *l, const char *relpath, uint64_t off, uint64_t len
 	int64_t file = s ? file_id(s, relpath) : -1;
 	if (file >= 0) {
 		add_blocks(s, (uint32_t)file, off, len);
-		s->last_ns = now_ns();
+		s->last_ns = yolo_now_ns();
 	}
 	pthread_mutex_unlock(&l->lock);
 }
@@ -294,7 +289,7 @@ static void rec_asked(void *ctx, enum pt_ns_question q, const char *path, const 
 	};
 	struct question x = { .path = strdup(path), .flags = flag[q],
 			      .xattr = q == PT_NS_Q_GETXATTR && xname ? strdup(xname) : NULL,
-			      .t_ns = now_ns() };
+			      .t_ns = yolo_now_ns() };
 	if (!x.path || (q == PT_NS_Q_GETXATTR && !x.xattr)) {
 		free_question(&x);
 		return;
@@ -482,11 +477,11 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 	for (uint32_t i = 0; i < s->files.n && r == 0; i++) {
 		struct yolo_file_ident now;
 		map[i] = UINT32_MAX;
-		if (!ident_now(l, s->files.v[i].path, &now, &fds[i]))
+		if (!ident_now(l, s->files.paths[i], &now, &fds[i]))
 			continue;        /* gone */
 		sizes[i] = now.size;
-		if (yolo_writer_find_file(w, s->files.v[i].path, &map[i]) < 0)
-			r = yolo_writer_add_file(w, s->files.v[i].path, &now, &map[i], err);
+		if (yolo_writer_find_file(w, s->files.paths[i], &map[i]) < 0)
+			r = yolo_writer_add_file(w, s->files.paths[i], &now, &map[i], err);
 	}
 	for (size_t i = 0; i < s->norder && r == 0; i++) {
 		uint32_t f = (uint32_t)(s->order[i] >> 40);
@@ -498,7 +493,7 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 		ssize_t n = pread(fds[f], buf, len, (off_t)off);
 		if (n != (ssize_t)len) {
 			r = n < 0 ? -errno : -ESTALE;    /* it shrank: changed after all */
-			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files.v[f].path,
+			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files.paths[f],
 				 strerror(-r));
 			break;
 		}
@@ -540,7 +535,7 @@ static bool write_session(struct learn *l, const struct session *s)
 {
 	char path[PATH_MAX];
 	struct yolo_err err = { { 0 } };
-	uint64_t t0 = now_ns();
+	uint64_t t0 = yolo_now_ns();
 	image_name(l, s->group, path, sizeof(path));
 	if (!s->norder && !s->nqs)
 		return false;            /* everything came from the images already */
@@ -591,7 +586,7 @@ static bool write_session(struct learn *l, const struct session *s)
 	ylog(YLOG_INFO, "learn: %s: %u files, %" PRIu64 " blocks (%.1f MiB), %u namespace paths; "
 	     "boot of %.1f s, written and checked in %.2f s", path, in->file_count, in->block_count,
 	     in->raw_bytes / 1048576.0, yolo_image_ns_node_count(img),
-	     (s->last_ns - s->start_ns) / 1e9, (now_ns() - t0) / 1e9);
+	     (s->last_ns - s->start_ns) / 1e9, (yolo_now_ns() - t0) / 1e9);
 	stats_add(&l->cfg.stats->learned_images, 1);
 	yolo_image_close(img);
 	keep_within_limit(l, path);
@@ -755,7 +750,7 @@ static void *learn_main(void *arg)
 		struct pollfd p = { .fd = l->quit_fd, .events = POLLIN };
 		if (poll(&p, 1, TICK_MS) > 0)
 			return NULL;
-		uint64_t now = now_ns();
+		uint64_t now = yolo_now_ns();
 		uint64_t window = (uint64_t)(l->cfg.window_s * 1e9), idle = (uint64_t)(l->cfg.idle_s * 1e9);
 		struct session *done = NULL;
 		pthread_mutex_lock(&l->lock);

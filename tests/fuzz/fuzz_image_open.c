@@ -17,6 +17,7 @@
 #include <xxhash.h>
 
 #include "fixsum.h"
+#include "util.h"
 #include "yolo_image.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util.h"
 #include "yolo_image.h"
 
 static int add_range(struct yolo_writer *w, int src, const char *rel, uint64_t off,

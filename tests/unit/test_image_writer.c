@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "testutil.h"
+#include "util.h"
 
 /* A fresh empty directory per test, so "nothing left behind" is checkable. */
 static char *fresh_dir(const char *name)

@@ -1,0 +1,44 @@
+/* hashmap.h - the one hash table of YOLO (prefix yhash_): finds an item by
+ * key in O(1), for tables whose entries the caller keeps itself (an index
+ * into its array, or a pointer).
+ *
+ * The table stores 64-bit items (an array index, a pointer cast to
+ * uintptr_t, or a small key itself) with their keys' hashes; keys stay with
+ * the caller, who supplies each key's hash and a test that an item has a
+ * given key.  Open addressing with linear probing, at most half full, so a
+ * lookup reads a slot or two.  A key may be added more than once (the caller
+ * decides whether that is an error); there is no removal yet.
+ *
+ * Not thread-safe; zero-initialised is empty. */
+#ifndef YOLO_HASHMAP_H
+#define YOLO_HASHMAP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct yhash_slot {
+	uint64_t item;
+	uint32_t hash;                   /* low bits of the key's hash */
+	uint32_t used;
+};
+
+struct yhash {
+	struct yhash_slot *slots;
+	uint32_t nslots;                 /* 0 or a power of two, at least twice count */
+	uint32_t count;
+};
+
+/* Does `item` have the key `key`?  `ctx` is the caller's table. */
+typedef bool (*yhash_eq_fn)(const void *ctx, uint64_t item, const void *key);
+
+/* Find an item added with `hash` for which eq(ctx, item, key) holds.
+ * @return true with *item set, or false. */
+bool yhash_find(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
+		const void *key, uint64_t *item);
+
+/* Add `item` under `hash`.  @return 0, or -ENOMEM (the table is unchanged). */
+int yhash_add(struct yhash *h, uint64_t hash, uint64_t item);
+
+void yhash_free(struct yhash *h);
+
+#endif /* YOLO_HASHMAP_H */
