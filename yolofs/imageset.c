@@ -328,20 +328,20 @@ static void verify_release(void *ctx, bool ran)
 	free(j);
 }
 
-/* Learn the answers to the image's namespace questions from the source,
+/* Prime the answers to the image's namespace questions from the source,
  * in the background: until then they are asked of the source. */
-static void learn_run(void *ctx)
+static void prime_run(void *ctx)
 {
 	struct image *im = ctx;
 	if (atomic_load(&im->refused))
 		return;
-	uint32_t n = ns_learn(im->set->ns, im->pub.img);
+	uint32_t n = ns_prime(im->set->ns, im->pub.img);
 	if (yolo_image_ns_node_count(im->pub.img))
 		ylog(YLOG_INFO, "image %s: %u of %u namespace paths answered from memory", im->pub.path,
 		     n, yolo_image_ns_node_count(im->pub.img));
 }
 
-static void learn_release(void *ctx, bool ran)
+static void prime_release(void *ctx, bool ran)
 {
 	(void)ran;
 	iset_image_put(&((struct image *)ctx)->pub);
@@ -599,7 +599,7 @@ static size_t rebalance(struct imageset *set, bool startup)
 }
 
 /* Judge the files of the images new in the set and queue their namespace
- * learning, once the memory placement has refused those whose data is
+ * priming, once the memory placement has refused those whose data is
  * damaged (so nothing is queued for them).  Opens before this judge each
  * file anyway (iset_find). */
 static void start_new(struct imageset *set)
@@ -623,8 +623,8 @@ static void start_new(struct imageset *set)
 		judge_files(im);
 		if (set->ns && yolo_image_ns_node_count(im->pub.img)) {
 			image_get(im);
-			bg_queue(set->bg, &(struct bg_job){ .run = learn_run,
-							    .release = learn_release, .ctx = im,
+			bg_queue(set->bg, &(struct bg_job){ .run = prime_run,
+							    .release = prime_release, .ctx = im,
 							    .owner = set });
 		}
 		iset_image_put(&im->pub);
