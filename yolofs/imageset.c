@@ -6,14 +6,16 @@
  * (its view in the block store is put, so memory shared with other images
  * stays).  A reload builds a new set, swaps it in and puts the old one.
  *
- * Memory placement (memory mode): rebalance() orders the current images by
- * last use (never used: images= order), keeps in memory the longest prefix
- * of that order whose sizes, counted without dedup, fit in memlimit, drops
- * the others first and then loads the newcomers.  It runs at start, after a
- * reload and, with a memlimit, on the pager thread when an open is served
- * from an image that is not in memory.  Readers never wait for it: an image
- * is read from its file until its load completes, and a dropped image's
- * blocks stay valid for replies in flight (view references).
+ * Memory placement (memory mode): rebalance() asks placement.h which images
+ * to hold: walking them by last use (never used: images= order), each one
+ * whose size, counted without dedup, fits in what memlimit leaves after
+ * those kept before it (one that does not fit is passed over, and a smaller
+ * one after it may still be kept).  It drops the others first and then
+ * loads the newcomers.  It runs at start, after a reload and, with a
+ * memlimit, on the pager thread when an open is served from an image that
+ * is not in memory.  Readers never wait for it: an image is read from its
+ * file until its load completes, and a dropped image's blocks stay valid
+ * for replies in flight (view references).
  *
  * Freshness: each image keeps one record per file (freshness.h), created
  * with the image and judged at load, at every open and by changes through
@@ -48,6 +50,7 @@
 #include "log.h"
 #include "namespace.h"
 #include "passthrough.h"
+#include "placement.h"
 #include "trust.h"
 
 struct image {
@@ -500,16 +503,7 @@ static void unload(struct image *im, const char *why)
 	       im->pub.path, why);
 }
 
-/* ---- placement ---- */
-
-static int by_recent_use(const void *a, const void *b)
-{
-	const struct image *x = *(struct image *const *)a, *y = *(struct image *const *)b;
-	uint64_t ux = atomic_load(&x->last_used), uy = atomic_load(&y->last_used);
-	if (ux != uy)
-		return ux > uy ? -1 : 1;
-	return x->order < y->order ? -1 : x->order > y->order;
-}
+/* ---- placement: carrying out placement.h's decisions ---- */
 
 /* Take a refused image out of the current set (balance_lock held).  Files
  * already open keep reading it from its file, block by checked block. */
@@ -533,7 +527,7 @@ static void drop_refused(struct imageset *set, struct image *im, const char *why
 	iset_image_put(&im->pub);        /* the set's reference (the caller holds one) */
 }
 
-/* Move images in and out of memory (see the top of the file).  An image
+/* Move images in and out of memory as placement.h decides.  An image
  * whose data turns out damaged is refused (taken out of the set); one that
  * cannot be loaded for another reason (memory) stays on its file.  startup:
  * also say which images do not fit.  @return images refused. */
@@ -545,56 +539,54 @@ static size_t rebalance(struct imageset *set, bool startup)
 	pthread_mutex_lock(&set->list_lock);
 	size_t n = set->cur->n;
 	struct image **v = malloc((n ? n : 1) * sizeof(*v));
-	bool *want = calloc(n ? n : 1, sizeof(*want));
-	if (v && want) {
+	struct place_image *pv = malloc((n ? n : 1) * sizeof(*pv));
+	if (v && pv) {
 		memcpy(v, set->cur->v, n * sizeof(*v));
 		for (size_t i = 0; i < n; i++)
 			image_get(v[i]);
 	}
 	pthread_mutex_unlock(&set->list_lock);
 	size_t refused = 0;
-	if (!v || !want) {
+	if (!v || !pv) {
 		pthread_mutex_unlock(&set->balance_lock);
 		free(v);
-		free(want);
+		free(pv);
 		ylog(YLOG_WARN, "placing images in memory: out of memory; placement unchanged");
 		return 0;
 	}
-	qsort(v, n, sizeof(*v), by_recent_use);
-	uint64_t used = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (atomic_load(&v[i]->load_failed))
-			continue;
-		if (!set->memlimit || used + v[i]->logical <= set->memlimit) {
-			want[i] = true;
-			used += v[i]->logical;
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		pv[i] = (struct place_image){
+			.size = v[i]->logical, .last_used = atomic_load(&v[i]->last_used),
+			.order = v[i]->order, .in_memory = in_memory(v[i]),
+			.load_failed = atomic_load(&v[i]->load_failed), .id = i,
+		};
+	place_decide(pv, n, set->memlimit);
 	for (size_t i = 0; i < n; i++)   /* drop first: the newcomers need the room */
-		if (!want[i])
-			unload(v[i], "less recently used than the images that fill memlimit");
+		if (pv[i].action == PLACE_DROP)
+			unload(v[pv[i].id], "less recently used than the images that fill memlimit");
 	for (size_t i = 0; i < n; i++) {
-		if (!want[i] || in_memory(v[i]))
+		struct image *im = v[pv[i].id];
+		if (pv[i].action != PLACE_LOAD)
 			continue;
 		struct yolo_err e = { { 0 } };
-		int r = load(set, v[i], &e);
+		int r = load(set, im, &e);
 		if (r == -EUCLEAN) {
-			drop_refused(set, v[i], e.msg);
+			drop_refused(set, im, e.msg);
 			refused++;
 		} else if (r < 0) {
-			atomic_store(&v[i]->load_failed, true);
-			ylog(YLOG_WARN, "%s; serving image %s from its file", e.msg, v[i]->pub.path);
+			atomic_store(&im->load_failed, true);
+			ylog(YLOG_WARN, "%s; serving image %s from its file", e.msg, im->pub.path);
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (!want[i] && !atomic_load(&v[i]->load_failed) && startup)
+	for (size_t i = 0; i < n; i++)
+		if (startup && !place_in_memory(pv[i].action) && !pv[i].load_failed)
 			ylog(YLOG_WARN, "image %s: over memlimit, serving it from the image file",
-			       v[i]->pub.path);
+			       v[pv[i].id]->pub.path);
+	for (size_t i = 0; i < n; i++)
 		iset_image_put(&v[i]->pub);
-	}
 	pthread_mutex_unlock(&set->balance_lock);
 	free(v);
-	free(want);
+	free(pv);
 	return refused;
 }
 
