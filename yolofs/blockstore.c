@@ -287,123 +287,158 @@ static int raw_pointers(struct yolo_image *img, const uint8_t *data, const uint8
 	return 0;
 }
 
-int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
-	     struct bst_load_result *res, struct yolo_err *err)
+/* One load in progress. */
+struct load {
+	struct yolo_image *img;
+	const char *name;                /* for messages */
+	struct bst_view *v;
+	const uint8_t **src;             /* per block: its raw bytes (NULL: a zero block) */
+	uint8_t *buf;                    /* the data section as read, map_len bytes */
+	size_t map_len;
+	uint8_t *zbuf;                   /* the zstd blocks decompressed */
+	uint64_t new_bytes, new_chunks;  /* content the store did not hold */
+	bool shared;                     /* some block's content was held already */
+};
+
+/* Point each entry of the view at a chunk holding its block's bytes: one
+ * already held with the same checksum and bytes (dedup), else a new chunk
+ * over the bytes as loaded (lock held).  @return the entries done, fewer
+ * than the view's when out of memory. */
+static uint64_t share_or_add_chunks(struct bst *s, struct load *l)
 {
-	const struct yolo_image_info *info = yolo_image_info(img);
-	const char *name = yolo_image_name(img);
-	uint64_t n = info->block_count, t0 = yolo_now_ns();
-	struct bst_load_result r = { 0 };
-	const uint8_t **src = calloc(n ? n : 1, sizeof(*src));
-	struct bst_view *v = calloc(1, sizeof(*v));
-	uint8_t *zbuf = NULL, *buf = NULL;
-	size_t map_len = 0;
-	int ret;
-	if (!src || !v || !(v->chunk = calloc(n ? n : 1, sizeof(*v->chunk)))) {
-		ret = fail(err, -ENOMEM, "%s: out of memory", name);
-		goto out;
-	}
-	atomic_init(&v->refs, 1);
-	v->store = s;
-	v->nblocks = n;
-
-	if (n && !(buf = yolo_image_read_data_section(img, &map_len, NULL, err))) {
-		ret = -EIO;
-		goto out;
-	}
-	ret = raw_pointers(img, buf, src, &zbuf, err);
-	if (ret < 0)
-		goto out;
-
-	pthread_mutex_lock(&s->lock);
-	uint64_t new_bytes = 0, new_chunks = 0, i;
-	bool adopt = buf && !zbuf;       /* the read buffer becomes the segment */
-	for (i = 0; i < n; i++) {
-		if (!src[i])
+	struct bst_view *v = l->v;
+	uint64_t i;
+	for (i = 0; i < v->nblocks; i++) {
+		if (!l->src[i])
 			continue;
-		const struct yolo_block *b = yolo_image_block(img, i);
-		struct bst_chunk *c = s->dedup ? table_find(s, b->checksum, b->raw_len, src[i]) : NULL;
+		const struct yolo_block *b = yolo_image_block(l->img, i);
+		struct bst_chunk *c = s->dedup ? table_find(s, b->checksum, b->raw_len, l->src[i]) : NULL;
 		v->logical += b->raw_len;
 		if (c) {
 			c->refs++;
-			adopt = false;
+			l->shared = true;
 		} else {
 			if (!(c = calloc(1, sizeof(*c))))
 				break;
 			c->checksum = b->checksum;
 			c->len = b->raw_len;
 			c->refs = 1;
-			c->data = src[i];
+			c->data = l->src[i];
 			atomic_init(&c->state, UNCHECKED);
 			if (s->dedup && table_insert(s, c) < 0) {
 				free(c);
 				break;
 			}
 			s->use.unique += b->raw_len;
-			new_bytes += b->raw_len;
-			new_chunks++;
+			l->new_bytes += b->raw_len;
+			l->new_chunks++;
 		}
 		v->chunk[i] = c;
 	}
-	struct bst_seg *g = NULL;
-	if (i < n || (new_chunks && !(g = calloc(1, sizeof(*g))))) {
-		release_chunks(s, v, i);
-		pthread_mutex_unlock(&s->lock);
-		ret = fail(err, -ENOMEM, "%s: out of memory", name);
-		goto out;
+	return i;
+}
+
+/* Give the new chunks a segment and add it to the store (lock held): the
+ * read buffer itself when every block is new and stored as is (taken from
+ * l->buf), else a mapping of exactly their size that they are copied into.
+ * @return the segment, or NULL with err filled (out of memory). */
+static struct bst_seg *store_new_chunks(struct bst *s, struct load *l, int *mlock_errno,
+					struct yolo_err *err)
+{
+	struct bst_view *v = l->v;
+	struct bst_seg *g = calloc(1, sizeof(*g));
+	if (!g) {
+		fail(err, -ENOMEM, "%s: out of memory", l->name);
+		return NULL;
 	}
-	if (g && adopt) {
-		*g = (struct bst_seg){ .base = buf, .map_len = map_len };
-		buf = NULL;
-	} else if (g) {
-		/* Copy the new content into a segment of its exact size. */
-		size_t len = (size_t)((new_bytes + 4095) & ~4095ull);
+	if (l->buf && !l->zbuf && !l->shared) {
+		*g = (struct bst_seg){ .base = l->buf, .map_len = l->map_len };
+		l->buf = NULL;
+	} else {
+		size_t len = (size_t)((l->new_bytes + 4095) & ~4095ull);
 		uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED) {
 			free(g);
-			release_chunks(s, v, n);
-			pthread_mutex_unlock(&s->lock);
-			ret = fail(err, -ENOMEM, "%s: cannot allocate %llu bytes", name,
-					(unsigned long long)len);
-			goto out;
+			fail(err, -ENOMEM, "%s: cannot allocate %llu bytes", l->name,
+			     (unsigned long long)len);
+			return NULL;
 		}
 		*g = (struct bst_seg){ .base = p, .map_len = len };
-		for (uint64_t j = 0; j < n; j++) {
+		for (uint64_t j = 0; j < v->nblocks; j++) {
 			struct bst_chunk *c = v->chunk[j];
-			if (c && !c->seg && c->data == src[j]) {
+			if (c && !c->seg && c->data == l->src[j]) {
 				memcpy(p, c->data, c->len);
 				c->data = p;
 				p += c->len;
 			}
 		}
 	}
-	if (g) {
-		for (uint64_t j = 0; j < n; j++) {
-			struct bst_chunk *c = v->chunk[j];
-			if (c && !c->seg) {
-				c->seg = g;
-				g->live++;
-			}
+	for (uint64_t j = 0; j < v->nblocks; j++) {
+		struct bst_chunk *c = v->chunk[j];
+		if (c && !c->seg) {
+			c->seg = g;
+			g->live++;
 		}
-		seg_add(s, g, &r.mlock_errno);
-		r.added = g->map_len;
 	}
+	seg_add(s, g, mlock_errno);
+	return g;
+}
+
+int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
+	     struct bst_load_result *res, struct yolo_err *err)
+{
+	const struct yolo_image_info *info = yolo_image_info(img);
+	uint64_t n = info->block_count, t0 = yolo_now_ns();
+	struct bst_load_result r = { 0 };
+	struct load l = { .img = img, .name = yolo_image_name(img) };
+	l.src = calloc(n ? n : 1, sizeof(*l.src));
+	l.v = calloc(1, sizeof(*l.v));
+	int ret;
+	if (!l.src || !l.v || !(l.v->chunk = calloc(n ? n : 1, sizeof(*l.v->chunk)))) {
+		ret = fail(err, -ENOMEM, "%s: out of memory", l.name);
+		goto out;
+	}
+	atomic_init(&l.v->refs, 1);
+	l.v->store = s;
+	l.v->nblocks = n;
+
+	if (n && !(l.buf = yolo_image_read_data_section(img, &l.map_len, NULL, err))) {
+		ret = -EIO;
+		goto out;
+	}
+	ret = raw_pointers(img, l.buf, l.src, &l.zbuf, err);
+	if (ret < 0)
+		goto out;
+
+	pthread_mutex_lock(&s->lock);
+	uint64_t done = share_or_add_chunks(s, &l);
+	struct bst_seg *g = NULL;
+	if (done < n)
+		ret = fail(err, -ENOMEM, "%s: out of memory", l.name);
+	else if (l.new_chunks && !(g = store_new_chunks(s, &l, &r.mlock_errno, err)))
+		ret = -ENOMEM;
+	if (ret < 0) {
+		release_chunks(s, l.v, done);
+		pthread_mutex_unlock(&s->lock);
+		goto out;
+	}
+	if (g)
+		r.added = g->map_len;
 	r.pinned = s->pin && (!g || g->pinned);
-	s->use.logical += v->logical;
+	s->use.logical += l.v->logical;
 	s->use.views++;
 	pthread_mutex_unlock(&s->lock);
-	r.logical = v->logical;
+	r.logical = l.v->logical;
 	r.ns = yolo_now_ns() - t0;
-	*out = v;
-	v = NULL;
-	ret = 0;
+	*out = l.v;
+	l.v = NULL;
 out:
-	if (v)
-		view_free(v);
-	if (buf)
-		munmap(buf, map_len);
-	free(zbuf);
-	free(src);
+	if (l.v)
+		view_free(l.v);
+	if (l.buf)
+		munmap(l.buf, l.map_len);
+	free(l.zbuf);
+	free(l.src);
 	if (res)
 		*res = r;
 	return ret;

@@ -1,42 +1,46 @@
-/* imageset.c - the images yolofs serves: open, find, reload, and memory
- * placement (see imageset.h).
+/* imageset.c - the images yolofs serves (see imageset.h): an image's life
+ * (open, references, free), finding the image for an open, the reload
+ * swap, and carrying out the memory placement (placement.h decides) with
+ * its pager thread.  The background jobs on an image are image_jobs.c's.
  *
  * Lifetime: an image is referenced by the current set, by every open file
  * served from it and briefly by snapshots; the last reference frees it
  * (its view in the block store is put, so memory shared with other images
  * stays).  A reload builds a new set, swaps it in and puts the old one.
  *
- * Memory placement (memory mode): rebalance() orders the current images by
- * last use (never used: images= order), keeps in memory the longest prefix
- * of that order whose sizes, counted without dedup, fit in memlimit, drops
- * the others first and then loads the newcomers.  It runs at start, after a
- * reload and, with a memlimit, on the pager thread when an open is served
- * from an image that is not in memory.  Readers never wait for it: an image
- * is read from its file until its load completes, and a dropped image's
- * blocks stay valid for replies in flight (view references).
+ * Memory placement (memory mode): rebalance() asks placement.h which images
+ * to hold: walking them by last use (never used: images= order), each one
+ * whose size, counted without dedup, fits in what memlimit leaves after
+ * those kept before it (one that does not fit is passed over, and a smaller
+ * one after it may still be kept).  It drops the others first and then
+ * loads the newcomers.  It runs at start, after a reload and, with a
+ * memlimit, on the pager thread when an open is served from an image that
+ * is not in memory.  Readers never wait for it: an image is read from its
+ * file until its load completes, and a dropped image's blocks stay valid
+ * for replies in flight (view references).
  *
  * Freshness: each image keeps one record per file (freshness.h), created
  * with the image and judged at load, at every open and by changes through
- * the mount; comparisons it asks for run as background jobs (bg_), each
- * holding a reference to its image.  Those jobs belong to the set (their
- * owner): an image uses its set (statistics, store, source) until it is
- * freed, so iset_destroy cancels them, and waits for a running one, before
- * it puts its images; whichever of the set and the worker goes first.
+ * the mount; comparisons it asks for run as background jobs (image_jobs.h),
+ * each holding a reference to its image.  Those jobs belong to the set
+ * (their owner): an image uses its set (statistics, store, source) until
+ * it is freed, so iset_destroy cancels them, and waits for a running one,
+ * before it puts its images; whichever of the set and the worker goes
+ * first.
  *
  * Hostile images: an image that cannot be opened (unreadable, untrusted,
  * damaged header or tables, unsafe or duplicate paths) or, in memory mode,
  * cannot be loaded because its data is damaged (a zstd frame that does not
  * decode) is refused alone, at start as at a reload: one log line naming
- * the file and why, counted in images_refused; the other images serve.  After a load, another background job
- * checks every block of the image once, so damage is reported even for
- * files nobody opens.
+ * the file and why, counted in images_refused; the other images serve.
+ * After a load, another background job checks every block of the image
+ * once, so damage is reported even for files nobody opens.
  *
  * Lock order: balance_lock, then list_lock or an image's mem_lock; list_lock
  * before a record's lock. */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -44,56 +48,16 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "imageset.h"
+#include "image_jobs.h"
+#include "imageset_i.h"
 #include "log.h"
-#include "namespace.h"
-#include "passthrough.h"
+#include "placement.h"
 #include "trust.h"
 #include "util.h"
-
-struct image {
-	struct iset_image pub;
-	struct imageset *set;
-	int fd;                          /* the image file as opened */
-	struct stat file_st;             /* of fd: a reload keeps an unchanged file */
-	uint64_t logical;                /* bytes its blocks take in memory without dedup */
-	atomic_uint refs;
-	atomic_uint_fast64_t last_used;  /* set->clock at the last open it served; 0: never */
-	atomic_bool load_failed;         /* could not be loaded (not damage): stays on its file */
-	atomic_bool refused;             /* damaged data: out of the set, its jobs do nothing */
-	bool started;                    /* judged, jobs queued; protected by balance_lock */
-	size_t order;                    /* position in images=; protected by balance_lock */
-	pthread_mutex_t mem_lock;
-	struct bst_view *mem;            /* protected by mem_lock */
-};
 
 struct list {
 	size_t n;
 	struct image *v[];
-};
-
-struct imageset {
-	/* Immutable after is_create. */
-	bool memory;
-	uint64_t memlimit;
-	int source_fd;
-	bool check_trust;                /* only trusted image files (trust.h) */
-	struct bg *bg;
-	struct ns *ns;                   /* NULL: no namespace answers */
-	struct bst *store;               /* memory mode only */
-	struct stats *stats;
-
-	pthread_mutex_t list_lock;       /* protects `cur` (pointer and contents) */
-	struct list *cur;
-	atomic_uint_fast64_t clock;
-
-	pthread_mutex_t balance_lock;    /* serialises rebalance and reload */
-	unsigned generation;             /* reloads so far; protected by balance_lock */
-
-	pthread_mutex_t pager_lock;      /* protects the pager fields */
-	pthread_cond_t pager_cond;
-	bool pager_wake, pager_quit, pager_running;
-	pthread_t pager;
 };
 
 static struct image *image_of(struct iset_image *p)
@@ -133,16 +97,6 @@ static void sample_memory(void *ctx, struct stats *st)
 
 /* ---- one image ---- */
 
-static void image_get(struct image *im)
-{
-	atomic_fetch_add_explicit(&im->refs, 1, memory_order_relaxed);
-}
-
-static const char *shown_path(const char *path, char *buf, size_t len)
-{
-	return yolo_printable(path, strlen(path), buf, len);
-}
-
 /* Refuse image file `path` because of `why` (a library message starting
  * with the path: it is not repeated): one line, and images_refused. */
 static void refuse(struct imageset *set, const char *path, const char *why, const char *then)
@@ -152,200 +106,6 @@ static void refuse(struct imageset *set, const char *path, const char *why, cons
 		why += n + 2;
 	stats_add(&set->stats->images_refused, 1);
 	ylog(YLOG_ERR, "image %s refused: %s%s", path, why, then);
-}
-
-/* ---- background jobs: comparing a file, checking an image ---- */
-
-struct compare_job {
-	struct image *im;                /* one reference */
-	uint32_t file_id;
-};
-
-/* Compare file `file_id`'s captured blocks with the source as it is now;
- * the record decides what the result means. */
-static void compare_run(void *ctx)
-{
-	struct compare_job *j = ctx;
-	struct image *im = j->im;
-	if (atomic_load(&im->refused))
-		return;
-	const struct yolo_file *yf = yolo_image_file(im->pub.img, j->file_id);
-	struct fr_file *rec = &im->pub.fresh[j->file_id];
-	char shown[256];
-	shown_path(yf->path, shown, sizeof(shown));
-	int fd = yolo_open_beneath(im->set->source_fd, yf->path, O_RDONLY | O_NOFOLLOW);
-	struct stat st;
-	uint64_t gen;
-	if (fd < 0 || fstat(fd, &st) < 0) {
-		struct fr_ident gone = { .size = UINT64_MAX };
-		if (fr_file_compare_begin(rec, &gone, &gen))
-			fr_file_compared(rec, &gone, &gone, gen, false);
-		if (fd >= 0)
-			close(fd);
-		return;
-	}
-	struct fr_ident start = fr_ident_of(&st), end;
-	if (!fr_file_compare_begin(rec, &start, &gen)) {
-		close(fd);
-		return;
-	}
-	stats_add(&im->pub.st.comparisons, 1);
-	int r = yolo_image_compare_file(im->pub.img, j->file_id, fd);
-	end = fstat(fd, &st) == 0 ? fr_ident_of(&st) : (struct fr_ident){ .size = UINT64_MAX };
-	close(fd);
-	if (r < 0)
-		ylog(YLOG_WARN, "%s: cannot compare with image %s: %s; not served from it", shown,
-		     im->pub.path, r == -EUCLEAN ? "a bad image block" : strerror(-r));
-	switch (fr_file_compared(rec, &start, &end, gen, r == 1)) {
-	case FR_OUT_ACCEPTED:
-		stats_add(&im->pub.st.compared_equal, 1);
-		ylog(YLOG_INFO, "%s: captured blocks equal the source; image %s serves it again",
-		     shown, im->pub.path);
-		break;
-	case FR_OUT_STALE:
-		stats_add(&im->pub.st.compared_stale, 1);
-		ylog(YLOG_WARN, "%s: changed since capture (captured blocks differ); image %s does "
-		     "not serve it", shown, im->pub.path);
-		break;
-	case FR_OUT_RETRY:
-		ylog(YLOG_INFO, "%s: changed while it was compared with image %s; judged again at "
-		     "the next open", shown, im->pub.path);
-		break;
-	case FR_OUT_IGNORED:
-		break;
-	}
-}
-
-static void compare_release(void *ctx, bool ran)
-{
-	struct compare_job *j = ctx;
-	iset_image_put(&j->im->pub);
-	free(j);
-}
-
-/* Queue a comparison of file `id` of `im`. */
-static void queue_compare(struct image *im, uint32_t id)
-{
-	struct compare_job *j = malloc(sizeof(*j));
-	if (!j)
-		return;                  /* not compared now: judged again at the next open */
-	image_get(im);
-	*j = (struct compare_job){ .im = im, .file_id = id };
-	bg_queue(im->set->bg, &(struct bg_job){ .run = compare_run, .release = compare_release,
-						.ctx = j, .owner = im->set });
-}
-
-/* Tell what the judgement of file `id` found, once per change of status. */
-static void report_judgement(struct image *im, uint32_t id, enum fr_action act)
-{
-	struct fr_file *rec = &im->pub.fresh[id];
-	char shown[256];
-	shown_path(yolo_image_file(im->pub.img, id)->path, shown, sizeof(shown));
-	pthread_rwlock_rdlock(&rec->lock);
-	enum fr_status status = rec->st.status;
-	const char *why = rec->st.why;
-	pthread_rwlock_unlock(&rec->lock);
-	if (act == FR_ACT_COMPARE)
-		ylog(YLOG_INFO, "%s: %s differs from image %s; comparing its captured blocks with "
-		     "the source in the background (read from the source meanwhile)", shown,
-		     why ? why : "identity", im->pub.path);
-	else if (status == FR_STALE)
-		ylog(YLOG_WARN, "%s: %s differs from image %s (changed since capture); not serving "
-		     "its blocks", shown, why ? why : "identity", im->pub.path);
-	else if (status == FR_DISABLED)
-		ylog(YLOG_WARN, "%s: image %s has too many bad blocks for it; read from the source "
-		     "from now on", shown, im->pub.path);
-}
-
-/* Judge every file of a newly opened image against the source as it is:
- * files touched while no daemon ran are compared at once, in the
- * background, so their first boot finds them accepted if it can. */
-static void judge_files(struct image *im)
-{
-	const struct yolo_image_info *info = im->pub.info;
-	uint32_t fresh = 0, compare = 0, changed = 0, missing = 0;
-	for (uint32_t id = 0; id < info->file_count; id++) {
-		const struct yolo_file *yf = yolo_image_file(im->pub.img, id);
-		int fd = yolo_open_beneath(im->set->source_fd, yf->path, O_PATH | O_NOFOLLOW);
-		struct stat st;
-		if (fd < 0 || fstat(fd, &st) < 0) {
-			missing++;
-			if (fd >= 0)
-				close(fd);
-			continue;
-		}
-		close(fd);
-		bool news;
-		struct fr_ident now = fr_ident_of(&st);
-		enum fr_action act = fr_file_open(&im->pub.fresh[id], &now, &news);
-		if (act == FR_ACT_SERVE) {
-			fresh++;
-			continue;
-		}
-		if (act == FR_ACT_COMPARE) {
-			compare++;
-			queue_compare(im, id);
-		} else {
-			changed++;
-		}
-		if (ylog_threshold >= YLOG_DEBUG)
-			report_judgement(im, id, act);
-	}
-	if (compare || changed || missing)
-		ylog(YLOG_WARN, "image %s: of %u files %u are as captured, %u are compared with "
-		     "the source in the background (their metadata changed), %u changed and %u "
-		     "are missing since capture (not served)", im->pub.path, info->file_count,
-		     fresh, compare, changed, missing);
-}
-
-struct verify_job {
-	struct image *im;
-	struct bst_view *mem;            /* one view reference */
-};
-
-/* Check every block of a loaded image once, so damage is reported even in
- * files nobody opens (serving checks each block at first use anyway). */
-static void verify_run(void *ctx)
-{
-	struct verify_job *j = ctx;
-	if (atomic_load(&j->im->refused))
-		return;
-	uint64_t first = 0, bad = bst_verify(j->mem, j->im->pub.img, &first);
-	if (!bad)
-		return;
-	const struct yolo_block *b = yolo_image_block(j->im->pub.img, first);
-	char shown[256];
-	ylog(YLOG_WARN, "image %s: %" PRIu64 " blocks do not match their checksums (first: block "
-	     "%" PRIu64 " of %s); they are read from the source", j->im->pub.path, bad,
-	     b->block_id, shown_path(yolo_image_file(j->im->pub.img, b->file_id)->path, shown,
-				     sizeof(shown)));
-}
-
-static void verify_release(void *ctx, bool ran)
-{
-	struct verify_job *j = ctx;
-	bst_view_put(j->mem);
-	iset_image_put(&j->im->pub);
-	free(j);
-}
-
-/* Learn the answers to the image's namespace questions from the source,
- * in the background: until then they are asked of the source. */
-static void learn_run(void *ctx)
-{
-	struct image *im = ctx;
-	if (atomic_load(&im->refused))
-		return;
-	uint32_t n = ns_learn(im->set->ns, im->pub.img);
-	if (yolo_image_ns_node_count(im->pub.img))
-		ylog(YLOG_INFO, "image %s: %u of %u namespace paths answered from memory", im->pub.path,
-		     n, yolo_image_ns_node_count(im->pub.img));
-}
-
-static void learn_release(void *ctx, bool ran)
-{
-	(void)ran;
-	iset_image_put(&((struct image *)ctx)->pub);
 }
 
 static void free_records(struct image *im)
@@ -464,14 +224,7 @@ static int load(struct imageset *set, struct image *im, struct yolo_err *err)
 	pthread_mutex_lock(&im->mem_lock);
 	im->mem = v;
 	pthread_mutex_unlock(&im->mem_lock);
-	struct verify_job *j = malloc(sizeof(*j));
-	if (j) {
-		image_get(im);
-		bst_view_get(v);
-		*j = (struct verify_job){ .im = im, .mem = v };
-		bg_queue(set->bg, &(struct bg_job){ .run = verify_run, .release = verify_release,
-						    .ctx = j, .owner = set });
-	}
+	ijob_queue_verify(im, v);
 	atomic_store(&im->pub.st.loaded_bytes, r.logical);
 	atomic_store(&im->pub.st.pinned, r.pinned);
 	stats_add(&im->pub.st.loads, 1);
@@ -501,16 +254,7 @@ static void unload(struct image *im, const char *why)
 	       im->pub.path, why);
 }
 
-/* ---- placement ---- */
-
-static int by_recent_use(const void *a, const void *b)
-{
-	const struct image *x = *(struct image *const *)a, *y = *(struct image *const *)b;
-	uint64_t ux = atomic_load(&x->last_used), uy = atomic_load(&y->last_used);
-	if (ux != uy)
-		return ux > uy ? -1 : 1;
-	return x->order < y->order ? -1 : x->order > y->order;
-}
+/* ---- placement: carrying out placement.h's decisions ---- */
 
 /* Take a refused image out of the current set (balance_lock held).  Files
  * already open keep reading it from its file, block by checked block. */
@@ -534,7 +278,7 @@ static void drop_refused(struct imageset *set, struct image *im, const char *why
 	iset_image_put(&im->pub);        /* the set's reference (the caller holds one) */
 }
 
-/* Move images in and out of memory (see the top of the file).  An image
+/* Move images in and out of memory as placement.h decides.  An image
  * whose data turns out damaged is refused (taken out of the set); one that
  * cannot be loaded for another reason (memory) stays on its file.  startup:
  * also say which images do not fit.  @return images refused. */
@@ -546,61 +290,61 @@ static size_t rebalance(struct imageset *set, bool startup)
 	pthread_mutex_lock(&set->list_lock);
 	size_t n = set->cur->n;
 	struct image **v = malloc((n ? n : 1) * sizeof(*v));
-	bool *want = calloc(n ? n : 1, sizeof(*want));
-	if (v && want) {
+	struct place_image *pv = malloc((n ? n : 1) * sizeof(*pv));
+	if (v && pv) {
 		memcpy(v, set->cur->v, n * sizeof(*v));
 		for (size_t i = 0; i < n; i++)
 			image_get(v[i]);
 	}
 	pthread_mutex_unlock(&set->list_lock);
 	size_t refused = 0;
-	if (!v || !want) {
+	if (!v || !pv) {
 		pthread_mutex_unlock(&set->balance_lock);
 		free(v);
-		free(want);
+		free(pv);
 		ylog(YLOG_WARN, "placing images in memory: out of memory; placement unchanged");
 		return 0;
 	}
-	qsort(v, n, sizeof(*v), by_recent_use);
-	uint64_t used = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (atomic_load(&v[i]->load_failed))
-			continue;
-		if (!set->memlimit || used + v[i]->logical <= set->memlimit) {
-			want[i] = true;
-			used += v[i]->logical;
-		}
-	}
+	for (size_t i = 0; i < n; i++)
+		pv[i] = (struct place_image){
+			.size = v[i]->logical, .last_used = atomic_load(&v[i]->last_used),
+			.order = v[i]->order, .in_memory = in_memory(v[i]),
+			.load_failed = atomic_load(&v[i]->load_failed), .id = i,
+		};
+	place_decide(pv, n, set->memlimit);
 	for (size_t i = 0; i < n; i++)   /* drop first: the newcomers need the room */
-		if (!want[i])
-			unload(v[i], "less recently used than the images that fill memlimit");
+		if (pv[i].action == PLACE_DROP)
+			unload(v[pv[i].id], "less recently used than the images that fill memlimit");
 	for (size_t i = 0; i < n; i++) {
-		if (!want[i] || in_memory(v[i]))
+		struct image *im = v[pv[i].id];
+		if (pv[i].action != PLACE_LOAD)
 			continue;
 		struct yolo_err e = { { 0 } };
-		int r = load(set, v[i], &e);
+		int r = load(set, im, &e);
 		if (r == -EUCLEAN) {
-			drop_refused(set, v[i], e.msg);
+			drop_refused(set, im, e.msg);
 			refused++;
 		} else if (r < 0) {
-			atomic_store(&v[i]->load_failed, true);
-			ylog(YLOG_WARN, "%s; serving image %s from its file", e.msg, v[i]->pub.path);
+			atomic_store(&im->load_failed, true);
+			ylog(YLOG_WARN, "%s; serving image %s from its file", e.msg, im->pub.path);
 		}
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (!want[i] && !atomic_load(&v[i]->load_failed) && startup)
+	for (size_t i = 0; i < n; i++)
+		if (startup && !place_in_memory(pv[i].action) && !pv[i].load_failed)
 			ylog(YLOG_WARN, "image %s: over memlimit, serving it from the image file",
-			       v[i]->pub.path);
+			       v[pv[i].id]->pub.path);
+	for (size_t i = 0; i < n; i++)
 		iset_image_put(&v[i]->pub);
-	}
 	pthread_mutex_unlock(&set->balance_lock);
 	free(v);
-	free(want);
+	free(pv);
 	return refused;
 }
 
+/* ---- images new in the set ---- */
+
 /* Judge the files of the images new in the set and queue their namespace
- * learning, once the memory placement has refused those whose data is
+ * priming, once the memory placement has refused those whose data is
  * damaged (so nothing is queued for them).  Opens before this judge each
  * file anyway (iset_find). */
 static void start_new(struct imageset *set)
@@ -620,18 +364,15 @@ static void start_new(struct imageset *set)
 	pthread_mutex_unlock(&set->list_lock);
 	pthread_mutex_unlock(&set->balance_lock);
 	for (size_t i = 0; i < k; i++) {
-		struct image *im = v[i];
-		judge_files(im);
-		if (set->ns && yolo_image_ns_node_count(im->pub.img)) {
-			image_get(im);
-			bg_queue(set->bg, &(struct bg_job){ .run = learn_run,
-							    .release = learn_release, .ctx = im,
-							    .owner = set });
-		}
-		iset_image_put(&im->pub);
+		ijob_judge_files(v[i]);
+		ijob_queue_prime(v[i]);
+		iset_image_put(&v[i]->pub);
 	}
 	free(v);
 }
+
+/* ---- the pager thread: rebalances when an open is served from an image
+ * not in memory (memlimit set) ---- */
 
 static void *pager_main(void *arg)
 {
@@ -702,9 +443,9 @@ struct iset_image *iset_find(struct imageset *set, const char *relpath, const st
 		bool news;
 		enum fr_action act = fr_file_open(&im->pub.fresh[id], &now, &news);
 		if (act == FR_ACT_COMPARE)
-			queue_compare(im, id);
+			ijob_queue_compare(im, id);
 		if (news)
-			report_judgement(im, id, act);
+			ijob_report_judgement(im, id, act);
 		if (act != FR_ACT_SERVE) {
 			stats_add(&im->pub.st.files_stale, 1);
 			continue;

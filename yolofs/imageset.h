@@ -39,7 +39,7 @@ struct iset_config {
 	bool dedup;                      /* hold identical blocks once */
 	int source_fd;                   /* the source directory; borrowed */
 	struct bg *bg;                   /* runs comparisons and checks; borrowed */
-	struct ns *ns;                   /* learns each image's namespace answers (or NULL); borrowed */
+	struct ns *ns;                   /* primes each image's namespace answers (or NULL); borrowed */
 	bool trust_all;                  /* insecure_images: skip trust.h's checks (tests) */
 };
 

@@ -1,9 +1,9 @@
-/* namespace.c - answers to namespace questions, learned from the source
- * when an image is loaded and kept fresh with inotify and the mount table
- * (see namespace.h).
+/* namespace.c - answers to namespace questions, read from the source when
+ * an image is loaded (priming) and kept fresh with inotify and the mount
+ * table (see namespace.h).
  *
  * Locking: `lock` protects the table and every answer; readers (FUSE
- * workers) hold it shared while they copy an answer out.  A learned answer
+ * workers) hold it shared while they copy an answer out.  A primed answer
  * is only stored if no inotify report was handled between reading it from
  * the source and storing it (`reports` did not move); a report that
  * arrives later drops it.
@@ -555,10 +555,10 @@ static bool settled(struct ns *ns)
 	return atomic_load(&ns->handling) == 0;
 }
 
-/* ---- learning ---- */
+/* ---- priming: reading the answers an image asks for ---- */
 
 /* What was read about one path, to be stored if no report came between. */
-struct learned {
+struct primed {
 	unsigned answers;
 	struct stat st;
 	struct pt_ns_entry *listing;
@@ -575,7 +575,7 @@ struct learned {
 
 /* The listing of the directory open as O_PATH `fd`: "." and ".." included,
  * names in the same block.  @return 0 or -errno. */
-static int read_listing(int fd, struct learned *l)
+static int read_listing(int fd, struct primed *l)
 {
 	int dfd = openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -655,7 +655,7 @@ static ssize_t read_xattr(int fd, const char *name, char **out)
 	}
 }
 
-static void free_learned(struct learned *l)
+static void free_primed(struct primed *l)
 {
 	struct node tmp = { .listing = l->listing, .link = l->link, .xlist = l->xlist,
 			    .xattrs = l->xattrs, .nxattrs = l->nxattrs };
@@ -693,8 +693,8 @@ static bool reports_every_change(int dirfd)
  * is reported.  Its file handle names the very object the answers are
  * about.  *fd_out: its O_PATH descriptor when it is a directory (children
  * need it), else -1. */
-static void learn_one(struct ns *ns, int dirfd, const char *name, uint16_t flags,
-		      const char *const *xnames, size_t nx, struct learned *l, int *fd_out)
+static void prime_one(struct ns *ns, int dirfd, const char *name, uint16_t flags,
+		      const char *const *xnames, size_t nx, struct primed *l, int *fd_out)
 {
 	*fd_out = -1;
 	int fd = name ? openat(dirfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC)
@@ -775,7 +775,7 @@ static void learn_one(struct ns *ns, int dirfd, const char *name, uint16_t flags
 
 /* Store `l` as the answers about `path` (taken), unless a report was
  * handled since `reports0`. */
-static bool store(struct ns *ns, char *path, struct learned *l, uint64_t reports0)
+static bool store(struct ns *ns, char *path, struct primed *l, uint64_t reports0)
 {
 	pthread_rwlock_wrlock(&ns->lock);
 	bool ok = atomic_load(&ns->reports) == reports0;
@@ -807,7 +807,7 @@ static bool store(struct ns *ns, char *path, struct learned *l, uint64_t reports
 	return n != NULL;
 }
 
-uint32_t ns_learn(struct ns *ns, const struct yolo_image *img)
+uint32_t ns_prime(struct ns *ns, const struct yolo_image *img)
 {
 	uint32_t nn = yolo_image_ns_node_count(img), nxq = yolo_image_ns_xattr_count(img), kept = 0;
 	if (!nn)
@@ -837,15 +837,15 @@ uint32_t ns_learn(struct ns *ns, const struct yolo_image *img)
 		for (uint32_t x = 0; x < nxq; x++)   /* few: a scan per node is enough */
 			if (yolo_image_ns_xattr(img, x)->node == i)
 				xnames[nx++] = yolo_image_ns_xattr(img, x)->name;
-		struct learned l = { .wd = -1 };
+		struct primed l = { .wd = -1 };
 		uint64_t reports0 = atomic_load(&ns->reports);
-		learn_one(ns, dirfd, i ? q->name : NULL, q->flags, xnames, nx, &l, &fds[i]);
+		prime_one(ns, dirfd, i ? q->name : NULL, q->flags, xnames, nx, &l, &fds[i]);
 		char *key = strdup(paths[i]);
 		if (l.answers && key && store(ns, key, &l, reports0))
 			kept++;
 		else if (key && l.answers)
 			fds[i] = fds[i] >= 0 ? (close(fds[i]), -1) : -1;   /* raced: its children unknown */
-		free_learned(&l);
+		free_primed(&l);
 		/* A directory's descriptor is held only until its last child is
 		 * read: a tree of any size needs few at a time. */
 		uint32_t p = q->parent;

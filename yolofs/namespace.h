@@ -32,7 +32,7 @@
  * A dropped answer is asked of the source from then on.  Not seen: a
  * write through a shared mmap of a source file mapped before the watch
  * (its contents are checked at open as always, freshness.h), and changes
- * while the daemon is not running (the answers are learnt anew at start).
+ * while the daemon is not running (the answers are primed anew at start).
  * Answers are given to root callers only (overlayfs reads layers as root);
  * others always get the source's, as themselves (pt_cred.c). */
 #ifndef YOLO_NAMESPACE_H
@@ -54,9 +54,10 @@ int ns_start(struct ns *ns);
 void ns_stop(struct ns *ns);
 void ns_destroy(struct ns *ns);
 
-/* Answer `img`'s questions from the source now (watches first).  Slow
- * (disk reads): meant for a background job.  @return the questions added. */
-uint32_t ns_learn(struct ns *ns, const struct yolo_image *img);
+/* Prime: read the answers to `img`'s questions from the source now
+ * (watches first).  Slow (disk reads): meant for a background job.
+ * @return the questions added. */
+uint32_t ns_prime(struct ns *ns, const struct yolo_image *img);
 
 /* A mount below the source (pure, for tests). */
 struct ns_submount {

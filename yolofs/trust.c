@@ -34,156 +34,208 @@ static int trusted(const struct stat *st, const char *what, char *why, size_t le
 	return 0;
 }
 
+/* Open `path` as it is, without the checks (insecure_images): only the
+ * kind of object is checked. */
+static int open_unchecked(const char *path, int oflags, bool want_dir, char *why, size_t whylen)
+{
+	/* O_NONBLOCK: a FIFO named like an image must not hang the start. */
+	int fd = open(path, oflags | O_NONBLOCK), saved;
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		saved = errno;
+		snprintf(why, whylen, "%s", strerror(saved));
+		if (fd >= 0)
+			close(fd);
+		return -saved;
+	}
+	if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
+		close(fd);
+		snprintf(why, whylen, "not a %s", want_dir ? "directory" : "regular file");
+		return -EINVAL;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	return fd;
+}
+
+/* A walk from / to what a path names, one checked component at a time. */
+struct walk {
+	char rest[PATH_MAX * 2];         /* what is left to walk (grows when a symlink is followed) */
+	char sofar[PATH_MAX * 2];        /* what was walked, for messages */
+	int cur;                         /* O_PATH: the directory reached */
+	int hops;                        /* symlinks followed */
+	char *why;
+	size_t whylen;
+};
+
+/* Start at /, which must be trusted too.  @return 0 or -errno with why. */
+static int walk_start(struct walk *w, const char *path)
+{
+	struct stat st;
+	snprintf(w->rest, sizeof(w->rest), "%s", path);
+	w->sofar[0] = '\0';
+	w->hops = 0;
+	w->cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (w->cur < 0 || fstat(w->cur, &st) < 0) {
+		int ret = -errno;
+		snprintf(w->why, w->whylen, "/: %s", strerror(errno));
+		return ret;
+	}
+	return trusted(&st, "directory /", w->why, w->whylen);
+}
+
+/* Take the next name off w->rest into `comp`; *last: nothing but slashes
+ * follows it.  @return 1, 0 when nothing is left, or -errno with why. */
+static int walk_next_name(struct walk *w, char comp[NAME_MAX + 1], bool *last)
+{
+	char *p = w->rest;
+	while (*p == '/')
+		p++;
+	if (!*p)
+		return 0;
+	char *slash = strchr(p, '/');
+	size_t clen = slash ? (size_t)(slash - p) : strlen(p);
+	if (clen > NAME_MAX) {
+		snprintf(w->why, w->whylen, "a name is too long");
+		return -ENAMETOOLONG;
+	}
+	memcpy(comp, p, clen);
+	comp[clen] = '\0';
+	memmove(w->rest, p + clen, strlen(p + clen) + 1);
+	*last = strspn(w->rest, "/") == strlen(w->rest);
+	return 1;
+}
+
+/* Open `comp` in the directory reached, without following it, and check
+ * it.  @return an O_PATH descriptor (its stat in *st), or -errno with why. */
+static int walk_open_name(struct walk *w, const char *comp, struct stat *st)
+{
+	size_t used = strlen(w->sofar);
+	snprintf(w->sofar + used, sizeof(w->sofar) - used, "/%s", comp);
+	int fd = openat(w->cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC), ret;
+	if (fd < 0 || fstat(fd, st) < 0) {
+		ret = -errno;
+		snprintf(w->why, w->whylen, "%s: %s", w->sofar, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	char what[PATH_MAX * 2 + 32];
+	snprintf(what, sizeof(what), "%s %s", S_ISDIR(st->st_mode) ? "directory" :
+		 S_ISLNK(st->st_mode) ? "symlink" : "file", w->sofar);
+	if ((ret = trusted(st, what, w->why, w->whylen)) < 0) {
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+/* Follow the symlink open as `fd` (closed here) by hand: its target is
+ * walked next with the same checks, from / or from the directory holding
+ * it.  @return 0 or -errno with why. */
+static int walk_follow(struct walk *w, int fd)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
+	close(fd);
+	if (n <= 0 || ++w->hops > MAX_HOPS) {
+		int ret = n < 0 ? -errno : -ELOOP;
+		snprintf(w->why, w->whylen, "%s: %s", w->sofar, n < 0 ? strerror(errno) :
+			 "too many symlinks");
+		return ret;
+	}
+	target[n] = '\0';
+	char joined[sizeof(w->rest)];
+	if (snprintf(joined, sizeof(joined), "%s/%s", target, w->rest) >= (int)sizeof(joined)) {
+		snprintf(w->why, w->whylen, "%s: path too long", w->sofar);
+		return -ENAMETOOLONG;
+	}
+	strcpy(w->rest, joined);
+	*strrchr(w->sofar, '/') = '\0';
+	if (target[0] == '/') {
+		close(w->cur);
+		w->cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		w->sofar[0] = '\0';
+		if (w->cur < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+/* The object the path names, checked and open as O_PATH `fd` (closed
+ * here): reopen that very inode for reading, if it is of the kind wanted.
+ * @return a descriptor, or -errno with why. */
+static int walk_reopen(struct walk *w, int fd, const struct stat *st, int oflags, bool want_dir)
+{
+	if (want_dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode)) {
+		close(fd);
+		snprintf(w->why, w->whylen, "%s: not a %s", w->sofar, want_dir ? "directory" :
+			 "regular file");
+		return -EINVAL;
+	}
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	int ret = open(proc, oflags);
+	if (ret < 0) {
+		ret = -errno;
+		snprintf(w->why, w->whylen, "%s: %s", w->sofar, strerror(errno));
+	}
+	close(fd);
+	return ret;
+}
+
 /* Open `path` for reading, a regular file or (want_dir) a directory, with
  * the checks of trust.h on every component. */
 static int open_trusted(const char *path, bool want_dir, bool check, char *why, size_t whylen)
 {
 	int oflags = O_RDONLY | O_CLOEXEC | (want_dir ? O_DIRECTORY : 0);
-	if (!check) {
-		/* O_NONBLOCK: a FIFO named like an image must not hang the start. */
-		int fd = open(path, oflags | O_NONBLOCK), saved;
-		struct stat st;
-		if (fd < 0 || fstat(fd, &st) < 0) {
-			saved = errno;
-			snprintf(why, whylen, "%s", strerror(saved));
-			if (fd >= 0)
-				close(fd);
-			return -saved;
-		}
-		if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
-			close(fd);
-			snprintf(why, whylen, "not a %s", want_dir ? "directory" : "regular file");
-			return -EINVAL;
-		}
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-		return fd;
-	}
+	if (!check)
+		return open_unchecked(path, oflags, want_dir, why, whylen);
 	if (path[0] != '/') {
 		snprintf(why, whylen, "not an absolute path");
 		return -EINVAL;
 	}
-	/* rest: what is left to walk (grows when a symlink is followed). */
-	char rest[PATH_MAX * 2], sofar[PATH_MAX * 2] = "";
-	snprintf(rest, sizeof(rest), "%s", path);
-	int cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC), ret = 0, hops = 0;
-	struct stat st;
-	if (cur < 0 || fstat(cur, &st) < 0) {
-		ret = -errno;
-		snprintf(why, whylen, "/: %s", strerror(errno));
-		goto out;
-	}
-	if ((ret = trusted(&st, "directory /", why, whylen)) < 0)
-		goto out;
-	for (;;) {
-		char *p = rest;
-		while (*p == '/')
-			p++;
-		if (!*p && want_dir) {           /* "/" itself */
-			ret = openat(cur, ".", oflags);
+	struct walk w = { .why = why, .whylen = whylen };
+	int ret = walk_start(&w, path);
+	while (ret == 0) {
+		char comp[NAME_MAX + 1];
+		bool last = false;
+		ret = walk_next_name(&w, comp, &last);
+		if (ret == 0 && want_dir) {      /* "/" itself, or ending in "." */
+			ret = openat(w.cur, ".", oflags);
 			if (ret < 0)
 				ret = -errno;
-			goto out;
+			break;
 		}
-		if (!*p) {
+		if (ret == 0) {
 			snprintf(why, whylen, "names a directory");
 			ret = -EISDIR;
-			goto out;
+			break;
 		}
-		char *slash = strchr(p, '/');
-		size_t clen = slash ? (size_t)(slash - p) : strlen(p);
-		char comp[NAME_MAX + 1];
-		if (clen > NAME_MAX) {
-			snprintf(why, whylen, "a name is too long");
-			ret = -ENAMETOOLONG;
-			goto out;
-		}
-		memcpy(comp, p, clen);
-		comp[clen] = '\0';
-		memmove(rest, p + clen, strlen(p + clen) + 1);
-		bool last = strspn(rest, "/") == strlen(rest);
+		if (ret < 0)
+			break;
+		ret = 0;
 		if (strcmp(comp, ".") == 0)
 			continue;
-		size_t used = strlen(sofar);
-		snprintf(sofar + used, sizeof(sofar) - used, "/%s", comp);
-		int fd = openat(cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0 || fstat(fd, &st) < 0) {
-			ret = -errno;
-			snprintf(why, whylen, "%s: %s", sofar, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			goto out;
-		}
-		char what[PATH_MAX * 2 + 32];
-		snprintf(what, sizeof(what), "%s %s", S_ISDIR(st.st_mode) ? "directory" :
-			 S_ISLNK(st.st_mode) ? "symlink" : "file", sofar);
-		if ((ret = trusted(&st, what, why, whylen)) < 0) {
+		struct stat st;
+		int fd = walk_open_name(&w, comp, &st);
+		if (fd < 0) {
+			ret = fd;
+		} else if (S_ISLNK(st.st_mode)) {
+			ret = walk_follow(&w, fd);
+		} else if (!last && !S_ISDIR(st.st_mode)) {
 			close(fd);
-			goto out;
+			snprintf(why, whylen, "%s: not a directory", w.sofar);
+			ret = -ENOTDIR;
+		} else if (!last) {
+			close(w.cur);
+			w.cur = fd;      /* ".." from here is checked like any directory */
+		} else {
+			ret = walk_reopen(&w, fd, &st, oflags, want_dir);
+			break;
 		}
-		if (S_ISLNK(st.st_mode)) {
-			/* Followed by hand: its target is walked with the same
-			 * checks, from / or from the directory holding it. */
-			char target[PATH_MAX];
-			ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
-			close(fd);
-			if (n <= 0 || ++hops > MAX_HOPS) {
-				ret = n < 0 ? -errno : -ELOOP;
-				snprintf(why, whylen, "%s: %s", sofar, n < 0 ? strerror(errno) :
-					 "too many symlinks");
-				goto out;
-			}
-			target[n] = '\0';
-			char joined[sizeof(rest)];
-			if (snprintf(joined, sizeof(joined), "%s/%s", target, rest) >= (int)sizeof(joined)) {
-				ret = -ENAMETOOLONG;
-				snprintf(why, whylen, "%s: path too long", sofar);
-				goto out;
-			}
-			strcpy(rest, joined);
-			*strrchr(sofar, '/') = '\0';
-			if (target[0] == '/') {
-				close(cur);
-				cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-				sofar[0] = '\0';
-				if (cur < 0) {
-					ret = -errno;
-					goto out;
-				}
-			}
-			continue;
-		}
-		if (!last) {
-			if (!S_ISDIR(st.st_mode)) {
-				close(fd);
-				ret = -ENOTDIR;
-				snprintf(why, whylen, "%s: not a directory", sofar);
-				goto out;
-			}
-			close(cur);
-			cur = fd;        /* ".." from here is checked like any directory */
-			continue;
-		}
-		if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
-			close(fd);
-			ret = -EINVAL;
-			snprintf(why, whylen, "%s: not a %s", sofar, want_dir ? "directory" :
-				 "regular file");
-			goto out;
-		}
-		/* Reopen the very inode checked for reading. */
-		char proc[64];
-		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		ret = open(proc, oflags);
-		if (ret < 0) {
-			ret = -errno;
-			snprintf(why, whylen, "%s: %s", sofar, strerror(errno));
-		}
-		close(fd);
-		goto out;
 	}
-out:
-	if (cur >= 0)
-		close(cur);
+	if (w.cur >= 0)
+		close(w.cur);
 	return ret;
 }
 

@@ -120,9 +120,9 @@ static int setup(void **state)
 	assert_true(fx->src_fd >= 0);
 	assert_int_equal(ns_create(&fx->ns, fx->src_fd, &fx->stats), 0);
 	fx->h = ns_hooks(fx->ns);
-	uint32_t learnt = ns_learn(fx->ns, fx->img);
+	uint32_t primed = ns_prime(fx->ns, fx->img);
 	*state = fx;
-	if (learnt == 0) {               /* not a local disk file system (namespace.c) */
+	if (primed == 0) {               /* not a local disk file system (namespace.c) */
 		/* Under CI the README's machine has /tmp on ext4: a skip there
 		 * is a test that did not run (tests/mount/lib.sh's skip()). */
 		const char *ci = getenv("CI");
@@ -130,7 +130,7 @@ static int setup(void **state)
 			fail_msg("FAIL (CI): would skip: %s is not on a local disk file system", fx->src);
 		skip();
 	}
-	assert_int_equal(learnt, 7);
+	assert_int_equal(primed, 7);
 	assert_int_equal(ns_start(fx->ns), 0);
 	wait_handled(fx);                /* the reports of reading the listing */
 	return 0;
