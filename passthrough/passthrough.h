@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include <fuse_lowlevel.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -80,6 +81,13 @@ struct pt_readbuf {
 	void *hold;                      /* set by the hook: passed to read_done after the reply */
 };
 
+/* open hook return value: no hook serves or needs to see this open's
+ * reads, so the kernel may read the source file itself (passthrough),
+ * without the daemon.  The core does so for a read-only open when the
+ * kernel can and the inode's other opens allow it (pt_i.h, struct
+ * pt_inode); otherwise the open is served as any other. */
+#define PT_OPEN_PASSTHROUGH 1
+
 /* read hook return value: let the core read the source file itself. */
 #define PT_READ_PASS 1
 
@@ -101,8 +109,8 @@ struct pt_hooks {
 	void *ctx;
 
 	/* A regular file was opened.  May set *ipriv (when info->first) and
-	 * may set fi->direct_io / fi->keep_cache.  @return 0 or -errno (the
-	 * open then fails). */
+	 * may set fi->direct_io / fi->keep_cache.  @return 0, PT_OPEN_PASSTHROUGH
+	 * or -errno (the open then fails). */
 	int (*open)(void *ctx, const struct pt_open_info *info, void **ipriv,
 		    struct fuse_file_info *fi);
 	/* An open file was released; `last` when it was the inode's last. */
@@ -241,6 +249,11 @@ struct pt_config {
 	bool splice;                     /* allow splice replies for source reads */
 	bool keep_cache;                 /* keep the kernel page cache of unchanged files across opens */
 	uint32_t max_readahead;          /* kernel readahead window in bytes (0 disables) */
+	bool passthrough;                /* ask for kernel passthrough (PT_OPEN_PASSTHROUGH) */
+	/* Optional (NULL): set at INIT to whether the kernel does passthrough,
+	 * and counted for each passthrough open. */
+	atomic_uint_fast64_t *passthrough_active;
+	atomic_uint_fast64_t *passthrough_opens;
 	struct pt_hooks hooks;
 	struct pt_ns_hooks ns;
 	struct pt_ns_recorder ns_rec;

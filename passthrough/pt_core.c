@@ -22,6 +22,36 @@
  *    own way is a chmod that a non-owner may not make);
  *  - no writeback cache (writes reach the source, as the writer, at once);
  *  - AUTO_INVAL_DATA, READDIRPLUS, ioctl on directories (chattr/lsattr). */
+/* Kernel passthrough (Linux 6.9, libfuse 3.16): asked for when the
+ * configuration wants it; backing files may not be on a stacked file
+ * system, so that overlayfs (Docker, containerd) can stack over the
+ * mount.  One log line and cfg.passthrough_active say what came of it. */
+static void init_passthrough(struct pt_fs *fs, struct fuse_conn_info *conn)
+{
+	const char *why = NULL;
+	fs->passthrough = false;
+	if (!fs->cfg.passthrough)
+		why = "off (no_passthrough)";
+#ifdef HAVE_FUSE_PASSTHROUGH
+	else if (!(conn->capable & FUSE_CAP_PASSTHROUGH))
+		why = "off: the kernel has none (Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH)";
+	else {
+		conn->want |= FUSE_CAP_PASSTHROUGH;
+		conn->max_backing_stack_depth = FUSE_BACKING_STACKED_UNDER;
+		fs->passthrough = true;
+	}
+#else
+	else
+		why = "off: built against libfuse " YOLO_FUSE_VERSION " (passthrough needs >= 3.16)";
+#endif
+	if (fs->cfg.passthrough_active)
+		atomic_store(fs->cfg.passthrough_active, fs->passthrough);
+	if (fs->passthrough)
+		ylog(YLOG_INFO, "kernel passthrough: on (opens no hook serves are read by the kernel)");
+	else
+		ylog(fs->cfg.passthrough ? YLOG_WARN : YLOG_INFO, "kernel passthrough: %s", why);
+}
+
 static void pt_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct pt_fs *fs = userdata;
@@ -39,6 +69,7 @@ static void pt_init(void *userdata, struct fuse_conn_info *conn)
 		     "bits are checked before the source decides");
 	conn->max_readahead = fs->cfg.max_readahead;
 	conn->max_read = PT_MAX_READ;    /* as pt_mount_args says */
+	init_passthrough(fs, conn);
 	ylog(YLOG_DEBUG, "init: proto %u.%u max_write %u max_readahead %u want 0x%x",
 	     conn->proto_major, conn->proto_minor, conn->max_write, conn->max_readahead,
 	     conn->want);
@@ -152,6 +183,7 @@ void pt_destroy(struct pt_fs *fs)
 {
 	if (!fs)
 		return;
+	fs->se = NULL;                   /* destroyed: its backing ids went with it */
 	pt_close_handles(fs);
 	pt_free_inodes(fs);
 	free(fs->buckets);

@@ -359,19 +359,39 @@ void pt_as_self(struct pt_as *as)
 	*as = (struct pt_as){ 0 };
 }
 
-/* The effective set of a thread acting as a non-root caller, plus
- * CAP_DAC_READ_SEARCH (what open_by_handle_at needs) when `raise`. */
-static int caps_for_handles(struct thread_cred *t, bool raise)
+/* The effective set of a thread acting as a non-root caller (none), plus
+ * the daemon's capability `cap` when it is not -1. */
+static int caps_with(struct thread_cred *t, int cap)
 {
 	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
 	memcpy(caps, t->own_caps, sizeof(caps));
 	for (int i = 0; i < _LINUX_CAPABILITY_U32S_3; i++)
 		caps[i].effective = 0;
-	if (raise)
-		caps[CAP_TO_INDEX(CAP_DAC_READ_SEARCH)].effective =
-			t->own_caps[CAP_TO_INDEX(CAP_DAC_READ_SEARCH)].effective &
-			CAP_TO_MASK(CAP_DAC_READ_SEARCH);
+	if (cap >= 0)
+		caps[CAP_TO_INDEX(cap)].effective =
+			t->own_caps[CAP_TO_INDEX(cap)].effective & CAP_TO_MASK(cap);
 	return capset_self(caps);
+}
+
+/* Raise `cap` on a thread acting as a non-root caller (a no-op for the
+ * daemon itself or a root caller), for one call.  @return whether it was
+ * raised (lower it with caps_lower), or -EPERM. */
+static int caps_raise(int cap)
+{
+	struct thread_cred *t = thread_cred_if_any();
+	if (!t || !t->caps_lowered)
+		return 0;
+	return caps_with(t, cap) < 0 ? -EPERM : 1;
+}
+
+static void caps_lower(int raised, const char *what)
+{
+	if (raised <= 0)
+		return;
+	if (caps_with(thread_cred_if_any(), -1) < 0) {
+		ylog(YLOG_ERR, "a worker thread cannot drop %s again: %s", what, strerror(errno));
+		abort();                 /* never carry a capability into a caller's request */
+	}
 }
 
 int pt_open_handle(int mount_fd, const struct pt_fhid *id, int flags)
@@ -383,19 +403,27 @@ int pt_open_handle(int mount_fd, const struct pt_fhid *id, int flags)
 	fh.h.handle_type = id->type;
 	fh.h.handle_bytes = id->len;
 	memcpy(fh.h.f_handle, id->bytes, id->len);
-	struct thread_cred *t = thread_cred_if_any();
-	bool lowered = t && t->caps_lowered;
-	if (lowered && caps_for_handles(t, true) < 0)
-		return -EPERM;
+	int raised = caps_raise(CAP_DAC_READ_SEARCH);
+	if (raised < 0)
+		return raised;
 	int fd = open_by_handle_at(mount_fd, &fh.h, flags);
 	int saverr = errno;
-	if (lowered && caps_for_handles(t, false) < 0) {
-		ylog(YLOG_ERR, "a worker thread cannot drop CAP_DAC_READ_SEARCH again: %s",
-		     strerror(errno));
-		abort();                 /* never carry a capability into a caller's request */
-	}
+	caps_lower(raised, "CAP_DAC_READ_SEARCH");
 	return fd < 0 ? -saverr : fd;
 }
+
+#ifdef HAVE_FUSE_PASSTHROUGH
+int pt_backing_open(fuse_req_t req, int fd)
+{
+	int raised = caps_raise(CAP_SYS_ADMIN);
+	if (raised < 0)
+		return raised;
+	int id = fuse_passthrough_open(req, fd);
+	int saverr = errno;
+	caps_lower(raised, "CAP_SYS_ADMIN");
+	return id > 0 ? id : -(saverr ? saverr : EIO);
+}
+#endif
 
 int pt_caller_keep(fuse_req_t req, struct pt_caller *c)
 {

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "pt_i.h"
@@ -23,6 +24,46 @@ pid_t pt_current_pid(void)
 }
 
 /* ---- open ---- */
+
+/* Make an open whose reads no hook wants a passthrough open (the kernel
+ * reads and writes the source file itself), when the kernel can and the
+ * inode's other opens allow it (pt_i.h, struct pt_inode).  The backing file
+ * is the first such open's own descriptor, registered with its opener's
+ * credentials; the kernel makes every later open of the inode share it.
+ * Called with in->mu held. */
+static void choose_passthrough(fuse_req_t req, struct pt_fh *fh, bool wanted,
+			       struct fuse_file_info *fi)
+{
+#ifdef HAVE_FUSE_PASSTHROUGH
+	struct pt_fs *fs = fh->fs;
+	struct pt_inode *in = fh->in;
+	if (!fs->passthrough || fs->cfg.force_direct_io)
+		return;
+	if (in->nbacked == 0) {
+		if (!wanted || in->nopen > 0)
+			return;
+		int fd = pt_fh_fd(fh);   /* a lazy open is opened now */
+		struct pt_as as;
+		int id = fd < 0 ? fd : pt_as_writer(req, fh, &as);
+		if (id == 0) {
+			id = pt_backing_open(req, fd);
+			pt_as_self(&as);
+		}
+		if (id < 0) {
+			YLOG_TRACE("ino %ju: no passthrough: %s", (uintmax_t)in->ino, strerror(-id));
+			return;
+		}
+		in->backing_id = id;
+	}
+	in->nbacked++;
+	fh->backed = true;
+	fi->backing_id = in->backing_id;
+	fi->direct_io = 0;
+	fi->keep_cache = 0;
+	if (fs->cfg.passthrough_opens)
+		atomic_fetch_add(fs->cfg.passthrough_opens, 1);
+#endif
+}
 
 /* Finish an open: call the hook, decide caching, reply.  Called with
  * in->mu held and releases it; `fd` and `opener` are owned.  `fd` -1: a
@@ -81,9 +122,11 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 			goto fail;
 		}
 	}
+	/* Without an open hook nothing is served: all may pass through. */
+	choose_passthrough(req, fh, !fs->cfg.hooks.open || ret == PT_OPEN_PASSTHROUGH, fi);
 	in->nopen++;
 	fh->ipriv = in->ipriv;
-	fh->page_cached = !fi->direct_io && !(flags & O_DIRECT);
+	fh->page_cached = !fi->direct_io && !fh->backed && !(flags & O_DIRECT);
 	in->cache_known = true;
 	in->csize = st.st_size;
 	in->cmtime = st.st_mtim;
@@ -92,8 +135,8 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 	fi->fh = (uintptr_t)fh;
 	fi->noflush = 1;
 	pt_handle_add(fs, &fh->h);
-	YLOG_TRACE("open ino %ju fd %d keep_cache %d direct_io %d", (uintmax_t)in->ino, fd,
-		   fi->keep_cache, fi->direct_io);
+	YLOG_TRACE("open ino %ju fd %d keep_cache %d direct_io %d backing %d", (uintmax_t)in->ino,
+		   fd, fi->keep_cache, fi->direct_io, fh->backed ? in->backing_id : 0);
 	if (e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi))
 		pt_close_file(fs, fh, true);     /* interrupted: the kernel will not send release */
 	return;

@@ -8,7 +8,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "pt_i.h"
@@ -36,12 +39,32 @@ void pt_handle_del(struct pt_fs *fs, struct pt_handle *h)
 	pthread_mutex_unlock(&fs->handles_lock);
 }
 
+/* Linux 6.9 uapi (Debian 12's headers are older); libfuse's
+ * fuse_passthrough_close does the same but needs a request, which an open
+ * whose reply failed no longer has. */
+#ifndef FUSE_DEV_IOC_BACKING_CLOSE
+#define FUSE_DEV_IOC_BACKING_CLOSE _IOW(229, 2, uint32_t)
+#endif
+
+/* The kernel's open files keep their backing file; the id only lets later
+ * opens name it. */
+static void backing_close(struct pt_fs *fs, int id)
+{
+	uint32_t bid = (uint32_t)id;
+	if (fs->se && ioctl(fuse_session_fd(fs->se), FUSE_DEV_IOC_BACKING_CLOSE, &bid) < 0)
+		ylog(YLOG_WARN, "closing passthrough backing id %d: %s", id, strerror(errno));
+}
+
 void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed)
 {
 	struct pt_inode *in = fh->in;
 	if (listed)
 		pt_handle_del(fs, &fh->h);
 	pthread_mutex_lock(&in->mu);
+	if (fh->backed && --in->nbacked == 0) {
+		backing_close(fs, in->backing_id);
+		in->backing_id = 0;
+	}
 	bool last = --in->nopen == 0;
 	if (fs->cfg.hooks.release)
 		fs->cfg.hooks.release(fs->cfg.hooks.ctx, &in->ipriv, last);

@@ -64,6 +64,13 @@ struct pt_inode {
 	bool cache_known;                /* csize/cmtime/cctime: what the kernel may have cached */
 	off_t csize;
 	struct timespec cmtime, cctime;
+	/* Kernel passthrough (pt_file.c): the kernel takes one backing file
+	 * per inode and fails (EIO to the caller) an open whose mode differs
+	 * from the inode's other opens, direct_io included.  So while
+	 * `nbacked` > 0 every open of the inode is a passthrough open of
+	 * `backing_id`; while it has other opens, none is. */
+	int backing_id;                  /* 0: none */
+	unsigned nbacked;                /* open handles using it */
 };
 
 struct pt_fs {
@@ -85,6 +92,8 @@ struct pt_fs {
 	 * while unused. */
 	pthread_mutex_t fd_lock;
 	size_t fds_kept, fds_max;
+
+	bool passthrough;                /* the kernel reads and writes backed opens itself (INIT) */
 
 	/* Open handles, so the ones whose release never came (the daemon was
 	 * stopped) are freed at exit.  Protected by handles_lock (a leaf lock). */
@@ -117,6 +126,7 @@ struct pt_fh {
 	struct pt_fs *fs;
 	_Atomic uint64_t next_off;       /* end of the last source READ: where a stream continues */
 	bool page_cached;                /* the kernel caches what it reads (no O_DIRECT, no direct_io) */
+	bool backed;                     /* a passthrough open of in->backing_id */
 	struct pt_inode *in;
 	void *ipriv;                     /* copy of in->ipriv at open (stable until release) */
 	struct pt_caller opener;         /* for writes by the same process (groups kept) */
@@ -344,6 +354,12 @@ void pt_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forg
  * capabilities: the object is already known, only reopened.  @return the
  * descriptor or -errno. */
 int pt_open_handle(int mount_fd, const struct pt_fhid *id, int flags);
+/* Register `fd` with the kernel as the backing file of passthrough opens
+ * (fuse_passthrough_open), with the credentials the thread acts with now
+ * plus only the daemon's CAP_SYS_ADMIN (what the kernel asks of whoever
+ * registers one): the kernel does the opens' I/O with those credentials.
+ * @return the backing id (> 0) or -errno. */
+int pt_backing_open(fuse_req_t req, int fd);
 /* What pt_as_caller changed on this thread, undone by pt_as_self. */
 struct pt_as {
 	bool ids;                        /* fsuid/fsgid/groups/capabilities switched */

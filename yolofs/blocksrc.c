@@ -279,16 +279,20 @@ static int bs_open(void *ctx, const struct pt_open_info *info, void **ipriv,
 		   struct fuse_file_info *fi)
 {
 	struct bs *bs = ctx;
+	/* Kernel passthrough for what neither serves nor learns from: no
+	 * image may serve the file now (none has it, or its copy is not
+	 * fresh), and no learning session records it (with learn=, every open
+	 * begins or joins one). */
 	if (!info->relpath || !S_ISREG(info->st->st_mode))
-		return 0;
+		return bs->learn ? 0 : PT_OPEN_PASSTHROUGH;
 	if (bs->learn)
 		learn_open(bs->learn, info->relpath);    /* a boot may be starting */
 	if (!info->first)
-		return 0;
+		return *ipriv || bs->learn ? 0 : PT_OPEN_PASSTHROUGH;
 	uint32_t id = 0;
 	struct iset_image *im = iset_find(bs->set, info->relpath, info->st, &id);
 	if (!im && !bs->learn)
-		return 0;
+		return PT_OPEN_PASSTHROUGH;
 	struct bs_file *f = file_new(bs, im, id, info->relpath);
 	if (!f) {
 		iset_image_put(im);

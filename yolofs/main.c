@@ -202,6 +202,9 @@ static int create_session(struct daemon *d)
 		.source_fd = d->source_fd, .timeout = o->timeout, .splice = o->splice,
 		.keep_cache = !o->no_keep_cache, .force_direct_io = o->direct_io,
 		.max_readahead = (uint32_t)o->readahead_bytes,
+		.passthrough = !o->no_passthrough && !o->direct_io,
+		.passthrough_active = &d->stats.kernel_passthrough,
+		.passthrough_opens = &d->stats.kernel_passthrough_opens,
 	};
 	int r;
 	if (d->bs)

@@ -26,6 +26,7 @@ static const struct fuse_opt yolofs_opt_table[] = {
 	YOPT("timeout=%lf", timeout, 0),
 	YOPT("splice", splice, 1),
 	YOPT("no_keep_cache", no_keep_cache, 1),
+	YOPT("no_passthrough", no_passthrough, 1),
 	YOPT("no_prefill", no_prefill, 1),
 	YOPT("no_dedup", no_dedup, 1),
 	YOPT("direct_io", direct_io, 1),
@@ -63,6 +64,9 @@ static void usage(const char *prog)
 	       "    -o metrics_interval=N     rewrite it every N seconds (default 2)\n"
 	       "    -o timeout=SECONDS        kernel entry/attribute cache timeout (default 1)\n"
 	       "    -o no_keep_cache          drop the kernel page cache at every open\n"
+	       "    -o no_passthrough         no kernel passthrough: read files no image serves\n"
+	       "                              through yolofs too (by default the kernel reads\n"
+	       "                              them from SOURCE itself, Linux >= 6.9)\n"
 	       "    -o no_prefill             do not push a file's image blocks into the kernel\n"
 	       "                              page cache when it is first opened\n"
 	       "    -o readahead=SIZE         kernel readahead window (default 1M, 0 disables)\n"

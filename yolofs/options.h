@@ -23,6 +23,7 @@ struct yolofs_opts {
 	double timeout;                  /* timeout=SECONDS (entry/attr cache) */
 	int splice;                      /* splice: splice replies for source reads */
 	int no_keep_cache;               /* no_keep_cache: drop the page cache at every open */
+	int no_passthrough;              /* no_passthrough: every read through the daemon */
 	int no_prefill;                  /* no_prefill: do not push image blocks into the page cache */
 	int no_dedup;                    /* no_dedup: hold identical blocks of different images twice */
 	int direct_io;                   /* direct_io: bypass the page cache (testing) */
