@@ -163,9 +163,13 @@ def _value(args, i, message):
     return args[i + 1]
 
 
-def _one_image(image, arg, message):
+def _image_arg(command, image, arg, message):
+    """The IMAGE argument `arg` of `command`: an option it does not know,
+    or a second IMAGE (`message`), stops it."""
+    if arg.startswith("-"):
+        raise UsageError(f"{command}: unknown option {arg}")
     if image:
-        raise UsageError(message)
+        raise UsageError(f"{command}: {message}")
     return arg
 
 
@@ -184,10 +188,8 @@ def parse_capture(args):
         elif a == "--":
             run = args[i + 1:]
             break
-        elif a.startswith("-"):
-            raise UsageError(f"capture: unknown option {a}")
         else:
-            image = _one_image(image, a, "capture: one IMAGE only (run arguments go after --)")
+            image = _image_arg("capture", image, a, "one IMAGE only (run arguments go after --)")
         i += 1
     if not image:
         raise UsageError("capture: IMAGE is required")
@@ -218,10 +220,8 @@ def parse_mount(args):
             learn_dir = a.partition("=")[2]
         elif a.startswith("-o"):
             opts.append(a[2:])
-        elif a.startswith("-"):
-            raise UsageError(f"mount: unknown option {a}")
         else:
-            image = _one_image(image, a, "mount: one IMAGE only")
+            image = _image_arg("mount", image, a, "one IMAGE only")
         i += 1
     if not image:
         raise UsageError("mount: IMAGE is required")
@@ -243,10 +243,8 @@ def _parse_image_or_all(command, args, flags):
             found["all"] = True
         elif a in flags:
             found[flags[a]] = True
-        elif a.startswith("-"):
-            raise UsageError(f"{command}: unknown option {a}")
         else:
-            image = _one_image(image, a, f"{command}: one IMAGE only")
+            image = _image_arg(command, image, a, "one IMAGE only")
     if found["all"] and image:
         raise UsageError(f"{command}: IMAGE or --all, not both")
     if not found["all"] and not image:

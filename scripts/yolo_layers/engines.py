@@ -111,13 +111,20 @@ def docker_layers(inspect, image):
     upper = data.get("UpperDir") or ""
     if not upper:
         raise Fatal(f"{image}: docker image inspect gives no UpperDir")
+    dirs = [d for d in (upper + ":" + (data.get("LowerDir") or "")).split(":") if d]
+    return layers_of(dirs, image, lambda d: os.path.basename(d[:-len("/diff")]) if (
+        d.startswith("/") and d.endswith("/diff") and len(d) >= len("//diff")) else None)
+
+
+def layers_of(dirs, image, layer_id):
+    """A Layer per directory, named by layer_id(d); a directory it cannot
+    name (None) is not a layer of the engine's and stops the command."""
     layers = []
-    for d in (upper + ":" + (data.get("LowerDir") or "")).split(":"):
-        if not d:
-            continue
-        if not (d.startswith("/") and d.endswith("/diff") and len(d) >= len("//diff")):
+    for d in dirs:
+        lid = layer_id(d)
+        if not lid:
             raise Fatal(f"{image}: unexpected layer directory '{d}'")
-        layers.append(Layer(os.path.basename(d[:-len("/diff")]), d))
+        layers.append(Layer(lid, d))
     return layers
 
 
@@ -233,13 +240,7 @@ def view_layer_dirs(mounts):
 
 def snapshot_layers(dirs, image):
     """Layers from snapshot directories .../snapshots/N/fs; N is the id."""
-    layers = []
-    for d in dirs:
-        m = SNAPSHOT_DIR.fullmatch(d)
-        if not m:
-            raise Fatal(f"{image}: unexpected layer directory '{d}'")
-        layers.append(Layer(m.group(1), d))
-    return layers
+    return layers_of(dirs, image, lambda d: (m := SNAPSHOT_DIR.fullmatch(d)) and m.group(1))
 
 
 class Containerd(Engine):
