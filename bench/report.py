@@ -7,7 +7,7 @@ in README.md.
     bench/bench report [RAW_DIR...] [--out DIR] [--no-readme]
 
 Each RAW_DIR holds `context` (key=value lines: date, commit, machine,
-options) and `runs.tsv` (one row per run; columns in bench/bench).  Given
+options) and `runs.tsv` (one row per run; columns in bench/lib/raw.sh).  Given
 several (default: every directory under bench-results/raw/), each figure is
 shown from the newest one that has it, so a figure run on its own (say
 `bench/bench --figures ctr`) joins the others' latest results instead of

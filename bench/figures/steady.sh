@@ -1,0 +1,98 @@
+# shellcheck shell=bash
+# steady.sh - sourced by bench/bench: the steady figure (thesis Table 5.2).
+#
+# A sequential read of a 2.5 GB file and random reads of 868 MB of it, ext4
+# vs yolofs, cold and warm, ssd profile and unthrottled.  ext4 and yolofs
+# runs alternate (same conditions for both); yolofs serves d1 (with its boot
+# image loaded) at a second mountpoint, so the ext4 path stays visible.  A
+# third mount with readahead=128K (the kernel's own default window) shows
+# what the default 1M window buys.
+# A warm run is the third read after dropping the caches, the first two
+# through the same path: how fast cached data reads depends on how the first
+# read laid the pages out in memory (2.5 GB of FUSE pages allocated along
+# with the source's own cache copy read in ~0.15 s, allocated alone in
+# ~0.11), so each path is measured as its own first read left it.  Other
+# processes on this machine may drop the page cache in the middle of a warm
+# run: such a run (the slow disk was read during it) is repeated, up to 3
+# times, and fails after that (repeated=K in its extra).  With --before, the
+# other build's yolofs (yolofs@before, yolofs-ra128K@before) has mounts of
+# its own, right after this build's in each run's order (pair_order).
+
+steady_context() { context steady_runs "$STEADY_RUNS"; }
+
+# d1, and room for the 2.5 GB file.
+steady_needs() {
+	disk_need_copies 1
+	disk_need_mib 2600
+}
+
+# steady_run PROFILE KIND TEMP RUN FS FILE: one read of FILE (through FS's
+# path), KIND seq or rand, TEMP cold or warm; writes its row.
+steady_run() {
+	local profile=$1 kind=$2 temp=$3 r=$4 fs=$5 f=$6 args try out d0 d1 status secs bytes extra
+	args=(seq "$f")
+	[[ $kind == rand ]] && args=(rand --bytes 868M "$f")
+	status=ok extra=-
+	for ((try = 1; try <= 3; try++)); do
+		drop_caches
+		if [[ $temp == warm ]]; then
+			"$READBENCH" "${args[@]}" >/dev/null
+			"$READBENCH" "${args[@]}" >/dev/null
+		fi
+		d0=$(disk_read_bytes)
+		out=$(slowdisk_run "$READBENCH" "${args[@]}" 2>&1) || status=failed
+		d1=$(disk_read_bytes)
+		[[ $status == ok ]] || { extra="error=yolo-readbench: $out"; break; }
+		[[ $temp == cold ]] || ((d1 - d0 < 8 << 20)) && break
+		say "   the page cache was dropped during a warm $fs run; repeating it"
+		((try < 3)) || { status=failed extra="error=the page cache was dropped during the warm run 3 times"; }
+	done
+	((try > 1 && try <= 3)) && [[ $status == ok ]] && extra="repeated=$((try - 1))"
+	secs=- bytes=-
+	if [[ $status == ok ]]; then
+		secs=$(seconds_of <<<"$out")
+		bytes=$(bytes_of <<<"$out")
+	fi
+	row steady "$profile" "$kind-$temp" - "$fs" - - "$r" "$status" "$secs" "$bytes" $((d1 - d0)) - "$extra"
+}
+
+fig_steady() {
+	local profile kind temp r fs f opts
+	local fss="ext4 yolofs yolofs-ra128K"
+	[[ -n $BEFORE ]] && fss="ext4 yolofs yolofs@before yolofs-ra128K yolofs-ra128K@before"
+	say "== steady: 2.5 GB file, sequential and 868 MB random, $fss, $STEADY_RUNS runs each"
+	slowdisk_profile none
+	head -c 2500M /dev/urandom >"$MNT/d1/steady.bin"
+	sync
+	# yolofs[-ra128K][@before] is daemon steady[-ra128K][-before], serving d1
+	# at $WORK/steadymnt[-ra128K][-before].
+	local -A name=()
+	for fs in $fss; do
+		[[ $fs == ext4 ]] && continue
+		side "$fs"
+		name[$fs]=${fs#yolofs}
+		name[$fs]=steady${name[$fs]%@before}$SIDE_TAG
+		opts=""
+		[[ $fs == yolofs-ra128K* ]] && opts=readahead=128K
+		mkdir -p "$WORK/${name[$fs]/steady/steadymnt}"
+		yolofs_mount "${name[$fs]}" "$MNT/d1" "$SIDE_SSD/d1.yolo" memory "$WORK/${name[$fs]/steady/steadymnt}" \
+			"$opts" "$SIDE_YOLOFS" || die "$MOUNT_ERR"
+	done
+	for profile in ssd none; do
+		slowdisk_profile "$profile"
+		for kind in seq rand; do
+			for temp in cold warm; do
+				for ((r = 1; r <= STEADY_RUNS; r++)); do
+					# shellcheck disable=SC2086 # the list is meant to split
+					for fs in $(pair_order "$r" $fss); do
+						f=$MNT/d1/steady.bin
+						[[ $fs == ext4 ]] || f=$WORK/${name[$fs]/steady/steadymnt}/steady.bin
+						steady_run "$profile" "$kind" "$temp" "$r" "$fs" "$f"
+					done
+				done
+				say "   steady $profile $kind $temp: $STEADY_RUNS runs"
+			done
+		done
+	done
+	unmount_all
+}
