@@ -51,6 +51,11 @@ struct yolo_file_ident yolo_ident_from_stat(const struct stat *st);
 const char *yolo_ident_change(const struct yolo_file_ident *recorded,
 			      const struct yolo_file_ident *now);
 
+/* Is `a` the very identity `b`: size, mtime, change time and inode number
+ * all equal (the device number is not compared)?  yolofs's freshness rule
+ * serves a file only while this holds for the identity it accepted. */
+bool yolo_ident_same(const struct yolo_file_ident *a, const struct yolo_file_ident *b);
+
 /* A validated file-table entry (native byte order). */
 struct yolo_file {
 	const char *path;                /* NUL-terminated, relative, owned by the image */

@@ -403,7 +403,7 @@ static void pager_kick(struct imageset *set)
 void iset_attr_set(struct imageset *set, const char *relpath, const struct stat *before,
 		   const struct stat *after)
 {
-	struct fr_ident b = fr_ident_of(before), a = fr_ident_of(after);
+	struct yolo_file_ident b = yolo_ident_from_stat(before), a = yolo_ident_from_stat(after);
 	pthread_mutex_lock(&set->list_lock);
 	for (size_t i = 0; i < set->cur->n; i++) {
 		struct image *im = set->cur->v[i];
@@ -433,7 +433,7 @@ struct iset_image *iset_find(struct imageset *set, const char *relpath, const st
 			     uint32_t *file_id)
 {
 	struct image *found = NULL;
-	struct fr_ident now = fr_ident_of(st);
+	struct yolo_file_ident now = yolo_ident_from_stat(st);
 	pthread_mutex_lock(&set->list_lock);
 	for (size_t i = 0; i < set->cur->n && !found; i++) {
 		struct image *im = set->cur->v[i];

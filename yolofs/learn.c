@@ -304,12 +304,6 @@ struct pt_ns_recorder learn_recorder(struct learn *l)
 
 /* ---- writing an image ---- */
 
-static bool same_ident(const struct yolo_file_ident *a, const struct yolo_file_ident *b)
-{
-	return a->size == b->size && a->mtime_ns == b->mtime_ns && a->ino == b->ino &&
-	       a->ctime_ns == b->ctime_ns;
-}
-
 /* The identity `relpath` has now, or false when it cannot be had. */
 static bool ident_now(struct learn *l, const char *relpath, struct yolo_file_ident *id, int *fd_out)
 {
@@ -401,7 +395,7 @@ static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image 
 		int fd = -1;
 		map[i] = UINT32_MAX;
 		if (ident_now(l, f->path, &now, &fd) && f->ident.size == now.size &&
-		    (same_ident(&f->ident, &now) || same_bytes(old, f, fd, buf, src)))
+		    (yolo_ident_same(&f->ident, &now) || same_bytes(old, f, fd, buf, src)))
 			r = yolo_writer_add_file(w, f->path, &now, &map[i], err);
 		if (fd >= 0)
 			close(fd);
