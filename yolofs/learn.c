@@ -459,9 +459,8 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 			       1u << BLOCK_SHIFT;
 		ssize_t n = pread(fds[f], buf, len, (off_t)off);
 		if (n != (ssize_t)len) {
-			r = n < 0 ? -errno : -ESTALE;    /* it shrank: changed after all */
-			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files.paths[f],
-				 strerror(-r));
+			int e = n < 0 ? errno : ESTALE;  /* ESTALE: it shrank, changed after all */
+			r = yolo_fail(err, -e, "reading %s: %s", s->files.paths[f], strerror(e));
 			break;
 		}
 		r = yolo_writer_add_block(w, map[f], b, buf, len, err);
@@ -757,12 +756,10 @@ static bool below(const char *path, const char *dir)
 	return !strcmp(dir, "/") || (!strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0'));
 }
 
-int learn_create(struct learn **out, const struct learn_config *cfg, char *why, size_t whylen)
+int learn_create(struct learn **out, const struct learn_config *cfg, struct yolo_err *err)
 {
-	if (cfg->dir[0] != '/') {
-		snprintf(why, whylen, "learn=%s: must be an absolute path", cfg->dir);
-		return -EINVAL;
-	}
+	if (cfg->dir[0] != '/')
+		return yolo_fail(err, -EINVAL, "learn=%s: must be an absolute path", cfg->dir);
 	struct learn *l = calloc(1, sizeof(*l));
 	char real[PATH_MAX], key[NAME_MAX];
 	if (!l)
@@ -772,8 +769,7 @@ int learn_create(struct learn **out, const struct learn_config *cfg, char *why, 
 	pthread_mutex_init(&l->lock, NULL);
 	int r = 0;
 	if (!realpath(cfg->source, real)) {
-		r = -errno;
-		snprintf(why, whylen, "source %s: %s", cfg->source, strerror(errno));
+		r = yolo_fail(err, -errno, "source %s: %s", cfg->source, strerror(errno));
 		goto fail;
 	}
 	name_of(real, 120, key, sizeof(key));
@@ -782,23 +778,21 @@ int learn_create(struct learn **out, const struct learn_config *cfg, char *why, 
 	char dreal[PATH_MAX], mreal[PATH_MAX];
 	if (!realpath(cfg->dir, dreal) || !realpath(cfg->mountpoint, mreal)) {
 		r = -errno;
-		snprintf(why, whylen, "%s: %s", realpath(cfg->dir, dreal) ? cfg->mountpoint : cfg->dir,
-			 strerror(errno));
+		yolo_fail(err, r, "%s: %s", realpath(cfg->dir, dreal) ? cfg->mountpoint : cfg->dir,
+			  strerror(errno));
 		goto fail;
 	}
 	if (below(dreal, real) || below(dreal, mreal)) {
-		r = -EINVAL;
-		snprintf(why, whylen, "%s is inside the mounted directory; keep learnt images elsewhere "
-			 "(e.g. /var/lib/yolo/learn)", cfg->dir);
+		r = yolo_fail(err, -EINVAL, "%s is inside the mounted directory; keep learnt images "
+			      "elsewhere (e.g. /var/lib/yolo/learn)", cfg->dir);
 		goto fail;
 	}
-	if ((l->dirfd = trust_open_dir(cfg->dir, cfg->check_trust, why, whylen)) < 0) {
+	if ((l->dirfd = trust_open_dir(cfg->dir, cfg->check_trust, err)) < 0) {
 		r = l->dirfd;
 		goto fail;
 	}
 	if (mkdirat(l->dirfd, key, 0755) < 0 && errno != EEXIST) {
-		r = -errno;
-		snprintf(why, whylen, "%s/%s: %s", cfg->dir, key, strerror(errno));
+		r = yolo_fail(err, -errno, "%s/%s: %s", cfg->dir, key, strerror(errno));
 		goto fail;
 	}
 	l->keyfd = openat(l->dirfd, key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -808,11 +802,10 @@ int learn_create(struct learn **out, const struct learn_config *cfg, char *why, 
 		goto fail;
 	}
 	if (l->keyfd < 0) {
-		r = -errno;
-		snprintf(why, whylen, "%s: %s", l->images_dir, strerror(errno));
+		r = yolo_fail(err, -errno, "%s: %s", l->images_dir, strerror(errno));
 		goto fail;
 	}
-	if (cfg->check_trust && (r = trust_check_fd(l->keyfd, l->images_dir, why, whylen)) < 0)
+	if (cfg->check_trust && (r = trust_check_fd(l->keyfd, l->images_dir, err)) < 0)
 		goto fail;
 	if (!(l->recent = calloc(RECENT_MAX, sizeof(*l->recent))) ||
 	    (l->quit_fd = eventfd(0, EFD_CLOEXEC)) < 0) {

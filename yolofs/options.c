@@ -239,19 +239,20 @@ void opts_paths_free(struct opts_paths *pl)
 	*pl = (struct opts_paths){ 0 };
 }
 
-int opts_collect_images(const char *spec, struct opts_paths *pl, char *why, size_t whylen)
+int opts_collect_images(const char *spec, struct opts_paths *pl, struct yolo_err *err)
 {
 	char *copy = strdup(spec), *save = NULL;
+	int ret;
 	if (!copy)
 		goto nomem;
 	for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
 		struct stat st;
 		if (p[0] != '/') {
-			snprintf(why, whylen, "image path %s: must be absolute", p);
+			ret = yolo_fail(err, -EINVAL, "image path %s: must be absolute", p);
 			goto fail;
 		}
 		if (stat(p, &st) < 0) {
-			snprintf(why, whylen, "image %s: %s", p, strerror(errno));
+			ret = yolo_fail(err, -errno, "image %s: %s", p, strerror(errno));
 			goto fail;
 		}
 		if (!S_ISDIR(st.st_mode)) {
@@ -261,7 +262,7 @@ int opts_collect_images(const char *spec, struct opts_paths *pl, char *why, size
 		}
 		DIR *d = opendir(p);
 		if (!d) {
-			snprintf(why, whylen, "image directory %s: %s", p, strerror(errno));
+			ret = yolo_fail(err, -errno, "image directory %s: %s", p, strerror(errno));
 			goto fail;
 		}
 		size_t first = pl->n;
@@ -283,9 +284,9 @@ int opts_collect_images(const char *spec, struct opts_paths *pl, char *why, size
 	free(copy);
 	return 0;
 nomem:
-	snprintf(why, whylen, "out of memory");
+	ret = yolo_fail(err, -ENOMEM, "out of memory");
 fail:
 	free(copy);
 	opts_paths_free(pl);
-	return -1;
+	return ret;
 }
