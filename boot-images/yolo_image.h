@@ -283,6 +283,10 @@ uint32_t yolo_image_ns_node_count(const struct yolo_image *img);
 const struct yolo_ns_node *yolo_image_ns_node(const struct yolo_image *img, uint32_t i);
 uint32_t yolo_image_ns_xattr_count(const struct yolo_image *img);
 const struct yolo_ns_xattr *yolo_image_ns_xattr(const struct yolo_image *img, uint32_t i);
+/* Node i's path relative to the source root ("" for the root), in buf.
+ * @return 0, -ENAMETOOLONG when it does not fit in `len` bytes, or -EINVAL
+ * when there is no node i. */
+int yolo_image_ns_path(const struct yolo_image *img, uint32_t i, char *buf, size_t len);
 
 /* Writer: record that `flags` were asked about the object at `relpath`
  * ("" for the source root), adding its ancestors as needed.  @return 0 with

@@ -333,19 +333,6 @@ static int add_question_to(struct yolo_writer *w, const char *path, uint16_t fla
 	return r;
 }
 
-/* The path of namespace node `i` of `img` into buf. */
-static void ns_path(const struct yolo_image *img, uint32_t i, char *buf, size_t len)
-{
-	const struct yolo_ns_node *n = yolo_image_ns_node(img, i);
-	if (i == 0) {
-		buf[0] = '\0';
-		return;
-	}
-	ns_path(img, n->parent, buf, len);
-	size_t used = strlen(buf);
-	snprintf(buf + used, len - used, "%s%s", used ? "/" : "", n->name);
-}
-
 /* `known`: the set of the questions an older image has (question_key). */
 static void know(struct yhash *known, const char *path, uint16_t flags, const char *xattr)
 {
@@ -412,7 +399,8 @@ static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image 
 	}
 	char path[PATH_MAX];
 	for (uint32_t i = 0; i < yolo_image_ns_node_count(old) && r == 0; i++) {
-		ns_path(old, i, path, sizeof(path));
+		if (yolo_image_ns_path(old, i, path, sizeof(path)) < 0)
+			continue;        /* longer than any path: not carried over */
 		uint16_t flags = yolo_image_ns_node(old, i)->flags;
 		if (flags)
 			r = add_question_to(w, path, flags, NULL, err);
@@ -420,7 +408,8 @@ static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image 
 	}
 	for (uint32_t i = 0; i < yolo_image_ns_xattr_count(old) && r == 0; i++) {
 		const struct yolo_ns_xattr *x = yolo_image_ns_xattr(old, i);
-		ns_path(old, x->node, path, sizeof(path));
+		if (yolo_image_ns_path(old, x->node, path, sizeof(path)) < 0)
+			continue;
 		r = add_question_to(w, path, 0, x->name, err);
 		know(known, path, 0, x->name);
 	}
