@@ -100,9 +100,8 @@ static struct pt_inode *table_find(struct pt_fs *fs, const struct stat *st,
 				   const struct pt_fhid *id)
 {
 	struct object_key k = { st, id };
-	uint64_t item;
-	return yhash_find(&fs->inodes, hash_key(st->st_dev, st->st_ino), inode_is, NULL, &k, &item) ?
-	       inode_at(item) : NULL;
+	uint64_t item, hash = hash_key(st->st_dev, st->st_ino);
+	return yhash_find(&fs->inodes, hash, inode_is, NULL, &k, &item) ? inode_at(item) : NULL;
 }
 
 /* Give the inode the descriptor `fd` (owned) if it has none open and may

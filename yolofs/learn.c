@@ -345,7 +345,8 @@ static bool known_all(const struct yhash *known, const char *path, uint16_t flag
 		      const char *xattr)
 {
 	for (uint16_t bit = 1; xattr ? bit == 1 : bit && bit <= flags; bit <<= 1)
-		if ((xattr || (flags & bit)) && !set_has(known, question_key(path, xattr ? 0 : bit, xattr)))
+		if ((xattr || (flags & bit)) &&
+		    !set_has(known, question_key(path, xattr ? 0 : bit, xattr)))
 			return false;
 	return true;
 }
@@ -422,7 +423,8 @@ static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image 
  * while it is written removes it), and its questions not `known` already.
  * @return 0 or -errno. */
 static int add_session(struct learn *l, struct yolo_writer *w, const struct session *s,
-		       uint8_t *buf, const struct yhash *known, uint64_t *added, struct yolo_err *err)
+		       uint8_t *buf, const struct yhash *known, uint64_t *added,
+		       struct yolo_err *err)
 {
 	uint32_t *map = malloc((s->files.n + 1) * sizeof(*map));
 	int *fds = malloc((s->files.n + 1) * sizeof(*fds));
@@ -772,8 +774,8 @@ int learn_create(struct learn **out, const struct learn_config *cfg, struct yolo
 		goto fail;
 	}
 	if (below(dreal, real) || below(dreal, mreal)) {
-		r = yolo_fail(err, -EINVAL, "%s is inside the mounted directory; keep learnt images "
-			      "elsewhere (e.g. /var/lib/yolo/learn)", cfg->dir);
+		r = yolo_fail(err, -EINVAL, "%s is inside the mounted directory; keep learnt "
+			      "images elsewhere (e.g. /var/lib/yolo/learn)", cfg->dir);
 		goto fail;
 	}
 	if ((l->dirfd = trust_open_dir(cfg->dir, cfg->check_trust, err)) < 0) {

@@ -141,7 +141,8 @@ static int open_source(struct daemon *d)
 	};
 	int r = learn_create(&d->learn, &lcfg, &err);
 	if (r < 0) {
-		fprintf(stderr, "yolofs: learn=%s: %s\n", o->learn, err.msg[0] ? err.msg : strerror(-r));
+		fprintf(stderr, "yolofs: learn=%s: %s\n", o->learn,
+			err.msg[0] ? err.msg : strerror(-r));
 		return -1;
 	}
 	/* Its images are loaded (and reloaded) with the others. */

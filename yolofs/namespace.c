@@ -162,7 +162,8 @@ static struct node *get(struct ns *ns, char *path)
 		free(path);
 		return n;
 	}
-	if (!(n = calloc(1, sizeof(*n))) || yhash_add(&ns->nodes, hash_path(path), (uintptr_t)n) < 0) {
+	if (!(n = calloc(1, sizeof(*n))) ||
+	    yhash_add(&ns->nodes, hash_path(path), (uintptr_t)n) < 0) {
 		free(n);
 		free(path);
 		return NULL;
@@ -190,7 +191,8 @@ static void drop_path(struct ns *ns, const char *path, bool below)
 	uint64_t item;
 	for (uint32_t pos = 0; below && yhash_next(&ns->nodes, &pos, &item);) {
 		struct node *x = node_of(item);
-		if (len == 0 ? x->path[0] != '\0' : !strncmp(x->path, path, len) && x->path[len] == '/')
+		if (len == 0 ? x->path[0] != '\0' :
+		    !strncmp(x->path, path, len) && x->path[len] == '/')
 			count_drop(ns, x);
 	}
 	if (len == 0)

@@ -216,8 +216,8 @@ static void test_remove(void **state)
 		assert_int_equal(h.count, count);
 		if (op % 97 == 0 || op == OPS - 1) {
 			for (uint64_t j = 0; j < KEYS; j++)
-				assert_int_equal(yhash_find(&h, crowded_hash(j), key_is, &t, &t.keys[j],
-							    &item), present[j]);
+				assert_int_equal(yhash_find(&h, crowded_hash(j), key_is, &t,
+							    &t.keys[j], &item), present[j]);
 		}
 	}
 	/* Remove all: the table is empty and stays usable. */

@@ -87,7 +87,8 @@ static void test_round_trip(void **state)
  * whole and carried over by merge. */
 static void test_deep_path(void **state)
 {
-	char *path = tu_join(tu_tmpdir, "deep.yolo"), *merged = tu_join(tu_tmpdir, "deep-merged.yolo");
+	char *path = tu_join(tu_tmpdir, "deep.yolo");
+	char *merged = tu_join(tu_tmpdir, "deep-merged.yolo");
 	char deep[400] = "d", buf[512];
 	for (int i = 1; i < 150; i++)
 		strcat(deep, "/d");
