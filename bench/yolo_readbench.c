@@ -18,21 +18,11 @@
 
 #include "util.h"
 
-static int parse_size(const char *s, uint64_t *out)
+/* A size of at least one byte (bench/bench passes --bytes 1T). */
+static int parse_count(const char *s, uint64_t *out)
 {
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'K': case 'k': v <<= 10; end++; break;
-	case 'M': case 'm': v <<= 20; end++; break;
-	case 'G': case 'g': v <<= 30; end++; break;
-	case 'T': case 't': v <<= 40; end++; break;   /* bench/bench: --bytes 1T */
-	default: break;
-	}
-	if (*end || !v)
+	uint64_t v;
+	if (yolo_parse_size(s, &v) < 0 || !v)
 		return -EINVAL;
 	*out = v;
 	return 0;
@@ -62,13 +52,13 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			if (parse_size(optarg, &bs) < 0) {
+			if (parse_count(optarg, &bs) < 0) {
 				fprintf(stderr, "yolo-readbench: bad --bs '%s'\n", optarg);
 				return 2;
 			}
 			break;
 		case 'n':
-			if (parse_size(optarg, &total) < 0) {
+			if (parse_count(optarg, &total) < 0) {
 				fprintf(stderr, "yolo-readbench: bad --bytes '%s'\n", optarg);
 				return 2;
 			}

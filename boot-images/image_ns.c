@@ -315,20 +315,27 @@ const struct yolo_ns_xattr *yolo_image_ns_xattr(const struct yolo_image *img, ui
 
 int yolo_ns_node_path(const struct yolo_ns_table *t, uint32_t i, char *buf, size_t len)
 {
-	const char *parts[64];
-	int n = 0;
-	for (; i != 0; i = t->nodes[i].parent) {
-		if (n == 64)
-			return -ENAMETOOLONG;
-		parts[n++] = t->nodes[i].name;
-	}
+	/* Up to the root twice (parents come first, so each walk ends): the
+	 * length, then the names from the last one back, at any depth. */
 	size_t at = 0;
-	buf[0] = '\0';
-	while (n--) {
-		int w = snprintf(buf + at, len - at, "%s%s", at ? "/" : "", parts[n]);
-		if (w < 0 || (size_t)w >= len - at)
-			return -ENAMETOOLONG;
-		at += (size_t)w;
+	for (uint32_t j = i; j != 0; j = t->nodes[j].parent)
+		at += strlen(t->nodes[j].name) + (t->nodes[j].parent != 0);
+	if (at >= len)
+		return -ENAMETOOLONG;
+	buf[at] = '\0';
+	for (uint32_t j = i; j != 0; j = t->nodes[j].parent) {
+		size_t n = strlen(t->nodes[j].name);
+		at -= n;
+		memcpy(buf + at, t->nodes[j].name, n);
+		if (t->nodes[j].parent != 0)
+			buf[--at] = '/';
 	}
 	return 0;
+}
+
+int yolo_image_ns_path(const struct yolo_image *img, uint32_t i, char *buf, size_t len)
+{
+	if (i >= img->ns.nnodes)
+		return -EINVAL;
+	return yolo_ns_node_path(&img->ns, i, buf, len);
 }

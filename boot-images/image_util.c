@@ -73,6 +73,12 @@ const char *yolo_ident_change(const struct yolo_file_ident *recorded,
 	return NULL;
 }
 
+bool yolo_ident_same(const struct yolo_file_ident *a, const struct yolo_file_ident *b)
+{
+	return a->size == b->size && a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
+	       a->ino == b->ino;
+}
+
 bool yolo_block_check(const struct yolo_block *b, const void *raw)
 {
 	return XXH3_64bits(raw, b->raw_len) == b->checksum;

@@ -51,6 +51,11 @@ struct yolo_file_ident yolo_ident_from_stat(const struct stat *st);
 const char *yolo_ident_change(const struct yolo_file_ident *recorded,
 			      const struct yolo_file_ident *now);
 
+/* Is `a` the very identity `b`: size, mtime, change time and inode number
+ * all equal (the device number is not compared)?  yolofs's freshness rule
+ * serves a file only while this holds for the identity it accepted. */
+bool yolo_ident_same(const struct yolo_file_ident *a, const struct yolo_file_ident *b);
+
 /* A validated file-table entry (native byte order). */
 struct yolo_file {
 	const char *path;                /* NUL-terminated, relative, owned by the image */
@@ -278,6 +283,10 @@ uint32_t yolo_image_ns_node_count(const struct yolo_image *img);
 const struct yolo_ns_node *yolo_image_ns_node(const struct yolo_image *img, uint32_t i);
 uint32_t yolo_image_ns_xattr_count(const struct yolo_image *img);
 const struct yolo_ns_xattr *yolo_image_ns_xattr(const struct yolo_image *img, uint32_t i);
+/* Node i's path relative to the source root ("" for the root), in buf.
+ * @return 0, -ENAMETOOLONG when it does not fit in `len` bytes, or -EINVAL
+ * when there is no node i. */
+int yolo_image_ns_path(const struct yolo_image *img, uint32_t i, char *buf, size_t len);
 
 /* Writer: record that `flags` were asked about the object at `relpath`
  * ("" for the source root), adding its ancestors as needed.  @return 0 with

@@ -6,20 +6,35 @@
 
 #define MIN_SLOTS 64u
 
-bool yhash_find(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
-		const void *key, uint64_t *item)
+bool yhash_find_next(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
+		     const void *key, uint32_t *pos, uint64_t *item)
 {
 	if (!h->nslots)
 		return false;
+	/* *pos counts the slots probed so far from the key's home slot. */
 	uint32_t mask = h->nslots - 1, tag = (uint32_t)hash;
-	for (uint32_t i = tag & mask; h->slots[i].used; i = (i + 1) & mask) {
+	for (uint32_t i = (tag + *pos) & mask; h->slots[i].used; i = (i + 1) & mask) {
 		const struct yhash_slot *s = &h->slots[i];
+		++*pos;
 		if (s->hash == tag && eq(ctx, s->item, key)) {
 			*item = s->item;
 			return true;
 		}
 	}
 	return false;
+}
+
+bool yhash_find(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
+		const void *key, uint64_t *item)
+{
+	uint32_t pos = 0;
+	return yhash_find_next(h, hash, eq, ctx, key, &pos, item);
+}
+
+bool yhash_item_is(const void *ctx, uint64_t item, const void *key)
+{
+	(void)ctx;
+	return item == *(const uint64_t *)key;
 }
 
 static void put(struct yhash_slot *slots, uint32_t nslots, uint32_t tag, uint64_t item)
@@ -49,6 +64,40 @@ int yhash_add(struct yhash *h, uint64_t hash, uint64_t item)
 	put(h->slots, h->nslots, (uint32_t)hash, item);
 	h->count++;
 	return 0;
+}
+
+bool yhash_remove(struct yhash *h, uint64_t hash, uint64_t item)
+{
+	if (!h->nslots)
+		return false;
+	uint32_t mask = h->nslots - 1, tag = (uint32_t)hash, i = tag & mask;
+	while (h->slots[i].used && (h->slots[i].hash != tag || h->slots[i].item != item))
+		i = (i + 1) & mask;
+	if (!h->slots[i].used)
+		return false;
+	/* No tombstones: move back each later item of the run whose home slot
+	 * is not between the gap and itself, so every probe still finds it. */
+	for (uint32_t j = (i + 1) & mask; h->slots[j].used; j = (j + 1) & mask) {
+		uint32_t home = h->slots[j].hash & mask;
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			h->slots[i] = h->slots[j];
+			i = j;
+		}
+	}
+	h->slots[i] = (struct yhash_slot){ 0 };
+	h->count--;
+	return true;
+}
+
+bool yhash_next(const struct yhash *h, uint32_t *pos, uint64_t *item)
+{
+	for (; *pos < h->nslots; ++*pos) {
+		if (h->slots[*pos].used) {
+			*item = h->slots[(*pos)++].item;
+			return true;
+		}
+	}
+	return false;
 }
 
 void yhash_free(struct yhash *h)

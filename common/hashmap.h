@@ -7,7 +7,8 @@
  * the caller, who supplies each key's hash and a test that an item has a
  * given key.  Open addressing with linear probing, at most half full, so a
  * lookup reads a slot or two.  A key may be added more than once (the caller
- * decides whether that is an error); there is no removal yet.
+ * decides whether that is an error, or keeps several items per key and
+ * walks them with yhash_find_next).  An item is removed by its value.
  *
  * Not thread-safe; zero-initialised is empty. */
 #ifndef YOLO_HASHMAP_H
@@ -36,8 +37,28 @@ typedef bool (*yhash_eq_fn)(const void *ctx, uint64_t item, const void *key);
 bool yhash_find(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
 		const void *key, uint64_t *item);
 
+/* Walk the items added under `hash` for which eq(ctx, item, key) holds:
+ * start with *pos 0; each call moves it on.
+ * Adding or removing an item ends a walk.
+ * @return true with *item set, or false when there are no more. */
+bool yhash_find_next(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
+		     const void *key, uint32_t *pos, uint64_t *item);
+
+/* An equality test for tables whose items are their own keys (a set of
+ * 64-bit numbers): `key` points to a uint64_t. */
+bool yhash_item_is(const void *ctx, uint64_t item, const void *key);
+
 /* Add `item` under `hash`.  @return 0, or -ENOMEM (the table is unchanged). */
 int yhash_add(struct yhash *h, uint64_t hash, uint64_t item);
+
+/* Remove the item equal to `item` that was added under `hash` (one of
+ * them, if it was added twice).  @return true, or false when absent. */
+bool yhash_remove(struct yhash *h, uint64_t hash, uint64_t item);
+
+/* Walk every item, in no particular order: start with *pos 0; each call
+ * moves it on.  Adding or removing an item ends a walk.
+ * @return true with *item set, or false when there are no more. */
+bool yhash_next(const struct yhash *h, uint32_t *pos, uint64_t *item);
 
 void yhash_free(struct yhash *h);
 

@@ -1,6 +1,7 @@
-/* util.h - small helpers every YOLO program shares: the clocks, checking
- * an untrusted relative path, opening it strictly beneath a directory, and
- * rendering untrusted bytes for a message. */
+/* util.h - small helpers every YOLO program shares: the clocks, sizes
+ * given on a command line, checking an untrusted relative path, opening it
+ * strictly beneath a directory, and rendering untrusted bytes for a
+ * message. */
 #ifndef YOLO_UTIL_H
 #define YOLO_UTIL_H
 
@@ -14,6 +15,12 @@ uint64_t yolo_now_ns(void);
 /* Nanoseconds since the epoch (CLOCK_REALTIME): for timestamps kept in
  * files (an image's or a trace's creation time). */
 uint64_t yolo_wall_ns(void);
+
+/* Parse a size given by an operator: decimal digits, then optionally a
+ * binary suffix K, M, G or T (either case, 1024 based), which may be
+ * followed by "iB" or "B" ("512M", "2GiB", "64kB").  No sign, no
+ * overflow.  @return 0 with *out set, or -EINVAL (*out unchanged). */
+int yolo_parse_size(const char *s, uint64_t *out);
 
 /* The longest relative path yolo_path_is_safe accepts, in bytes (as
  * PATH_MAX - 1); a boot image's file table holds paths of this kind. */

@@ -146,13 +146,8 @@ int pt_create(struct pt_fs **out, const struct pt_config *cfg)
 	fs->root_len = (size_t)n;
 	/* open_by_handle_at needs a descriptor that is not O_PATH. */
 	fs->mount_fd = openat(cfg->source_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	fs->nbuckets = 1024;
-	fs->buckets = calloc(fs->nbuckets, sizeof(*fs->buckets));
-	if (fs->mount_fd < 0 || !fs->buckets) {
-		int saverr = fs->mount_fd < 0 ? errno : ENOMEM;
-		if (fs->mount_fd >= 0)
-			close(fs->mount_fd);
-		free(fs->buckets);
+	if (fs->mount_fd < 0) {
+		int saverr = errno;
 		free(fs);
 		return -saverr;
 	}
@@ -186,7 +181,6 @@ void pt_destroy(struct pt_fs *fs)
 	fs->se = NULL;                   /* destroyed: its backing ids went with it */
 	pt_close_handles(fs);
 	pt_free_inodes(fs);
-	free(fs->buckets);
 	close(fs->root.fd);
 	close(fs->mount_fd);
 	free(fs->root.fhid);

@@ -21,6 +21,7 @@
 #include <stdatomic.h>
 #include <limits.h>
 
+#include "hashmap.h"
 #include "log.h"
 #include "passthrough.h"
 
@@ -48,7 +49,6 @@ struct pt_inode {
 	bool fd_kept;                    /* stays open while unused (counted in fds_kept) */
 
 	/* Protected by fs->itable_lock. */
-	struct pt_inode *next;           /* hash chain */
 	uint64_t nlookup;                /* kernel references, and one per child naming it as
 					  * its parent; freed at 0 (never the root) */
 	struct pt_inode *parent;         /* where it was found (moved by renames through the
@@ -83,10 +83,8 @@ struct pt_fs {
 
 	struct pt_inode root;            /* nodeid FUSE_ROOT_ID; fd is cfg.source_fd, kept */
 
-	pthread_mutex_t itable_lock;     /* protects the table and every inode's next/nlookup */
-	struct pt_inode **buckets;
-	size_t nbuckets;                 /* power of two */
-	size_t ninodes;
+	pthread_mutex_t itable_lock;     /* protects the table and every inode's nlookup */
+	struct yhash inodes;             /* (dev, ino) -> inodes (but the root) */
 
 	/* Descriptors of inodes (a leaf lock): at most fds_max stay open
 	 * while unused. */

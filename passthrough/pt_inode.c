@@ -20,10 +20,10 @@
 
 #include "pt_i.h"
 
-static size_t hash_key(dev_t dev, ino_t ino)
+static uint64_t hash_key(dev_t dev, ino_t ino)
 {
 	uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev * 0xc2b2ae3d27d4eb4full;
-	return (size_t)(h ^ (h >> 29));
+	return h ^ (h >> 29);
 }
 
 int pt_stat_fd(int fd, struct stat *st, uint64_t *mnt_id)
@@ -68,27 +68,6 @@ struct pt_fhid *pt_fhid_of_fd(int fd)
 	return fhid_dup(&id);
 }
 
-/* Called with itable_lock held. */
-static void table_grow(struct pt_fs *fs)
-{
-	size_t n = fs->nbuckets * 2;
-	struct pt_inode **nb = calloc(n, sizeof(*nb));
-	if (!nb)
-		return;                  /* keep the longer chains */
-	for (size_t i = 0; i < fs->nbuckets; i++) {
-		struct pt_inode *in = fs->buckets[i], *next;
-		for (; in; in = next) {
-			next = in->next;
-			size_t b = hash_key(in->dev, in->ino) & (n - 1);
-			in->next = nb[b];
-			nb[b] = in;
-		}
-	}
-	free(fs->buckets);
-	fs->buckets = nb;
-	fs->nbuckets = n;
-}
-
 /* Is `in` the object (st, id)?  An inode without a handle holds its
  * descriptor, so its inode number cannot have been reused. */
 static bool is_object(const struct pt_inode *in, const struct stat *st, const struct pt_fhid *id)
@@ -96,6 +75,33 @@ static bool is_object(const struct pt_inode *in, const struct stat *st, const st
 	if (in->dev != st->st_dev || in->ino != st->st_ino)
 		return false;
 	return in->fhid ? pt_fhid_equal(in->fhid, id) : !(id && id->len);
+}
+
+/* The inode table (itable_lock held): (dev, ino) -> inodes, items their
+ * addresses; several inodes of one (dev, ino) are told apart by handle. */
+struct object_key {
+	const struct stat *st;
+	const struct pt_fhid *id;
+};
+
+static struct pt_inode *inode_at(uint64_t item)
+{
+	return (struct pt_inode *)(uintptr_t)item;
+}
+
+static bool inode_is(const void *ctx, uint64_t item, const void *key)
+{
+	const struct object_key *k = key;
+	(void)ctx;
+	return is_object(inode_at(item), k->st, k->id);
+}
+
+static struct pt_inode *table_find(struct pt_fs *fs, const struct stat *st,
+				   const struct pt_fhid *id)
+{
+	struct object_key k = { st, id };
+	uint64_t item, hash = hash_key(st->st_dev, st->st_ino);
+	return yhash_find(&fs->inodes, hash, inode_is, NULL, &k, &item) ? inode_at(item) : NULL;
 }
 
 /* Give the inode the descriptor `fd` (owned) if it has none open and may
@@ -135,19 +141,18 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, uint64_t mnt_id,
 			close(fd);
 		return &fs->root;
 	}
-	size_t b = hash_key(st->st_dev, st->st_ino) & (fs->nbuckets - 1);
-	for (struct pt_inode *in = fs->buckets[b]; in; in = in->next) {
-		if (is_object(in, st, id)) {
-			in->nlookup++;
-			pthread_mutex_unlock(&fs->itable_lock);
-			fd_offer(fs, in, fd, mnt_id);
-			return in;
-		}
+	struct pt_inode *in = table_find(fs, st, id);
+	if (in) {
+		in->nlookup++;
+		pthread_mutex_unlock(&fs->itable_lock);
+		fd_offer(fs, in, fd, mnt_id);
+		return in;
 	}
-	struct pt_inode *in = calloc(1, sizeof(*in));
+	in = calloc(1, sizeof(*in));
 	char *copy = strdup(name ? name : "");
 	struct pt_fhid *fhid = fhid_dup(id);
-	if (!in || !copy || (!fhid && fd < 0)) {
+	if (!in || !copy || (!fhid && fd < 0) ||
+	    yhash_add(&fs->inodes, hash_key(st->st_dev, st->st_ino), (uintptr_t)in) < 0) {
 		pthread_mutex_unlock(&fs->itable_lock);
 		if (fd >= 0)
 			close(fd);
@@ -166,10 +171,6 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, uint64_t mnt_id,
 	if ((in->parent = parent))
 		parent->nlookup++;
 	pthread_mutex_init(&in->mu, NULL);
-	in->next = fs->buckets[b];
-	fs->buckets[b] = in;
-	if (++fs->ninodes > fs->nbuckets * 2)
-		table_grow(fs);
 	pthread_mutex_unlock(&fs->itable_lock);
 	if (fhid) {
 		fd_offer(fs, in, fd, mnt_id);
@@ -211,14 +212,7 @@ void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n)
 			pthread_mutex_unlock(&fs->itable_lock);
 			return;
 		}
-		size_t b = hash_key(in->dev, in->ino) & (fs->nbuckets - 1);
-		for (struct pt_inode **pp = &fs->buckets[b]; *pp; pp = &(*pp)->next) {
-			if (*pp == in) {
-				*pp = in->next;
-				break;
-			}
-		}
-		fs->ninodes--;
+		yhash_remove(&fs->inodes, hash_key(in->dev, in->ino), (uintptr_t)in);
 		struct pt_inode *parent = in->parent;
 		pthread_mutex_unlock(&fs->itable_lock);
 		inode_free(fs, in);
@@ -229,15 +223,10 @@ void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n)
 
 void pt_free_inodes(struct pt_fs *fs)
 {
-	for (size_t i = 0; i < fs->nbuckets; i++) {
-		struct pt_inode *in = fs->buckets[i], *next;
-		for (; in; in = next) {
-			next = in->next;
-			inode_free(fs, in);
-		}
-		fs->buckets[i] = NULL;
-	}
-	fs->ninodes = 0;
+	uint64_t item;
+	for (uint32_t pos = 0; yhash_next(&fs->inodes, &pos, &item);)
+		inode_free(fs, inode_at(item));
+	yhash_free(&fs->inodes);
 }
 
 /* Open `name` in directory `dir` as an O_PATH descriptor (as whoever the
@@ -466,10 +455,7 @@ void pt_inode_moved(struct pt_fs *fs, struct pt_inode *dir, const char *name)
 	close(fd);
 	struct pt_inode *old = NULL;
 	pthread_mutex_lock(&fs->itable_lock);
-	size_t b = hash_key(st.st_dev, st.st_ino) & (fs->nbuckets - 1);
-	struct pt_inode *in = fs->buckets[b];
-	while (in && !is_object(in, &st, &id))
-		in = in->next;
+	struct pt_inode *in = table_find(fs, &st, &id);
 	if (in && in != &fs->root) {
 		old = in->parent;
 		in->parent = dir;

@@ -513,7 +513,7 @@ static int bs_read(void *ctx, void *ipriv, struct pt_file *file, uint64_t off, s
 		return r;
 	if (!(tls = tls_get(bs)))
 		return -ENOMEM;
-	struct fr_ident now = fr_ident_of(&st);
+	struct yolo_file_ident now = yolo_ident_from_stat(&st);
 	if (!fr_file_read_begin(f->fresh, &now)) {
 		fr_file_read_end(f->fresh);
 		stats_add(&bs->stats->reads_passthrough, 1);
@@ -578,10 +578,10 @@ static void bs_modify_begin(void *ctx, void *ipriv, enum pt_modify op, uint64_t 
 	if (!f || !f->im || op == PT_MOD_ATTR)
 		return;                  /* attributes: iset_attr_set, for every image */
 	struct stat st;
-	struct fr_ident before;
+	struct yolo_file_ident before;
 	bool known = fd >= 0 && fstat(fd, &st) == 0;
 	if (known)
-		before = fr_ident_of(&st);
+		before = yolo_ident_from_stat(&st);
 	uint64_t first = off >> f->shift, last = UINT64_MAX;
 	if (op == PT_MOD_WRITE || op == PT_MOD_COPY)
 		last = len ? (off + len - 1) >> f->shift : 0;
@@ -602,10 +602,10 @@ static void bs_modify_end(void *ctx, void *ipriv, enum pt_modify op, uint64_t of
 	if (!f || !f->im || op == PT_MOD_ATTR)
 		return;
 	struct stat st;
-	struct fr_ident after;
+	struct yolo_file_ident after;
 	bool known = fd >= 0 && fstat(fd, &st) == 0;
 	if (known)
-		after = fr_ident_of(&st);
+		after = yolo_ident_from_stat(&st);
 	fr_file_change_end(f->fresh, known ? &after : NULL, true);
 }
 

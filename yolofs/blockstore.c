@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +30,7 @@
 #include <sys/mman.h>
 
 #include "blockstore.h"
+#include "hashmap.h"
 #include "util.h"
 #include "yolo_format.h"
 
@@ -45,7 +45,6 @@ struct bst_seg {
 enum { UNCHECKED, GOOD, BAD };
 
 struct bst_chunk {
-	struct bst_chunk *next;          /* hash chain (dedup only) */
 	uint64_t checksum;               /* as recorded by the image that brought it */
 	uint32_t len;
 	uint32_t refs;                   /* view entries using it */
@@ -61,8 +60,7 @@ struct bst {
 	pthread_mutex_t lock;            /* protects the rest, chunks and segments */
 	bool pin;                        /* lock new segments in memory */
 	struct bst_seg *segs;
-	struct bst_chunk **buckets;
-	size_t nbuckets, nchunks;
+	struct yhash chunks;             /* checksum -> chunks (dedup only; items: pointers) */
 	struct bst_usage use;
 };
 
@@ -73,17 +71,6 @@ struct bst_view {
 	uint64_t logical;
 	struct bst_chunk **chunk;        /* per index entry; NULL for zero blocks */
 };
-
-/* Fill err with one line.  @return ret. */
-__attribute__((format(printf, 3, 4)))
-static int fail(struct yolo_err *err, int ret, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-	return ret;
-}
 
 int bst_create(struct bst **out, bool dedup)
 {
@@ -109,7 +96,7 @@ void bst_destroy(struct bst *s)
 		return;
 	munmap(s->zeros, s->zeros_len);
 	pthread_mutex_destroy(&s->lock);
-	free(s->buckets);
+	yhash_free(&s->chunks);
 	free(s);
 }
 
@@ -174,56 +161,39 @@ int bst_pin(struct bst *s)
 
 /* ---- the content table (lock held) ---- */
 
-static struct bst_chunk **bucket(struct bst *s, uint64_t checksum)
+/* What a chunk is looked up by: its checksum, confirmed by its bytes. */
+struct content {
+	uint64_t checksum;
+	uint32_t len;
+	const uint8_t *data;
+};
+
+static bool chunk_holds(const void *ctx, uint64_t item, const void *key)
 {
-	return &s->buckets[checksum & (s->nbuckets - 1)];
+	const struct bst_chunk *c = (const struct bst_chunk *)(uintptr_t)item;
+	const struct content *k = key;
+	(void)ctx;
+	return c->checksum == k->checksum && c->len == k->len &&
+	       memcmp(c->data, k->data, k->len) == 0;
 }
 
 static struct bst_chunk *table_find(struct bst *s, uint64_t checksum, uint32_t len,
 				    const uint8_t *data)
 {
-	if (!s->nbuckets)
-		return NULL;
-	for (struct bst_chunk *c = *bucket(s, checksum); c; c = c->next)
-		if (c->checksum == checksum && c->len == len && memcmp(c->data, data, len) == 0)
-			return c;
-	return NULL;
+	struct content k = { checksum, len, data };
+	uint64_t item;
+	return yhash_find(&s->chunks, checksum, chunk_holds, NULL, &k, &item) ?
+	       (struct bst_chunk *)(uintptr_t)item : NULL;
 }
 
 static int table_insert(struct bst *s, struct bst_chunk *c)
 {
-	if (s->nchunks >= s->nbuckets) {
-		size_t n = s->nbuckets ? s->nbuckets * 2 : 4096;
-		struct bst_chunk **b = calloc(n, sizeof(*b));
-		if (!b)
-			return -ENOMEM;
-		for (size_t i = 0; i < s->nbuckets; i++) {
-			for (struct bst_chunk *c2 = s->buckets[i], *next; c2; c2 = next) {
-				next = c2->next;
-				c2->next = b[c2->checksum & (n - 1)];
-				b[c2->checksum & (n - 1)] = c2;
-			}
-		}
-		free(s->buckets);
-		s->buckets = b;
-		s->nbuckets = n;
-	}
-	struct bst_chunk **head = bucket(s, c->checksum);
-	c->next = *head;
-	*head = c;
-	s->nchunks++;
-	return 0;
+	return yhash_add(&s->chunks, c->checksum, (uintptr_t)c);
 }
 
 static void table_remove(struct bst *s, struct bst_chunk *c)
 {
-	for (struct bst_chunk **p = bucket(s, c->checksum); *p; p = &(*p)->next) {
-		if (*p == c) {
-			*p = c->next;
-			s->nchunks--;
-			return;
-		}
-	}
+	yhash_remove(&s->chunks, c->checksum, (uintptr_t)c);
 }
 
 static void chunk_unref(struct bst *s, struct bst_chunk *c)
@@ -269,7 +239,7 @@ static int raw_pointers(struct yolo_image *img, const uint8_t *data, const uint8
 	}
 	*zbuf = NULL;
 	if (zbytes && !(*zbuf = malloc(zbytes)))
-		return fail(err, -ENOMEM, "%s: out of memory", yolo_image_name(img));
+		return yolo_fail(err, -ENOMEM, "%s: out of memory", yolo_image_name(img));
 	uint64_t zoff = 0;
 	for (uint64_t i = 0; i < info->block_count; i++) {
 		const struct yolo_block *b = yolo_image_block(img, i);
@@ -278,8 +248,9 @@ static int raw_pointers(struct yolo_image *img, const uint8_t *data, const uint8
 			continue;
 		int r = yolo_block_decode(b, data + b->data_off, *zbuf + zoff, b->raw_len);
 		if (r < 0)
-			return fail(err, r, "%s: block %llu: %s", yolo_image_name(img),
-					 (unsigned long long)i, r == -EUCLEAN ? "a zstd frame that does not decode" :
+			return yolo_fail(err, r, "%s: block %llu: %s", yolo_image_name(img),
+					 (unsigned long long)i,
+					 r == -EUCLEAN ? "a zstd frame that does not decode" :
 					 strerror(-r));
 		src[i] = *zbuf + zoff;
 		zoff += b->raw_len;
@@ -348,7 +319,7 @@ static struct bst_seg *store_new_chunks(struct bst *s, struct load *l, int *mloc
 	struct bst_view *v = l->v;
 	struct bst_seg *g = calloc(1, sizeof(*g));
 	if (!g) {
-		fail(err, -ENOMEM, "%s: out of memory", l->name);
+		yolo_fail(err, -ENOMEM, "%s: out of memory", l->name);
 		return NULL;
 	}
 	if (l->buf && !l->zbuf && !l->shared) {
@@ -359,8 +330,8 @@ static struct bst_seg *store_new_chunks(struct bst *s, struct load *l, int *mloc
 		uint8_t *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (p == MAP_FAILED) {
 			free(g);
-			fail(err, -ENOMEM, "%s: cannot allocate %llu bytes", l->name,
-			     (unsigned long long)len);
+			yolo_fail(err, -ENOMEM, "%s: cannot allocate %llu bytes", l->name,
+				  (unsigned long long)len);
 			return NULL;
 		}
 		*g = (struct bst_seg){ .base = p, .map_len = len };
@@ -395,7 +366,7 @@ int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 	l.v = calloc(1, sizeof(*l.v));
 	int ret;
 	if (!l.src || !l.v || !(l.v->chunk = calloc(n ? n : 1, sizeof(*l.v->chunk)))) {
-		ret = fail(err, -ENOMEM, "%s: out of memory", l.name);
+		ret = yolo_fail(err, -ENOMEM, "%s: out of memory", l.name);
 		goto out;
 	}
 	atomic_init(&l.v->refs, 1);
@@ -414,7 +385,7 @@ int bst_load(struct bst *s, struct yolo_image *img, struct bst_view **out,
 	uint64_t done = share_or_add_chunks(s, &l);
 	struct bst_seg *g = NULL;
 	if (done < n)
-		ret = fail(err, -ENOMEM, "%s: out of memory", l.name);
+		ret = yolo_fail(err, -ENOMEM, "%s: out of memory", l.name);
 	else if (l.new_chunks && !(g = store_new_chunks(s, &l, &r.mlock_errno, err)))
 		ret = -ENOMEM;
 	if (ret < 0) {

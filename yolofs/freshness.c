@@ -8,30 +8,8 @@
 
 #include "freshness.h"
 
-struct fr_ident fr_ident_of(const struct stat *st)
-{
-	return (struct fr_ident){
-		.size = (uint64_t)st->st_size,
-		.mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
-		.ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
-		.ino = (uint64_t)st->st_ino,
-	};
-}
-
-struct fr_ident fr_ident_recorded(const struct yolo_file_ident *id)
-{
-	return (struct fr_ident){ .size = id->size, .mtime_ns = id->mtime_ns,
-				  .ctime_ns = id->ctime_ns, .ino = id->ino };
-}
-
-bool fr_ident_equal(const struct fr_ident *a, const struct fr_ident *b)
-{
-	return a->size == b->size && a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
-	       a->ino == b->ino;
-}
-
-enum fr_verdict fr_judge(const struct fr_ident *accepted, const struct fr_ident *now,
-			 const char **why)
+enum fr_verdict fr_judge(const struct yolo_file_ident *accepted,
+			 const struct yolo_file_ident *now, const char **why)
 {
 	const char *w = NULL;
 	enum fr_verdict v = FR_COMPARE;
@@ -54,12 +32,12 @@ enum fr_verdict fr_judge(const struct fr_ident *accepted, const struct fr_ident 
 	return v;
 }
 
-void fr_state_init(struct fr_state *s, const struct fr_ident *recorded)
+void fr_state_init(struct fr_state *s, const struct yolo_file_ident *recorded)
 {
 	*s = (struct fr_state){ .status = FR_UNJUDGED, .accepted = *recorded };
 }
 
-enum fr_action fr_open(struct fr_state *s, const struct fr_ident *now, bool *news)
+enum fr_action fr_open(struct fr_state *s, const struct yolo_file_ident *now, bool *news)
 {
 	enum fr_status old = s->status;
 	enum fr_action act = FR_ACT_PASS;
@@ -80,7 +58,7 @@ enum fr_action fr_open(struct fr_state *s, const struct fr_ident *now, bool *new
 		/* One comparison per identity: not again while it runs, and
 		 * not again for an identity already found to differ. */
 		if ((s->status == FR_COMPARING || s->status == FR_STALE) &&
-		    fr_ident_equal(&s->pending, now))
+		    yolo_ident_same(&s->pending, now))
 			break;
 		s->status = FR_COMPARING;
 		s->pending = *now;
@@ -91,19 +69,19 @@ enum fr_action fr_open(struct fr_state *s, const struct fr_ident *now, bool *new
 	return act;
 }
 
-bool fr_may_serve(const struct fr_state *s, const struct fr_ident *now)
+bool fr_may_serve(const struct fr_state *s, const struct yolo_file_ident *now)
 {
-	return s->status == FR_FRESH && fr_ident_equal(&s->accepted, now);
+	return s->status == FR_FRESH && yolo_ident_same(&s->accepted, now);
 }
 
-enum fr_outcome fr_compared(struct fr_state *s, const struct fr_ident *start,
-			    const struct fr_ident *end, uint64_t gen, bool equal)
+enum fr_outcome fr_compared(struct fr_state *s, const struct yolo_file_ident *start,
+			    const struct yolo_file_ident *end, uint64_t gen, bool equal)
 {
-	if (s->status != FR_COMPARING || !fr_ident_equal(&s->pending, start))
+	if (s->status != FR_COMPARING || !yolo_ident_same(&s->pending, start))
 		return FR_OUT_IGNORED;
 	/* What was compared must be what the file still is, with no change
 	 * through the mount in between. */
-	if (!fr_ident_equal(start, end) || gen != s->generation) {
+	if (!yolo_ident_same(start, end) || gen != s->generation) {
 		s->status = FR_UNJUDGED;
 		return FR_OUT_RETRY;
 	}
@@ -117,13 +95,13 @@ enum fr_outcome fr_compared(struct fr_state *s, const struct fr_ident *start,
 	return FR_OUT_ACCEPTED;
 }
 
-bool fr_changed_through_mount(struct fr_state *s, const struct fr_ident *before,
-			      const struct fr_ident *after, bool content)
+bool fr_changed_through_mount(struct fr_state *s, const struct yolo_file_ident *before,
+			      const struct yolo_file_ident *after, bool content)
 {
 	s->generation++;
 	if (s->status != FR_FRESH)
 		return false;            /* not served anyway; judged again at open */
-	if (!before || !after || !fr_ident_equal(before, &s->accepted) ||
+	if (!before || !after || !yolo_ident_same(before, &s->accepted) ||
 	    (!content && (before->size != after->size || before->ino != after->ino))) {
 		/* It had changed underneath before this change (or an
 		 * attribute change changed more than attributes). */
@@ -150,8 +128,7 @@ int fr_file_init(struct fr_file *f, const struct yolo_file *yf)
 	pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
 	pthread_rwlock_init(&f->lock, &a);
 	pthread_rwlockattr_destroy(&a);
-	struct fr_ident rec = fr_ident_recorded(&yf->ident);
-	fr_state_init(&f->st, &rec);
+	fr_state_init(&f->st, &yf->ident);
 	return 0;
 }
 
@@ -164,7 +141,7 @@ void fr_file_destroy(struct fr_file *f)
 	f->dropped = NULL;
 }
 
-enum fr_action fr_file_open(struct fr_file *f, const struct fr_ident *now, bool *news)
+enum fr_action fr_file_open(struct fr_file *f, const struct yolo_file_ident *now, bool *news)
 {
 	pthread_rwlock_wrlock(&f->lock);
 	if (atomic_load(&f->disabled) && f->st.status != FR_DISABLED) {
@@ -176,7 +153,7 @@ enum fr_action fr_file_open(struct fr_file *f, const struct fr_ident *now, bool 
 	return act;
 }
 
-bool fr_file_read_begin(struct fr_file *f, const struct fr_ident *now)
+bool fr_file_read_begin(struct fr_file *f, const struct yolo_file_ident *now)
 {
 	pthread_rwlock_rdlock(&f->lock);
 	return !atomic_load_explicit(&f->disabled, memory_order_relaxed) && fr_may_serve(&f->st, now);
@@ -198,8 +175,8 @@ static bool drop(struct fr_file *f, uint32_t i)
 	return !(atomic_fetch_or_explicit(&f->dropped[i / 64], bit, memory_order_relaxed) & bit);
 }
 
-void fr_file_change_begin(struct fr_file *f, const struct fr_ident *before, uint32_t first,
-			  uint32_t last)
+void fr_file_change_begin(struct fr_file *f, const struct yolo_file_ident *before,
+			  uint32_t first, uint32_t last)
 {
 	pthread_rwlock_wrlock(&f->lock);
 	f->before_known = before != NULL;
@@ -209,7 +186,7 @@ void fr_file_change_begin(struct fr_file *f, const struct fr_ident *before, uint
 		drop(f, i);
 }
 
-bool fr_file_change_end(struct fr_file *f, const struct fr_ident *after, bool content)
+bool fr_file_change_end(struct fr_file *f, const struct yolo_file_ident *after, bool content)
 {
 	bool kept = fr_changed_through_mount(&f->st, f->before_known ? &f->before : NULL, after,
 					     content);
@@ -217,7 +194,7 @@ bool fr_file_change_end(struct fr_file *f, const struct fr_ident *after, bool co
 	return kept;
 }
 
-bool fr_file_compare_begin(struct fr_file *f, const struct fr_ident *start, uint64_t *gen)
+bool fr_file_compare_begin(struct fr_file *f, const struct yolo_file_ident *start, uint64_t *gen)
 {
 	pthread_rwlock_wrlock(&f->lock);
 	bool want = f->st.status == FR_COMPARING;
@@ -229,8 +206,8 @@ bool fr_file_compare_begin(struct fr_file *f, const struct fr_ident *start, uint
 	return want;
 }
 
-enum fr_outcome fr_file_compared(struct fr_file *f, const struct fr_ident *start,
-				 const struct fr_ident *end, uint64_t gen, bool equal)
+enum fr_outcome fr_file_compared(struct fr_file *f, const struct yolo_file_ident *start,
+				 const struct yolo_file_ident *end, uint64_t gen, bool equal)
 {
 	pthread_rwlock_wrlock(&f->lock);
 	enum fr_outcome o = fr_compared(&f->st, start, end, gen, equal);

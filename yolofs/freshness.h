@@ -1,11 +1,12 @@
 /* freshness.h - may a boot image serve a source file?  (prefix fr_)
  *
  * The source always wins.  An image records each file's identity at
- * capture: size, mtime, change time and inode number.  Size and mtime can be
+ * capture (struct yolo_file_ident): size, mtime, change time and inode
+ * number (and the device number, never compared).  Size and mtime can be
  * set back by user space (touch -d, cp -p, rsync -t, tar x), the change
  * time cannot: any write, chmod, chown, touch or rename moves it.  So:
  *
- *   - identity equal to the accepted one            -> serve
+ *   - identity the accepted one (yolo_ident_same)   -> serve
  *   - size differs                                  -> changed: never served
  *   - anything else differs (mtime, change time,
  *     inode, or no change time recorded)            -> compare every captured
@@ -34,29 +35,16 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/stat.h>
 
 #include "yolo_image.h"
-
-/* What identifies a file's contents well enough to trust a captured copy. */
-struct fr_ident {
-	uint64_t size;
-	int64_t mtime_ns;
-	int64_t ctime_ns;                /* YOLO_CTIME_UNKNOWN: not recorded (older images) */
-	uint64_t ino;
-};
-
-struct fr_ident fr_ident_of(const struct stat *st);
-struct fr_ident fr_ident_recorded(const struct yolo_file_ident *id);
-bool fr_ident_equal(const struct fr_ident *a, const struct fr_ident *b);
 
 enum fr_verdict { FR_SERVE, FR_COMPARE, FR_CHANGED };
 
 /* The rule: how `now` relates to the `accepted` identity.  *why names the
  * first field that differs ("size", "inode number", "mtime", "change time",
  * "no change time recorded"), or NULL. */
-enum fr_verdict fr_judge(const struct fr_ident *accepted, const struct fr_ident *now,
-			 const char **why);
+enum fr_verdict fr_judge(const struct yolo_file_ident *accepted,
+			 const struct yolo_file_ident *now, const char **why);
 
 enum fr_status {
 	FR_UNJUDGED,                     /* not judged since the last event */
@@ -68,13 +56,13 @@ enum fr_status {
 
 struct fr_state {
 	enum fr_status status;
-	struct fr_ident accepted;        /* what may be served */
-	struct fr_ident pending;         /* COMPARING / STALE: the identity concerned */
+	struct yolo_file_ident accepted; /* what may be served */
+	struct yolo_file_ident pending;  /* COMPARING / STALE: the identity concerned */
 	uint64_t generation;             /* changes made through the mount so far */
 	const char *why;                 /* the latest finding, for messages */
 };
 
-void fr_state_init(struct fr_state *s, const struct fr_ident *recorded);
+void fr_state_init(struct fr_state *s, const struct yolo_file_ident *recorded);
 
 enum fr_action {
 	FR_ACT_SERVE,                    /* serve from the image */
@@ -84,10 +72,10 @@ enum fr_action {
 
 /* A file is opened (or an image loaded) and has identity `now`.
  * *news is set when the status changed (tell the operator once). */
-enum fr_action fr_open(struct fr_state *s, const struct fr_ident *now, bool *news);
+enum fr_action fr_open(struct fr_state *s, const struct yolo_file_ident *now, bool *news);
 
 /* May the image serve a read of a file with identity `now`? */
-bool fr_may_serve(const struct fr_state *s, const struct fr_ident *now);
+bool fr_may_serve(const struct fr_state *s, const struct yolo_file_ident *now);
 
 enum fr_outcome {
 	FR_OUT_ACCEPTED,                 /* all blocks equal: served again */
@@ -98,15 +86,15 @@ enum fr_outcome {
 
 /* A comparison finished: it began with the source at `start` and the
  * state at generation `gen`, ended at `end`, and found the blocks `equal`. */
-enum fr_outcome fr_compared(struct fr_state *s, const struct fr_ident *start,
-			    const struct fr_ident *end, uint64_t gen, bool equal);
+enum fr_outcome fr_compared(struct fr_state *s, const struct yolo_file_ident *start,
+			    const struct yolo_file_ident *end, uint64_t gen, bool equal);
 
 /* The file was changed through the mount, from `before` to `after` (NULL:
  * not known); `content` when its bytes may have changed (the caller drops
  * the blocks concerned), else only attributes.  @return true when the
  * image keeps serving it. */
-bool fr_changed_through_mount(struct fr_state *s, const struct fr_ident *before,
-			      const struct fr_ident *after, bool content);
+bool fr_changed_through_mount(struct fr_state *s, const struct yolo_file_ident *before,
+			      const struct yolo_file_ident *after, bool content);
 
 /* ---- the server's record of one file of one image ---- */
 
@@ -120,7 +108,7 @@ struct fr_file {
 	 * from before or entirely from after a change. */
 	pthread_rwlock_t lock;
 	struct fr_state st;              /* protected by lock */
-	struct fr_ident before;          /* stashed between change_begin and change_end */
+	struct yolo_file_ident before;   /* stashed between change_begin and change_end */
 	bool before_known;
 	/* Blocks not to serve (dropped by a change, or bad), over the file's
 	 * index entries.  Set under either lock mode (a bad block is found
@@ -136,11 +124,11 @@ struct fr_file {
 int fr_file_init(struct fr_file *f, const struct yolo_file *yf);
 void fr_file_destroy(struct fr_file *f);
 
-enum fr_action fr_file_open(struct fr_file *f, const struct fr_ident *now, bool *news);
+enum fr_action fr_file_open(struct fr_file *f, const struct yolo_file_ident *now, bool *news);
 
 /* Serving a read: take the lock shared; @return whether the image may
  * serve a file now at `now`.  Always pair with fr_file_read_end. */
-bool fr_file_read_begin(struct fr_file *f, const struct fr_ident *now);
+bool fr_file_read_begin(struct fr_file *f, const struct yolo_file_ident *now);
 void fr_file_read_end(struct fr_file *f);
 /* Has block-index entry `i` (of the file's) been dropped?  Lock held. */
 bool fr_file_dropped(const struct fr_file *f, uint32_t i);
@@ -149,16 +137,16 @@ bool fr_file_dropped(const struct fr_file *f, uint32_t i);
  * entries [first, last) (none for an attribute change); end records the
  * new identity and unlocks.  `before` may be NULL when it is not known
  * (the change is then judged at the next open). */
-void fr_file_change_begin(struct fr_file *f, const struct fr_ident *before, uint32_t first,
-			  uint32_t last);
+void fr_file_change_begin(struct fr_file *f, const struct yolo_file_ident *before,
+			  uint32_t first, uint32_t last);
 /* `after` NULL: not known (the file is judged again at the next open). */
-bool fr_file_change_end(struct fr_file *f, const struct fr_ident *after, bool content);
+bool fr_file_change_end(struct fr_file *f, const struct yolo_file_ident *after, bool content);
 
 /* Comparison bracket: begin records `start` as the identity compared and
  * returns the generation, or false when no comparison is wanted now. */
-bool fr_file_compare_begin(struct fr_file *f, const struct fr_ident *start, uint64_t *gen);
-enum fr_outcome fr_file_compared(struct fr_file *f, const struct fr_ident *start,
-				 const struct fr_ident *end, uint64_t gen, bool equal);
+bool fr_file_compare_begin(struct fr_file *f, const struct yolo_file_ident *start, uint64_t *gen);
+enum fr_outcome fr_file_compared(struct fr_file *f, const struct yolo_file_ident *start,
+				 const struct yolo_file_ident *end, uint64_t gen, bool equal);
 
 /* A bad image block of entry `i`: dropped, and after FR_BAD_BLOCK_LIMIT of
  * them the file is disabled.  @return true when this call disabled it. */

@@ -48,21 +48,22 @@ static void compare_run(void *ctx)
 	struct stat st;
 	uint64_t gen;
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		struct fr_ident gone = { .size = UINT64_MAX };
+		struct yolo_file_ident gone = { .size = UINT64_MAX };
 		if (fr_file_compare_begin(rec, &gone, &gen))
 			fr_file_compared(rec, &gone, &gone, gen, false);
 		if (fd >= 0)
 			close(fd);
 		return;
 	}
-	struct fr_ident start = fr_ident_of(&st), end;
+	struct yolo_file_ident start = yolo_ident_from_stat(&st), end;
 	if (!fr_file_compare_begin(rec, &start, &gen)) {
 		close(fd);
 		return;
 	}
 	stats_add(&im->pub.st.comparisons, 1);
 	int r = yolo_image_compare_file(im->pub.img, j->file_id, fd);
-	end = fstat(fd, &st) == 0 ? fr_ident_of(&st) : (struct fr_ident){ .size = UINT64_MAX };
+	end = fstat(fd, &st) == 0 ? yolo_ident_from_stat(&st) :
+	      (struct yolo_file_ident){ .size = UINT64_MAX };
 	close(fd);
 	if (r < 0)
 		ylog(YLOG_WARN, "%s: cannot compare with image %s: %s; not served from it", shown,
@@ -142,7 +143,7 @@ void ijob_judge_files(struct image *im)
 		}
 		close(fd);
 		bool news;
-		struct fr_ident now = fr_ident_of(&st);
+		struct yolo_file_ident now = yolo_ident_from_stat(&st);
 		enum fr_action act = fr_file_open(&im->pub.fresh[id], &now, &news);
 		if (act == FR_ACT_SERVE) {
 			fresh++;

@@ -138,7 +138,7 @@ static struct image *image_open(struct imageset *set, const char *path, int fd, 
 	if (!im || !(im->pub.path = strdup(path))) {
 		free(im);
 		close(fd);
-		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		yolo_fail(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
 	im->set = set;
@@ -147,7 +147,7 @@ static struct image *image_open(struct imageset *set, const char *path, int fd, 
 	pthread_mutex_init(&im->mem_lock, NULL);
 	im->fd = fd;
 	if (fstat(im->fd, &im->file_st) < 0) {
-		snprintf(err->msg, sizeof(err->msg), "image %s: %s", path, strerror(errno));
+		yolo_fail(err, -errno, "image %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (yolo_image_open_fd(im->fd, path, &im->pub.img, err) < 0)
@@ -166,7 +166,7 @@ static struct image *image_open(struct imageset *set, const char *path, int fd, 
 	       fr_file_init(&im->pub.fresh[made], yolo_image_file(im->pub.img, made)) == 0)
 		made++;
 	if (made < nf || stats_register(set->stats, &im->pub.st) < 0) {
-		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		yolo_fail(err, -ENOMEM, "out of memory");
 		for (uint32_t i = 0; i < made; i++)
 			fr_file_destroy(&im->pub.fresh[i]);
 		free(im->pub.fresh);
@@ -403,7 +403,7 @@ static void pager_kick(struct imageset *set)
 void iset_attr_set(struct imageset *set, const char *relpath, const struct stat *before,
 		   const struct stat *after)
 {
-	struct fr_ident b = fr_ident_of(before), a = fr_ident_of(after);
+	struct yolo_file_ident b = yolo_ident_from_stat(before), a = yolo_ident_from_stat(after);
 	pthread_mutex_lock(&set->list_lock);
 	for (size_t i = 0; i < set->cur->n; i++) {
 		struct image *im = set->cur->v[i];
@@ -433,7 +433,7 @@ struct iset_image *iset_find(struct imageset *set, const char *relpath, const st
 			     uint32_t *file_id)
 {
 	struct image *found = NULL;
-	struct fr_ident now = fr_ident_of(st);
+	struct yolo_file_ident now = yolo_ident_from_stat(st);
 	pthread_mutex_lock(&set->list_lock);
 	for (size_t i = 0; i < set->cur->n && !found; i++) {
 		struct image *im = set->cur->v[i];
@@ -495,7 +495,7 @@ static struct list *build(struct imageset *set, const struct list *old, const ch
 {
 	struct list *l = malloc(sizeof(*l) + (npaths ? npaths : 1) * sizeof(l->v[0]));
 	if (!l) {
-		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		yolo_fail(err, -ENOMEM, "out of memory");
 		return NULL;
 	}
 	l->n = 0;
@@ -504,13 +504,13 @@ static struct list *build(struct imageset *set, const struct list *old, const ch
 			continue;                /* listed twice */
 		struct image *prev = find_path(old, paths[i]), *im = NULL;
 		struct stat st;
-		char why[400];
+		struct yolo_err e = { { 0 } };
 		/* Checked every time, kept or not: a directory on its way may
 		 * have become writable by others since. */
-		int fd = trust_open_image(paths[i], set->check_trust, why, sizeof(why));
+		int fd = trust_open_image(paths[i], set->check_trust, &e);
 		if (fd == -EPERM) {
 			++*errors;
-			refuse(set, paths[i], why, "; only images nobody but root can change are "
+			refuse(set, paths[i], e.msg, "; only images nobody but root can change are "
 			       "served");
 			continue;
 		}
@@ -519,10 +519,7 @@ static struct list *build(struct imageset *set, const struct list *old, const ch
 			im = prev;
 			image_get(im);
 		} else {
-			struct yolo_err e = { { 0 } };
-			if (fd < 0)
-				snprintf(e.msg, sizeof(e.msg), "%s", why);
-			else
+			if (fd >= 0)
 				im = image_open(set, paths[i], fd, i, &e);
 			if (!im) {
 				++*errors;
@@ -576,10 +573,8 @@ int iset_create(struct imageset **out, const struct iset_config *cfg, struct sta
 	      struct yolo_err *err)
 {
 	struct imageset *set = calloc(1, sizeof(*set));
-	if (!set) {
-		snprintf(err->msg, sizeof(err->msg), "out of memory");
-		return -ENOMEM;
-	}
+	if (!set)
+		return yolo_fail(err, -ENOMEM, "out of memory");
 	set->memory = cfg->memory;
 	set->memlimit = cfg->memlimit;
 	set->source_fd = cfg->source_fd;
@@ -593,7 +588,7 @@ int iset_create(struct imageset **out, const struct iset_config *cfg, struct sta
 	pthread_cond_init(&set->pager_cond, NULL);
 	int ret = 0;
 	if (set->memory && (ret = bst_create(&set->store, cfg->dedup)) < 0) {
-		snprintf(err->msg, sizeof(err->msg), "out of memory");
+		yolo_fail(err, ret, "out of memory");
 		goto fail;
 	}
 	size_t errors = 0;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "filelist.h"
+#include "hashmap.h"
 #include "learn.h"
 #include "log.h"
 #include "trust.h"
@@ -49,12 +50,10 @@ struct session {
 	struct yolo_filelist files;      /* relpaths read */
 	uint64_t *order;                 /* (file << 40 | block) in first-access order */
 	size_t norder, order_cap;
-	uint64_t *seen;                  /* hash set of order's keys (+ 1; 0 empty) */
-	size_t nseen_slots;
+	struct yhash seen;               /* set of order's keys */
 	struct question *qs;
 	size_t nqs, qs_cap;
-	uint64_t *qseen;                 /* hash set of question hashes (0 empty) */
-	size_t nqseen_slots;
+	struct yhash qseen;              /* set of question keys */
 };
 
 struct learn {
@@ -106,35 +105,20 @@ static void name_of(const char *s, size_t max, char *out, size_t outlen)
 	snprintf(out + n, outlen - n, "%s%08" PRIx32, n ? "." : "", (uint32_t)fnv(s, strlen(s), FNV0));
 }
 
-/* ---- hash sets (open addressing, power-of-two sizes, 0 = empty) ---- */
+/* ---- sets of 64-bit keys (common/'s table, items their own keys) ---- */
 
-/* Insert `k` (non-zero).  @return 1 added, 0 present, -ENOMEM. */
-static int set_add(uint64_t **slots, size_t *nslots, size_t used, uint64_t k)
+static bool set_has(const struct yhash *set, uint64_t k)
 {
-	if ((used + 1) * 2 > *nslots) {
-		size_t n = *nslots ? *nslots * 2 : 1024;
-		uint64_t *v = calloc(n, sizeof(*v));
-		if (!v)
-			return -ENOMEM;
-		for (size_t i = 0; i < *nslots; i++) {
-			uint64_t x = (*slots)[i];
-			if (!x)
-				continue;
-			size_t j = mix(x) & (n - 1);
-			while (v[j])
-				j = (j + 1) & (n - 1);
-			v[j] = x;
-		}
-		free(*slots);
-		*slots = v;
-		*nslots = n;
-	}
-	size_t j = mix(k) & (*nslots - 1);
-	for (; (*slots)[j]; j = (j + 1) & (*nslots - 1))
-		if ((*slots)[j] == k)
-			return 0;
-	(*slots)[j] = k;
-	return 1;
+	uint64_t item;
+	return yhash_find(set, mix(k), yhash_item_is, NULL, &k, &item);
+}
+
+/* Insert `k`.  @return 1 added, 0 present, -ENOMEM. */
+static int set_add(struct yhash *set, uint64_t k)
+{
+	if (set_has(set, k))
+		return 0;
+	return yhash_add(set, mix(k), k) < 0 ? -ENOMEM : 1;
 }
 
 /* ---- sessions (lock held) ---- */
@@ -161,9 +145,9 @@ static void free_session(struct session *s)
 	for (size_t i = 0; i < s->nqs; i++)
 		free_question(&s->qs[i]);
 	free(s->order);
-	free(s->seen);
+	yhash_free(&s->seen);
 	free(s->qs);
-	free(s->qseen);
+	yhash_free(&s->qseen);
 	free(s->group);
 	free(s);
 }
@@ -183,7 +167,7 @@ static uint64_t question_key(const char *path, uint16_t bit, const char *xattr)
 static int add_question(struct session *s, struct question *q)
 {
 	uint64_t h = question_key(q->path, q->flags, q->xattr);
-	int r = s->nqs < MAX_QUESTIONS ? set_add(&s->qseen, &s->nqseen_slots, s->nqs, h) : 0;
+	int r = s->nqs < MAX_QUESTIONS ? set_add(&s->qseen, h) : 0;
 	if (r == 1 && s->nqs == s->qs_cap) {
 		size_t cap = s->qs_cap ? s->qs_cap * 2 : 256;
 		void *v = realloc(s->qs, cap * sizeof(*s->qs));
@@ -238,7 +222,7 @@ static void add_blocks(struct session *s, uint32_t file, uint64_t off, uint64_t 
 		if (((uint64_t)s->norder << BLOCK_SHIFT) >= SESSION_MAX_BYTES)
 			return;
 		uint64_t k = (uint64_t)file << 40 | b;
-		if (set_add(&s->seen, &s->nseen_slots, s->norder, k + 1) != 1)
+		if (set_add(&s->seen, k) != 1)
 			continue;
 		if (s->norder == s->order_cap) {
 			size_t cap = s->order_cap ? s->order_cap * 2 : 1024;
@@ -320,12 +304,6 @@ struct pt_ns_recorder learn_recorder(struct learn *l)
 
 /* ---- writing an image ---- */
 
-static bool same_ident(const struct yolo_file_ident *a, const struct yolo_file_ident *b)
-{
-	return a->size == b->size && a->mtime_ns == b->mtime_ns && a->ino == b->ino &&
-	       a->ctime_ns == b->ctime_ns;
-}
-
 /* The identity `relpath` has now, or false when it cannot be had. */
 static bool ident_now(struct learn *l, const char *relpath, struct yolo_file_ident *id, int *fd_out)
 {
@@ -355,46 +333,21 @@ static int add_question_to(struct yolo_writer *w, const char *path, uint16_t fla
 	return r;
 }
 
-/* The path of namespace node `i` of `img` into buf. */
-static void ns_path(const struct yolo_image *img, uint32_t i, char *buf, size_t len)
+/* `known`: the set of the questions an older image has (question_key). */
+static void know(struct yhash *known, const char *path, uint16_t flags, const char *xattr)
 {
-	const struct yolo_ns_node *n = yolo_image_ns_node(img, i);
-	if (i == 0) {
-		buf[0] = '\0';
-		return;
-	}
-	ns_path(img, n->parent, buf, len);
-	size_t used = strlen(buf);
-	snprintf(buf + used, len - used, "%s%s", used ? "/" : "", n->name);
+	for (uint16_t bit = 1; xattr ? bit == 1 : bit && bit <= flags; bit <<= 1)
+		if (xattr || (flags & bit))
+			set_add(known, question_key(path, xattr ? 0 : bit, xattr));
 }
 
-struct known {                       /* the questions an older image has */
-	uint64_t *slots;
-	size_t nslots, n;
-};
-
-static void know(struct known *k, const char *path, uint16_t flags, const char *xattr)
+static bool known_all(const struct yhash *known, const char *path, uint16_t flags,
+		      const char *xattr)
 {
 	for (uint16_t bit = 1; xattr ? bit == 1 : bit && bit <= flags; bit <<= 1)
 		if ((xattr || (flags & bit)) &&
-		    set_add(&k->slots, &k->nslots, k->n, question_key(path, xattr ? 0 : bit, xattr)) == 1)
-			k->n++;
-}
-
-static bool known(const struct known *k, const char *path, uint16_t flags, const char *xattr)
-{
-	for (uint16_t bit = 1; xattr ? bit == 1 : bit && bit <= flags; bit <<= 1) {
-		if (!xattr && !(flags & bit))
-			continue;
-		uint64_t key = question_key(path, xattr ? 0 : bit, xattr);
-		bool found = false;
-		for (size_t j = k->nslots ? mix(key) & (k->nslots - 1) : 0; k->nslots && k->slots[j];
-		     j = (j + 1) & (k->nslots - 1))
-			if ((found = k->slots[j] == key))
-				break;
-		if (!found)
+		    !set_has(known, question_key(path, xattr ? 0 : bit, xattr)))
 			return false;
-	}
 	return true;
 }
 
@@ -415,9 +368,10 @@ static bool same_bytes(struct yolo_image *old, const struct yolo_file *f, int fd
 }
 
 /* The blocks and questions of `old` (an earlier image of this group) whose
- * files still hold the same bytes.  @return 0 or -errno. */
+ * files still hold the same bytes; its questions go into the set `known`.
+ * @return 0 or -errno. */
 static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image *old,
-		      uint8_t *buf, struct known *k, struct yolo_err *err)
+		      uint8_t *buf, struct yhash *known, struct yolo_err *err)
 {
 	const struct yolo_image_info *in = yolo_image_info(old);
 	uint32_t *map = malloc((in->file_count + 1) * sizeof(*map));
@@ -429,7 +383,7 @@ static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image 
 		int fd = -1;
 		map[i] = UINT32_MAX;
 		if (ident_now(l, f->path, &now, &fd) && f->ident.size == now.size &&
-		    (same_ident(&f->ident, &now) || same_bytes(old, f, fd, buf, src)))
+		    (yolo_ident_same(&f->ident, &now) || same_bytes(old, f, fd, buf, src)))
 			r = yolo_writer_add_file(w, f->path, &now, &map[i], err);
 		if (fd >= 0)
 			close(fd);
@@ -446,17 +400,19 @@ static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image 
 	}
 	char path[PATH_MAX];
 	for (uint32_t i = 0; i < yolo_image_ns_node_count(old) && r == 0; i++) {
-		ns_path(old, i, path, sizeof(path));
+		if (yolo_image_ns_path(old, i, path, sizeof(path)) < 0)
+			continue;        /* longer than any path: not carried over */
 		uint16_t flags = yolo_image_ns_node(old, i)->flags;
 		if (flags)
 			r = add_question_to(w, path, flags, NULL, err);
-		know(k, path, flags, NULL);
+		know(known, path, flags, NULL);
 	}
 	for (uint32_t i = 0; i < yolo_image_ns_xattr_count(old) && r == 0; i++) {
 		const struct yolo_ns_xattr *x = yolo_image_ns_xattr(old, i);
-		ns_path(old, x->node, path, sizeof(path));
+		if (yolo_image_ns_path(old, x->node, path, sizeof(path)) < 0)
+			continue;
 		r = add_question_to(w, path, 0, x->name, err);
-		know(k, path, 0, x->name);
+		know(known, path, 0, x->name);
 	}
 	free(map);
 	return r;
@@ -464,9 +420,11 @@ static int carry_over(struct learn *l, struct yolo_writer *w, struct yolo_image 
 
 /* The session's files as they are now and its blocks, read from the source
  * now (the image is compared with the source once written, so a change
- * while it is written removes it).  @return 0 or -errno. */
+ * while it is written removes it), and its questions not `known` already.
+ * @return 0 or -errno. */
 static int add_session(struct learn *l, struct yolo_writer *w, const struct session *s,
-		       uint8_t *buf, const struct known *k, uint64_t *added, struct yolo_err *err)
+		       uint8_t *buf, const struct yhash *known, uint64_t *added,
+		       struct yolo_err *err)
 {
 	uint32_t *map = malloc((s->files.n + 1) * sizeof(*map));
 	int *fds = malloc((s->files.n + 1) * sizeof(*fds));
@@ -492,9 +450,8 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 			       1u << BLOCK_SHIFT;
 		ssize_t n = pread(fds[f], buf, len, (off_t)off);
 		if (n != (ssize_t)len) {
-			r = n < 0 ? -errno : -ESTALE;    /* it shrank: changed after all */
-			snprintf(err->msg, sizeof(err->msg), "reading %s: %s", s->files.paths[f],
-				 strerror(-r));
+			int e = n < 0 ? errno : ESTALE;  /* ESTALE: it shrank, changed after all */
+			r = yolo_fail(err, -e, "reading %s: %s", s->files.paths[f], strerror(e));
 			break;
 		}
 		r = yolo_writer_add_block(w, map[f], b, buf, len, err);
@@ -502,7 +459,7 @@ static int add_session(struct learn *l, struct yolo_writer *w, const struct sess
 	}
 	for (size_t i = 0; i < s->nqs && r == 0; i++) {
 		const struct question *q = &s->qs[i];
-		if (known(k, q->path, q->flags, q->xattr))
+		if (known_all(known, q->path, q->flags, q->xattr))
 			continue;
 		r = add_question_to(w, q->path, q->flags, q->xattr, err);
 		++*added;
@@ -547,15 +504,15 @@ static bool write_session(struct learn *l, const struct session *s)
 	struct yolo_writer *w = NULL;
 	uint8_t *buf = malloc(1u << BLOCK_SHIFT);
 	struct yolo_writer_opts o = { .block_size = 1u << BLOCK_SHIFT };
-	struct known k = { 0 };
+	struct yhash known = { 0 };          /* the questions the older image has */
 	uint64_t added = 0;
 	int r = buf ? yolo_writer_create(&w, path, &o, &err) : -ENOMEM;
 	if (r == 0 && old)
-		r = carry_over(l, w, old, buf, &k, &err);
+		r = carry_over(l, w, old, buf, &known, &err);
 	if (r == 0)
-		r = add_session(l, w, s, buf, &k, &added, &err);
+		r = add_session(l, w, s, buf, &known, &added, &err);
 	free(buf);
-	free(k.slots);
+	yhash_free(&known);
 	yolo_image_close(old);
 	if (r == 0 && !added) {
 		yolo_writer_discard(w);  /* nothing new: the image stays as it is */
@@ -790,12 +747,10 @@ static bool below(const char *path, const char *dir)
 	return !strcmp(dir, "/") || (!strncmp(path, dir, n) && (path[n] == '/' || path[n] == '\0'));
 }
 
-int learn_create(struct learn **out, const struct learn_config *cfg, char *why, size_t whylen)
+int learn_create(struct learn **out, const struct learn_config *cfg, struct yolo_err *err)
 {
-	if (cfg->dir[0] != '/') {
-		snprintf(why, whylen, "learn=%s: must be an absolute path", cfg->dir);
-		return -EINVAL;
-	}
+	if (cfg->dir[0] != '/')
+		return yolo_fail(err, -EINVAL, "learn=%s: must be an absolute path", cfg->dir);
 	struct learn *l = calloc(1, sizeof(*l));
 	char real[PATH_MAX], key[NAME_MAX];
 	if (!l)
@@ -805,8 +760,7 @@ int learn_create(struct learn **out, const struct learn_config *cfg, char *why, 
 	pthread_mutex_init(&l->lock, NULL);
 	int r = 0;
 	if (!realpath(cfg->source, real)) {
-		r = -errno;
-		snprintf(why, whylen, "source %s: %s", cfg->source, strerror(errno));
+		r = yolo_fail(err, -errno, "source %s: %s", cfg->source, strerror(errno));
 		goto fail;
 	}
 	name_of(real, 120, key, sizeof(key));
@@ -815,23 +769,21 @@ int learn_create(struct learn **out, const struct learn_config *cfg, char *why, 
 	char dreal[PATH_MAX], mreal[PATH_MAX];
 	if (!realpath(cfg->dir, dreal) || !realpath(cfg->mountpoint, mreal)) {
 		r = -errno;
-		snprintf(why, whylen, "%s: %s", realpath(cfg->dir, dreal) ? cfg->mountpoint : cfg->dir,
-			 strerror(errno));
+		yolo_fail(err, r, "%s: %s", realpath(cfg->dir, dreal) ? cfg->mountpoint : cfg->dir,
+			  strerror(errno));
 		goto fail;
 	}
 	if (below(dreal, real) || below(dreal, mreal)) {
-		r = -EINVAL;
-		snprintf(why, whylen, "%s is inside the mounted directory; keep learnt images elsewhere "
-			 "(e.g. /var/lib/yolo/learn)", cfg->dir);
+		r = yolo_fail(err, -EINVAL, "%s is inside the mounted directory; keep learnt "
+			      "images elsewhere (e.g. /var/lib/yolo/learn)", cfg->dir);
 		goto fail;
 	}
-	if ((l->dirfd = trust_open_dir(cfg->dir, cfg->check_trust, why, whylen)) < 0) {
+	if ((l->dirfd = trust_open_dir(cfg->dir, cfg->check_trust, err)) < 0) {
 		r = l->dirfd;
 		goto fail;
 	}
 	if (mkdirat(l->dirfd, key, 0755) < 0 && errno != EEXIST) {
-		r = -errno;
-		snprintf(why, whylen, "%s/%s: %s", cfg->dir, key, strerror(errno));
+		r = yolo_fail(err, -errno, "%s/%s: %s", cfg->dir, key, strerror(errno));
 		goto fail;
 	}
 	l->keyfd = openat(l->dirfd, key, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -841,11 +793,10 @@ int learn_create(struct learn **out, const struct learn_config *cfg, char *why, 
 		goto fail;
 	}
 	if (l->keyfd < 0) {
-		r = -errno;
-		snprintf(why, whylen, "%s: %s", l->images_dir, strerror(errno));
+		r = yolo_fail(err, -errno, "%s: %s", l->images_dir, strerror(errno));
 		goto fail;
 	}
-	if (cfg->check_trust && (r = trust_check_fd(l->keyfd, l->images_dir, why, whylen)) < 0)
+	if (cfg->check_trust && (r = trust_check_fd(l->keyfd, l->images_dir, err)) < 0)
 		goto fail;
 	if (!(l->recent = calloc(RECENT_MAX, sizeof(*l->recent))) ||
 	    (l->quit_fd = eventfd(0, EFD_CLOEXEC)) < 0) {

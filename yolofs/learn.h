@@ -36,6 +36,7 @@
 
 #include "passthrough.h"
 #include "stats.h"
+#include "yolo_err.h"
 
 struct learn_config {
 	const char *dir;                 /* learn=DIR (absolute) */
@@ -56,8 +57,8 @@ struct learn_config {
 
 struct learn;
 
-/* Check DIR and create DIR/KEY.  @return 0, or -errno with why. */
-int learn_create(struct learn **out, const struct learn_config *cfg, char *why, size_t whylen);
+/* Check DIR and create DIR/KEY.  @return 0, or -errno with err. */
+int learn_create(struct learn **out, const struct learn_config *cfg, struct yolo_err *err);
 /* DIR/KEY: where this daemon's learnt images are (load them from there). */
 const char *learn_images_dir(const struct learn *l);
 /* Start the thread that ends sessions and writes images (after

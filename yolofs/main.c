@@ -70,10 +70,10 @@ static void *reload_main(void *arg)
 		}
 		sdn_reloading();
 		struct opts_paths pl = { 0 };
-		char why[512];
+		struct yolo_err err = { { 0 } };
 		size_t errors = 0;
-		if (opts_collect_images(r->spec, &pl, why, sizeof(why)) < 0) {
-			ylog(YLOG_ERR, "reload: %s; keeping the current images", why);
+		if (opts_collect_images(r->spec, &pl, &err) < 0) {
+			ylog(YLOG_ERR, "reload: %s; keeping the current images", err.msg);
 			stats_add(&r->stats->reload_errors, 1);
 			stats_add(&r->stats->reloads, 1);
 			errors = 1;
@@ -131,7 +131,7 @@ static int open_source(struct daemon *d)
 	}
 	if (!o->learn)
 		return 0;
-	char why[512];
+	struct yolo_err err = { { 0 } };
 	struct learn_config lcfg = {
 		.dir = o->learn, .source = o->source, .mountpoint = o->cmd.mountpoint,
 		.source_fd = d->source_fd, .by_mount = o->learn_by_mount,
@@ -139,9 +139,10 @@ static int open_source(struct daemon *d)
 		.check_trust = !o->insecure_images, .stats = &d->stats,
 		.reload = reload_now, .reload_ctx = &d->reloader,
 	};
-	int r = learn_create(&d->learn, &lcfg, why, sizeof(why));
+	int r = learn_create(&d->learn, &lcfg, &err);
 	if (r < 0) {
-		fprintf(stderr, "yolofs: learn=%s: %s\n", o->learn, why[0] ? why : strerror(-r));
+		fprintf(stderr, "yolofs: learn=%s: %s\n", o->learn,
+			err.msg[0] ? err.msg : strerror(-r));
 		return -1;
 	}
 	/* Its images are loaded (and reloaded) with the others. */
@@ -159,13 +160,12 @@ static int open_source(struct daemon *d)
 static int build_image_set(struct daemon *d)
 {
 	struct yolofs_opts *o = &d->o;
-	char why[512];
 	struct yolo_err err = { { 0 } };
 	int r;
 	if (!o->images)
 		return 0;
-	if (opts_collect_images(o->images, &d->images, why, sizeof(why)) < 0) {
-		fprintf(stderr, "yolofs: %s\n", why);
+	if (opts_collect_images(o->images, &d->images, &err) < 0) {
+		fprintf(stderr, "yolofs: %s\n", err.msg);
 		return -1;
 	}
 	if (bg_create(&d->bg) < 0) {

@@ -33,6 +33,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "hashmap.h"
 #include "log.h"
 #include "namespace.h"
 
@@ -52,7 +53,6 @@ struct xanswer {
 };
 
 struct node {
-	struct node *next;               /* hash chain */
 	char *path;
 	unsigned answers;
 	struct stat st;
@@ -66,10 +66,7 @@ struct node {
 	size_t nxattrs;
 	struct pt_fhid id;               /* the object the answers are about (len 0: none) */
 	int wd;                          /* inotify watch on it, or -1 */
-	struct node *wd_next;            /* chain of ns->by_wd */
 };
-
-
 
 struct ns {
 	int source_fd;                   /* borrowed */
@@ -94,13 +91,11 @@ struct ns {
 	struct ns_submount *mounts;      /* reader only */
 	size_t nmounts;
 
-	pthread_rwlock_t lock;           /* protects the table and the answers */
-	struct node **buckets;
-	size_t nbuckets, n;
-	/* Nodes by watch: several share one when they are links to one
-	 * object.  Chained through wd_next; nby_wd is a power of two. */
-	struct node **by_wd;
-	size_t nby_wd, nwatched;
+	pthread_rwlock_t lock;           /* protects the tables and the answers */
+	struct yhash nodes;              /* path -> node (items: node pointers) */
+	/* Watched nodes by watch: several share one when they are links to
+	 * one object. */
+	struct yhash by_wd;
 };
 
 static struct ylog_limit watch_limit, remote_limit;
@@ -121,16 +116,24 @@ static uint64_t hash_path(const char *p)
 	return h;
 }
 
-/* ---- the table (lock held) ---- */
+/* ---- the tables (lock held) ---- */
+
+static struct node *node_of(uint64_t item)
+{
+	return (struct node *)(uintptr_t)item;
+}
+
+static bool path_is(const void *ctx, uint64_t item, const void *path)
+{
+	(void)ctx;
+	return !strcmp(node_of(item)->path, path);
+}
 
 static struct node *find(struct ns *ns, const char *path)
 {
-	if (!ns->nbuckets)
-		return NULL;
-	for (struct node *n = ns->buckets[hash_path(path) & (ns->nbuckets - 1)]; n; n = n->next)
-		if (!strcmp(n->path, path))
-			return n;
-	return NULL;
+	uint64_t item;
+	return yhash_find(&ns->nodes, hash_path(path), path_is, NULL, path, &item) ?
+	       node_of(item) : NULL;
 }
 
 static void forget_answers(struct node *n)
@@ -159,34 +162,14 @@ static struct node *get(struct ns *ns, char *path)
 		free(path);
 		return n;
 	}
-	if (ns->n >= ns->nbuckets) {
-		size_t nb = ns->nbuckets ? ns->nbuckets * 2 : 256;
-		struct node **b = calloc(nb, sizeof(*b));
-		if (!b) {
-			free(path);
-			return NULL;
-		}
-		for (size_t i = 0; i < ns->nbuckets; i++) {
-			for (struct node *x = ns->buckets[i], *next; x; x = next) {
-				next = x->next;
-				x->next = b[hash_path(x->path) & (nb - 1)];
-				b[hash_path(x->path) & (nb - 1)] = x;
-			}
-		}
-		free(ns->buckets);
-		ns->buckets = b;
-		ns->nbuckets = nb;
-	}
-	if (!(n = calloc(1, sizeof(*n)))) {
+	if (!(n = calloc(1, sizeof(*n))) ||
+	    yhash_add(&ns->nodes, hash_path(path), (uintptr_t)n) < 0) {
+		free(n);
 		free(path);
 		return NULL;
 	}
 	n->path = path;
 	n->wd = -1;
-	size_t b = hash_path(path) & (ns->nbuckets - 1);
-	n->next = ns->buckets[b];
-	ns->buckets[b] = n;
-	ns->n++;
 	return n;
 }
 
@@ -205,12 +188,12 @@ static void drop_path(struct ns *ns, const char *path, bool below)
 	if (n)
 		count_drop(ns, n);
 	size_t len = strlen(path);
-	if (below) {
-		for (size_t b = 0; b < ns->nbuckets; b++)
-			for (struct node *x = ns->buckets[b]; x; x = x->next)
-				if (len == 0 ? x->path[0] != '\0' :
-				    !strncmp(x->path, path, len) && x->path[len] == '/')
-					count_drop(ns, x);
+	uint64_t item;
+	for (uint32_t pos = 0; below && yhash_next(&ns->nodes, &pos, &item);) {
+		struct node *x = node_of(item);
+		if (len == 0 ? x->path[0] != '\0' :
+		    !strncmp(x->path, path, len) && x->path[len] == '/')
+			count_drop(ns, x);
 	}
 	if (len == 0)
 		return;
@@ -226,52 +209,33 @@ static void drop_path(struct ns *ns, const char *path, bool below)
 
 static void drop_all(struct ns *ns)
 {
-	for (size_t b = 0; b < ns->nbuckets; b++)
-		for (struct node *x = ns->buckets[b]; x; x = x->next)
-			count_drop(ns, x);
+	uint64_t item;
+	for (uint32_t pos = 0; yhash_next(&ns->nodes, &pos, &item);)
+		count_drop(ns, node_of(item));
 }
 
 /* ---- nodes by watch (lock held) ---- */
+
+static bool watch_is(const void *ctx, uint64_t item, const void *wd)
+{
+	(void)ctx;
+	return node_of(item)->wd == *(const int *)wd;
+}
 
 static void wd_unlink(struct ns *ns, struct node *n)
 {
 	if (n->wd < 0)
 		return;
-	for (struct node **pp = &ns->by_wd[(size_t)n->wd & (ns->nby_wd - 1)]; *pp;
-	     pp = &(*pp)->wd_next) {
-		if (*pp == n) {
-			*pp = n->wd_next;
-			ns->nwatched--;
-			break;
-		}
-	}
+	yhash_remove(&ns->by_wd, (uint64_t)n->wd, (uintptr_t)n);
 	n->wd = -1;
-	n->wd_next = NULL;
 }
 
-/* File `n` (not linked) under watch `wd`.  @return false on ENOMEM. */
+/* File `n` (not filed) under watch `wd`.  @return false on ENOMEM. */
 static bool wd_link(struct ns *ns, struct node *n, int wd)
 {
-	if (ns->nwatched >= ns->nby_wd) {
-		size_t nb = ns->nby_wd ? ns->nby_wd * 2 : 256;
-		struct node **b = calloc(nb, sizeof(*b));
-		if (!b)
-			return false;
-		for (size_t i = 0; i < ns->nby_wd; i++) {
-			for (struct node *x = ns->by_wd[i], *next; x; x = next) {
-				next = x->wd_next;
-				x->wd_next = b[(size_t)x->wd & (nb - 1)];
-				b[(size_t)x->wd & (nb - 1)] = x;
-			}
-		}
-		free(ns->by_wd);
-		ns->by_wd = b;
-		ns->nby_wd = nb;
-	}
+	if (yhash_add(&ns->by_wd, (uint64_t)wd, (uintptr_t)n) < 0)
+		return false;
 	n->wd = wd;
-	n->wd_next = ns->by_wd[(size_t)wd & (ns->nby_wd - 1)];
-	ns->by_wd[(size_t)wd & (ns->nby_wd - 1)] = n;
-	ns->nwatched++;
 	return true;
 }
 
@@ -289,12 +253,10 @@ static bool handle_report(struct ns *ns, const struct inotify_event *ev)
 	if ((ev->mask & (IN_OPEN | IN_ISDIR)) == (IN_OPEN | IN_ISDIR))
 		return false;
 	/* Several nodes share a watch when they are links to one file. */
-	struct node *next;
-	for (struct node *x = ns->nby_wd ? ns->by_wd[(size_t)ev->wd & (ns->nby_wd - 1)] : NULL; x;
-	     x = next) {
-		next = x->wd_next;
-		if (x->wd != ev->wd)
-			continue;
+	uint64_t item;
+	for (uint32_t pos = 0;
+	     yhash_find_next(&ns->by_wd, (uint64_t)ev->wd, watch_is, NULL, &ev->wd, &pos, &item);) {
+		struct node *x = node_of(item);
 		if (ev->len && ev->name[0]) {
 			char child[PATH_MAX];
 			snprintf(child, sizeof(child), "%s%s%s", x->path, x->path[0] ? "/" : "",
@@ -305,10 +267,13 @@ static bool handle_report(struct ns *ns, const struct inotify_event *ev)
 		} else {
 			bool gone = ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED);
 			drop_path(ns, x->path, gone);
-			if (ev->mask & IN_IGNORED)
-				wd_unlink(ns, x);
 		}
 	}
+	/* The watch is gone: its nodes are unwatched (after the walk, which a
+	 * removal would end). */
+	while ((ev->mask & IN_IGNORED) &&
+	       yhash_find(&ns->by_wd, (uint64_t)ev->wd, watch_is, NULL, &ev->wd, &item))
+		wd_unlink(ns, node_of(item));
 	return true;
 }
 
@@ -868,7 +833,7 @@ out:
 	free(last_child);
 	free(paths);
 	free(xnames);
-	atomic_store(&ns->stats->ns_known_paths, ns->n);
+	atomic_store(&ns->stats->ns_known_paths, ns->nodes.count);
 	return kept;
 }
 
@@ -1070,16 +1035,14 @@ void ns_destroy(struct ns *ns)
 	if (!ns)
 		return;
 	ns_stop(ns);
-	for (size_t b = 0; b < ns->nbuckets; b++) {
-		for (struct node *x = ns->buckets[b], *next; x; x = next) {
-			next = x->next;
-			forget_answers(x);
-			free(x->path);
-			free(x);
-		}
+	uint64_t item;
+	for (uint32_t pos = 0; yhash_next(&ns->nodes, &pos, &item);) {
+		forget_answers(node_of(item));
+		free(node_of(item)->path);
+		free(node_of(item));
 	}
-	free(ns->buckets);
-	free(ns->by_wd);
+	yhash_free(&ns->nodes);
+	yhash_free(&ns->by_wd);
 	ns_free_mounts(ns->mounts, ns->nmounts);
 	free(ns->source_path);
 	close_fds(ns);

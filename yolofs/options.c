@@ -13,6 +13,7 @@
 
 #include "options.h"
 #include "passthrough.h"
+#include "util.h"
 #include "yolo_image.h"
 
 #define YOPT(t, f, v) { t, offsetof(struct yolofs_opts, f), v }
@@ -106,31 +107,6 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	return 1;
 }
 
-/* Parse SIZE with an optional K/M/G/T (binary) suffix.  @return 0 or -EINVAL. */
-static int parse_size(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
-		return -EINVAL;
-	unsigned shift = 0;
-	switch (*end) {
-	case '\0': break;
-	case 'k': case 'K': shift = 10; break;
-	case 'm': case 'M': shift = 20; break;
-	case 'g': case 'G': shift = 30; break;
-	case 't': case 'T': shift = 40; break;
-	default: return -EINVAL;
-	}
-	if (*end && end[1] && strcmp(end + 1, "iB") != 0 && strcmp(end + 1, "B") != 0)
-		return -EINVAL;
-	if (shift && v > (UINT64_MAX >> shift))
-		return -EINVAL;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 /* Turn the option strings into values.  @return 0, or -1 said on stderr. */
 static int check_values(struct yolofs_opts *o)
 {
@@ -141,13 +117,13 @@ static int check_values(struct yolofs_opts *o)
 		fprintf(stderr, "yolofs: serve=%s: expected memory or ssd\n", o->serve);
 		return -1;
 	}
-	if (o->memlimit && parse_size(o->memlimit, &o->memlimit_bytes) < 0) {
+	if (o->memlimit && yolo_parse_size(o->memlimit, &o->memlimit_bytes) < 0) {
 		fprintf(stderr, "yolofs: memlimit=%s: expected a size like 512M or 2G\n",
 			o->memlimit);
 		return -1;
 	}
 	o->readahead_bytes = PT_MAX_READ;
-	if (o->readahead && (parse_size(o->readahead, &o->readahead_bytes) < 0 ||
+	if (o->readahead && (yolo_parse_size(o->readahead, &o->readahead_bytes) < 0 ||
 			     o->readahead_bytes > PT_MAX_READ)) {
 		fprintf(stderr, "yolofs: readahead=%s: expected a size up to 1M\n", o->readahead);
 		return -1;
@@ -156,7 +132,7 @@ static int check_values(struct yolofs_opts *o)
 		fprintf(stderr, "yolofs: timeout must not be negative\n");
 		return -1;
 	}
-	if (o->learn_max && parse_size(o->learn_max, &o->learn_max_bytes) < 0) {
+	if (o->learn_max && yolo_parse_size(o->learn_max, &o->learn_max_bytes) < 0) {
 		fprintf(stderr, "yolofs: learn_max=%s: expected a size like 2G\n", o->learn_max);
 		return -1;
 	}
@@ -243,19 +219,20 @@ void opts_paths_free(struct opts_paths *pl)
 	*pl = (struct opts_paths){ 0 };
 }
 
-int opts_collect_images(const char *spec, struct opts_paths *pl, char *why, size_t whylen)
+int opts_collect_images(const char *spec, struct opts_paths *pl, struct yolo_err *err)
 {
 	char *copy = strdup(spec), *save = NULL;
+	int ret;
 	if (!copy)
 		goto nomem;
 	for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
 		struct stat st;
 		if (p[0] != '/') {
-			snprintf(why, whylen, "image path %s: must be absolute", p);
+			ret = yolo_fail(err, -EINVAL, "image path %s: must be absolute", p);
 			goto fail;
 		}
 		if (stat(p, &st) < 0) {
-			snprintf(why, whylen, "image %s: %s", p, strerror(errno));
+			ret = yolo_fail(err, -errno, "image %s: %s", p, strerror(errno));
 			goto fail;
 		}
 		if (!S_ISDIR(st.st_mode)) {
@@ -265,7 +242,7 @@ int opts_collect_images(const char *spec, struct opts_paths *pl, char *why, size
 		}
 		DIR *d = opendir(p);
 		if (!d) {
-			snprintf(why, whylen, "image directory %s: %s", p, strerror(errno));
+			ret = yolo_fail(err, -errno, "image directory %s: %s", p, strerror(errno));
 			goto fail;
 		}
 		size_t first = pl->n;
@@ -287,9 +264,9 @@ int opts_collect_images(const char *spec, struct opts_paths *pl, char *why, size
 	free(copy);
 	return 0;
 nomem:
-	snprintf(why, whylen, "out of memory");
+	ret = yolo_fail(err, -ENOMEM, "out of memory");
 fail:
 	free(copy);
 	opts_paths_free(pl);
-	return -1;
+	return ret;
 }

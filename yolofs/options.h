@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "yolo_err.h"
+
 struct yolofs_opts {
 	/* As given (options.c's help text says what each means). */
 	char *images;                    /* images=PATH[:PATH...] */
@@ -64,9 +66,9 @@ struct opts_paths {
 };
 
 /* Expand images=A:B:DIR into image files (absolute paths; a directory
- * gives its *.yolo files in name order, possibly none).  @return 0, or -1
- * with the problem in why (and `pl` emptied). */
-int opts_collect_images(const char *spec, struct opts_paths *pl, char *why, size_t whylen);
+ * gives its *.yolo files in name order, possibly none).  @return 0, or
+ * -errno with the problem in err (and `pl` emptied). */
+int opts_collect_images(const char *spec, struct opts_paths *pl, struct yolo_err *err);
 void opts_paths_free(struct opts_paths *pl);
 
 #endif /* YOLO_OPTIONS_H */

@@ -16,42 +16,36 @@
 /* Symlinks followed on one path at most (as the kernel's own limit). */
 #define MAX_HOPS 40
 
-/* May `st` (of `what`) be trusted?  @return 0, or -EPERM with why. */
-static int trusted(const struct stat *st, const char *what, char *why, size_t len)
+/* May `st` (of `what`) be trusted?  @return 0, or -EPERM with err. */
+static int trusted(const struct stat *st, const char *what, struct yolo_err *err)
 {
 	uid_t me = geteuid();
-	if (st->st_uid != 0 && st->st_uid != me) {
-		snprintf(why, len, "%s is owned by uid %u, not by root%s", what, (unsigned)st->st_uid,
-			 me ? " or the daemon's user" : "");
-		return -EPERM;
-	}
-	if (!S_ISLNK(st->st_mode) && (st->st_mode & (S_IWGRP | S_IWOTH))) {
-		snprintf(why, len, "%s is writable by %s (mode %04o)", what,
-			 (st->st_mode & S_IWOTH) ? "others" : "its group",
-			 (unsigned)(st->st_mode & 07777));
-		return -EPERM;
-	}
+	if (st->st_uid != 0 && st->st_uid != me)
+		return yolo_fail(err, -EPERM, "%s is owned by uid %u, not by root%s", what,
+				 (unsigned)st->st_uid, me ? " or the daemon's user" : "");
+	if (!S_ISLNK(st->st_mode) && (st->st_mode & (S_IWGRP | S_IWOTH)))
+		return yolo_fail(err, -EPERM, "%s is writable by %s (mode %04o)", what,
+				 (st->st_mode & S_IWOTH) ? "others" : "its group",
+				 (unsigned)(st->st_mode & 07777));
 	return 0;
 }
 
 /* Open `path` as it is, without the checks (insecure_images): only the
  * kind of object is checked. */
-static int open_unchecked(const char *path, int oflags, bool want_dir, char *why, size_t whylen)
+static int open_unchecked(const char *path, int oflags, bool want_dir, struct yolo_err *err)
 {
 	/* O_NONBLOCK: a FIFO named like an image must not hang the start. */
 	int fd = open(path, oflags | O_NONBLOCK), saved;
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		saved = errno;
-		snprintf(why, whylen, "%s", strerror(saved));
 		if (fd >= 0)
 			close(fd);
-		return -saved;
+		return yolo_fail(err, -saved, "%s", strerror(saved));
 	}
 	if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode)) {
 		close(fd);
-		snprintf(why, whylen, "not a %s", want_dir ? "directory" : "regular file");
-		return -EINVAL;
+		return yolo_fail(err, -EINVAL, "not a %s", want_dir ? "directory" : "regular file");
 	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
 	return fd;
@@ -63,11 +57,10 @@ struct walk {
 	char sofar[PATH_MAX * 2];        /* what was walked, for messages */
 	int cur;                         /* O_PATH: the directory reached */
 	int hops;                        /* symlinks followed */
-	char *why;
-	size_t whylen;
+	struct yolo_err *err;
 };
 
-/* Start at /, which must be trusted too.  @return 0 or -errno with why. */
+/* Start at /, which must be trusted too.  @return 0 or -errno with err. */
 static int walk_start(struct walk *w, const char *path)
 {
 	struct stat st;
@@ -76,15 +69,14 @@ static int walk_start(struct walk *w, const char *path)
 	w->hops = 0;
 	w->cur = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (w->cur < 0 || fstat(w->cur, &st) < 0) {
-		int ret = -errno;
-		snprintf(w->why, w->whylen, "/: %s", strerror(errno));
-		return ret;
+		int saved = errno;
+		return yolo_fail(w->err, -saved, "/: %s", strerror(saved));
 	}
-	return trusted(&st, "directory /", w->why, w->whylen);
+	return trusted(&st, "directory /", w->err);
 }
 
 /* Take the next name off w->rest into `comp`; *last: nothing but slashes
- * follows it.  @return 1, 0 when nothing is left, or -errno with why. */
+ * follows it.  @return 1, 0 when nothing is left, or -errno with err. */
 static int walk_next_name(struct walk *w, char comp[NAME_MAX + 1], bool *last)
 {
 	char *p = w->rest;
@@ -94,10 +86,8 @@ static int walk_next_name(struct walk *w, char comp[NAME_MAX + 1], bool *last)
 		return 0;
 	char *slash = strchr(p, '/');
 	size_t clen = slash ? (size_t)(slash - p) : strlen(p);
-	if (clen > NAME_MAX) {
-		snprintf(w->why, w->whylen, "a name is too long");
-		return -ENAMETOOLONG;
-	}
+	if (clen > NAME_MAX)
+		return yolo_fail(w->err, -ENAMETOOLONG, "a name is too long");
 	memcpy(comp, p, clen);
 	comp[clen] = '\0';
 	memmove(w->rest, p + clen, strlen(p + clen) + 1);
@@ -106,23 +96,22 @@ static int walk_next_name(struct walk *w, char comp[NAME_MAX + 1], bool *last)
 }
 
 /* Open `comp` in the directory reached, without following it, and check
- * it.  @return an O_PATH descriptor (its stat in *st), or -errno with why. */
+ * it.  @return an O_PATH descriptor (its stat in *st), or -errno with err. */
 static int walk_open_name(struct walk *w, const char *comp, struct stat *st)
 {
 	size_t used = strlen(w->sofar);
 	snprintf(w->sofar + used, sizeof(w->sofar) - used, "/%s", comp);
 	int fd = openat(w->cur, comp, O_PATH | O_NOFOLLOW | O_CLOEXEC), ret;
 	if (fd < 0 || fstat(fd, st) < 0) {
-		ret = -errno;
-		snprintf(w->why, w->whylen, "%s: %s", w->sofar, strerror(errno));
+		int saved = errno;
 		if (fd >= 0)
 			close(fd);
-		return ret;
+		return yolo_fail(w->err, -saved, "%s: %s", w->sofar, strerror(saved));
 	}
 	char what[PATH_MAX * 2 + 32];
 	snprintf(what, sizeof(what), "%s %s", S_ISDIR(st->st_mode) ? "directory" :
 		 S_ISLNK(st->st_mode) ? "symlink" : "file", w->sofar);
-	if ((ret = trusted(st, what, w->why, w->whylen)) < 0) {
+	if ((ret = trusted(st, what, w->err)) < 0) {
 		close(fd);
 		return ret;
 	}
@@ -131,24 +120,20 @@ static int walk_open_name(struct walk *w, const char *comp, struct stat *st)
 
 /* Follow the symlink open as `fd` (closed here) by hand: its target is
  * walked next with the same checks, from / or from the directory holding
- * it.  @return 0 or -errno with why. */
+ * it.  @return 0 or -errno with err. */
 static int walk_follow(struct walk *w, int fd)
 {
 	char target[PATH_MAX];
 	ssize_t n = readlinkat(fd, "", target, sizeof(target) - 1);
+	int saved = errno;
 	close(fd);
-	if (n <= 0 || ++w->hops > MAX_HOPS) {
-		int ret = n < 0 ? -errno : -ELOOP;
-		snprintf(w->why, w->whylen, "%s: %s", w->sofar, n < 0 ? strerror(errno) :
-			 "too many symlinks");
-		return ret;
-	}
+	if (n <= 0 || ++w->hops > MAX_HOPS)
+		return yolo_fail(w->err, n < 0 ? -saved : -ELOOP, "%s: %s", w->sofar,
+				 n < 0 ? strerror(saved) : "too many symlinks");
 	target[n] = '\0';
 	char joined[sizeof(w->rest)];
-	if (snprintf(joined, sizeof(joined), "%s/%s", target, w->rest) >= (int)sizeof(joined)) {
-		snprintf(w->why, w->whylen, "%s: path too long", w->sofar);
-		return -ENAMETOOLONG;
-	}
+	if (snprintf(joined, sizeof(joined), "%s/%s", target, w->rest) >= (int)sizeof(joined))
+		return yolo_fail(w->err, -ENAMETOOLONG, "%s: path too long", w->sofar);
 	strcpy(w->rest, joined);
 	*strrchr(w->sofar, '/') = '\0';
 	if (target[0] == '/') {
@@ -163,21 +148,20 @@ static int walk_follow(struct walk *w, int fd)
 
 /* The object the path names, checked and open as O_PATH `fd` (closed
  * here): reopen that very inode for reading, if it is of the kind wanted.
- * @return a descriptor, or -errno with why. */
+ * @return a descriptor, or -errno with err. */
 static int walk_reopen(struct walk *w, int fd, const struct stat *st, int oflags, bool want_dir)
 {
 	if (want_dir ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode)) {
 		close(fd);
-		snprintf(w->why, w->whylen, "%s: not a %s", w->sofar, want_dir ? "directory" :
-			 "regular file");
-		return -EINVAL;
+		return yolo_fail(w->err, -EINVAL, "%s: not a %s", w->sofar,
+				 want_dir ? "directory" : "regular file");
 	}
 	char proc[64];
 	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	int ret = open(proc, oflags);
 	if (ret < 0) {
-		ret = -errno;
-		snprintf(w->why, w->whylen, "%s: %s", w->sofar, strerror(errno));
+		int saved = errno;
+		ret = yolo_fail(w->err, -saved, "%s: %s", w->sofar, strerror(saved));
 	}
 	close(fd);
 	return ret;
@@ -185,16 +169,14 @@ static int walk_reopen(struct walk *w, int fd, const struct stat *st, int oflags
 
 /* Open `path` for reading, a regular file or (want_dir) a directory, with
  * the checks of trust.h on every component. */
-static int open_trusted(const char *path, bool want_dir, bool check, char *why, size_t whylen)
+static int open_trusted(const char *path, bool want_dir, bool check, struct yolo_err *err)
 {
 	int oflags = O_RDONLY | O_CLOEXEC | (want_dir ? O_DIRECTORY : 0);
 	if (!check)
-		return open_unchecked(path, oflags, want_dir, why, whylen);
-	if (path[0] != '/') {
-		snprintf(why, whylen, "not an absolute path");
-		return -EINVAL;
-	}
-	struct walk w = { .why = why, .whylen = whylen };
+		return open_unchecked(path, oflags, want_dir, err);
+	if (path[0] != '/')
+		return yolo_fail(err, -EINVAL, "not an absolute path");
+	struct walk w = { .err = err };
 	int ret = walk_start(&w, path);
 	while (ret == 0) {
 		char comp[NAME_MAX + 1];
@@ -207,8 +189,7 @@ static int open_trusted(const char *path, bool want_dir, bool check, char *why, 
 			break;
 		}
 		if (ret == 0) {
-			snprintf(why, whylen, "names a directory");
-			ret = -EISDIR;
+			ret = yolo_fail(err, -EISDIR, "names a directory");
 			break;
 		}
 		if (ret < 0)
@@ -224,8 +205,7 @@ static int open_trusted(const char *path, bool want_dir, bool check, char *why, 
 			ret = walk_follow(&w, fd);
 		} else if (!last && !S_ISDIR(st.st_mode)) {
 			close(fd);
-			snprintf(why, whylen, "%s: not a directory", w.sofar);
-			ret = -ENOTDIR;
+			ret = yolo_fail(err, -ENOTDIR, "%s: not a directory", w.sofar);
 		} else if (!last) {
 			close(w.cur);
 			w.cur = fd;      /* ".." from here is checked like any directory */
@@ -239,22 +219,22 @@ static int open_trusted(const char *path, bool want_dir, bool check, char *why, 
 	return ret;
 }
 
-int trust_open_image(const char *path, bool check, char *why, size_t whylen)
+int trust_open_image(const char *path, bool check, struct yolo_err *err)
 {
-	return open_trusted(path, false, check, why, whylen);
+	return open_trusted(path, false, check, err);
 }
 
-int trust_open_dir(const char *path, bool check, char *why, size_t whylen)
+int trust_open_dir(const char *path, bool check, struct yolo_err *err)
 {
-	return open_trusted(path, true, check, why, whylen);
+	return open_trusted(path, true, check, err);
 }
 
-int trust_check_fd(int fd, const char *what, char *why, size_t whylen)
+int trust_check_fd(int fd, const char *what, struct yolo_err *err)
 {
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
-		snprintf(why, whylen, "%s: %s", what, strerror(errno));
-		return -errno;
+		int saved = errno;
+		return yolo_fail(err, -saved, "%s: %s", what, strerror(saved));
 	}
-	return trusted(&st, what, why, whylen);
+	return trusted(&st, what, err);
 }

@@ -12,19 +12,20 @@
 #define YOLO_TRUST_H
 
 #include <stdbool.h>
-#include <stddef.h>
+
+#include "yolo_err.h"
 
 /* Open the image at `path` (absolute) for reading.  With `check` false
  * (the insecure_images option, for tests) only opens it.  @return a file
- * descriptor, or -errno with the reason in `why` (-EPERM: not trusted). */
-int trust_open_image(const char *path, bool check, char *why, size_t whylen);
+ * descriptor, or -errno with the reason in `err` (-EPERM: not trusted). */
+int trust_open_image(const char *path, bool check, struct yolo_err *err);
 
 /* The same for a directory (learn=: where learned images are written).
- * @return an O_RDONLY|O_DIRECTORY descriptor, or -errno with why. */
-int trust_open_dir(const char *path, bool check, char *why, size_t whylen);
+ * @return an O_RDONLY|O_DIRECTORY descriptor, or -errno with err. */
+int trust_open_dir(const char *path, bool check, struct yolo_err *err);
 
 /* Does the object open as `fd` (named `what` in messages) itself pass the
- * owner and mode rule?  @return 0, or -EPERM (or -errno) with why. */
-int trust_check_fd(int fd, const char *what, char *why, size_t whylen);
+ * owner and mode rule?  @return 0, or -EPERM (or -errno) with err. */
+int trust_check_fd(int fd, const char *what, struct yolo_err *err);
 
 #endif /* YOLO_TRUST_H */

@@ -1,9 +1,10 @@
 /* test_image_ns.c - the namespace section of boot images: the questions a
  * boot asked (lookups found or not, listings, symlinks read, xattr names)
  * written and read back in first-access order with their ancestors, flags
- * merged, unsafe paths refused, carried over by merge and rebind, and every
- * damage to the section refused with -EUCLEAN and a one-line reason, the
- * section's and table's checksums recomputed so the check itself is hit. */
+ * merged, unsafe paths refused, carried over by merge and rebind (deep
+ * paths too), and every damage to the section refused with -EUCLEAN and a
+ * one-line reason, the section's and table's checksums recomputed so the
+ * check itself is hit. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,17 +22,6 @@
 #define NSN(f) offsetof(struct yolo_disk_ns_node, f)
 #define NSX(f) offsetof(struct yolo_disk_ns_xattr, f)
 
-static const char *path_of(struct yolo_image *img, uint32_t i, char *buf)
-{
-	char tmp[512] = "";
-	buf[0] = '\0';
-	for (; i; i = yolo_image_ns_node(img, i)->parent) {
-		snprintf(tmp, sizeof(tmp), "%s%s%s", yolo_image_ns_node(img, i)->name, buf[0] ? "/" : "", buf);
-		strcpy(buf, tmp);
-	}
-	return buf;
-}
-
 static void check_questions(struct yolo_image *img)
 {
 	static const struct {
@@ -47,12 +37,17 @@ static void check_questions(struct yolo_image *img)
 	assert_int_equal(yolo_image_ns_node_count(img), 8);
 	for (uint32_t i = 0; i < 8; i++) {
 		const struct yolo_ns_node *n = yolo_image_ns_node(img, i);
-		assert_string_equal(path_of(img, i, buf), want[i].path);
+		assert_int_equal(yolo_image_ns_path(img, i, buf, sizeof(buf)), 0);
+		assert_string_equal(buf, want[i].path);
 		assert_int_equal(n->flags, want[i].flags);
 		if (i)
 			assert_true(n->parent < i);
 	}
 	assert_null(yolo_image_ns_node(img, 8));
+	assert_int_equal(yolo_image_ns_path(img, 8, buf, sizeof(buf)), -EINVAL);
+	/* "usr/bin/python3" needs 16 bytes. */
+	assert_int_equal(yolo_image_ns_path(img, 3, buf, 16), 0);
+	assert_int_equal(yolo_image_ns_path(img, 3, buf, 15), -ENAMETOOLONG);
 	assert_int_equal(yolo_image_ns_xattr_count(img), 2);
 	assert_int_equal(yolo_image_ns_xattr(img, 0)->node, 3);
 	assert_string_equal(yolo_image_ns_xattr(img, 0)->name, "security.capability");
@@ -85,6 +80,36 @@ static void test_round_trip(void **state)
 	yolo_image_close(img);
 	free(path);
 	free(plain);
+	free(merged);
+}
+
+/* A path of more components than any fixed table would hold is read back
+ * whole and carried over by merge. */
+static void test_deep_path(void **state)
+{
+	char *path = tu_join(tu_tmpdir, "deep.yolo");
+	char *merged = tu_join(tu_tmpdir, "deep-merged.yolo");
+	char deep[400] = "d", buf[512];
+	for (int i = 1; i < 150; i++)
+		strcat(deep, "/d");
+	struct yolo_writer *w;
+	struct yolo_err err = { "" };
+	uint32_t node;
+	assert_int_equal(yolo_writer_create(&w, path, NULL, &err), 0);
+	assert_int_equal(yolo_writer_add_ns(w, deep, YOLO_NS_LOOKUP, &node, &err), 0);
+	assert_int_equal(yolo_writer_commit(w, &err), 0);
+	struct yolo_image *img, *m;
+	assert_int_equal(yolo_image_open(path, &img, &err), 0);
+	assert_int_equal(yolo_image_ns_node_count(img), 151);
+	assert_int_equal(yolo_image_ns_path(img, 150, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, deep);
+	assert_int_equal(yolo_image_merge(merged, &img, 1, NULL, &err), 0);
+	assert_int_equal(yolo_image_open(merged, &m, &err), 0);
+	assert_int_equal(yolo_image_ns_path(m, 150, buf, sizeof(buf)), 0);
+	assert_string_equal(buf, deep);
+	yolo_image_close(m);
+	yolo_image_close(img);
+	free(path);
 	free(merged);
 }
 
@@ -241,6 +266,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_unsafe_refused),
+		cmocka_unit_test(test_deep_path),
 		cmocka_unit_test(test_damage_refused),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
