@@ -6,37 +6,6 @@
 
 #define MIN_SLOTS 64u
 
-bool yhash_find_next(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
-		     const void *key, uint32_t *pos, uint64_t *item)
-{
-	if (!h->nslots)
-		return false;
-	/* *pos counts the slots probed so far from the key's home slot. */
-	uint32_t mask = h->nslots - 1, tag = (uint32_t)hash;
-	for (uint32_t i = (tag + *pos) & mask; h->slots[i].used; i = (i + 1) & mask) {
-		const struct yhash_slot *s = &h->slots[i];
-		++*pos;
-		if (s->hash == tag && eq(ctx, s->item, key)) {
-			*item = s->item;
-			return true;
-		}
-	}
-	return false;
-}
-
-bool yhash_find(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
-		const void *key, uint64_t *item)
-{
-	uint32_t pos = 0;
-	return yhash_find_next(h, hash, eq, ctx, key, &pos, item);
-}
-
-bool yhash_item_is(const void *ctx, uint64_t item, const void *key)
-{
-	(void)ctx;
-	return item == *(const uint64_t *)key;
-}
-
 static void put(struct yhash_slot *slots, uint32_t nslots, uint32_t tag, uint64_t item)
 {
 	uint32_t i = tag & (nslots - 1);

@@ -32,21 +32,47 @@ struct yhash {
 /* Does `item` have the key `key`?  `ctx` is the caller's table. */
 typedef bool (*yhash_eq_fn)(const void *ctx, uint64_t item, const void *key);
 
-/* Find an item added with `hash` for which eq(ctx, item, key) holds.
- * @return true with *item set, or false. */
-bool yhash_find(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
-		const void *key, uint64_t *item);
+/* Lookups are inline so that the compiler can inline the caller's `eq`
+ * too: they are on hot paths (every FUSE LOOKUP finds an inode). */
 
 /* Walk the items added under `hash` for which eq(ctx, item, key) holds:
  * start with *pos 0; each call moves it on.
  * Adding or removing an item ends a walk.
  * @return true with *item set, or false when there are no more. */
-bool yhash_find_next(const struct yhash *h, uint64_t hash, yhash_eq_fn eq, const void *ctx,
-		     const void *key, uint32_t *pos, uint64_t *item);
+static inline bool yhash_find_next(const struct yhash *h, uint64_t hash, yhash_eq_fn eq,
+				   const void *ctx, const void *key, uint32_t *pos, uint64_t *item)
+{
+	if (!h->nslots)
+		return false;
+	/* *pos counts the slots probed so far from the key's home slot. */
+	uint32_t mask = h->nslots - 1, tag = (uint32_t)hash;
+	for (uint32_t i = (tag + *pos) & mask; h->slots[i].used; i = (i + 1) & mask) {
+		const struct yhash_slot *s = &h->slots[i];
+		++*pos;
+		if (s->hash == tag && eq(ctx, s->item, key)) {
+			*item = s->item;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Find an item added with `hash` for which eq(ctx, item, key) holds.
+ * @return true with *item set, or false. */
+static inline bool yhash_find(const struct yhash *h, uint64_t hash, yhash_eq_fn eq,
+			      const void *ctx, const void *key, uint64_t *item)
+{
+	uint32_t pos = 0;
+	return yhash_find_next(h, hash, eq, ctx, key, &pos, item);
+}
 
 /* An equality test for tables whose items are their own keys (a set of
  * 64-bit numbers): `key` points to a uint64_t. */
-bool yhash_item_is(const void *ctx, uint64_t item, const void *key);
+static inline bool yhash_item_is(const void *ctx, uint64_t item, const void *key)
+{
+	(void)ctx;
+	return item == *(const uint64_t *)key;
+}
 
 /* Add `item` under `hash`.  @return 0, or -ENOMEM (the table is unchanged). */
 int yhash_add(struct yhash *h, uint64_t hash, uint64_t item);
