@@ -2,7 +2,11 @@
 # steady.sh - sourced by bench/bench: the steady figure (thesis Table 5.2).
 #
 # A sequential read of a 2.5 GB file and random reads of 868 MB of it, ext4
-# vs yolofs, cold and warm, ssd profile and unthrottled.  ext4 and yolofs
+# vs yolofs, cold and warm, ssd profile and unthrottled.  No image covers
+# the file: yolofs makes its opens kernel passthrough opens where the kernel
+# and libfuse can (extra: daemon_reads=N, the READ requests of the run that
+# reached the daemon, from its reads_passthrough counter; passthrough=0|1,
+# its kernel_passthrough gauge).  ext4 and yolofs
 # runs alternate (same conditions for both); yolofs serves d1 (with its boot
 # image loaded) at a second mountpoint, so the ext4 path stays visible.  A
 # third mount with readahead=128K (the kernel's own default window) shows
@@ -29,7 +33,8 @@ steady_needs() {
 # steady_run PROFILE KIND TEMP RUN FS FILE: one read of FILE (through FS's
 # path), KIND seq or rand, TEMP cold or warm; writes its row.
 steady_run() {
-	local profile=$1 kind=$2 temp=$3 r=$4 fs=$5 f=$6 args try out d0 d1 status secs bytes extra
+	local profile=$1 kind=$2 temp=$3 r=$4 fs=$5 f=$6 prom=${7:-} args try out d0 d1 status secs
+	local bytes extra reads0=0
 	args=(seq "$f")
 	[[ $kind == rand ]] && args=(rand --bytes 868M "$f")
 	status=ok extra=-
@@ -39,6 +44,7 @@ steady_run() {
 			"$READBENCH" "${args[@]}" >/dev/null
 			"$READBENCH" "${args[@]}" >/dev/null
 		fi
+		[[ -z $prom ]] || reads0=$(metrics_now reads_passthrough_total "$prom")
 		d0=$(disk_read_bytes)
 		out=$(slowdisk_run "$READBENCH" "${args[@]}" 2>&1) || status=failed
 		d1=$(disk_read_bytes)
@@ -48,6 +54,11 @@ steady_run() {
 		((try < 3)) || { status=failed extra="error=the page cache was dropped during the warm run 3 times"; }
 	done
 	((try > 1 && try <= 3)) && [[ $status == ok ]] && extra="repeated=$((try - 1))"
+	if [[ -n $prom && $status == ok ]]; then
+		local more="daemon_reads=$(($(metrics_now reads_passthrough_total "$prom") - reads0))"
+		more+=" passthrough=$(metrics_sum kernel_passthrough "$prom")"
+		[[ $extra == - ]] && extra=$more || extra+=" $more"
+	fi
 	secs=- bytes=-
 	if [[ $status == ok ]]; then
 		secs=$(seconds_of <<<"$out")
@@ -72,8 +83,8 @@ fig_steady() {
 		side "$fs"
 		name[$fs]=${fs#yolofs}
 		name[$fs]=steady${name[$fs]%@before}$SIDE_TAG
-		opts=""
-		[[ $fs == yolofs-ra128K* ]] && opts=readahead=128K
+		opts=metrics_interval=1
+		[[ $fs == yolofs-ra128K* ]] && opts+=,readahead=128K
 		mkdir -p "$WORK/${name[$fs]/steady/steadymnt}"
 		yolofs_mount "${name[$fs]}" "$MNT/d1" "$SIDE_SSD/d1.yolo" memory "$WORK/${name[$fs]/steady/steadymnt}" \
 			"$opts" "$SIDE_YOLOFS" || die "$MOUNT_ERR"
@@ -85,9 +96,12 @@ fig_steady() {
 				for ((r = 1; r <= STEADY_RUNS; r++)); do
 					# shellcheck disable=SC2086 # the list is meant to split
 					for fs in $(pair_order "$r" $fss); do
-						f=$MNT/d1/steady.bin
-						[[ $fs == ext4 ]] || f=$WORK/${name[$fs]/steady/steadymnt}/steady.bin
-						steady_run "$profile" "$kind" "$temp" "$r" "$fs" "$f"
+						f=$MNT/d1/steady.bin prom=""
+						if [[ $fs != ext4 ]]; then
+							f=$WORK/${name[$fs]/steady/steadymnt}/steady.bin
+							prom=$LOGS/metrics-${name[$fs]}.prom
+						fi
+						steady_run "$profile" "$kind" "$temp" "$r" "$fs" "$f" "$prom"
 					done
 				done
 				say "   steady $profile $kind $temp: $STEADY_RUNS runs"
