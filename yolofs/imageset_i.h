@@ -1,7 +1,7 @@
-/* imageset_i.h - what imageset.c gives its sibling image_jobs.c: an image
- * of the set and the set itself, and taking a reference to an image (put
- * it with iset_image_put).  Private to the image set: nothing else
- * includes it. */
+/* imageset_i.h - the image set's private parts, shared by its files: an
+ * image and the set itself, and one image's life (image.c: open, take a
+ * reference, put it with iset_image_put), which image_jobs.c (the jobs on
+ * an image) and imageset.c (the set) both use.  Nothing else includes it. */
 #ifndef YOLO_IMAGESET_I_H
 #define YOLO_IMAGESET_I_H
 
@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "imageset.h"
+#include "yolo_err.h"
 
 struct list;
 
@@ -54,6 +55,17 @@ struct imageset {
 	bool pager_wake, pager_quit, pager_running;
 	pthread_t pager;
 };
+
+static inline struct image *image_of(struct iset_image *p)
+{
+	return (struct image *)p;
+}
+
+/* Validate the image file opened (trusted) as `fd`, which it takes over,
+ * as the `order`th of images=.  @return the image (one reference) or NULL
+ * with err filled. */
+struct image *image_open(struct imageset *set, const char *path, int fd, size_t order,
+			 struct yolo_err *err);
 
 static inline void image_get(struct image *im)
 {

@@ -3,7 +3,8 @@
  *   eiofs SIZE BAD_OFF BAD_LEN MOUNTPOINT
  *
  * MOUNTPOINT/disk is SIZE bytes of a fixed pattern (byte i is
- * (i * 7 + i / 4096) & 0xff), with mtime and ctime fixed.  A read that
+ * (i * 7 + i / 4096) & 0xff), with mtime, ctime and inode number fixed
+ * (use_ino: a boot image of it stays fresh across remounts).  A read that
  * starts inside [BAD_OFF, BAD_OFF+BAD_LEN) fails with EIO; one that starts
  * before it and runs into it returns only the bytes before it (a short
  * read, as a disk that fails part way does).  direct_io, so the kernel
@@ -74,9 +75,16 @@ static int e_read(const char *path, char *buf, size_t len, off_t off, struct fus
 	return (int)len;
 }
 
+static void *e_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	cfg->use_ino = 1;                /* st_ino as given */
+	return NULL;
+}
+
 static const struct fuse_operations e_ops = {
 	.getattr = e_getattr,
 	.readdir = e_readdir,
+	.init = e_init,
 	.open = e_open,
 	.read = e_read,
 };
