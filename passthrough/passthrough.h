@@ -245,6 +245,11 @@ struct pt_ns_recorder {
 struct pt_config {
 	int source_fd;                   /* O_PATH directory fd of the source (ownership passes to the core) */
 	double timeout;                  /* entry/attr timeout in seconds */
+	/* Entry/attr timeout of the answers the ns provider gives: it watches
+	 * every object it answers for and reports each change through
+	 * pt_kernel_changed, which drops the kernel's copy, so the kernel may
+	 * keep them for long.  0: `timeout`. */
+	double answer_timeout;
 	bool force_direct_io;            /* direct_io on every open (capture) */
 	bool splice;                     /* allow splice replies for source reads */
 	bool keep_cache;                 /* keep the kernel page cache of unchanged files across opens */
@@ -276,6 +281,16 @@ int pt_mount_args(struct fuse_args *args);
 
 /* Session, for cache notifications by hooks; set once after fuse_session_new. */
 void pt_set_session(struct pt_fs *fs, struct fuse_session *se);
+
+/* The source object (dev, ino) changed (`name` NULL: its attributes, xattrs
+ * or contents), or its directory entry `name` did (created, removed,
+ * renamed, mounted over): drop what the kernel keeps of it, so its next
+ * question reaches the daemon.  For every object the core knows by that
+ * number (a reused number's too: dropping more is harmless); dev and ino
+ * 0: of every object the kernel knows.  Call it
+ * without holding a lock a FUSE request may wait for: the kernel takes the
+ * directory's lock to drop an entry. */
+void pt_kernel_changed(struct pt_fs *fs, dev_t dev, ino_t ino, const char *name);
 
 /* Send libfuse's own messages to the project's logger (common/log.h), so
  * they are kept once the daemon runs in the background. */

@@ -30,13 +30,15 @@ void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char path[PATH_MAX];
 	struct pt_fhid id;
 	int ret = PT_NS_UNKNOWN;
+	double timeout = fs->cfg.timeout;
 	if (fi && fi->fh && in->type == S_IFREG) {
 		ret = pt_file_stat((struct pt_file *)(uintptr_t)fi->fh, &st);
-	} else if (in->fhid && !pt_fd_is_open(fs, in) && fs->cfg.ns.lookup && pt_ns_answers(req) &&
+	} else if (in->fhid && fs->cfg.ns.lookup && pt_ns_answers(req) &&
 		   pt_path_of(fs, in, path, sizeof(path)) == 0 &&
 		   fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st, &id) == 1 &&
 		   pt_fhid_equal(&id, in->fhid)) {
 		ret = 0;                 /* the answer is about this very object */
+		timeout = pt_answer_timeout(fs);
 	}
 	if (ret == PT_NS_UNKNOWN) {
 		ret = pt_stat_inode(fs, in, &st);
@@ -46,7 +48,7 @@ void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (ret < 0)
 		pt_reply_status(req, ret);
 	else
-		fuse_reply_attr(req, &st, fs->cfg.timeout);
+		fuse_reply_attr(req, &st, timeout);
 }
 
 /* Does changing the mode from `st` to `mode` only clear setuid/setgid?

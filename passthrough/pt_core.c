@@ -31,7 +31,7 @@ static void init_passthrough(struct pt_fs *fs, struct fuse_conn_info *conn)
 	const char *why = NULL;
 	fs->passthrough = false;
 	if (!fs->cfg.passthrough)
-		why = "off (no_passthrough)";
+		why = "off (not asked for)";
 #ifdef HAVE_FUSE_PASSTHROUGH
 	else if (!(conn->capable & FUSE_CAP_PASSTHROUGH))
 		why = "off: the kernel has none (Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH)";

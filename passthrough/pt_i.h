@@ -302,9 +302,6 @@ void pt_free_inodes(struct pt_fs *fs);
  * -errno (-ESTALE: the object no longer exists). */
 int pt_fd(struct pt_fs *fs, struct pt_inode *in);
 void pt_fd_put(struct pt_fs *fs, struct pt_inode *in);
-/* Has the inode a descriptor open now (fstat is then as cheap as an
- * answer, and exact)? */
-bool pt_fd_is_open(struct pt_fs *fs, struct pt_inode *in);
 /* A new O_PATH descriptor of the inode's object, owned by the caller.
  * @return it or -errno. */
 int pt_fd_dup(struct pt_fs *fs, struct pt_inode *in);
@@ -329,6 +326,8 @@ bool pt_ns_answers(fuse_req_t req);
  * one lookup reference taken.  @return 0 or -errno. */
 int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 		 struct fuse_entry_param *e);
+/* The kernel's timeout for what the ns provider answers (pt_config). */
+double pt_answer_timeout(struct pt_fs *fs);
 /* The namespace provider's answer to that lookup (a lazy inode when new).
  * @return 0, -ENOENT (known absent), or PT_NS_UNKNOWN. */
 int pt_ns_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,

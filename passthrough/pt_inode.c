@@ -329,14 +329,6 @@ void pt_fd_put(struct pt_fs *fs, struct pt_inode *in)
 		close(fd);
 }
 
-bool pt_fd_is_open(struct pt_fs *fs, struct pt_inode *in)
-{
-	pthread_mutex_lock(&fs->fd_lock);
-	bool open = in->fd >= 0;
-	pthread_mutex_unlock(&fs->fd_lock);
-	return open;
-}
-
 int pt_fd_dup(struct pt_fs *fs, struct pt_inode *in)
 {
 	pthread_mutex_lock(&fs->fd_lock);
@@ -492,6 +484,81 @@ static void entry_init(struct pt_fs *fs, struct fuse_entry_param *e)
 	e->entry_timeout = fs->cfg.timeout;
 }
 
+double pt_answer_timeout(struct pt_fs *fs)
+{
+	return fs->cfg.answer_timeout > 0 ? fs->cfg.answer_timeout : fs->cfg.timeout;
+}
+
+static bool number_is(const void *ctx, uint64_t item, const void *key)
+{
+	const struct stat *st = key;
+	(void)ctx;
+	return inode_at(item)->dev == st->st_dev && inode_at(item)->ino == st->st_ino;
+}
+
+/* Every object's attributes and entry: each the kernel knows (node id,
+ * parent node id and name copied under the lock, dropped without it). */
+static void kernel_changed_all(struct pt_fs *fs, struct fuse_session *se)
+{
+	struct known { fuse_ino_t id, parent; char *name; } *v;
+	size_t n = 0;
+	uint64_t item;
+	pthread_mutex_lock(&fs->itable_lock);
+	v = calloc((size_t)fs->inodes.count + 1, sizeof(*v));
+	for (uint32_t pos = 0; v && yhash_next(&fs->inodes, &pos, &item);) {
+		struct pt_inode *in = inode_at(item);
+		v[n].id = pt_nodeid_of(fs, in);
+		v[n].parent = in->parent ? pt_nodeid_of(fs, in->parent) : 0;
+		v[n].name = in->parent && in->name ? strdup(in->name) : NULL;
+		n++;
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+	if (!v) {
+		ylog(YLOG_ERR, "out of memory: the kernel may keep attributes until they time out");
+		return;
+	}
+	fuse_lowlevel_notify_inval_inode(se, FUSE_ROOT_ID, -1, 0);
+	for (size_t i = 0; i < n; i++) {
+		fuse_lowlevel_notify_inval_inode(se, v[i].id, -1, 0);
+		if (v[i].name)
+			fuse_lowlevel_notify_inval_entry(se, v[i].parent, v[i].name,
+							 strlen(v[i].name));
+		free(v[i].name);
+	}
+	free(v);
+}
+
+void pt_kernel_changed(struct pt_fs *fs, dev_t dev, ino_t ino, const char *name)
+{
+	struct stat key = { .st_dev = dev, .st_ino = ino };
+	fuse_ino_t ids[8];
+	size_t n = 0;
+	uint64_t item;
+	struct fuse_session *se = fs->se;
+	if (!se)
+		return;
+	if (dev == 0 && ino == 0) {
+		kernel_changed_all(fs, se);
+		return;
+	}
+	pthread_mutex_lock(&fs->itable_lock);
+	if (fs->root.dev == dev && fs->root.ino == ino)
+		ids[n++] = FUSE_ROOT_ID;
+	for (uint32_t pos = 0; n < sizeof(ids) / sizeof(*ids) &&
+	     yhash_find_next(&fs->inodes, hash_key(dev, ino), number_is, NULL, &key, &pos, &item);)
+		ids[n++] = pt_nodeid_of(fs, inode_at(item));
+	pthread_mutex_unlock(&fs->itable_lock);
+	/* A node id the kernel has forgotten meanwhile is refused (ENOENT),
+	 * and one reused since names another object: dropping its copy too
+	 * costs one question. */
+	for (size_t i = 0; i < n; i++) {
+		if (name)
+			fuse_lowlevel_notify_inval_entry(se, ids[i], name, strlen(name));
+		else                     /* attributes only: pages follow the mtime */
+			fuse_lowlevel_notify_inval_inode(se, ids[i], -1, 0);
+	}
+}
+
 /* Enter the O_PATH descriptor `fd` (owned), found as `name` in `dir`, into
  * the table and fill e. */
 static int entry_of_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const char *name,
@@ -530,6 +597,7 @@ int pt_ns_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 	if (!in)
 		return -ENOMEM;
 	e->ino = pt_nodeid_of(fs, in);
+	e->attr_timeout = e->entry_timeout = pt_answer_timeout(fs);
 	return 0;
 }
 
@@ -581,6 +649,7 @@ void pt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret = pt_ns_answers(req) ? pt_ns_lookup(fs, dir, name, &e) : PT_NS_UNKNOWN;
 	if (ret == -ENOENT) {            /* known absent: the kernel may remember that */
 		entry_init(fs, &e);
+		e.entry_timeout = pt_answer_timeout(fs);
 		fuse_reply_entry(req, &e);
 		return;
 	}

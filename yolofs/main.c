@@ -193,6 +193,12 @@ static int build_image_set(struct daemon *d)
 	return 0;
 }
 
+/* The namespace answers' reader drops the kernel's copy of an answer. */
+static void kernel_changed(void *ctx, dev_t dev, ino_t ino, const char *name)
+{
+	pt_kernel_changed(ctx, dev, ino, name);
+}
+
 /* The pass-through core over the source (it takes source_fd) and its
  * session, with yolofs's hooks and signal handlers.  @return 0 or -1. */
 static int create_session(struct daemon *d)
@@ -200,6 +206,7 @@ static int create_session(struct daemon *d)
 	struct yolofs_opts *o = &d->o;
 	struct pt_config pc = {
 		.source_fd = d->source_fd, .timeout = o->timeout, .splice = o->splice,
+		.answer_timeout = o->answer_timeout,
 		.keep_cache = !o->no_keep_cache, .force_direct_io = o->direct_io,
 		.max_readahead = (uint32_t)o->readahead_bytes,
 		.passthrough = !o->no_passthrough && !o->direct_io,
@@ -231,6 +238,8 @@ static int create_session(struct daemon *d)
 	if (!d->se)
 		return -1;               /* libfuse printed why (e.g. an unknown option) */
 	pt_set_session(d->fs, d->se);
+	if (d->ns)
+		ns_set_kernel(d->ns, kernel_changed, d->fs);
 	/* SIGINT/SIGTERM always unmount, even when started in the background
 	 * of a shell that ignores SIGINT (libfuse keeps ignored signals). */
 	signal(SIGINT, SIG_DFL);
@@ -367,6 +376,8 @@ static void stop_threads(struct daemon *d, int loop)
 /* Free whatever the steps made, the session first. */
 static void teardown(struct daemon *d)
 {
+	if (d->ns)
+		ns_stop(d->ns);          /* it tells the core (kernel_changed) until then */
 	if (d->se) {
 		if (d->mounted)
 			fuse_session_unmount(d->se);

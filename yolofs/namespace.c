@@ -12,7 +12,14 @@
  * the change, before it returns.  So an answer is only given while no
  * report is queued and none is being handled (settled()); otherwise the
  * source is asked.  A change that happened before a question was asked is
- * therefore always seen. */
+ * therefore always seen.
+ *
+ * The kernel keeps what it was answered (pt_config.answer_timeout, long):
+ * every answer dropped also drops the kernel's copy of that object and of
+ * its entry in its directory (ns_set_kernel), once the reader has released
+ * the lock.  Between a change on the source and that drop the kernel may
+ * still use its copy: the time the reader takes to wake and handle the
+ * report (microseconds), against the whole attribute timeout before. */
 #include "config.h"
 
 #include <dirent.h>
@@ -96,6 +103,22 @@ struct ns {
 	/* Watched nodes by watch: several share one when they are links to
 	 * one object. */
 	struct yhash by_wd;
+
+	/* What the kernel keeps of dropped answers, dropped by kernel_changed
+	 * after the lock is released (the kernel takes a directory's lock to
+	 * drop an entry, and a request holding it may wait for ours).  Reader
+	 * only. */
+	void (*kernel_changed)(void *ctx, dev_t dev, ino_t ino, const char *name);
+	void *kernel_ctx;
+	struct kernel_drop *drops;
+	size_t ndrops, drops_cap;
+	bool drops_lost;                 /* out of memory: the kernel drops everything */
+};
+
+struct kernel_drop {
+	dev_t dev;
+	ino_t ino;
+	char *name;                      /* NULL: the object itself */
 };
 
 static struct ylog_limit watch_limit, remote_limit;
@@ -173,10 +196,68 @@ static struct node *get(struct ns *ns, char *path)
 	return n;
 }
 
+static void queue_kernel_drop(struct ns *ns, dev_t dev, ino_t ino, const char *name)
+{
+	if (!ns->kernel_changed || ns->drops_lost)
+		return;
+	if (ns->ndrops == ns->drops_cap) {
+		size_t cap = ns->drops_cap ? ns->drops_cap * 2 : 64;
+		struct kernel_drop *v = realloc(ns->drops, cap * sizeof(*v));
+		if (!v) {
+			ns->drops_lost = true;
+			return;
+		}
+		ns->drops = v;
+		ns->drops_cap = cap;
+	}
+	struct kernel_drop *d = &ns->drops[ns->ndrops];
+	*d = (struct kernel_drop){ .dev = dev, .ino = ino };
+	if (name && !(d->name = strdup(name))) {
+		ns->drops_lost = true;
+		return;
+	}
+	ns->ndrops++;
+}
+
+/* The kernel may keep what it was told about `n`, by an answer or by the
+ * source after one was dropped (timeout=): its attributes and its entry in
+ * its directory (`st` stays known after the answers go). */
+static void queue_node_drop(struct ns *ns, struct node *n)
+{
+	if (n->st.st_ino)
+		queue_kernel_drop(ns, n->st.st_dev, n->st.st_ino, NULL);
+	if (!n->path[0])
+		return;
+	const char *slash = strrchr(n->path, '/');
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - n->path) : 0, n->path);
+	struct node *p = find(ns, parent);
+	if (p && p->st.st_ino)
+		queue_kernel_drop(ns, p->st.st_dev, p->st.st_ino, slash ? slash + 1 : n->path);
+}
+
+/* Drop the kernel's copies queued (lock not held). */
+static void flush_kernel_drops(struct ns *ns)
+{
+	if (ns->drops_lost) {
+		ylog(YLOG_WARN, "namespace: out of memory: the kernel drops everything it keeps");
+		ns->kernel_changed(ns->kernel_ctx, 0, 0, NULL);
+		ns->drops_lost = false;
+	}
+	for (size_t i = 0; i < ns->ndrops; i++) {
+		struct kernel_drop *d = &ns->drops[i];
+		if (d->dev || d->ino)
+			ns->kernel_changed(ns->kernel_ctx, d->dev, d->ino, d->name);
+		free(d->name);
+	}
+	ns->ndrops = 0;
+}
+
 static void count_drop(struct ns *ns, struct node *n)
 {
 	if (n->answers)
 		stats_add(&ns->stats->ns_dropped, 1);
+	queue_node_drop(ns, n);
 	forget_answers(n);
 }
 
@@ -210,8 +291,16 @@ static void drop_path(struct ns *ns, const char *path, bool below)
 static void drop_all(struct ns *ns)
 {
 	uint64_t item;
+	/* All the kernel's copies first: an entry is named by its directory's
+	 * answer, which the second walk may drop before the entry's. */
 	for (uint32_t pos = 0; yhash_next(&ns->nodes, &pos, &item);)
-		count_drop(ns, node_of(item));
+		queue_node_drop(ns, node_of(item));
+	for (uint32_t pos = 0; yhash_next(&ns->nodes, &pos, &item);) {
+		struct node *n = node_of(item);
+		if (n->answers)
+			stats_add(&ns->stats->ns_dropped, 1);
+		forget_answers(n);
+	}
 }
 
 /* ---- nodes by watch (lock held) ---- */
@@ -427,6 +516,7 @@ static bool handle_mounts(struct ns *ns)
 		pthread_rwlock_wrlock(&ns->lock);
 		drop_all(ns);
 		pthread_rwlock_unlock(&ns->lock);
+		flush_kernel_drops(ns);
 		return true;
 	}
 	bool changed = false;
@@ -444,6 +534,7 @@ static bool handle_mounts(struct ns *ns)
 		}
 	}
 	pthread_rwlock_unlock(&ns->lock);
+	flush_kernel_drops(ns);
 	ns_free_mounts(ns->mounts, ns->nmounts);
 	ns->mounts = now;
 	ns->nmounts = n;
@@ -504,6 +595,7 @@ static void *reader_main(void *arg)
 			atomic_fetch_add(&ns->reports, 1);
 		atomic_fetch_sub(&ns->handling, 1);
 		pthread_rwlock_unlock(&ns->lock);
+		flush_kernel_drops(ns);
 	}
 }
 
@@ -1008,6 +1100,13 @@ int ns_create(struct ns **out, int source_fd, struct stats *stats)
 	return 0;
 }
 
+void ns_set_kernel(struct ns *ns, void (*changed)(void *ctx, dev_t dev, ino_t ino,
+						     const char *name), void *ctx)
+{
+	ns->kernel_changed = changed;
+	ns->kernel_ctx = ctx;
+}
+
 int ns_start(struct ns *ns)
 {
 	int ret = pthread_create(&ns->reader, NULL, reader_main, ns);
@@ -1043,6 +1142,9 @@ void ns_destroy(struct ns *ns)
 	}
 	yhash_free(&ns->nodes);
 	yhash_free(&ns->by_wd);
+	for (size_t i = 0; i < ns->ndrops; i++)
+		free(ns->drops[i].name);
+	free(ns->drops);
 	ns_free_mounts(ns->mounts, ns->nmounts);
 	free(ns->source_path);
 	close_fds(ns);

@@ -46,6 +46,11 @@ struct ns;
 
 /* Answers about the tree below `source_fd` (borrowed).  @return 0 or -errno. */
 int ns_create(struct ns **out, int source_fd, struct stats *stats);
+/* Whom to tell, from the reader thread and with no lock held, that the
+ * kernel's copy of an answer must go: `changed` as pt_kernel_changed
+ * (dev 0 and ino 0: every copy).  Before ns_start. */
+void ns_set_kernel(struct ns *ns, void (*changed)(void *ctx, dev_t dev, ino_t ino,
+						     const char *name), void *ctx);
 /* Start the thread that reads inotify reports (after daemonizing).
  * @return 0 or -errno. */
 int ns_start(struct ns *ns);

@@ -5,6 +5,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,7 @@ static const struct fuse_opt yolofs_opt_table[] = {
 	YOPT("metrics=%s", metrics, 0),
 	YOPT("metrics_interval=%u", metrics_interval, 0),
 	YOPT("timeout=%lf", timeout, 0),
+	YOPT("answer_timeout=%lf", answer_timeout, 0),
 	YOPT("splice", splice, 1),
 	YOPT("no_keep_cache", no_keep_cache, 1),
 	YOPT("no_passthrough", no_passthrough, 1),
@@ -64,6 +66,10 @@ static void usage(const char *prog)
 	       "    -o metrics=FILE           write Prometheus text metrics to FILE\n"
 	       "    -o metrics_interval=N     rewrite it every N seconds (default 2)\n"
 	       "    -o timeout=SECONDS        kernel entry/attribute cache timeout (default 1)\n"
+	       "    -o answer_timeout=SECONDS the same for the namespace answers yolofs keeps\n"
+	       "                              fresh itself: every change on the source drops\n"
+	       "                              the kernel's copy at once (default 86400, or\n"
+	       "                              timeout= when that is given)\n"
 	       "    -o no_keep_cache          drop the kernel page cache at every open\n"
 	       "    -o no_passthrough         no kernel passthrough: read files no image serves\n"
 	       "                              through yolofs too (by default the kernel reads\n"
@@ -128,10 +134,17 @@ static int check_values(struct yolofs_opts *o)
 		fprintf(stderr, "yolofs: readahead=%s: expected a size up to 1M\n", o->readahead);
 		return -1;
 	}
-	if (o->timeout < 0) {
-		fprintf(stderr, "yolofs: timeout must not be negative\n");
+	if (o->answer_timeout < 0 || o->timeout < 0) {
+		fprintf(stderr, "yolofs: %s must not be negative\n",
+			o->timeout < 0 ? "timeout" : "answer_timeout");
 		return -1;
 	}
+	/* Who sets timeout= (timeout=0: the kernel keeps nothing) means it for
+	 * the answers too, unless answer_timeout= says otherwise. */
+	if (isnan(o->answer_timeout))
+		o->answer_timeout = isnan(o->timeout) ? 86400 : o->timeout;
+	if (isnan(o->timeout))
+		o->timeout = 1;
 	if (o->learn_max && yolo_parse_size(o->learn_max, &o->learn_max_bytes) < 0) {
 		fprintf(stderr, "yolofs: learn_max=%s: expected a size like 2G\n", o->learn_max);
 		return -1;
@@ -150,7 +163,8 @@ static int check_values(struct yolofs_opts *o)
 
 enum opts_result opts_parse(struct yolofs_opts *o, struct fuse_args *args, const char *prog)
 {
-	o->timeout = 1.0;
+	o->timeout = NAN;                /* unset: 1 */
+	o->answer_timeout = NAN;         /* unset: 86400, or timeout= when that is set */
 	o->metrics_interval = 2;
 	o->learn_window = 300;
 	o->learn_idle = 15;

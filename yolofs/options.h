@@ -23,6 +23,7 @@ struct yolofs_opts {
 	char *metrics;                   /* metrics=FILE */
 	unsigned metrics_interval;       /* metrics_interval=SECONDS */
 	double timeout;                  /* timeout=SECONDS (entry/attr cache) */
+	double answer_timeout;           /* answer_timeout=SECONDS (the same, for kept answers) */
 	int splice;                      /* splice: splice replies for source reads */
 	int no_keep_cache;               /* no_keep_cache: drop the page cache at every open */
 	int no_passthrough;              /* no_passthrough: every read through the daemon */
