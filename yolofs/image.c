@@ -20,17 +20,23 @@ static void free_records(struct image *im)
 	im->pub.fresh = NULL;
 }
 
-static void image_free(struct image *im)
+/* What an image holds from its open on: its file, its lock, its name. */
+static void image_release(struct image *im)
 {
-	bst_view_put(im->mem);
-	stats_unregister(im->set->stats, &im->pub.st);
-	free_records(im);
 	yolo_image_close(im->pub.img);
 	if (im->fd >= 0)
 		close(im->fd);
 	pthread_mutex_destroy(&im->mem_lock);
 	free(im->pub.path);
 	free(im);
+}
+
+static void image_free(struct image *im)
+{
+	bst_view_put(im->mem);
+	stats_unregister(im->set->stats, &im->pub.st);
+	free_records(im);
+	image_release(im);
 }
 
 struct image *image_open(struct imageset *set, const char *path, int fd, size_t order,
@@ -77,13 +83,7 @@ struct image *image_open(struct imageset *set, const char *path, int fd, size_t 
 	}
 	return im;
 fail:
-	if (im->pub.img)
-		yolo_image_close(im->pub.img);
-	if (im->fd >= 0)
-		close(im->fd);
-	pthread_mutex_destroy(&im->mem_lock);
-	free(im->pub.path);
-	free(im);
+	image_release(im);
 	return NULL;
 }
 
