@@ -219,21 +219,30 @@ static void queue_kernel_drop(struct ns *ns, dev_t dev, ino_t ino, const char *n
 	ns->ndrops++;
 }
 
+/* The node of `path`'s directory (NULL for the root or when not known),
+ * and in *name where `path`'s last component starts. */
+static struct node *find_parent(struct ns *ns, const char *path, const char **name)
+{
+	const char *slash = strrchr(path, '/');
+	char parent[PATH_MAX];
+	*name = slash ? slash + 1 : path;
+	if (!path[0])
+		return NULL;
+	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - path) : 0, path);
+	return find(ns, parent);
+}
+
 /* The kernel may keep what it was told about `n`, by an answer or by the
  * source after one was dropped (timeout=): its attributes and its entry in
  * its directory (`st` stays known after the answers go). */
 static void queue_node_drop(struct ns *ns, struct node *n)
 {
+	const char *name;
+	struct node *p = find_parent(ns, n->path, &name);
 	if (n->st.st_ino)
 		queue_kernel_drop(ns, n->st.st_dev, n->st.st_ino, NULL);
-	if (!n->path[0])
-		return;
-	const char *slash = strrchr(n->path, '/');
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - n->path) : 0, n->path);
-	struct node *p = find(ns, parent);
 	if (p && p->st.st_ino)
-		queue_kernel_drop(ns, p->st.st_dev, p->st.st_ino, slash ? slash + 1 : n->path);
+		queue_kernel_drop(ns, p->st.st_dev, p->st.st_ino, name);
 }
 
 /* Drop the kernel's copies queued (lock not held). */
@@ -253,12 +262,17 @@ static void flush_kernel_drops(struct ns *ns)
 	ns->ndrops = 0;
 }
 
-static void count_drop(struct ns *ns, struct node *n)
+static void forget_counted(struct ns *ns, struct node *n)
 {
 	if (n->answers)
 		stats_add(&ns->stats->ns_dropped, 1);
-	queue_node_drop(ns, n);
 	forget_answers(n);
+}
+
+static void count_drop(struct ns *ns, struct node *n)
+{
+	queue_node_drop(ns, n);
+	forget_counted(ns, n);
 }
 
 /* Drop what is known about `path` (and, `below`, every path under it)
@@ -276,12 +290,8 @@ static void drop_path(struct ns *ns, const char *path, bool below)
 		    !strncmp(x->path, path, len) && x->path[len] == '/')
 			count_drop(ns, x);
 	}
-	if (len == 0)
-		return;
-	const char *slash = strrchr(path, '/');
-	char parent[PATH_MAX];
-	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - path) : 0, path);
-	struct node *p = find(ns, parent);
+	const char *name;
+	struct node *p = find_parent(ns, path, &name);
 	if (p && (p->answers & A_LISTING)) {
 		stats_add(&ns->stats->ns_dropped, 1);
 		p->answers &= ~A_LISTING;
@@ -295,12 +305,8 @@ static void drop_all(struct ns *ns)
 	 * answer, which the second walk may drop before the entry's. */
 	for (uint32_t pos = 0; yhash_next(&ns->nodes, &pos, &item);)
 		queue_node_drop(ns, node_of(item));
-	for (uint32_t pos = 0; yhash_next(&ns->nodes, &pos, &item);) {
-		struct node *n = node_of(item);
-		if (n->answers)
-			stats_add(&ns->stats->ns_dropped, 1);
-		forget_answers(n);
-	}
+	for (uint32_t pos = 0; yhash_next(&ns->nodes, &pos, &item);)
+		forget_counted(ns, node_of(item));
 }
 
 /* ---- nodes by watch (lock held) ---- */
