@@ -28,10 +28,14 @@
  * mount.  One log line and cfg.passthrough_active say what came of it. */
 static void init_passthrough(struct pt_fs *fs, struct fuse_conn_info *conn)
 {
+	/* Off by choice is news (info); off for want of support, a warning. */
 	const char *why = NULL;
+	enum ylog_level level = YLOG_WARN;
 	fs->passthrough = false;
-	if (!fs->cfg.passthrough)
-		why = "off (not asked for)";
+	if (!fs->cfg.passthrough || fs->cfg.force_direct_io) {
+		why = fs->cfg.passthrough ? "off (direct_io on every open)" : "off (not asked for)";
+		level = YLOG_INFO;
+	}
 #ifdef HAVE_FUSE_PASSTHROUGH
 	else if (!(conn->capable & FUSE_CAP_PASSTHROUGH))
 		why = "off: the kernel has none (Linux >= 6.9 with CONFIG_FUSE_PASSTHROUGH)";
@@ -49,7 +53,7 @@ static void init_passthrough(struct pt_fs *fs, struct fuse_conn_info *conn)
 	if (fs->passthrough)
 		ylog(YLOG_INFO, "kernel passthrough: on (opens no hook serves are read by the kernel)");
 	else
-		ylog(fs->cfg.passthrough ? YLOG_WARN : YLOG_INFO, "kernel passthrough: %s", why);
+		ylog(level, "kernel passthrough: %s", why);
 }
 
 static void pt_init(void *userdata, struct fuse_conn_info *conn)

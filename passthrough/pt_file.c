@@ -37,7 +37,7 @@ static void choose_passthrough(fuse_req_t req, struct pt_fh *fh, bool wanted,
 #ifdef HAVE_FUSE_PASSTHROUGH
 	struct pt_fs *fs = fh->fs;
 	struct pt_inode *in = fh->in;
-	if (!fs->passthrough || fs->cfg.force_direct_io)
+	if (!fs->passthrough)
 		return;
 	if (in->nbacked == 0) {
 		if (!wanted || in->nopen > 0)

@@ -209,7 +209,7 @@ static int create_session(struct daemon *d)
 		.answer_timeout = o->answer_timeout,
 		.keep_cache = !o->no_keep_cache, .force_direct_io = o->direct_io,
 		.max_readahead = (uint32_t)o->readahead_bytes,
-		.passthrough = !o->no_passthrough && !o->direct_io,
+		.passthrough = !o->no_passthrough,
 		.passthrough_active = &d->stats.kernel_passthrough,
 		.passthrough_opens = &d->stats.kernel_passthrough_opens,
 	};
