@@ -106,6 +106,7 @@ ctr_cleanup() {
 	fi
 	ctr_daemons_stop
 	blocktrace_close
+	fusetrace_close
 	CTR_DOCKERD_PID="" CTR_CONTAINERD_PID="" CTR_NS_PID="" CTR_RUN=""
 }
 
@@ -225,6 +226,7 @@ ctr_setup() {
 		"$WORK/ctr-blockmap.tsv" 2>>"$CTR_LOGS/blockmap.log" ||
 		{ say "bench/blockmap.py map failed (see logs/ctr/blockmap.log): reads not attributed"; rm -f "$WORK/ctr-blockmap.tsv"; }
 	[[ -f $WORK/ctr-blockmap.tsv ]] && blocktrace_open "$WORK/ctr-blockmap.tsv"
+	fusetrace_open
 	d=$(du -sm "$MNT/docker/overlay2" | cut -f1)
 	say "container images ready: ${#CTR_IMAGES[@]} distinct, $d MiB of layers on the slow disk"
 }
@@ -245,7 +247,7 @@ ctr_run() {
 	local mode=$1 n=$2 policy=$3 cache=$4 r=$5 err=$6 load=$7
 	shift 7
 	local imgs=("$@") i tmp pids=() names=() times=() rc t0 t1 out max=0 sum=0
-	local d0 d1 c0 c1 m0 m1 extra="" status=ok secs=- src=- misses=- load1
+	local d0 d1 c0 c1 m0 m1 fuse extra="" status=ok secs=- src=- misses=- load1
 	case $cache in
 	cold) drop_caches ;;
 	echo1) pages_drop ;;
@@ -261,6 +263,7 @@ ctr_run() {
 	m0=$(ctr_metrics)
 	read -r load1 _ </proc/loadavg       # the machine is shared: how busy it was
 	blocktrace_start
+	fusetrace_start
 	c0=$(slowdisk_cg_reads)
 	d0=$(disk_reads)
 	if [[ -z $err ]]; then
@@ -275,6 +278,7 @@ ctr_run() {
 	d1=$(disk_reads)
 	c1=$(slowdisk_cg_reads)
 	blocktrace_stop
+	fuse=$(fusetrace_stop)
 	ctr_strace_stop
 	CTR_FOREIGN_DROPS=$(($(cache_drops) - CTR_DROP_BASE))
 	if [[ $policy != without ]]; then
@@ -314,6 +318,7 @@ ctr_run() {
 		[[ $cache == cold && $load != - ]] && extra+=" $load"
 	fi
 	blocktrace_on && extra+=" $(blocktrace_save "$tmp" classify)"
+	[[ -n $fuse ]] && extra+=" $fuse"
 	((CTR_FOREIGN_DROPS == 0)) || extra+=" cache_drops=$CTR_FOREIGN_DROPS"
 	if [[ -n $err ]]; then
 		status=failed
