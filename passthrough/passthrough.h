@@ -284,8 +284,8 @@ void pt_set_session(struct pt_fs *fs, struct fuse_session *se);
 
 /* The source object (dev, ino) changed (`name` NULL: its attributes, xattrs
  * or contents), or its directory entry `name` did (created, removed,
- * renamed, mounted over): drop what the kernel keeps of it, so its next
- * question reaches the daemon.  For every object the core knows by that
+ * renamed, mounted over): drop what the kernel keeps of it (a directory's
+ * kept listing included), so its next question reaches the daemon.  For every object the core knows by that
  * number (a reused number's too: dropping more is harmless); dev and ino
  * 0: of every object the kernel knows.  Call it
  * without holding a lock a FUSE request may wait for: the kernel takes the

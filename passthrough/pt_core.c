@@ -21,7 +21,10 @@
  *    truncate and chown itself, for the caller who does it (the kernel's
  *    own way is a chmod that a non-owner may not make);
  *  - no writeback cache (writes reach the source, as the writer, at once);
- *  - AUTO_INVAL_DATA, READDIRPLUS, ioctl on directories (chattr/lsattr). */
+ *  - AUTO_INVAL_DATA, READDIRPLUS, ioctl on directories (chattr/lsattr);
+ *  - symlink targets kept in the kernel's page cache (CACHE_SYMLINKS): a
+ *    symlink's target never changes in place, only the entry naming it
+ *    (which pt_kernel_changed drops), so nothing can go stale. */
 /* Kernel passthrough (Linux 6.9, libfuse 3.16): asked for when the
  * configuration wants it; backing files may not be on a stacked file
  * system, so that overlayfs (Docker, containerd) can stack over the
@@ -67,7 +70,8 @@ static void pt_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
 	conn->want |= conn->capable & (FUSE_CAP_AUTO_INVAL_DATA | FUSE_CAP_READDIRPLUS |
 				       FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK |
-				       FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_IOCTL_DIR);
+				       FUSE_CAP_HANDLE_KILLPRIV | FUSE_CAP_IOCTL_DIR |
+				       FUSE_CAP_CACHE_SYMLINKS);
 	if (!(conn->capable & FUSE_CAP_POSIX_ACL))
 		ylog(YLOG_WARN, "the kernel cannot check POSIX ACLs of a FUSE mount: only mode "
 		     "bits are checked before the source decides");

@@ -204,7 +204,8 @@ void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	int ret = 0;
-	if (!ns_listing(req, in, d)) {
+	bool answered = ns_listing(req, in, d);
+	if (!answered) {
 		/* Through the magic link, not openat(fd, "."): listing needs
 		 * read permission on the directory only, as on the source. */
 		char pp[64];
@@ -232,7 +233,11 @@ void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uintptr_t)d;
-	fi->cache_readdir = 0;
+	/* A listing the ns provider answers is kept fresh by it: the kernel
+	 * may keep it too (an entry dropped through pt_kernel_changed resets
+	 * the directory's cache).  Others are asked again at each open. */
+	fi->cache_readdir = answered;
+	fi->keep_cache = answered;
 	d->h.is_dir = true;
 	pt_handle_add(fs, &d->h);
 	if (fuse_reply_open(req, fi) == -ENOENT) {

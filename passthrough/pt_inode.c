@@ -496,11 +496,12 @@ static bool number_is(const void *ctx, uint64_t item, const void *key)
 	return inode_at(item)->dev == st->st_dev && inode_at(item)->ino == st->st_ino;
 }
 
-/* Every object's attributes and entry: each the kernel knows (node id,
- * parent node id and name copied under the lock, dropped without it). */
+/* Every object's attributes and entry, and every directory's listing:
+ * each the kernel knows (node id, parent node id and name copied under the
+ * lock, dropped without it). */
 static void kernel_changed_all(struct pt_fs *fs, struct fuse_session *se)
 {
-	struct known { fuse_ino_t id, parent; char *name; } *v;
+	struct known { fuse_ino_t id, parent; char *name; bool dir; } *v;
 	size_t n = 0;
 	uint64_t item;
 	pthread_mutex_lock(&fs->itable_lock);
@@ -510,6 +511,7 @@ static void kernel_changed_all(struct pt_fs *fs, struct fuse_session *se)
 		v[n].id = pt_nodeid_of(fs, in);
 		v[n].parent = in->parent ? pt_nodeid_of(fs, in->parent) : 0;
 		v[n].name = in->parent && in->name ? strdup(in->name) : NULL;
+		v[n].dir = S_ISDIR(in->type);
 		n++;
 	}
 	pthread_mutex_unlock(&fs->itable_lock);
@@ -517,9 +519,9 @@ static void kernel_changed_all(struct pt_fs *fs, struct fuse_session *se)
 		ylog(YLOG_ERR, "out of memory: the kernel may keep attributes until they time out");
 		return;
 	}
-	fuse_lowlevel_notify_inval_inode(se, FUSE_ROOT_ID, -1, 0);
+	fuse_lowlevel_notify_inval_inode(se, FUSE_ROOT_ID, 0, 0);
 	for (size_t i = 0; i < n; i++) {
-		fuse_lowlevel_notify_inval_inode(se, v[i].id, -1, 0);
+		fuse_lowlevel_notify_inval_inode(se, v[i].id, v[i].dir ? 0 : -1, 0);
 		if (v[i].name)
 			fuse_lowlevel_notify_inval_entry(se, v[i].parent, v[i].name,
 							 strlen(v[i].name));
@@ -532,6 +534,7 @@ void pt_kernel_changed(struct pt_fs *fs, dev_t dev, ino_t ino, const char *name)
 {
 	struct stat key = { .st_dev = dev, .st_ino = ino };
 	fuse_ino_t ids[8];
+	bool dir[8];
 	size_t n = 0;
 	uint64_t item;
 	struct fuse_session *se = fs->se;
@@ -542,20 +545,28 @@ void pt_kernel_changed(struct pt_fs *fs, dev_t dev, ino_t ino, const char *name)
 		return;
 	}
 	pthread_mutex_lock(&fs->itable_lock);
-	if (fs->root.dev == dev && fs->root.ino == ino)
+	if (fs->root.dev == dev && fs->root.ino == ino) {
+		dir[n] = true;
 		ids[n++] = FUSE_ROOT_ID;
+	}
 	for (uint32_t pos = 0; n < sizeof(ids) / sizeof(*ids) &&
-	     yhash_find_next(&fs->inodes, hash_key(dev, ino), number_is, NULL, &key, &pos, &item);)
+	     yhash_find_next(&fs->inodes, hash_key(dev, ino), number_is, NULL, &key, &pos, &item);) {
+		dir[n] = S_ISDIR(inode_at(item)->type);
 		ids[n++] = pt_nodeid_of(fs, inode_at(item));
+	}
 	pthread_mutex_unlock(&fs->itable_lock);
 	/* A node id the kernel has forgotten meanwhile is refused (ENOENT),
 	 * and one reused since names another object: dropping its copy too
-	 * costs one question. */
+	 * costs one question.  A file's pages follow its mtime and size
+	 * (AUTO_INVAL_DATA); a directory's pages are the listing the kernel
+	 * keeps (pt_opendir), dropped with its attributes and with any change
+	 * of its entries: an entry the kernel never looked up, or an mtime
+	 * set back, would leave it standing otherwise. */
 	for (size_t i = 0; i < n; i++) {
 		if (name)
 			fuse_lowlevel_notify_inval_entry(se, ids[i], name, strlen(name));
-		else                     /* attributes only: pages follow the mtime */
-			fuse_lowlevel_notify_inval_inode(se, ids[i], -1, 0);
+		if (!name || dir[i])
+			fuse_lowlevel_notify_inval_inode(se, ids[i], dir[i] ? 0 : -1, 0);
 	}
 }
 

@@ -1,7 +1,9 @@
 #!/bin/bash
 # The kernel keeps what yolofs answers from memory (answer_timeout, 86400 s
 # by default): a warm walk of the answered tree sends no LOOKUP and no
-# GETATTR to the daemon, and every change on the source still reaches the
+# GETATTR to the daemon, a warm listing no READDIR(PLUS) (the answered
+# listing stays in the kernel's directory cache) and a warm symlink no
+# READLINK (CACHE_SYMLINKS), and every change on the source still reaches the
 # mount at once, because each inotify report that drops an answer also
 # drops the kernel's copy (notify_inval_inode / notify_inval_entry).
 # Without that drop each change below would stay hidden for a day.  Each
@@ -22,6 +24,7 @@ echo data >"$SRC/acl/file"
 echo mode >"$SRC/etc/mode"
 echo linked >"$SRC/etc/linked"
 touch "$SRC/sub/keep"
+ln -s conf "$SRC/etc/link"
 for i in $(seq 300); do echo "$i" >"$SRC/many/f$i"; done
 chmod -R a+rX "$SRC"
 
@@ -50,6 +53,9 @@ note "A: a warm walk sends no LOOKUP and no GETATTR"
 (cd "$SRC" && find . -mindepth 1) | sed "s|^\.|$MNT|" >"$TMP/paths"
 walk() { xargs -a "$TMP/paths" stat >/dev/null; stat "$MNT/etc/absent" 2>/dev/null; }
 walk
+# stat reads each symlink's target: the kernel keeps it from then on, but
+# marks the link's atime as unknown once, when it fills that cache.
+walk
 sleep 1.2                            # past the 1 s timeout= of what is not answered
 lookups=$(ops LOOKUP) getattrs=$(ops GETATTR)
 walk
@@ -58,9 +64,16 @@ echo "warm walk of $(wc -l <"$TMP/paths") paths: $(($(ops LOOKUP) - lookups)) LO
 [ "$(ops LOOKUP)" = "$lookups" ] || fail "a warm walk sent $(($(ops LOOKUP) - lookups)) LOOKUP"
 [ "$(ops GETATTR)" = "$getattrs" ] || fail "a warm walk sent $(($(ops GETATTR) - getattrs)) GETATTR"
 ls -laR "$MNT" >/dev/null
-lookups=$(ops LOOKUP)
+readlink "$MNT/etc/link" >/dev/null
+lookups=$(ops LOOKUP) listings=$(($(ops READDIRPLUS) + $(ops READDIR))) readlinks=$(ops READLINK)
 ls -laR "$MNT" >/dev/null
+[ "$(readlink "$MNT/etc/link")" = conf ] || fail "readlink through the mount"
+[ "$(cat "$MNT/etc/link")" = "$(cat "$SRC/etc/conf")" ] || fail "reading through the symlink"
 [ "$(ops LOOKUP)" = "$lookups" ] || fail "a warm ls -laR sent $(($(ops LOOKUP) - lookups)) LOOKUP"
+n=$(($(ops READDIRPLUS) + $(ops READDIR) - listings))
+echo "warm ls -laR: $n READDIR(PLUS), $(($(ops READLINK) - readlinks)) READLINK"
+[ "$n" = 0 ] || fail "a warm ls -laR of answered listings sent $n READDIR(PLUS)"
+[ "$(ops READLINK)" = "$readlinks" ] || fail "a warm symlink sent $(($(ops READLINK) - readlinks)) READLINK"
 
 note "B: changes on the source, at once"
 stat "$MNT/etc/mode" "$MNT/etc/name" "$MNT/sub/keep" >/dev/null
@@ -87,6 +100,24 @@ seen "and opened again" 'as_nobody stat "$MNT/open/file" >/dev/null'
 as_nobody cat "$MNT/acl/file" >/dev/null || fail "nobody cannot read acl/file before the ACL"
 setfacl -m u:nobody:--- "$SRC/acl"
 seen "an ACL closing a directory to nobody" '! as_nobody cat "$MNT/acl/file" >/dev/null'
+# Listings the kernel keeps: each change with the directory's mtime set
+# back, so only the drop of the kernel's listing can show it; a process
+# working in the directory keeps its inode (and so that listing) in the
+# kernel when its entry is dropped.
+(cd "$MNT/many" && exec sleep 300) &
+holder=$!
+ls "$MNT/many" >/dev/null
+old_mtime=$(stat -c %Y "$SRC/many")
+listed() { ls "$MNT/many" | grep -qx "$1"; }
+echo new >"$SRC/many/new" && touch -d "@$old_mtime" "$SRC/many"
+seen "a file created in a kept listing" 'listed new'
+rm "$SRC/many/f7" && touch -d "@$old_mtime" "$SRC/many"
+seen "a file removed from a kept listing" '! listed f7'
+mv "$SRC/many/f8" "$SRC/many/renamed" && touch -d "@$old_mtime" "$SRC/many"
+seen "a rename in a kept listing" 'listed renamed && ! listed f8'
+kill "$holder" && wait "$holder" 2>/dev/null
+rm "$SRC/etc/link" && ln -s mode "$SRC/etc/link"
+seen "a symlink replaced" '[ "$(readlink "$MNT/etc/link")" = mode ]'
 mount -t tmpfs -o size=1m none "$SRC/sub" && LATE_MNTS+=("$SRC/sub")
 touch "$SRC/sub/on-tmpfs"
 seen "a mount over a directory" '[ -e "$MNT/sub/on-tmpfs" ] && ! [ -e "$MNT/sub/keep" ]'
