@@ -393,17 +393,23 @@ class Report:
     def section_steady(self):
         if not self.d.select(figure='steady'):
             return []
+        img = self.d.ctx.get('steady_image_file', 'the base image')
         out = ['', '## Steady state (2.5 GB file; seq = whole file in 1 MiB reads, rand = 868 MB in '
                '64 KiB reads), seconds', '',
                'ext4 and yolofs runs alternating; yolofs with the d1 boot image loaded; "ra=128K": '
-               'the same with -o readahead=128K instead of the default 1M.', '']
+               'the same with -o readahead=128K instead of the default 1M.  No image covers the 2.5 GB '
+               f'file; imgseq and imgrand (a third of it) read {img}, which the d1 boot image covers, '
+               'held open through the mount as qemu holds it: the reads a guest makes after its boot.',
+               '']
         rows = []
         before = bool(self.d.select(figure='steady', policy='yolofs@before'))
         if before:
             out[-2] = out[-2][:-1] + '; "before": the same with the --before build\'s yolofs (the ' \
                 'Before/after section compares each yolofs column with its twin).'
         for profile in self.d.values('profile', ['ssd', 'none'], figure='steady'):
-            for mode in self.d.values('mode', ['seq-cold', 'seq-warm', 'rand-cold', 'rand-warm'],
+            for mode in self.d.values('mode', ['seq-cold', 'seq-warm', 'rand-cold', 'rand-warm',
+                                               'imgseq-cold', 'imgseq-warm', 'imgrand-cold',
+                                               'imgrand-warm'],
                                       figure='steady', profile=profile):
                 kind, _, temp = mode.partition('-')
                 c = {fs: self.d.cell(figure='steady', profile=profile, mode=mode, policy=fs)
@@ -638,6 +644,31 @@ class Report:
             out += table(['cache', 'images', 'policy', 'traced reads'] + [t for _, t in self.CTR_TRACE], where,
                          ['---', '---', '---'] + ['---:'] * 7)
         out += self.ctr_yolofs_table(profile, med)
+        out += self.ctr_requests_table(profile, med)
+        return out
+
+    def ctr_requests_table(self, profile, med):
+        """The FUSE requests the kernel sent during each start, by operation."""
+        ops = sorted({k[5:] for r in self.d.select(figure='ctr', profile=profile) for k in r['extra']
+                      if k.startswith('fuse_') and k not in ('fuse_requests', 'fuse_lost')})
+        rows = []
+        for cache in self.CTR_CACHES:
+            for mode, n in self.ctr_cells(profile):
+                for policy in ('yolofs', 'yolofs@before'):
+                    c = self.ctr_cell(profile, mode, n, policy, cache)
+                    if not c.present or c.extra_median('fuse_requests') is None:
+                        continue
+                    label = self.ctr_label(mode, n) + (', before build' if policy == 'yolofs@before' else '')
+                    rows.append([cache, label, med(c, 'fuse_requests')] +
+                                [med(c, 'fuse_' + op) if c.extra_median('fuse_' + op) is not None else '0'
+                                 for op in ops])
+        if not rows:
+            return []
+        out = ['', 'FUSE requests per run (median, all N starts together), by operation: what the kernel '
+               'sent the daemons (the `fuse:fuse_request_send` tracepoint, bench/lib/fusetrace.sh; the '
+               'same count for any build):', '']
+        out += table(['cache', 'images', 'requests'] + [op.upper() for op in ops], rows,
+                     ['---', '---'] + ['---:'] * (1 + len(ops)))
         return out
 
     def ctr_yolofs_table(self, profile, med):

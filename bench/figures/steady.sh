@@ -6,7 +6,12 @@
 # the file: yolofs makes its opens kernel passthrough opens where the kernel
 # and libfuse can (extra: daemon_reads=N, the READ requests of the run that
 # reached the daemon, from its reads_passthrough counter; passthrough=0|1,
-# its kernel_passthrough gauge).  ext4 and yolofs
+# its kernel_passthrough gauge).  Reads imgseq and imgrand (a third of it)
+# do the same with the base image the d1 boot image covers (the trace's
+# largest file), held open through the mount as qemu holds it after the
+# boot: the reads a guest makes after its boot, which yolofs serves itself
+# (extra: image_hits and image_misses, the blocks of the run served from
+# the boot image and read from the source).  ext4 and yolofs
 # runs alternate (same conditions for both); yolofs serves d1 (with its boot
 # image loaded) at a second mountpoint, so the ext4 path stays visible.  A
 # third mount with readahead=128K (the kernel's own default window) shows
@@ -34,9 +39,12 @@ steady_needs() {
 # path), KIND seq or rand, TEMP cold or warm; writes its row.
 steady_run() {
 	local profile=$1 kind=$2 temp=$3 r=$4 fs=$5 f=$6 prom=${7:-} args try out d0 d1 status secs
-	local bytes extra reads0=0
-	args=(seq "$f")
-	[[ $kind == rand ]] && args=(rand --bytes 868M "$f")
+	local bytes extra reads0=0 hits0=0 misses0=0
+	case $kind in
+	*seq) args=(seq "$f") ;;
+	rand) args=(rand --bytes 868M "$f") ;;
+	imgrand) args=(rand --bytes $(($(stat -c %s "$f") / 3)) "$f") ;;
+	esac
 	status=ok extra=-
 	for ((try = 1; try <= 3; try++)); do
 		drop_caches
@@ -44,7 +52,10 @@ steady_run() {
 			"$READBENCH" "${args[@]}" >/dev/null
 			"$READBENCH" "${args[@]}" >/dev/null
 		fi
-		[[ -z $prom ]] || reads0=$(metrics_now reads_passthrough_total "$prom")
+		if [[ -n $prom ]]; then
+			reads0=$(metrics_now reads_passthrough_total "$prom")
+			hits0=$(metrics_sum hits_total "$prom") misses0=$(metrics_sum misses_total "$prom")
+		fi
 		d0=$(disk_read_bytes)
 		out=$(slowdisk_run "$READBENCH" "${args[@]}" 2>&1) || status=failed
 		d1=$(disk_read_bytes)
@@ -57,6 +68,8 @@ steady_run() {
 	if [[ -n $prom && $status == ok ]]; then
 		local more="daemon_reads=$(($(metrics_now reads_passthrough_total "$prom") - reads0))"
 		more+=" passthrough=$(metrics_sum kernel_passthrough "$prom")"
+		more+=" image_hits=$(($(metrics_sum hits_total "$prom") - hits0))"
+		more+=" image_misses=$(($(metrics_sum misses_total "$prom") - misses0))"
 		[[ $extra == - ]] && extra=$more || extra+=" $more"
 	fi
 	secs=- bytes=-
@@ -68,7 +81,7 @@ steady_run() {
 }
 
 fig_steady() {
-	local profile kind temp r fs f opts
+	local profile kind temp r fs f opts base holders=()
 	local fss="ext4 yolofs yolofs-ra128K"
 	[[ -n $BEFORE ]] && fss="ext4 yolofs yolofs@before yolofs-ra128K yolofs-ra128K@before"
 	say "== steady: 2.5 GB file, sequential and 868 MB random, $fss, $STEADY_RUNS runs each"
@@ -89,16 +102,31 @@ fig_steady() {
 		yolofs_mount "${name[$fs]}" "$MNT/d1" "$SIDE_SSD/d1.yolo" memory "$WORK/${name[$fs]/steady/steadymnt}" \
 			"$opts" "$SIDE_YOLOFS" || die "$MOUNT_ERR"
 	done
+	local size largest=0
+	for f in "$MNT"/d1/*; do
+		size=$(stat -c %s "$f")
+		[[ $f != */steady.bin ]] && ((size > largest)) && largest=$size base=${f##*/}
+	done
+	context steady_image_file "$base $((largest >> 20)) MiB"
+	for fs in $fss; do
+		[[ $fs == ext4 ]] && f=$MNT/d1/$base || f=$WORK/${name[$fs]/steady/steadymnt}/$base
+		# shellcheck disable=SC2217 # sleep holds the file open: its stdin
+		sleep infinity <"$f" &
+		holders+=($!)
+	done
 	for profile in ssd none; do
 		slowdisk_profile "$profile"
-		for kind in seq rand; do
+		for kind in seq rand imgseq imgrand; do
 			for temp in cold warm; do
 				for ((r = 1; r <= STEADY_RUNS; r++)); do
 					# shellcheck disable=SC2086 # the list is meant to split
 					for fs in $(pair_order "$r" $fss); do
-						f=$MNT/d1/steady.bin prom=""
-						if [[ $fs != ext4 ]]; then
-							f=$WORK/${name[$fs]/steady/steadymnt}/steady.bin
+						f=steady.bin prom=""
+						[[ $kind == img* ]] && f=$base
+						if [[ $fs == ext4 ]]; then
+							f=$MNT/d1/$f
+						else
+							f=$WORK/${name[$fs]/steady/steadymnt}/$f
 							prom=$LOGS/metrics-${name[$fs]}.prom
 						fi
 						steady_run "$profile" "$kind" "$temp" "$r" "$fs" "$f" "$prom"
@@ -108,5 +136,7 @@ fig_steady() {
 			done
 		done
 	done
+	kill "${holders[@]}" 2>/dev/null
+	wait "${holders[@]}" 2>/dev/null
 	unmount_all
 }
