@@ -27,12 +27,17 @@ void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct pt_fs *fs = pt_fs_of(req);
 	struct stat st;
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	char path[PATH_MAX];
 	struct pt_fhid id;
 	int ret = PT_NS_UNKNOWN;
 	double timeout = fs->cfg.timeout;
-	if (fi && fi->fh && in->type == S_IFREG) {
-		ret = pt_file_stat((struct pt_file *)(uintptr_t)fi->fh, &st);
+	struct pt_fh *fh = fi && fi->fh && in->type == S_IFREG ? pt_fh_of(req, fi) : NULL;
+	if (fh) {
+		ret = pt_file_stat((struct pt_file *)fh, &st);
 	} else if (in->fhid && fs->cfg.ns.lookup && pt_ns_answers(req) &&
 		   pt_path_of(fs, in, path, sizeof(path)) == 0 &&
 		   fs->cfg.ns.lookup(fs->cfg.ns.ctx, path, &st, &id) == 1 &&
@@ -170,7 +175,11 @@ void pt_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int valid,
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct pt_inode *in = pt_inode_of(req, ino);
-	struct pt_fh *fh = fi && fi->fh && in->type == S_IFREG ? pt_fh_of(fi) : NULL;
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
+	struct pt_fh *fh = fi && fi->fh && in->type == S_IFREG ? pt_fh_of(req, fi) : NULL;
 	int ret = 0;
 	struct pt_attr_change a;
 	if (valid & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
@@ -197,6 +206,10 @@ void pt_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	char buf[PATH_MAX + 1], path[PATH_MAX];
 	ssize_t n = PT_NS_UNKNOWN;
 	if (fs->cfg.ns.readlink && in->fhid && pt_ns_answers(req) &&
@@ -229,6 +242,10 @@ void pt_statfs(fuse_req_t req, fuse_ino_t ino)
 	struct statvfs sv;
 	struct pt_fs *fs = pt_fs_of(req);
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	int fd = pt_fd(fs, in);
 	int ret = fd < 0 ? fd : fstatvfs(fd, &sv) < 0 ? -errno : 0;
 	if (fd >= 0)
@@ -249,7 +266,7 @@ void pt_access(fuse_req_t req, fuse_ino_t ino, int mask)
 	int ret = pt_as_caller(req, &as, false);
 	if (ret == 0) {
 		struct pt_inode *in = pt_inode_of(req, ino);
-		int fd = pt_fd(pt_fs_of(req), in);
+		int fd = in ? pt_fd(pt_fs_of(req), in) : -ESTALE;
 		pt_proc_path(pp, sizeof(pp), fd);
 		ret = fd < 0 ? fd : faccessat(AT_FDCWD, pp, mask, AT_EACCESS) < 0 ? -errno : 0;
 		pt_as_self(&as);
@@ -311,6 +328,10 @@ static void reply_xattr_query(fuse_req_t req, struct pt_inode *in, const char *n
 void pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	if (in->type == S_IFLNK)
 		pt_reply_status(req, -ENODATA);
 	else
@@ -320,6 +341,10 @@ void pt_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 void pt_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	if (in->type != S_IFLNK)
 		reply_xattr_query(req, in, NULL, size);
 	else if (size == 0)
@@ -356,6 +381,10 @@ void pt_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 		 size_t size, int flags)
 {
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	if (in->type == S_IFLNK)
 		pt_reply_status(req, -EPERM);
 	else
@@ -365,6 +394,10 @@ void pt_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *v
 void pt_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	if (in->type == S_IFLNK)
 		pt_reply_status(req, -ENODATA);
 	else
@@ -429,8 +462,17 @@ void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	bool dir = flags & FUSE_IOCTL_DIR;
-	struct pt_dir *d = dir ? pt_dir_of(fi) : NULL;
+	struct pt_dir *d = dir ? pt_dir_of(req, fi) : NULL;
+	struct pt_fh *fh = dir ? NULL : pt_fh_of(req, fi);
+	if (!d && !fh) {
+		pt_reply_status(req, -EBADF);
+		return;
+	}
 	if (cmd != FS_IOC_GETFLAGS && cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSGETXATTR &&
 	    cmd != FS_IOC_FSSETXATTR) {
 		/* Not one of ours (isatty's TCGETS, from every Python open):
@@ -438,7 +480,7 @@ void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 		pt_reply_status(req, -ENOTTY);
 		return;
 	}
-	int fd = dir ? (d->dp ? dirfd(d->dp) : -1) : pt_fh_fd(pt_fh_of(fi)), own = -1;
+	int fd = dir ? (d->dp ? dirfd(d->dp) : -1) : pt_fh_fd(fh), own = -1;
 	if (!dir && fd < 0) {
 		pt_reply_status(req, fd);
 		return;

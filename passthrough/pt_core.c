@@ -164,6 +164,8 @@ int pt_create(struct pt_fs **out, const struct pt_config *cfg)
 	fs->root.dev = st.st_dev;
 	fs->root.ino = st.st_ino;
 	fs->root.type = S_IFDIR;
+	fs->root.nodeid = FUSE_ROOT_ID;
+	fs->next_nodeid = FUSE_ROOT_ID;
 	fs->root.nlookup = 2;
 	fs->root.fhid = pt_fhid_of_fd(cfg->source_fd);
 	if (pt_stat_fd(cfg->source_fd, &st, &fs->source_mnt) < 0)

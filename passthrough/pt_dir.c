@@ -60,6 +60,10 @@ static void create_node(fuse_req_t req, fuse_ino_t parent, const char *name,
 			const struct new_node *n)
 {
 	struct pt_inode *dir = pt_inode_of(req, parent);
+	if (!dir) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	struct pt_as as;
 	int ret = pt_as_caller(req, &as, n->kind != NEW_SYMLINK);
 	if (ret < 0) {
@@ -97,6 +101,10 @@ void pt_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
 {
 	struct pt_inode *in = pt_inode_of(req, ino), *dir = pt_inode_of(req, newparent);
+	if (!in || !dir) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	struct pt_as as;
 	int ret = pt_as_caller(req, &as, false);
 	if (ret < 0) {
@@ -127,6 +135,8 @@ void pt_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *n
 static int remove_name(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 {
 	struct pt_inode *dir = pt_inode_of(req, parent);
+	if (!dir)
+		return -ESTALE;
 	struct pt_as as;
 	int ret = pt_as_caller(req, &as, false);
 	if (ret < 0)
@@ -153,6 +163,10 @@ void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct pt_inode *dir = pt_inode_of(req, parent), *ndir = pt_inode_of(req, newparent);
+	if (!dir || !ndir) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	struct pt_as as;
 	int ret = pt_as_caller(req, &as, false);
 	int dfd = -1, ndfd = -1;
@@ -198,6 +212,10 @@ void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	struct pt_dir *d = calloc(1, sizeof(*d));
 	if (!d) {
 		pt_reply_status(req, -ENOMEM);
@@ -227,19 +245,21 @@ void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		if (ret == 0)
 			pt_ns_asked(fs, PT_NS_Q_READDIR, in, NULL, NULL);
 	}
+	d->h.is_dir = true;
+	if (ret == 0 && (ret = pt_handle_add(fs, &d->h)) < 0 && d->dp)
+		closedir(d->dp);
 	if (ret < 0) {
+		free(d->entries);
 		free(d);
 		pt_reply_status(req, ret);
 		return;
 	}
-	fi->fh = (uintptr_t)d;
+	fi->fh = d->h.id;
 	/* A listing the ns provider answers is kept fresh by it: the kernel
 	 * may keep it too (an entry dropped through pt_kernel_changed resets
 	 * the directory's cache).  Others are asked again at each open. */
 	fi->cache_readdir = answered;
 	fi->keep_cache = answered;
-	d->h.is_dir = true;
-	pt_handle_add(fs, &d->h);
 	if (fuse_reply_open(req, fi) == -ENOENT) {
 		pt_handle_del(fs, &d->h);
 		pt_close_dir(d);
@@ -285,8 +305,12 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi, bool plus)
 {
 	struct pt_fs *fs = pt_fs_of(req);
-	struct pt_dir *d = pt_dir_of(fi);
+	struct pt_dir *d = pt_dir_of(req, fi);
 	struct pt_inode *dir = pt_inode_of(req, ino);
+	if (!dir || !d) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	char *buf = malloc(size);
 	size_t used = 0;
 	struct pt_as as = { 0 };
@@ -377,16 +401,22 @@ void pt_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 void pt_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct pt_dir *d = pt_dir_of(fi);
-	pt_handle_del(pt_fs_of(req), &d->h);
-	pt_close_dir(d);
-	pt_reply_status(req, 0);
+	struct pt_dir *d = pt_dir_of(req, fi);
+	if (d) {
+		pt_handle_del(pt_fs_of(req), &d->h);
+		pt_close_dir(d);
+	}
+	pt_reply_status(req, d ? 0 : -EBADF);
 }
 
 void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	struct pt_dir *d = pt_dir_of(fi);
+	struct pt_dir *d = pt_dir_of(req, fi);
 	int r = 0;
+	if (!d) {
+		pt_reply_status(req, -EBADF);
+		return;
+	}
 	if (d->dp) {
 		int fd = dirfd(d->dp);
 		r = datasync ? fdatasync(fd) : fsync(fd);

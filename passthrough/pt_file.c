@@ -86,6 +86,8 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 		ret = -errno;
 		goto fail;
 	}
+	if ((ret = pt_handle_add(fs, &fh->h)) < 0)
+		goto fail;
 	atomic_init(&fh->fd, fd);
 	fh->path_fd = path_fd;
 	path_fd = -1;
@@ -109,7 +111,7 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 		struct pt_open_info info = {
 			.relpath = r == 0 ? rel : NULL,
 			.st = &st, .flags = flags, .first = in->nopen == 0,
-			.se = fs->se, .nodeid = pt_nodeid_of(fs, in),
+			.se = fs->se, .nodeid = in->nodeid,
 		};
 		if (info.first)
 			in->ipriv = NULL;
@@ -132,9 +134,8 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 	in->cmtime = st.st_mtim;
 	in->cctime = st.st_ctim;
 	pthread_mutex_unlock(&in->mu);
-	fi->fh = (uintptr_t)fh;
+	fi->fh = fh->h.id;
 	fi->noflush = 1;
-	pt_handle_add(fs, &fh->h);
 	YLOG_TRACE("open ino %ju fd %d keep_cache %d direct_io %d backing %d", (uintmax_t)in->ino,
 		   fd, fi->keep_cache, fi->direct_io, fh->backed ? in->backing_id : 0);
 	if (e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi))
@@ -148,6 +149,8 @@ fail:
 		close(path_fd);
 	if (fh && fh->path_fd >= 0)
 		close(fh->path_fd);
+	if (fh && fh->h.id)
+		pt_handle_del(fs, &fh->h);
 	if (fh)
 		pt_caller_free(&fh->opener);
 	pt_caller_free(opener);
@@ -161,6 +164,10 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct pt_inode *in = pt_inode_of(req, ino);
+	if (!in) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	struct pt_caller opener = { .ngroups = -1 };
 	struct pt_as as;
 	char pp[64];
@@ -206,6 +213,10 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct pt_inode *dir = pt_inode_of(req, parent);
+	if (!dir) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	struct pt_caller opener = { .ngroups = -1 };
 	struct fuse_entry_param e;
 	struct pt_as as;
@@ -232,15 +243,23 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 		pt_reply_status(req, ret);
 		return;
 	}
-	struct pt_inode *in = pt_inode_of(req, e.ino);
+	struct pt_inode *in = pt_inode_of(req, e.ino);   /* entered just now */
+	if (!in) {
+		close(fd);
+		pt_caller_free(&opener);
+		pt_reply_status(req, -EIO);
+		return;
+	}
 	pthread_mutex_lock(&in->mu);
 	finish_open(req, in, fd, fi->flags, fi, &e, &opener, -1);
 }
 
 void pt_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	pt_close_file(pt_fs_of(req), pt_fh_of(fi), true);
-	pt_reply_status(req, 0);
+	struct pt_fh *fh = pt_fh_of(req, fi);
+	if (fh)
+		pt_close_file(pt_fs_of(req), fh, true);
+	pt_reply_status(req, fh ? 0 : -EBADF);
 }
 
 void pt_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -250,7 +269,12 @@ void pt_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 void pt_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
-	int fd = atomic_load(&pt_fh_of(fi)->fd);
+	struct pt_fh *fh = pt_fh_of(req, fi);
+	int fd = fh ? atomic_load(&fh->fd) : -1;
+	if (!fh) {
+		pt_reply_status(req, -EBADF);
+		return;
+	}
 	int r = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd);   /* lazy: nothing written */
 	pt_reply_status(req, r < 0 ? -errno : 0);
 }
@@ -348,10 +372,10 @@ static struct pt_tls *tls_get(void)
 void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct pt_fs *fs = pt_fs_of(req);
-	struct pt_fh *fh = pt_fh_of(fi);
+	struct pt_fh *fh = pt_fh_of(req, fi);
 	struct pt_tls *t = tls_get();
-	if (!t) {
-		pt_reply_status(req, -ENOMEM);
+	if (!t || !fh) {
+		pt_reply_status(req, t ? -EBADF : -ENOMEM);
 		return;
 	}
 	if (size > PT_MAX_READ)
@@ -398,10 +422,14 @@ void pt_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse
 void pt_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 	      struct fuse_file_info *fi)
 {
-	struct pt_fh *fh = pt_fh_of(fi);
+	struct pt_fh *fh = pt_fh_of(req, fi);
 	struct pt_change m;
 	struct pt_as as;
 	size_t done = 0;
+	if (!fh) {
+		pt_reply_status(req, -EBADF);
+		return;
+	}
 	pt_change_begin(&m, pt_fs_of(req), fh->in, fh, PT_MOD_WRITE, (uint64_t)off, size);
 	int ret = pt_as_writer(req, fh, &as);
 	while (ret == 0 && done < size) {
@@ -424,9 +452,13 @@ void pt_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_
 void pt_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
 		  struct fuse_file_info *fi)
 {
-	struct pt_fh *fh = pt_fh_of(fi);
+	struct pt_fh *fh = pt_fh_of(req, fi);
 	struct pt_change m;
 	struct pt_as as;
+	if (!fh) {
+		pt_reply_status(req, -EBADF);
+		return;
+	}
 	pt_change_begin(&m, pt_fs_of(req), fh->in, fh, PT_MOD_FALLOCATE, (uint64_t)off,
 			(uint64_t)len);
 	int ret = pt_as_writer(req, fh, &as);
@@ -442,9 +474,13 @@ void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
 			struct fuse_file_info *fi_out, size_t len, int flags)
 {
-	struct pt_fh *in = pt_fh_of(fi_in), *out = pt_fh_of(fi_out);
+	struct pt_fh *in = pt_fh_of(req, fi_in), *out = pt_fh_of(req, fi_out);
 	struct pt_change m;
 	struct pt_as as;
+	if (!in || !out) {
+		pt_reply_status(req, -EBADF);
+		return;
+	}
 	pt_change_begin(&m, pt_fs_of(req), out->in, out, PT_MOD_COPY, (uint64_t)off_out, len);
 	ssize_t n = pt_as_writer(req, out, &as);
 	int ifd = pt_fh_fd(in);
@@ -466,7 +502,8 @@ void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 
 void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi)
 {
-	int fd = pt_fh_fd(pt_fh_of(fi));
+	struct pt_fh *fh = pt_fh_of(req, fi);
+	int fd = fh ? pt_fh_fd(fh) : -EBADF;
 	if (fd < 0) {
 		pt_reply_status(req, fd);
 		return;

@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,27 +17,45 @@
 
 #include "pt_i.h"
 
-void pt_handle_add(struct pt_fs *fs, struct pt_handle *h)
+static bool handle_is(const void *ctx, uint64_t item, const void *key)
+{
+	(void)ctx;
+	return ((const struct pt_handle *)(uintptr_t)item)->id == *(const uint64_t *)key;
+}
+
+int pt_handle_add(struct pt_fs *fs, struct pt_handle *h)
 {
 	pthread_mutex_lock(&fs->handles_lock);
-	h->prev = NULL;
-	h->next = fs->handles;
-	if (fs->handles)
-		fs->handles->prev = h;
-	fs->handles = h;
+	h->id = fs->next_handle + 1;
+	int ret = yhash_add(&fs->handles, pt_id_hash(h->id), (uintptr_t)h);
+	if (ret == 0)
+		fs->next_handle = h->id;
+	else
+		h->id = 0;
 	pthread_mutex_unlock(&fs->handles_lock);
+	return ret;
 }
 
 void pt_handle_del(struct pt_fs *fs, struct pt_handle *h)
 {
 	pthread_mutex_lock(&fs->handles_lock);
-	if (h->prev)
-		h->prev->next = h->next;
-	else
-		fs->handles = h->next;
-	if (h->next)
-		h->next->prev = h->prev;
+	yhash_remove(&fs->handles, pt_id_hash(h->id), (uintptr_t)h);
 	pthread_mutex_unlock(&fs->handles_lock);
+}
+
+struct pt_handle *pt_handle_find(struct pt_fs *fs, uint64_t id, bool is_dir)
+{
+	uint64_t item;
+	pthread_mutex_lock(&fs->handles_lock);
+	bool found = yhash_find(&fs->handles, pt_id_hash(id), handle_is, NULL, &id, &item);
+	pthread_mutex_unlock(&fs->handles_lock);
+	struct pt_handle *h = found ? (struct pt_handle *)(uintptr_t)item : NULL;
+	if (!h || h->is_dir != is_dir) {
+		ylog(YLOG_ERR, "the kernel named an open %s the daemon does not have (%" PRIu64 ")",
+		     is_dir ? "directory" : "file", id);
+		return NULL;
+	}
+	return h;
 }
 
 /* Linux 6.9 uapi (Debian 12's headers are older); libfuse's
@@ -89,14 +108,15 @@ void pt_close_dir(struct pt_dir *d)
 
 void pt_close_handles(struct pt_fs *fs)
 {
-	while (fs->handles) {
-		struct pt_handle *h = fs->handles;
-		fs->handles = h->next;
+	uint64_t item;
+	for (uint32_t pos = 0; yhash_next(&fs->handles, &pos, &item);) {
+		struct pt_handle *h = (struct pt_handle *)(uintptr_t)item;
 		if (h->is_dir)
 			pt_close_dir((struct pt_dir *)h);
 		else
 			pt_close_file(fs, (struct pt_fh *)h, false);
 	}
+	yhash_free(&fs->handles);
 }
 
 int pt_source_flags(int flags)

@@ -38,6 +38,9 @@
  * inode's life. */
 struct pt_inode {
 	/* Immutable after creation. */
+	fuse_ino_t nodeid;               /* the kernel's name for it: a counter, not an
+					  * address, so that a successor daemon can
+					  * rebuild the table the kernel refers to */
 	dev_t dev;
 	ino_t ino;
 	mode_t type;                     /* st_mode & S_IFMT */
@@ -83,8 +86,10 @@ struct pt_fs {
 
 	struct pt_inode root;            /* nodeid FUSE_ROOT_ID; fd is cfg.source_fd, kept */
 
-	pthread_mutex_t itable_lock;     /* protects the table and every inode's nlookup */
+	pthread_mutex_t itable_lock;     /* protects both tables and every inode's nlookup */
 	struct yhash inodes;             /* (dev, ino) -> inodes (but the root) */
+	struct yhash nodes;              /* nodeid -> inodes (but the root) */
+	fuse_ino_t next_nodeid;          /* never reused within a session */
 
 	/* Descriptors of inodes (a leaf lock): at most fds_max stay open
 	 * while unused. */
@@ -93,15 +98,18 @@ struct pt_fs {
 
 	bool passthrough;                /* the kernel reads and writes backed opens itself (INIT) */
 
-	/* Open handles, so the ones whose release never came (the daemon was
-	 * stopped) are freed at exit.  Protected by handles_lock (a leaf lock). */
+	/* Open handles by their id (fi->fh), also so the ones whose release
+	 * never came (the daemon was stopped) are freed at exit.  Protected
+	 * by handles_lock (a leaf lock). */
 	pthread_mutex_t handles_lock;
-	struct pt_handle *handles;
+	struct yhash handles;            /* id -> struct pt_handle */
+	uint64_t next_handle;            /* never reused within a session */
 };
 
-/* Links every open file and directory handle into pt_fs.handles. */
+/* Every open file and directory, found by its id (what the kernel holds
+ * as fi->fh: a counter, not an address, like node ids). */
 struct pt_handle {
-	struct pt_handle *prev, *next;
+	uint64_t id;
 	bool is_dir;
 };
 
@@ -146,26 +154,11 @@ static inline struct pt_fs *pt_fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static inline struct pt_inode *pt_inode_of(fuse_req_t req, fuse_ino_t n)
+/* The hash of a node or handle id (both counters) in their tables. */
+static inline uint64_t pt_id_hash(uint64_t id)
 {
-	if (n == FUSE_ROOT_ID)
-		return &pt_fs_of(req)->root;
-	return (struct pt_inode *)(uintptr_t)n;
-}
-
-static inline struct pt_fh *pt_fh_of(const struct fuse_file_info *fi)
-{
-	return (struct pt_fh *)(uintptr_t)fi->fh;
-}
-
-static inline struct pt_dir *pt_dir_of(const struct fuse_file_info *fi)
-{
-	return (struct pt_dir *)(uintptr_t)fi->fh;
-}
-
-static inline fuse_ino_t pt_nodeid_of(struct pt_fs *fs, struct pt_inode *in)
-{
-	return in == &fs->root ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)in;
+	uint64_t h = id * 0x9e3779b97f4a7c15ull;
+	return h ^ (h >> 29);
 }
 
 static inline void pt_proc_path(char *buf, size_t len, int fd)
@@ -265,9 +258,24 @@ void pt_attr_change_begin(struct pt_attr_change *a, struct pt_fs *fs, struct pt_
 void pt_attr_change_end(struct pt_attr_change *a, int fd, int result);
 
 /* ---- pt_handle.c: open handles (for pt_core, pt_file, pt_dir, pt_attr, pt_change) ---- */
-/* Link / unlink an open handle on fs->handles. */
-void pt_handle_add(struct pt_fs *fs, struct pt_handle *h);
+/* Give an open handle its id and enter it in fs->handles (@return 0, or
+ * -ENOMEM with h->id 0), or take it out. */
+int pt_handle_add(struct pt_fs *fs, struct pt_handle *h);
 void pt_handle_del(struct pt_fs *fs, struct pt_handle *h);
+/* The open file (is_dir false) or directory the kernel calls `id`, or NULL
+ * (logged: the kernel only names handles it was given). */
+struct pt_handle *pt_handle_find(struct pt_fs *fs, uint64_t id, bool is_dir);
+/* The open file or directory of a request (fi->fh), or NULL (logged). */
+static inline struct pt_fh *pt_fh_of(fuse_req_t req, const struct fuse_file_info *fi)
+{
+	return (struct pt_fh *)pt_handle_find(pt_fs_of(req), fi->fh, false);
+}
+
+static inline struct pt_dir *pt_dir_of(fuse_req_t req, const struct fuse_file_info *fi)
+{
+	return (struct pt_dir *)pt_handle_find(pt_fs_of(req), fi->fh, true);
+}
+
 /* Drop an open file handle: the inode's open count, the hooks' release
  * (with `last` when it was the inode's last), the descriptors.  `listed`:
  * still on fs->handles. */
@@ -292,6 +300,9 @@ int pt_lazy_open(fuse_req_t req, struct pt_inode *in, int flags);
 int pt_fh_fd(struct pt_fh *fh);
 
 /* ---- pt_inode.c: inodes, their descriptors and paths, lookups ---- */
+/* The inode the kernel calls `n`, or NULL (logged: the kernel only names
+ * inodes it was given and has not forgotten). */
+struct pt_inode *pt_inode_of(fuse_req_t req, fuse_ino_t n);
 void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n);
 void pt_free_inodes(struct pt_fs *fs);
 /* The inode's O_PATH descriptor, opened now if it has none open (see

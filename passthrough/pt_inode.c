@@ -104,6 +104,29 @@ static struct pt_inode *table_find(struct pt_fs *fs, const struct stat *st,
 	return yhash_find(&fs->inodes, hash, inode_is, NULL, &k, &item) ? inode_at(item) : NULL;
 }
 
+static bool nodeid_is(const void *ctx, uint64_t item, const void *key)
+{
+	(void)ctx;
+	return inode_at(item)->nodeid == *(const fuse_ino_t *)key;
+}
+
+struct pt_inode *pt_inode_of(fuse_req_t req, fuse_ino_t n)
+{
+	struct pt_fs *fs = pt_fs_of(req);
+	uint64_t item;
+	if (n == FUSE_ROOT_ID)
+		return &fs->root;
+	pthread_mutex_lock(&fs->itable_lock);
+	bool found = yhash_find(&fs->nodes, pt_id_hash(n), nodeid_is, NULL, &n, &item);
+	pthread_mutex_unlock(&fs->itable_lock);
+	if (!found) {
+		ylog(YLOG_ERR, "the kernel named an inode the daemon does not have (%" PRIu64 ")",
+		     (uint64_t)n);
+		return NULL;
+	}
+	return inode_at(item);
+}
+
 /* Give the inode the descriptor `fd` (owned) if it has none open and may
  * keep one; else close it.  Only a descriptor on the source's own mount is
  * kept: one through another mount would keep that mount busy. */
@@ -151,8 +174,15 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, uint64_t mnt_id,
 	in = calloc(1, sizeof(*in));
 	char *copy = strdup(name ? name : "");
 	struct pt_fhid *fhid = fhid_dup(id);
-	if (!in || !copy || (!fhid && fd < 0) ||
-	    yhash_add(&fs->inodes, hash_key(st->st_dev, st->st_ino), (uintptr_t)in) < 0) {
+	if (in)
+		in->nodeid = fs->next_nodeid + 1;
+	bool added = in && copy && (fhid || fd >= 0) &&
+		     yhash_add(&fs->nodes, pt_id_hash(in->nodeid), (uintptr_t)in) == 0;
+	if (added && yhash_add(&fs->inodes, hash_key(st->st_dev, st->st_ino), (uintptr_t)in) < 0) {
+		yhash_remove(&fs->nodes, pt_id_hash(in->nodeid), (uintptr_t)in);
+		added = false;
+	}
+	if (!added) {
 		pthread_mutex_unlock(&fs->itable_lock);
 		if (fd >= 0)
 			close(fd);
@@ -161,6 +191,7 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, uint64_t mnt_id,
 		free(fhid);
 		return NULL;
 	}
+	fs->next_nodeid = in->nodeid;
 	in->fd = -1;
 	in->fhid = fhid;
 	in->dev = st->st_dev;
@@ -198,6 +229,7 @@ static void inode_free(struct pt_fs *fs, struct pt_inode *in)
 
 void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n)
 {
+	/* NULL: a node id the daemon does not have (pt_inode_of logged it). */
 	/* Freeing an inode drops the reference it held on its parent, which
 	 * may free that one in turn. */
 	while (in) {
@@ -213,6 +245,7 @@ void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n)
 			return;
 		}
 		yhash_remove(&fs->inodes, hash_key(in->dev, in->ino), (uintptr_t)in);
+		yhash_remove(&fs->nodes, pt_id_hash(in->nodeid), (uintptr_t)in);
 		struct pt_inode *parent = in->parent;
 		pthread_mutex_unlock(&fs->itable_lock);
 		inode_free(fs, in);
@@ -227,6 +260,7 @@ void pt_free_inodes(struct pt_fs *fs)
 	for (uint32_t pos = 0; yhash_next(&fs->inodes, &pos, &item);)
 		inode_free(fs, inode_at(item));
 	yhash_free(&fs->inodes);
+	yhash_free(&fs->nodes);
 }
 
 /* Open `name` in directory `dir` as an O_PATH descriptor (as whoever the
@@ -508,8 +542,8 @@ static void kernel_changed_all(struct pt_fs *fs, struct fuse_session *se)
 	v = calloc((size_t)fs->inodes.count + 1, sizeof(*v));
 	for (uint32_t pos = 0; v && yhash_next(&fs->inodes, &pos, &item);) {
 		struct pt_inode *in = inode_at(item);
-		v[n].id = pt_nodeid_of(fs, in);
-		v[n].parent = in->parent ? pt_nodeid_of(fs, in->parent) : 0;
+		v[n].id = in->nodeid;
+		v[n].parent = in->parent ? in->parent->nodeid : 0;
 		v[n].name = in->parent && in->name ? strdup(in->name) : NULL;
 		v[n].dir = S_ISDIR(in->type);
 		n++;
@@ -552,7 +586,7 @@ void pt_kernel_changed(struct pt_fs *fs, dev_t dev, ino_t ino, const char *name)
 	for (uint32_t pos = 0; n < sizeof(ids) / sizeof(*ids) &&
 	     yhash_find_next(&fs->inodes, hash_key(dev, ino), number_is, NULL, &key, &pos, &item);) {
 		dir[n] = S_ISDIR(inode_at(item)->type);
-		ids[n++] = pt_nodeid_of(fs, inode_at(item));
+		ids[n++] = inode_at(item)->nodeid;
 	}
 	pthread_mutex_unlock(&fs->itable_lock);
 	/* A node id the kernel has forgotten meanwhile is refused (ENOENT),
@@ -587,7 +621,7 @@ static int entry_of_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const cha
 	struct pt_inode *in = inode_get(fs, fd, mnt_id, &e->attr, &id, dir, name);
 	if (!in)
 		return -ENOMEM;
-	e->ino = pt_nodeid_of(fs, in);
+	e->ino = in->nodeid;
 	return 0;
 }
 
@@ -607,7 +641,7 @@ int pt_ns_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 	struct pt_inode *in = inode_get(fs, -1, fs->source_mnt, &e->attr, &id, dir, name);
 	if (!in)
 		return -ENOMEM;
-	e->ino = pt_nodeid_of(fs, in);
+	e->ino = in->nodeid;
 	e->attr_timeout = e->entry_timeout = pt_answer_timeout(fs);
 	return 0;
 }
@@ -654,6 +688,10 @@ void pt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct pt_fs *fs = pt_fs_of(req);
 	struct pt_inode *dir = pt_inode_of(req, parent);
+	if (!dir) {
+		pt_reply_status(req, -ESTALE);
+		return;
+	}
 	struct fuse_entry_param e;
 	struct pt_as as;
 	YLOG_TRACE("lookup(%" PRIu64 ", %s)", (uint64_t)parent, name);
