@@ -27,6 +27,7 @@ head -c 16777216 /dev/urandom >"$SRC/base.img"
 "$YOLOFS" -o "images=$TMP/a.yolo,metrics=$TMP/a.prom,metrics_interval=1" "$SRC" "$MNT" \
 	|| fail "yolofs did not start in the background"
 pid=$(pgrep -n -f "^$YOLOFS -o images=$TMP/a.yolo") || fail "no background daemon"
+PIDS+=("$pid") MNTS+=("$MNT")        # stopped and unmounted by the cleanup if A fails
 is_mounted "$MNT" || fail "not mounted"
 sleep 1.5
 vmlck=$(awk '/^VmLck:/ { print $2 * 1024 }' "/proc/$pid/status")
@@ -38,6 +39,7 @@ cmp "$MNT/base.img" "$SRC/base.img" || fail "read through the background daemon 
 umount "$MNT" || fail "umount"
 for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
 ! kill -0 "$pid" 2>/dev/null || fail "the background daemon did not exit after umount"
+unset 'PIDS[-1]' 'MNTS[-1]'
 
 note "B: the image file damaged under a running daemon (serve=ssd)"
 cp "$TMP/a.yolo" "$TMP/b.yolo"
