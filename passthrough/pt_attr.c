@@ -467,17 +467,17 @@ void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 		return;
 	}
 	bool dir = flags & FUSE_IOCTL_DIR;
-	struct pt_dir *d = dir ? pt_dir_of(req, fi) : NULL;
-	struct pt_fh *fh = dir ? NULL : pt_fh_of(req, fi);
-	if (!d && !fh) {
-		pt_reply_status(req, -EBADF);
-		return;
-	}
 	if (cmd != FS_IOC_GETFLAGS && cmd != FS_IOC_SETFLAGS && cmd != FS_IOC_FSGETXATTR &&
 	    cmd != FS_IOC_FSSETXATTR) {
 		/* Not one of ours (isatty's TCGETS, from every Python open):
 		 * answered without opening a lazy file on the source. */
 		pt_reply_status(req, -ENOTTY);
+		return;
+	}
+	struct pt_dir *d = dir ? pt_dir_of(req, fi) : NULL;
+	struct pt_fh *fh = dir ? NULL : pt_fh_of(req, fi);
+	if (!d && !fh) {
+		pt_reply_status(req, -EBADF);
 		return;
 	}
 	int fd = dir ? (d->dp ? dirfd(d->dp) : -1) : pt_fh_fd(fh), own = -1;

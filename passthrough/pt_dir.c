@@ -308,7 +308,7 @@ static void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct pt_dir *d = pt_dir_of(req, fi);
 	struct pt_inode *dir = pt_inode_of(req, ino);
 	if (!dir || !d) {
-		pt_reply_status(req, -ESTALE);
+		pt_reply_status(req, dir ? -EBADF : -ESTALE);
 		return;
 	}
 	char *buf = malloc(size);

@@ -219,6 +219,7 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 	}
 	struct pt_caller opener = { .ngroups = -1 };
 	struct fuse_entry_param e;
+	struct pt_inode *in = NULL;
 	struct pt_as as;
 	/* Created and opened in one step by the caller: nobody else's file
 	 * can be opened in its place, and nothing is chowned afterwards.
@@ -235,19 +236,12 @@ void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t 
 			pt_fd_put(fs, dir);
 	}
 	if (ret == 0)
-		ret = pt_lookup_fd(fs, fd, dir, name, &e);
+		ret = pt_lookup_fd(fs, fd, dir, name, &e, &in);
 	if (ret < 0) {
 		if (fd >= 0)
 			close(fd);
 		pt_caller_free(&opener);
 		pt_reply_status(req, ret);
-		return;
-	}
-	struct pt_inode *in = pt_inode_of(req, e.ino);   /* entered just now */
-	if (!in) {
-		close(fd);
-		pt_caller_free(&opener);
-		pt_reply_status(req, -EIO);
 		return;
 	}
 	pthread_mutex_lock(&in->mu);
@@ -270,11 +264,11 @@ void pt_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 void pt_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct pt_fh *fh = pt_fh_of(req, fi);
-	int fd = fh ? atomic_load(&fh->fd) : -1;
 	if (!fh) {
 		pt_reply_status(req, -EBADF);
 		return;
 	}
+	int fd = atomic_load(&fh->fd);
 	int r = fd < 0 ? 0 : datasync ? fdatasync(fd) : fsync(fd);   /* lazy: nothing written */
 	pt_reply_status(req, r < 0 ? -errno : 0);
 }

@@ -348,9 +348,9 @@ int pt_ns_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 void pt_ns_asked(struct pt_fs *fs, enum pt_ns_question q, struct pt_inode *in,
 		 const char *name, const char *xname);
 /* Take a lookup reference on the object open at `fd` (any open mode), just
- * created as `name` in `dir`, and fill e.  @return 0 or -errno. */
+ * created as `name` in `dir`, and fill e and *in.  @return 0 or -errno. */
 int pt_lookup_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const char *name,
-		 struct fuse_entry_param *e);
+		 struct fuse_entry_param *e, struct pt_inode **in);
 /* Operations (for pt_core). */
 void pt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
 void pt_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);

@@ -605,9 +605,9 @@ void pt_kernel_changed(struct pt_fs *fs, dev_t dev, ino_t ino, const char *name)
 }
 
 /* Enter the O_PATH descriptor `fd` (owned), found as `name` in `dir`, into
- * the table and fill e. */
+ * the table and fill e; *out (if not NULL) is then the inode. */
 static int entry_of_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const char *name,
-		       struct fuse_entry_param *e)
+		       struct fuse_entry_param *e, struct pt_inode **out)
 {
 	struct pt_fhid id;
 	uint64_t mnt_id;
@@ -622,6 +622,8 @@ static int entry_of_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const cha
 	if (!in)
 		return -ENOMEM;
 	e->ino = in->nodeid;
+	if (out)
+		*out = in;
 	return 0;
 }
 
@@ -667,21 +669,21 @@ int pt_do_lookup(struct pt_fs *fs, struct pt_inode *dir, const char *name,
 			pt_ns_asked(fs, PT_NS_Q_LOOKUP, dir, name, NULL);
 		return fd;
 	}
-	int ret = entry_of_fd(fs, fd, dir, name, e);
+	int ret = entry_of_fd(fs, fd, dir, name, e, NULL);
 	if (ret == 0)
 		pt_ns_asked(fs, PT_NS_Q_LOOKUP, dir, name, NULL);
 	return ret;
 }
 
 int pt_lookup_fd(struct pt_fs *fs, int fd, struct pt_inode *dir, const char *name,
-		 struct fuse_entry_param *e)
+		 struct fuse_entry_param *e, struct pt_inode **in)
 {
 	char pp[64];
 	pt_proc_path(pp, sizeof(pp), fd);
 	int pfd = open(pp, O_PATH | O_CLOEXEC);      /* the same object, no name involved */
 	if (pfd < 0)
 		return -errno;
-	return entry_of_fd(fs, pfd, dir, name, e);
+	return entry_of_fd(fs, pfd, dir, name, e, in);
 }
 
 void pt_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
