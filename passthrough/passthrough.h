@@ -306,4 +306,41 @@ pid_t pt_current_pid(void);
  * an error part way fails the whole read (never a short count). */
 ssize_t pt_read_source(int fd, void *buf, size_t size, off_t off, int rwf);
 
+/* ---- Taking a session over (an upgrade in place, or a restart after a
+ * crash; pt_resume.c).  The core keeps a session record (a memfd, kept
+ * current) from which a successor daemon rebuilds its nodes and open
+ * handles over the same kernel session. ---- */
+
+/* After fuse_session_mount: the session's descriptor `fd` is read and
+ * written through the core, which keeps the kernel's INIT in the record
+ * (a session started otherwise cannot be taken over).  @return 0 or -errno. */
+int pt_session_io(struct pt_fs *fs, struct fuse_session *se, int fd);
+/* As a successor, instead of mounting: take the session `fuse_fd` over,
+ * with the record `record_fd` its daemon kept (owned from then on), on
+ * `se` (fuse_session_new'd with this core, not mounted): the INIT replayed
+ * (refused, -EPROTO, when this daemon would have answered it otherwise),
+ * the nodes and open handles rebuilt, their descriptors inherited
+ * (`inherited`: an exec) or opened again (a crash).  Call it once the
+ * hooks can serve.  @return 0 or -errno, with err saying why. */
+struct yolo_err;
+int pt_resume(struct pt_fs *fs, struct fuse_session *se, int record_fd, int fuse_fd,
+	      bool inherited, struct yolo_err *err);
+/* Ask the kernel to send again every request the previous daemon read but
+ * never answered (Linux >= 6.9); call just before the session loop.
+ * @return 0 or -errno (logged). */
+int pt_resend(struct pt_fs *fs);
+/* Before exec'ing a successor (the session loop stopped): every descriptor
+ * it needs is inherited (close-on-exec cleared) and its number recorded;
+ * the record's and the source's are returned.  `inherit` false undoes it
+ * (the exec failed). */
+void pt_handover(struct pt_fs *fs, bool inherit, int *record_fd, int *source_fd);
+/* The source directory's descriptor (O_PATH; the core's). */
+int pt_source_fd(const struct pt_fs *fs);
+/* The session record's descriptor, for systemd's descriptor store. */
+int pt_record_fd(const struct pt_fs *fs);
+/* The front end's own part of the record: PT_RECORD_USER_MAX bytes, zero
+ * in a new one, which a successor finds as they were. */
+#define PT_RECORD_USER_MAX 2048
+void *pt_record_user(struct pt_fs *fs);
+
 #endif /* YOLO_PASSTHROUGH_H */

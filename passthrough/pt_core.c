@@ -165,6 +165,7 @@ int pt_create(struct pt_fs **out, const struct pt_config *cfg)
 	fs->root.ino = st.st_ino;
 	fs->root.type = S_IFDIR;
 	fs->root.nodeid = FUSE_ROOT_ID;
+	fs->root.slot = PT_NO_SLOT;      /* the root is never recorded: it is always there */
 	fs->next_nodeid = FUSE_ROOT_ID;
 	fs->root.nlookup = 2;
 	fs->root.fhid = pt_fhid_of_fd(cfg->source_fd);
@@ -175,6 +176,14 @@ int pt_create(struct pt_fs **out, const struct pt_config *cfg)
 	pthread_mutex_init(&fs->fd_lock, NULL);
 	pthread_mutex_init(&fs->handles_lock, NULL);
 	fs->fds_max = fds_to_keep();
+	fs->fuse_fd = -1;
+	int ret = pt_record_open(fs, -1);
+	if (ret < 0) {
+		close(fs->mount_fd);     /* the source's descriptor stays the caller's */
+		free(fs->root.fhid);
+		free(fs);
+		return ret;
+	}
 	*out = fs;
 	return 0;
 }
@@ -182,6 +191,11 @@ int pt_create(struct pt_fs **out, const struct pt_config *cfg)
 void pt_set_session(struct pt_fs *fs, struct fuse_session *se)
 {
 	fs->se = se;
+}
+
+int pt_source_fd(const struct pt_fs *fs)
+{
+	return fs->root.fd;
 }
 
 void pt_destroy(struct pt_fs *fs)
@@ -198,6 +212,7 @@ void pt_destroy(struct pt_fs *fs)
 	pthread_mutex_destroy(&fs->itable_lock);
 	pthread_mutex_destroy(&fs->fd_lock);
 	pthread_mutex_destroy(&fs->handles_lock);
+	pt_record_close(fs);
 	free(fs);
 }
 

@@ -255,6 +255,7 @@ void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = d->h.id;
+	pt_handle_record(fs, &d->h, in, O_RDONLY | O_DIRECTORY, false, answered);
 	/* A listing the ns provider answers is kept fresh by it: the kernel
 	 * may keep it too (an entry dropped through pt_kernel_changed resets
 	 * the directory's cache).  Others are asked again at each open. */
@@ -264,6 +265,59 @@ void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pt_handle_del(fs, &d->h);
 		pt_close_dir(d);
 	}
+}
+
+int pt_dir_restore(struct pt_fs *fs, const struct pt_record_handle *r, bool inherited)
+{
+	struct pt_inode *in = pt_inode_by_id(fs, r->nodeid);
+	if (!in)
+		return -ESTALE;
+	struct pt_dir *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->h = (struct pt_handle){ .id = r->id, .slot = r->slot, .is_dir = true };
+	/* Its offsets are the provider's entry indexes: listed by it again
+	 * (it answers the same while its answers are fresh). */
+	char path[PATH_MAX] = "";
+	bool answered = r->answered && fs->cfg.ns.listing && in->fhid &&
+			pt_path_of(fs, in, path, sizeof(path)) == 0 &&
+			fs->cfg.ns.listing(fs->cfg.ns.ctx, path, in->fhid, &d->entries,
+					   &d->nentries) == 0;
+	if (r->answered && !answered)
+		ylog(YLOG_WARN, "open directory %s: its listing is no longer answered; listed "
+		     "from the source (a listing in progress may repeat or skip entries)", path);
+	struct stat st;
+	int fd = -1;
+	if (!answered && inherited && r->fd >= 0 && fstat(r->fd, &st) == 0 &&
+	    st.st_dev == in->dev && st.st_ino == in->ino) {
+		fd = r->fd;
+		pt_set_cloexec(fd, true);
+	} else if (!answered) {
+		char pp[64];
+		int pfd = pt_fd(fs, in);
+		pt_proc_path(pp, sizeof(pp), pfd);
+		fd = pfd < 0 ? pfd : open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int saverr = errno;
+		if (pfd >= 0)
+			pt_fd_put(fs, in);
+		if (fd < 0) {
+			free(d);
+			return pfd < 0 ? pfd : -saverr;
+		}
+	}
+	if (fd >= 0 && !(d->dp = fdopendir(fd))) {
+		int saverr = errno;
+		close(fd);
+		free(d);
+		return -saverr;
+	}
+	/* The descriptor's position is not the kernel's next offset: seek
+	 * at the first read, whatever it asks. */
+	d->pos = -1;
+	int ret = pt_handle_adopt(fs, &d->h);
+	if (ret < 0)
+		pt_close_dir(d);
+	return ret;
 }
 
 static bool is_dot(const char *n)

@@ -54,6 +54,7 @@ static void choose_passthrough(fuse_req_t req, struct pt_fh *fh, bool wanted,
 			return;
 		}
 		in->backing_id = id;
+		pt_record_node_backing(fs, in);
 	}
 	in->nbacked++;
 	fh->backed = true;
@@ -136,6 +137,7 @@ static void finish_open(fuse_req_t req, struct pt_inode *in, int fd, int flags,
 	pthread_mutex_unlock(&in->mu);
 	fi->fh = fh->h.id;
 	fi->noflush = 1;
+	pt_handle_record(fs, &fh->h, in, flags, fh->backed, false);
 	YLOG_TRACE("open ino %ju fd %d keep_cache %d direct_io %d backing %d", (uintmax_t)in->ino,
 		   fd, fi->keep_cache, fi->direct_io, fh->backed ? in->backing_id : 0);
 	if (e ? fuse_reply_create(req, e, fi) : fuse_reply_open(req, fi))
@@ -206,6 +208,90 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	finish_open(req, in, fd, fi->flags, fi, NULL, &opener, -1);
+}
+
+/* Open flags for opening a taken-over file again: it exists, and what
+ * O_TRUNC did was done at the first open. */
+static int reopen_flags(int flags)
+{
+	return pt_source_flags(flags) & ~O_TRUNC;
+}
+
+int pt_file_restore(struct pt_fs *fs, const struct pt_record_handle *r, bool inherited)
+{
+	struct pt_inode *in = pt_inode_by_id(fs, r->nodeid);
+	if (!in)
+		return -ESTALE;
+	struct stat st;
+	int fd = inherited ? r->fd : -1;
+	if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != in->dev || st.st_ino != in->ino))
+		fd = -1;                 /* not the descriptor it was: opened again */
+	if (fd >= 0) {
+		pt_set_cloexec(fd, true);
+	} else {
+		/* As the daemon: the caller's open was allowed then. */
+		char pp[64];
+		int pfd = pt_fd(fs, in);
+		if (pfd < 0)
+			return pfd;
+		pt_proc_path(pp, sizeof(pp), pfd);
+		fd = open(pp, reopen_flags(r->flags));
+		int saverr = errno;
+		pt_fd_put(fs, in);
+		if (fd < 0)
+			return -saverr;
+	}
+	struct pt_fh *fh = calloc(1, sizeof(*fh));
+	if (!fh || fstat(fd, &st) < 0) {
+		int saverr = fh ? errno : ENOMEM;
+		free(fh);
+		close(fd);
+		return -saverr;
+	}
+	fh->h = (struct pt_handle){ .id = r->id, .slot = r->slot };
+	atomic_init(&fh->fd, fd);
+	fh->path_fd = -1;
+	fh->flags = r->flags;
+	fh->fs = fs;
+	fh->in = in;
+	fh->opener = (struct pt_caller){ .ngroups = -1 };
+	struct fuse_file_info fi = { .flags = r->flags };
+	char rel[PATH_MAX];
+	int ret = 0;
+	pthread_mutex_lock(&in->mu);
+	if (fs->cfg.hooks.open) {
+		/* No session for the hook: nothing is pushed into the kernel's
+		 * cache of a file the kernel already has open. */
+		struct pt_open_info info = {
+			.relpath = pt_path_of_open(fs, in, fd, rel, sizeof(rel)) == 0 ? rel : NULL,
+			.st = &st, .flags = r->flags, .first = in->nopen == 0, .nodeid = in->nodeid,
+		};
+		if (info.first)
+			in->ipriv = NULL;
+		ret = fs->cfg.hooks.open(fs->cfg.hooks.ctx, &info, &in->ipriv, &fi);
+		if (ret < 0 && info.first)
+			in->ipriv = NULL;
+	}
+	if (ret >= 0) {
+		if (r->backed) {
+			in->nbacked++;
+			fh->backed = true;
+		}
+		in->nopen++;
+		fh->ipriv = in->ipriv;
+		fh->page_cached = !fi.direct_io && !fh->backed && !(r->flags & O_DIRECT);
+	}
+	pthread_mutex_unlock(&in->mu);
+	if (ret >= 0 && (ret = pt_handle_adopt(fs, &fh->h)) < 0) {
+		pt_close_file(fs, fh, false);
+		return ret;
+	}
+	if (ret < 0) {
+		close(fd);
+		free(fh);
+		return ret;
+	}
+	return 0;
 }
 
 void pt_create_file(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,

@@ -27,6 +27,7 @@ int pt_handle_add(struct pt_fs *fs, struct pt_handle *h)
 {
 	pthread_mutex_lock(&fs->handles_lock);
 	h->id = fs->next_handle + 1;
+	h->slot = PT_NO_SLOT;
 	int ret = yhash_add(&fs->handles, pt_id_hash(h->id), (uintptr_t)h);
 	if (ret == 0)
 		fs->next_handle = h->id;
@@ -36,10 +37,33 @@ int pt_handle_add(struct pt_fs *fs, struct pt_handle *h)
 	return ret;
 }
 
+int pt_handle_adopt(struct pt_fs *fs, struct pt_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	int ret = yhash_add(&fs->handles, pt_id_hash(h->id), (uintptr_t)h);
+	if (h->id > fs->next_handle)
+		fs->next_handle = h->id;
+	pthread_mutex_unlock(&fs->handles_lock);
+	return ret;
+}
+
+void pt_handle_record(struct pt_fs *fs, struct pt_handle *h, const struct pt_inode *in,
+		      int flags, bool backed, bool answered)
+{
+	struct pt_record_handle v = {
+		.nodeid = in->nodeid, .flags = flags, .is_dir = h->is_dir, .backed = backed,
+		.answered = answered,
+	};
+	pthread_mutex_lock(&fs->handles_lock);
+	pt_record_handle_new(fs, h, &v);
+	pthread_mutex_unlock(&fs->handles_lock);
+}
+
 void pt_handle_del(struct pt_fs *fs, struct pt_handle *h)
 {
 	pthread_mutex_lock(&fs->handles_lock);
 	yhash_remove(&fs->handles, pt_id_hash(h->id), (uintptr_t)h);
+	pt_record_handle_gone(fs, h);
 	pthread_mutex_unlock(&fs->handles_lock);
 }
 
@@ -83,6 +107,7 @@ void pt_close_file(struct pt_fs *fs, struct pt_fh *fh, bool listed)
 	if (fh->backed && --in->nbacked == 0) {
 		backing_close(fs, in->backing_id);
 		in->backing_id = 0;
+		pt_record_node_backing(fs, in);
 	}
 	bool last = --in->nopen == 0;
 	if (fs->cfg.hooks.release)

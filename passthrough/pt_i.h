@@ -8,14 +8,20 @@
  *   pt_change.c  the change bracket the hooks see around every change
  *   pt_handle.c  open handles: their list, closing, a file's descriptor and
  *                lazy opens
+ *   pt_resume.c  taking a session over: the session's descriptor I/O
+ *                (INIT kept), a successor rebuilding from the record,
+ *                resending lost requests, handing over across exec
  *   pt_inode.c   the inode table, inode descriptors and paths, lookups
+ *   pt_record.c  the session record a successor daemon rebuilds from
  *   pt_cred.c    acting as the caller (fsuid, fsgid, groups, caps, umask)
+ * (pt_resume.c shares pt_core's floor; pt_record.c sits beside pt_cred.)
  * Below: the shared types, then, per file, what it gives the files above.
  */
 #ifndef YOLO_PT_I_H
 #define YOLO_PT_I_H
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -50,8 +56,11 @@ struct pt_inode {
 	int fd;                          /* O_PATH|O_NOFOLLOW descriptor, or -1 */
 	unsigned fd_users;               /* operations using it now (pt_fd .. pt_fd_put) */
 	bool fd_kept;                    /* stays open while unused (counted in fds_kept) */
+	bool lost_fd;                    /* taken over after a crash without the descriptor
+					  * of a node that has no handle: reopened by name */
 
 	/* Protected by fs->itable_lock. */
+	uint64_t slot;                   /* in the session record (PT_NO_SLOT: none) */
 	uint64_t nlookup;                /* kernel references, and one per child naming it as
 					  * its parent; freed at 0 (never the root) */
 	struct pt_inode *parent;         /* where it was found (moved by renames through the
@@ -76,8 +85,12 @@ struct pt_inode {
 	unsigned nbacked;                /* open handles using it */
 };
 
+struct pt_record;
+struct pt_record_handle;
+
 struct pt_fs {
 	struct pt_config cfg;
+	struct pt_record *record;        /* what a successor daemon rebuilds from */
 	struct fuse_session *se;
 	char root_path[PATH_MAX];        /* readlink of the source fd, for paths of descriptors */
 	size_t root_len;
@@ -104,12 +117,23 @@ struct pt_fs {
 	pthread_mutex_t handles_lock;
 	struct yhash handles;            /* id -> struct pt_handle */
 	uint64_t next_handle;            /* never reused within a session */
+
+	/* The session's descriptor I/O (pt_resume.c): the kernel's INIT and
+	 * the reply it got are kept in the record once; a successor's replayed
+	 * INIT is answered into replay_out, never to the kernel. */
+	int fuse_fd;
+	_Atomic bool init_kept;
+	uint64_t init_unique;
+	bool replaying;
+	unsigned char replay_out[256];
+	size_t replay_len;
 };
 
 /* Every open file and directory, found by its id (what the kernel holds
  * as fi->fh: a counter, not an address, like node ids). */
 struct pt_handle {
 	uint64_t id;
+	uint64_t slot;                   /* in the session record (PT_NO_SLOT: none) */
 	bool is_dir;
 };
 
@@ -161,6 +185,15 @@ static inline uint64_t pt_id_hash(uint64_t id)
 	return h ^ (h >> 29);
 }
 
+/* Set or clear a descriptor's close-on-exec flag (across an exec'd
+ * successor, pt_resume.c). */
+static inline void pt_set_cloexec(int fd, bool on)
+{
+	int fl = fcntl(fd, F_GETFD);
+	if (fl >= 0)
+		fcntl(fd, F_SETFD, on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC);
+}
+
 static inline void pt_proc_path(char *buf, size_t len, int fd)
 {
 	snprintf(buf, len, "/proc/self/fd/%d", fd);
@@ -190,6 +223,9 @@ void pt_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
 			struct fuse_file_info *fi_out, size_t len, int flags);
 void pt_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, struct fuse_file_info *fi);
 
+/* A successor's open file as recorded (pt_resume).  @return 0 or -errno. */
+int pt_file_restore(struct pt_fs *fs, const struct pt_record_handle *r, bool inherited);
+
 /* ---- pt_dir.c: names and directories (for pt_core) ---- */
 void pt_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev);
 void pt_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
@@ -206,6 +242,8 @@ void pt_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi);
 void pt_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void pt_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+/* A successor's open directory as recorded (pt_resume).  @return 0 or -errno. */
+int pt_dir_restore(struct pt_fs *fs, const struct pt_record_handle *r, bool inherited);
 
 /* ---- pt_attr.c: what is asked and set about one object (for pt_core) ---- */
 void pt_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -261,6 +299,12 @@ void pt_attr_change_end(struct pt_attr_change *a, int fd, int result);
 /* Give an open handle its id and enter it in fs->handles (@return 0, or
  * -ENOMEM with h->id 0), or take it out. */
 int pt_handle_add(struct pt_fs *fs, struct pt_handle *h);
+/* Enter a handle a predecessor gave the kernel (h->id, h->slot set).
+ * @return 0 or -ENOMEM. */
+int pt_handle_adopt(struct pt_fs *fs, struct pt_handle *h);
+/* Record an open handle (pt_record_handle_new) before its reply. */
+void pt_handle_record(struct pt_fs *fs, struct pt_handle *h, const struct pt_inode *in,
+		      int flags, bool backed, bool answered);
 void pt_handle_del(struct pt_fs *fs, struct pt_handle *h);
 /* The open file (is_dir false) or directory the kernel calls `id`, or NULL
  * (logged: the kernel only names handles it was given). */
@@ -303,6 +347,14 @@ int pt_fh_fd(struct pt_fh *fh);
 /* The inode the kernel calls `n`, or NULL (logged: the kernel only names
  * inodes it was given and has not forgotten). */
 struct pt_inode *pt_inode_of(fuse_req_t req, fuse_ino_t n);
+struct pt_inode *pt_inode_by_id(struct pt_fs *fs, fuse_ino_t n);
+/* Rebuild the table from the session record (pt_resume): descriptors of
+ * nodes without a handle are the recorded ones when `inherited`.
+ * @return 0 or -ENOMEM; *n the nodes rebuilt. */
+int pt_inode_restore(struct pt_fs *fs, bool inherited, size_t *n);
+/* Across exec: the descriptors of nodes without a handle inherited (and
+ * recorded), or close-on-exec again. */
+void pt_inode_handover(struct pt_fs *fs, bool inherit);
 void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n);
 void pt_free_inodes(struct pt_fs *fs);
 /* The inode's O_PATH descriptor, opened now if it has none open (see
@@ -393,5 +445,60 @@ void pt_caller_free(struct pt_caller *c);
  * of groups (written to out when it fits in max), or -EINVAL when the line
  * is missing or malformed.  Pure: unit-tested. */
 int pt_parse_status_groups(const char *text, size_t len, gid_t *out, size_t max);
+
+/* ---- pt_record.c: the session record (for pt_inode, pt_handle, pt_file,
+ * pt_dir, pt_resume, pt_core) ---- */
+#define PT_NO_SLOT UINT64_MAX
+struct yolo_err;
+/* Open the record: a new one (fd -1), or the one a predecessor kept (fd,
+ * then owned).  @return 0 or -errno. */
+int pt_record_open(struct pt_fs *fs, int fd);
+void pt_record_close(struct pt_fs *fs);
+/* Can this daemon rebuild from the record?  @return 0 or -errno (err says
+ * why: another layout version, an incomplete record, no INIT). */
+int pt_record_check(struct pt_fs *fs, struct yolo_err *err);
+/* Keep the kernel's INIT request (`request`) or the reply it got. */
+void pt_record_init(struct pt_fs *fs, bool request, const void *bytes, size_t len);
+const void *pt_record_init_bytes(const struct pt_fs *fs, bool request, size_t *len);
+/* Nodes, under fs->itable_lock: a new one (its slot written, nodeid last),
+ * its lookup count, its parent and name, gone (its slot freed); under
+ * in->mu, its passthrough backing id; across exec, the descriptor of a
+ * node without a handle. */
+void pt_record_node_new(struct pt_fs *fs, struct pt_inode *in);
+void pt_record_node_lookups(struct pt_fs *fs, const struct pt_inode *in);
+void pt_record_node_moved(struct pt_fs *fs, const struct pt_inode *in);
+void pt_record_node_gone(struct pt_fs *fs, struct pt_inode *in);
+void pt_record_node_backing(struct pt_fs *fs, const struct pt_inode *in);
+void pt_record_node_fd(struct pt_fs *fs, const struct pt_inode *in, int fd);
+/* One node as recorded (nodeid 0: a free slot). */
+struct pt_record_node {
+	uint64_t nodeid, parent, nlookup, slot;
+	dev_t dev;
+	ino_t ino;
+	mode_t type;
+	int backing_id;
+	int fd;
+	struct pt_fhid fhid;
+	char name[NAME_MAX + 1];
+};
+/* @return false past the last slot. */
+bool pt_record_node_at(const struct pt_fs *fs, uint64_t i, struct pt_record_node *out);
+/* One open handle as recorded (id 0: a free slot). */
+struct pt_record_handle {
+	uint64_t id, nodeid, slot;
+	int flags;
+	bool is_dir, backed, answered;
+	int fd;
+};
+/* A new handle (h->id given), before the reply naming it; gone. */
+void pt_record_handle_new(struct pt_fs *fs, struct pt_handle *h, const struct pt_record_handle *v);
+void pt_record_handle_gone(struct pt_fs *fs, struct pt_handle *h);
+void pt_record_handle_fd(struct pt_fs *fs, const struct pt_handle *h, int fd);
+bool pt_record_handle_at(const struct pt_fs *fs, uint64_t i, struct pt_record_handle *out);
+/* After rebuilding: the free slots, and ids never to give again. */
+void pt_record_free_unused(struct pt_fs *fs);
+/* Descriptor numbers of the source and /dev/fuse across exec. */
+void pt_record_fds(struct pt_fs *fs, int source_fd, int fuse_fd);
+void pt_record_fds_of(const struct pt_fs *fs, int *source_fd, int *fuse_fd);
 
 #endif /* YOLO_PT_I_H */

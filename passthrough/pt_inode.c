@@ -110,21 +110,24 @@ static bool nodeid_is(const void *ctx, uint64_t item, const void *key)
 	return inode_at(item)->nodeid == *(const fuse_ino_t *)key;
 }
 
-struct pt_inode *pt_inode_of(fuse_req_t req, fuse_ino_t n)
+struct pt_inode *pt_inode_by_id(struct pt_fs *fs, fuse_ino_t n)
 {
-	struct pt_fs *fs = pt_fs_of(req);
 	uint64_t item;
 	if (n == FUSE_ROOT_ID)
 		return &fs->root;
 	pthread_mutex_lock(&fs->itable_lock);
 	bool found = yhash_find(&fs->nodes, pt_id_hash(n), nodeid_is, NULL, &n, &item);
 	pthread_mutex_unlock(&fs->itable_lock);
-	if (!found) {
+	return found ? inode_at(item) : NULL;
+}
+
+struct pt_inode *pt_inode_of(fuse_req_t req, fuse_ino_t n)
+{
+	struct pt_inode *in = pt_inode_by_id(pt_fs_of(req), n);
+	if (!in)
 		ylog(YLOG_ERR, "the kernel named an inode the daemon does not have (%" PRIu64 ")",
 		     (uint64_t)n);
-		return NULL;
-	}
-	return inode_at(item);
+	return in;
 }
 
 /* Give the inode the descriptor `fd` (owned) if it has none open and may
@@ -167,6 +170,7 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, uint64_t mnt_id,
 	struct pt_inode *in = table_find(fs, st, id);
 	if (in) {
 		in->nlookup++;
+		pt_record_node_lookups(fs, in);
 		pthread_mutex_unlock(&fs->itable_lock);
 		fd_offer(fs, in, fd, mnt_id);
 		return in;
@@ -199,8 +203,11 @@ static struct pt_inode *inode_get(struct pt_fs *fs, int fd, uint64_t mnt_id,
 	in->type = st->st_mode & S_IFMT;
 	in->nlookup = 1;
 	in->name = copy;
-	if ((in->parent = parent))
+	if ((in->parent = parent)) {
 		parent->nlookup++;
+		pt_record_node_lookups(fs, parent);
+	}
+	pt_record_node_new(fs, in);
 	pthread_mutex_init(&in->mu, NULL);
 	pthread_mutex_unlock(&fs->itable_lock);
 	if (fhid) {
@@ -240,10 +247,12 @@ void pt_inode_put(struct pt_fs *fs, struct pt_inode *in, uint64_t n)
 			n = in->nlookup;
 		}
 		in->nlookup -= n;
+		pt_record_node_lookups(fs, in);
 		if (in->nlookup > 0 || in == &fs->root) {
 			pthread_mutex_unlock(&fs->itable_lock);
 			return;
 		}
+		pt_record_node_gone(fs, in);
 		yhash_remove(&fs->inodes, hash_key(in->dev, in->ino), (uintptr_t)in);
 		yhash_remove(&fs->nodes, pt_id_hash(in->nodeid), (uintptr_t)in);
 		struct pt_inode *parent = in->parent;
@@ -308,6 +317,31 @@ static int reopen_by_name(struct pt_fs *fs, struct pt_inode *in, uint64_t *mnt_i
 	return fd;
 }
 
+/* A node without a handle taken over after a crash: its descriptor died
+ * with the old daemon.  Opened again by name (told apart by device and
+ * inode number only) and kept for the node's life, as at its lookup. */
+static int reopen_lost(struct pt_fs *fs, struct pt_inode *in)
+{
+	uint64_t mnt_id;
+	int fd = reopen_by_name(fs, in, &mnt_id), extra = -1;
+	if (fd < 0)
+		return fd;
+	pthread_mutex_lock(&fs->fd_lock);
+	if (in->fd >= 0) {
+		extra = fd;              /* another thread opened it first */
+		fd = in->fd;
+	} else {
+		in->fd = fd;
+		in->fd_kept = true;
+		in->lost_fd = false;
+	}
+	in->fd_users++;
+	pthread_mutex_unlock(&fs->fd_lock);
+	if (extra >= 0)
+		close(extra);
+	return fd;
+}
+
 int pt_fd(struct pt_fs *fs, struct pt_inode *in)
 {
 	pthread_mutex_lock(&fs->fd_lock);
@@ -318,7 +352,7 @@ int pt_fd(struct pt_fs *fs, struct pt_inode *in)
 	if (fd >= 0)
 		return fd;
 	if (!in->fhid)
-		return -ESTALE;
+		return in->lost_fd ? reopen_lost(fs, in) : -ESTALE;
 	/* That very object, wherever it is now, or ESTALE once it is gone
 	 * (never another file that took its inode number): by handle, or by
 	 * name checked against the handle. */
@@ -486,9 +520,11 @@ void pt_inode_moved(struct pt_fs *fs, struct pt_inode *dir, const char *name)
 		old = in->parent;
 		in->parent = dir;
 		dir->nlookup++;
+		pt_record_node_lookups(fs, dir);
 		free(in->name);
 		in->name = copy;
 		copy = NULL;
+		pt_record_node_moved(fs, in);
 	}
 	pthread_mutex_unlock(&fs->itable_lock);
 	free(copy);
@@ -725,4 +761,111 @@ void pt_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forg
 	for (size_t i = 0; i < count; i++)
 		pt_inode_put(pt_fs_of(req), pt_inode_of(req, forgets[i].ino), forgets[i].nlookup);
 	fuse_reply_none(req);
+}
+
+/* ---- taking a session over ---- */
+
+/* Is `fd` (inherited across exec) the object of `in`? */
+static bool fd_is_object(int fd, const struct pt_inode *in)
+{
+	struct stat st;
+	return fcntl(fd, F_GETFD) >= 0 && fstat(fd, &st) == 0 && st.st_dev == in->dev &&
+	       st.st_ino == in->ino;
+}
+
+static struct pt_inode *inode_of_record(struct pt_fs *fs, const struct pt_record_node *r,
+					bool inherited)
+{
+	struct pt_inode *in = calloc(1, sizeof(*in));
+	char *name = strdup(r->name);
+	struct pt_fhid *fhid = fhid_dup(&r->fhid);
+	if (!in || !name || (r->fhid.len && !fhid)) {
+		free(in);
+		free(name);
+		free(fhid);
+		return NULL;
+	}
+	in->nodeid = r->nodeid;
+	in->dev = r->dev;
+	in->ino = r->ino;
+	in->type = r->type;
+	in->fhid = fhid;
+	in->name = name;
+	in->nlookup = r->nlookup;
+	in->slot = r->slot;
+	in->backing_id = r->backing_id;
+	in->fd = -1;
+	if (!fhid && inherited && r->fd >= 0 && fd_is_object(r->fd, in)) {
+		in->fd = r->fd;
+		in->fd_kept = true;
+		pt_set_cloexec(r->fd, true);
+	} else if (!fhid) {
+		in->lost_fd = true;
+	}
+	pthread_mutex_init(&in->mu, NULL);
+	return in;
+}
+
+int pt_inode_restore(struct pt_fs *fs, bool inherited, size_t *count)
+{
+	struct pt_record_node r;
+	int ret = 0;
+	*count = 0;
+	pthread_mutex_lock(&fs->itable_lock);
+	for (uint64_t i = 0; ret == 0 && pt_record_node_at(fs, i, &r); i++) {
+		if (!r.nodeid)
+			continue;
+		struct pt_inode *in = inode_of_record(fs, &r, inherited);
+		if (!in || yhash_add(&fs->nodes, pt_id_hash(in->nodeid), (uintptr_t)in) < 0) {
+			if (in)
+				inode_free(fs, in);
+			ret = -ENOMEM;
+			break;
+		}
+		if (yhash_add(&fs->inodes, hash_key(in->dev, in->ino), (uintptr_t)in) < 0) {
+			yhash_remove(&fs->nodes, pt_id_hash(in->nodeid), (uintptr_t)in);
+			inode_free(fs, in);
+			ret = -ENOMEM;
+			break;
+		}
+		/* Its parent's node id for now: resolved once all are in. */
+		in->parent = (struct pt_inode *)(uintptr_t)r.parent;
+		pt_record_node_fd(fs, in, -1);
+		if (in->nodeid > fs->next_nodeid)
+			fs->next_nodeid = in->nodeid;
+		(*count)++;
+	}
+	uint64_t item;
+	for (uint32_t pos = 0; yhash_next(&fs->nodes, &pos, &item);) {
+		struct pt_inode *in = inode_at(item);
+		fuse_ino_t p = (fuse_ino_t)(uintptr_t)in->parent;
+		uint64_t pitem;
+		in->parent = NULL;
+		if (p == FUSE_ROOT_ID)
+			in->parent = &fs->root;
+		else if (p && yhash_find(&fs->nodes, pt_id_hash(p), nodeid_is, NULL, &p, &pitem))
+			in->parent = inode_at(pitem);
+		/* A child holds a reference on its parent, so the record has
+		 * every parent; without one its path would be another's. */
+		if (!in->parent && ret == 0)
+			ret = -EUCLEAN;
+	}
+	pthread_mutex_unlock(&fs->itable_lock);
+	return ret;
+}
+
+void pt_inode_handover(struct pt_fs *fs, bool inherit)
+{
+	uint64_t item;
+	pthread_mutex_lock(&fs->itable_lock);
+	pthread_mutex_lock(&fs->fd_lock);
+	for (uint32_t pos = 0; yhash_next(&fs->nodes, &pos, &item);) {
+		struct pt_inode *in = inode_at(item);
+		if (in->fhid || in->fd < 0)
+			continue;
+		pt_set_cloexec(in->fd, !inherit);
+		pt_record_node_fd(fs, in, inherit ? in->fd : -1);
+	}
+	pthread_mutex_unlock(&fs->fd_lock);
+	pthread_mutex_unlock(&fs->itable_lock);
 }

@@ -5,7 +5,10 @@
  * serve); SOURCE is opened before mounting, so MOUNTPOINT may be SOURCE
  * itself; then the image set, the pass-through session and the mount, the
  * threads, the multithreaded session loop, SIGHUP image reloads on their
- * own thread, and a clean unmount on SIGTERM/SIGINT. */
+ * own thread, and a clean unmount on SIGTERM/SIGINT.  Instead of mounting,
+ * it takes over a session a predecessor left (takeover.h): exec'd by an
+ * upgrade, or restarted by systemd after a crash; and it execs its
+ * successor when `yolofs --upgrade` asks. */
 #include "config.h"
 
 #include <errno.h>
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -32,6 +36,7 @@
 #include "passthrough.h"
 #include "sdnotify.h"
 #include "stats.h"
+#include "takeover.h"
 
 /* The SIGHUP thread: re-reads images= and hands the list to the image
  * set, so a reload never runs in a signal handler or a FUSE worker. */
@@ -117,6 +122,14 @@ struct daemon {
 	struct fuse_session *se;
 	bool mounted;
 	struct reloader reloader;
+	/* Taking over and handing over the session (takeover.h). */
+	struct tko_inherited tko;        /* what a predecessor left */
+	char **argv;                     /* as started: the successor's */
+	char exe[PATH_MAX];              /* the binary's path at start: what an upgrade execs */
+	int cwd_fd;                      /* the directory started in: argv's relative paths */
+	pthread_t main_thread;
+	_Atomic int upgrade_conn;        /* an upgrade asked for (its connection), or -1 */
+	dev_t mount_dev;
 };
 
 /* Open SOURCE before mounting (after the mount it may be hidden), and set
@@ -124,7 +137,20 @@ struct daemon {
 static int open_source(struct daemon *d)
 {
 	struct yolofs_opts *o = &d->o;
-	d->source_fd = open(o->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int r = d->tko.present ? 0 : mount_clear_stale(o->cmd.mountpoint, tko_live);
+	if (r == -EBUSY) {
+		fprintf(stderr, "yolofs: %s: a running yolofs is mounted here already\n",
+			o->cmd.mountpoint);
+		return -1;
+	}
+	if (r < 0)
+		fprintf(stderr, "yolofs: warning: %s: cannot clear a stale yolofs mount: %s\n",
+			o->cmd.mountpoint, strerror(-r));
+	/* Taking over: the predecessor's, which is the source under the mount
+	 * even when mounted over it. */
+	d->source_fd = d->tko.present ? d->tko.source_fd :
+		       open(o->source, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	d->tko.source_fd = -1;
 	if (d->source_fd < 0) {
 		fprintf(stderr, "yolofs: source %s: %s\n", o->source, strerror(errno));
 		return -1;
@@ -139,7 +165,7 @@ static int open_source(struct daemon *d)
 		.check_trust = !o->insecure_images, .stats = &d->stats,
 		.reload = reload_now, .reload_ctx = &d->reloader,
 	};
-	int r = learn_create(&d->learn, &lcfg, &err);
+	r = learn_create(&d->learn, &lcfg, &err);
 	if (r < 0) {
 		fprintf(stderr, "yolofs: learn=%s: %s\n", o->learn,
 			err.msg[0] ? err.msg : strerror(-r));
@@ -251,29 +277,97 @@ static int create_session(struct daemon *d)
 	return 0;
 }
 
-/* Mount, set the readahead window, and daemonize unless -f.  @return 0 or -1. */
+/* Take the predecessor's session over instead of mounting.  A successor
+ * that cannot (another record version, another INIT answer) says why and
+ * leaves without touching the session: its predecessor serves on.
+ * @return 0 or -1. */
+static int take_over(struct daemon *d)
+{
+	struct tko_inherited *t = &d->tko;
+	struct yolo_err err = { { 0 } };
+	if (pt_resume(d->fs, d->se, t->record_fd, t->fuse_fd, t->by_upgrade, &err) == 0) {
+		t->record_fd = -1;       /* the core's now */
+		stats_add(&d->stats.takeovers, 1);
+		stats_restore(&d->stats, pt_record_user(d->fs), PT_RECORD_USER_MAX);
+		return 0;
+	}
+	ylog(YLOG_ERR, "cannot take the session at %s over: %s", d->o.cmd.mountpoint, err.msg);
+	if (t->by_upgrade) {
+		/* Nothing of ours may close what the predecessor still uses
+		 * (passthrough backing ids): leave at once. */
+		tko_report_refused(t, err.msg);
+		_exit(1);
+	}
+	return -1;
+}
+
+/* Mount (or take a session over), set the readahead window, and
+ * daemonize unless -f.  @return 0 or -1. */
 static int mount_and_daemonize(struct daemon *d)
 {
 	struct yolofs_opts *o = &d->o;
-	if (fuse_session_mount(d->se, o->cmd.mountpoint) != 0)
-		return -1;               /* libfuse printed why */
-	d->mounted = true;
-	if (o->detach_when_emptied)
-		detach_mounted();
-	/* Without this the window stays at the kernel's 128 KiB whatever
-	 * readahead= says: 8x more READs and cold sequential reads at about
-	 * half the speed (bench-results/bench.md, steady state). */
-	int r = mount_set_readahead(o->cmd.mountpoint, (uint32_t)o->readahead_bytes);
-	if (r < 0)
-		ylog(YLOG_INFO, "readahead window left at the kernel default: %s",
-		       strerror(-r));
+	if (d->tko.present) {
+		if (take_over(d) < 0)
+			return -1;
+		if (o->detach_when_emptied)
+			detach_mounted();
+	} else {
+		if (fuse_session_mount(d->se, o->cmd.mountpoint) != 0)
+			return -1;       /* libfuse printed why */
+		d->mounted = true;
+		if (pt_session_io(d->fs, d->se, fuse_session_fd(d->se)) < 0) {
+			fprintf(stderr, "yolofs: cannot serve the session's descriptor\n");
+			return -1;
+		}
+		if (o->detach_when_emptied)
+			detach_mounted();
+		/* Without this the window stays at the kernel's 128 KiB whatever
+		 * readahead= says: 8x more READs and cold sequential reads at
+		 * about half the speed (bench-results/bench.md, steady state). */
+		int r = mount_set_readahead(o->cmd.mountpoint, (uint32_t)o->readahead_bytes);
+		if (r < 0)
+			ylog(YLOG_INFO, "readahead window left at the kernel default: %s",
+			     strerror(-r));
+	}
+	if (mount_top_id(o->cmd.mountpoint, true, &d->mount_dev) < 0)
+		d->mount_dev = 0;
 	if (!o->cmd.foreground)
 		ylog_to_syslog();
+	/* A successor is the daemon already (same process as its predecessor). */
+	if (d->tko.present)
+		return 0;
 	return fuse_daemonize(o->cmd.foreground) != 0 ? -1 : 0;
 }
 
+/* The control thread: an upgrade was asked for (on `conn`).  The session
+ * loop stops; main() then execs the successor. */
+static void upgrade_asked(void *ctx, int conn)
+{
+	struct daemon *d = ctx;
+	int none = -1;
+	if (!atomic_compare_exchange_strong(&d->upgrade_conn, &none, conn)) {
+		tko_reply(conn, "error: an upgrade is already under way");
+		return;
+	}
+	fuse_session_exit(d->se);
+	pthread_kill(d->main_thread, SIGUSR2);   /* out of its wait for the loop */
+}
+
+static void wake_only(int sig)
+{
+	(void)sig;
+}
+
+/* The counters are kept in the session record at each metrics write, so
+ * they continue after a crash too. */
+static void keep_stats(struct daemon *d)
+{
+	d->stats.keep = pt_record_user(d->fs);
+	d->stats.keep_size = PT_RECORD_USER_MAX;
+}
+
 /* In the process that serves: the statistics, inotify, background, pager,
- * reload and learning threads.  A thread that cannot start is logged; the
+ * reload, learning and control threads.  A thread that cannot start is logged; the
  * daemon serves without it. */
 static void start_threads(struct daemon *d)
 {
@@ -285,6 +379,7 @@ static void start_threads(struct daemon *d)
 	sigaddset(&sigs, SIGUSR1);
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	keep_stats(d);
 	int r = stats_start(&d->stats, d->o.metrics, d->o.metrics_interval);
 	if (r < 0)
 		ylog(YLOG_WARN, "no statistics thread: %s", strerror(-r));
@@ -308,6 +403,9 @@ static void start_threads(struct daemon *d)
 	rl->running = r == 0;
 	if (d->learn && (r = learn_start(d->learn)) < 0)
 		ylog(YLOG_WARN, "no learning thread (nothing is learnt): %s", strerror(-r));
+	if (d->mount_dev && (r = tko_listen(d->mount_dev, upgrade_asked, d)) < 0)
+		ylog(YLOG_WARN, "no control socket (yolofs --upgrade cannot reach this daemon): %s",
+		     strerror(-r));
 }
 
 /* Say that the mount serves, in the log and to a Type=notify unit. */
@@ -328,6 +426,85 @@ static void announce(struct daemon *d)
 				(long)getpid(), d->images.n);
 	if (r < 0)
 		ylog(YLOG_WARN, "cannot notify systemd: %s", strerror(-r));
+	tko_store(pt_record_fd(d->fs), fuse_session_fd(d->se), pt_source_fd(d->fs));
+}
+
+/* Drop everything the kernel keeps of the source: what changed while no
+ * daemon watched it (between the predecessor's stop and this one's
+ * start) must not be served from the kernel's copy.  On a thread of its
+ * own once the loop serves (the kernel may wait for a request to finish
+ * before it drops an entry). */
+static void *forget_kernel_copies(void *arg)
+{
+	pt_kernel_changed(arg, 0, 0, NULL);
+	return NULL;
+}
+
+/* As a successor: the predecessor told, the kernel's copies dropped, and
+ * the requests the predecessor read but never answered sent again. */
+static void took_over(struct daemon *d)
+{
+	double ms = tko_paused_ms(d->tko.stopped_ns);
+	if (d->tko.by_upgrade) {
+		ylog(YLOG_INFO, "took the session over from the previous yolofs (paused %.1f ms)", ms);
+		tko_report_serving(&d->tko, ms);
+	} else {
+		ylog(YLOG_INFO, "took the session over after a restart");
+	}
+	pthread_t t;
+	if (pthread_create(&t, NULL, forget_kernel_copies, d->fs) == 0)
+		pthread_detach(t);
+	else
+		pt_kernel_changed(d->fs, 0, 0, NULL);
+	pt_resend(d->fs);
+}
+
+/* Start the binary installed at our own path as the successor, the
+ * session loop stopped; once it serves, leave (it is systemd's main
+ * process from then on).  Returns only when it did not take over: the
+ * caller serves on. */
+static void upgrade(struct daemon *d, int conn)
+{
+	uint64_t stopped = tko_now_ns();
+	ylog(YLOG_INFO, "upgrade: handing the session at %s over to %s", d->o.cmd.mountpoint,
+	     d->exe);
+	sdn_reloading();
+	/* The counters, for the successor to continue. */
+	stats_stop();
+	d->stats.keep = NULL;
+	stats_save(&d->stats, pt_record_user(d->fs), PT_RECORD_USER_MAX);
+	int record_fd, source_fd;
+	pt_handover(d->fs, true, &record_fd, &source_fd);
+	/* Where argv's relative paths are relative to (daemonizing left /). */
+	int here = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (d->cwd_fd >= 0 && fchdir(d->cwd_fd) < 0)
+		ylog(YLOG_WARN, "upgrade: cannot return to the start directory: %s", strerror(errno));
+	struct tko_successor s;
+	char why[600] = "";
+	int r = tko_spawn(&s, d->exe, d->argv, record_fd, fuse_session_fd(d->se), source_fd, stopped);
+	if (here >= 0 && fchdir(here) < 0)
+		ylog(YLOG_WARN, "cannot return to the working directory: %s", strerror(errno));
+	if (here >= 0)
+		close(here);
+	if (r < 0)
+		snprintf(why, sizeof(why), "cannot start %s: %s", d->exe, strerror(-r));
+	else
+		r = tko_wait(&s, why, sizeof(why));
+	if (r == 0) {
+		ylog(YLOG_INFO, "upgrade: pid %ld serves the session, paused %.1f ms; leaving",
+		     (long)s.pid, s.paused_ms);
+		tko_reply(conn, "ok: yolofs (pid %ld) serves, paused %.1f ms", (long)s.pid, s.paused_ms);
+		tko_pass_main_pid(s.pid);
+		_exit(0);                /* nothing to undo: the session is the successor's */
+	}
+	pt_handover(d->fs, false, &record_fd, &source_fd);
+	ylog(YLOG_ERR, "upgrade: %s; serving on", why);
+	tko_reply(conn, "%s%s; yolofs %s (pid %ld) serves on", strncmp(why, "error: ", 7) ? "error: " : "",
+		  why, YOLO_VERSION, (long)getpid());
+	keep_stats(d);
+	if ((r = stats_start(&d->stats, d->o.metrics, d->o.metrics_interval)) < 0)
+		ylog(YLOG_WARN, "no statistics thread: %s", strerror(-r));
+	sdn_notify("READY=1");
 }
 
 /* The session loop, until unmounted or signalled.  @return its result: a
@@ -373,6 +550,16 @@ static void stop_threads(struct daemon *d, int loop)
 		stats_log(&d->stats);
 }
 
+/* A session taken over was mounted by a predecessor: libfuse does not
+ * know its mount point.  Unmount it if it is still the topmost there. */
+static void unmount_taken_over(struct daemon *d)
+{
+	dev_t dev;
+	if (mount_top_id(d->o.cmd.mountpoint, true, &dev) >= 0 && dev == d->mount_dev &&
+	    umount2(d->o.cmd.mountpoint, MNT_DETACH) < 0)
+		ylog(YLOG_WARN, "cannot unmount %s: %s", d->o.cmd.mountpoint, strerror(errno));
+}
+
 /* Free whatever the steps made, the session first. */
 static void teardown(struct daemon *d)
 {
@@ -381,10 +568,16 @@ static void teardown(struct daemon *d)
 	if (d->se) {
 		if (d->mounted)
 			fuse_session_unmount(d->se);
+		else if (d->tko.present && d->mount_dev)
+			unmount_taken_over(d);
 		fuse_remove_signal_handlers(d->se);
 		fuse_session_destroy(d->se);
 	}
 	pt_destroy(d->fs);
+	int left[] = { d->tko.record_fd, d->tko.status_fd };
+	for (size_t i = 0; i < sizeof(left) / sizeof(left[0]); i++)
+		if (left[i] >= 0)
+			close(left[i]);
 	bs_destroy(d->bs);
 	learn_destroy(d->learn);
 	iset_destroy(d->set);            /* cancels its jobs on bg, which it borrows */
@@ -398,26 +591,96 @@ static void teardown(struct daemon *d)
 	fuse_opt_free_args(&d->args);
 }
 
+/* `yolofs --clear-stale MOUNTPOINT` (the unit's ExecStopPost): a yolofs
+ * mount left there that no daemon serves is aborted and unmounted.
+ * @return the exit status. */
+static int clear_stale_command(const char *mountpoint)
+{
+	ylog_init("yolofs");
+	int r = mount_clear_stale(mountpoint, tko_live);
+	if (r == -EBUSY) {
+		printf("yolofs: %s: a live yolofs serves it: left alone\n", mountpoint);
+		return 0;
+	}
+	if (r < 0)
+		fprintf(stderr, "yolofs: %s: %s\n", mountpoint, strerror(-r));
+	return r < 0 ? 1 : 0;
+}
+
+/* The path this binary was started by (argv[0], or where $PATH found it),
+ * not what it resolves to: what an upgrade execs, where the package
+ * manager puts the new binary (a symlink there may point elsewhere now). */
+static void remember_exe(struct daemon *d, const char *argv0)
+{
+	d->exe[0] = '\0';
+	if (strchr(argv0, '/')) {
+		snprintf(d->exe, sizeof(d->exe), "%s", argv0);  /* relative: to cwd_fd */
+		return;
+	}
+	const char *path = getenv("PATH");
+	for (const char *dir = path; dir && *dir;) {
+		size_t len = strcspn(dir, ":");
+		snprintf(d->exe, sizeof(d->exe), "%.*s/%s", (int)len, dir, argv0);
+		if (len && access(d->exe, X_OK) == 0)
+			return;
+		dir += len + (dir[len] == ':');
+	}
+	ssize_t n = readlink("/proc/self/exe", d->exe, sizeof(d->exe) - 1);
+	d->exe[n > 0 ? n : 0] = '\0';
+}
+
+/* Serve until unmounted or signalled, exec'ing a successor when asked.
+ * @return the loop's result. */
+static int serve_until_done(struct daemon *d)
+{
+	for (;;) {
+		int loop = serve(d);
+		int conn = atomic_exchange(&d->upgrade_conn, -1);
+		if (conn < 0)
+			return loop;
+		upgrade(d, conn);
+	}
+}
+
 int main(int argc, char *argv[])
 {
 	static struct daemon d;          /* the threads keep pointers into it */
+	if (argc == 3 && strcmp(argv[1], "--upgrade") == 0)
+		return tko_upgrade_command(argv[2]);
+	if (argc == 3 && strcmp(argv[1], "--clear-stale") == 0)
+		return clear_stale_command(argv[2]);
 	d.args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	d.argv = argv;
 	d.source_fd = -1;
+	d.main_thread = pthread_self();
+	atomic_init(&d.upgrade_conn, -1);
 	ylog_init("yolofs");
 	pt_log_to_ylog();
 	raise_fd_limit();
 	stats_init(&d.stats);
+	d.cwd_fd = open(".", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	remember_exe(&d, argv[0]);
 
 	enum opts_result parsed = opts_parse(&d.o, &d.args, argv[0]);
 	int ret = parsed == OPTS_EXIT_OK ? 0 : 1;
+	if (parsed == OPTS_SERVE && tko_inherited(&d.tko) < 0)
+		parsed = OPTS_EXIT_FAIL;
 	if (parsed == OPTS_SERVE) {
 		if (d.o.cmd.debug)
 			ylog_set_level(YLOG_DEBUG);
 		if (open_source(&d) == 0 && build_image_set(&d) == 0 && create_session(&d) == 0 &&
 		    mount_and_daemonize(&d) == 0) {
+			/* Before the control thread can send it: its default
+			 * action ends the process. */
+			struct sigaction sa = { .sa_handler = wake_only };
+			sigaction(SIGUSR2, &sa, NULL);
 			start_threads(&d);
+			if (d.tko.present)
+				took_over(&d);
 			announce(&d);
-			int loop = serve(&d);
+			int loop = serve_until_done(&d);
+			tko_listen_stop();
+			tko_store_drop();        /* unmounting: nothing to take over */
 			stop_threads(&d, loop);
 			ret = loop < 0 ? 1 : 0;
 		}

@@ -1,5 +1,6 @@
-/* mount.c - yolofs's mount set-up: the options it always adds and the
- * readahead window of the mount (see mount.h). */
+/* mount.c - yolofs's mount set-up: the options it always adds, the
+ * readahead window of the mount, and clearing a dead yolofs mount from
+ * the mount point (see mount.h). */
 #include "config.h"
 
 #include <errno.h>
@@ -8,9 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "mount.h"
 #include "passthrough.h"
 
@@ -45,7 +51,9 @@ static bool mountinfo_path_is(const char *field, const char *path)
 	return *path == '\0';
 }
 
-long mount_top_id(const char *path, bool fuse_only, dev_t *dev)
+/* mount_top_id, and the file system type of the mount found (fstype,
+ * `cap` bytes, may be NULL). */
+static long top_mount(const char *path, bool fuse_only, dev_t *dev, char *fstype, size_t fstype_len)
 {
 	FILE *f = fopen("/proc/self/mountinfo", "re");
 	if (!f)
@@ -70,11 +78,95 @@ long mount_top_id(const char *path, bool fuse_only, dev_t *dev)
 			id = mid;
 			if (dev)
 				*dev = makedev(a, b);
+			if (fstype && sep)
+				snprintf(fstype, fstype_len, "%.*s", (int)strcspn(sep + 3, " \n"), sep + 3);
 		}
 	}
 	free(line);
 	fclose(f);
 	return id;
+}
+
+long mount_top_id(const char *path, bool fuse_only, dev_t *dev)
+{
+	return top_mount(path, fuse_only, dev, NULL, 0);
+}
+
+/* statfs of a FUSE mount on a thread of its own: a session nobody serves
+ * (kept in a descriptor store) never answers. */
+struct probe {
+	const char *path;
+	int result;                      /* 0, -errno, or 1 while waiting */
+	pthread_mutex_t lock;
+	pthread_cond_t done;
+};
+
+static void *probe_main(void *arg)
+{
+	struct probe *p = arg;
+	struct statfs sfs;
+	int r = statfs(p->path, &sfs) == 0 ? 0 : -errno;
+	pthread_mutex_lock(&p->lock);
+	p->result = r;
+	pthread_cond_signal(&p->done);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* @return 0 (it answers), -errno (dead: ENOTCONN), or 1 (no answer in time). */
+static int probe_mount(const char *path, pthread_t *thread, struct probe *p)
+{
+	*p = (struct probe){ .path = path, .result = 1 };
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->done, NULL);
+	if (pthread_create(thread, NULL, probe_main, p) != 0)
+		return -EAGAIN;
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 1;
+	pthread_mutex_lock(&p->lock);
+	while (p->result == 1 && pthread_cond_timedwait(&p->done, &p->lock, &until) == 0)
+		;
+	int r = p->result;
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+int mount_clear_stale(const char *mountpoint, bool (*live)(dev_t dev))
+{
+	char fstype[64] = "";
+	dev_t dev;
+	for (int round = 0; round < 8; round++) {
+		if (top_mount(mountpoint, true, &dev, fstype, sizeof(fstype)) < 0 ||
+		    strcmp(fstype, "fuse.yolofs") != 0)
+			return 0;
+		if (live && live(dev))
+			return -EBUSY;
+		pthread_t thread;
+		struct probe p;
+		int r = probe_mount(mountpoint, &thread, &p);
+		if (r == 0) {
+			pthread_join(thread, NULL);
+			pthread_mutex_destroy(&p.lock);
+			pthread_cond_destroy(&p.done);
+			return -EBUSY;   /* a yolofs (an older one) answers there */
+		}
+		ylog(YLOG_WARN, "unmounting a stale yolofs mount at %s (%s)", mountpoint,
+		     r == 1 ? "nobody serves its session" : strerror(-r));
+		/* MNT_FORCE aborts the session (callers waiting on it get an
+		 * error) before unmounting; a busy mount is then detached. */
+		if (umount2(mountpoint, MNT_FORCE) < 0 && umount2(mountpoint, MNT_DETACH) < 0) {
+			int saverr = errno;
+			if (r != -EAGAIN)
+				pthread_join(thread, NULL);
+			return -saverr;
+		}
+		if (r != -EAGAIN)
+			pthread_join(thread, NULL);
+		pthread_mutex_destroy(&p.lock);
+		pthread_cond_destroy(&p.done);
+	}
+	return -ELOOP;
 }
 
 int mount_set_readahead(const char *mountpoint, uint32_t bytes)

@@ -29,4 +29,13 @@ int mount_set_readahead(const char *mountpoint, uint32_t bytes);
  * (may be NULL).  @return the id, or -1 when there is none. */
 long mount_top_id(const char *path, bool fuse_only, dev_t *dev);
 
+/* Before a fresh mount at `mountpoint`: a yolofs mount on top there that
+ * no daemon serves any more (its daemon died; or its session is held by a
+ * descriptor store that did not hand it to this process) is aborted and
+ * unmounted (logged), so the directory under it is back.  A live one is
+ * left alone: `live` (may be NULL) says whether a daemon owns the mount
+ * `dev` (its control socket answers); else it must answer statfs within
+ * a second.  @return 0, -EBUSY (a live yolofs serves there), or -errno. */
+int mount_clear_stale(const char *mountpoint, bool (*live)(dev_t dev));
+
 #endif /* YOLO_MOUNT_H */

@@ -47,10 +47,16 @@ static const struct fuse_opt yolofs_opt_table[] = {
 static void usage(const char *prog)
 {
 	printf("usage: %s [options] SOURCE MOUNTPOINT\n"
+	       "       %s --upgrade MOUNTPOINT\n"
+	       "       %s --clear-stale MOUNTPOINT\n"
 	       "\n"
 	       "Serve SOURCE (a directory of qcow2 backing files or an overlay2 lowerdir) at\n"
 	       "MOUNTPOINT, answering reads of captured blocks from boot images.  MOUNTPOINT\n"
 	       "may be SOURCE itself.\n"
+	       "\n"
+	       "--upgrade: the yolofs serving MOUNTPOINT hands its session to the binary now\n"
+	       "installed at its path (guests see a pause, no error); prints the outcome.\n"
+	       "--clear-stale: unmount a yolofs mount at MOUNTPOINT that no daemon serves.\n"
 	       "\n"
 	       "yolofs options:\n"
 	       "    -o images=PATH[:PATH...]  boot images (*.yolo files or directories of them,\n"
@@ -100,7 +106,7 @@ static void usage(const char *prog)
 	       "SIGHUP re-reads images= (new and replaced images serve new opens; files\n"
 	       "already open keep theirs); SIGUSR1 prints serving statistics to the log;\n"
 	       "SIGTERM/SIGINT unmount.\n"
-	       "\n", prog);
+	       "\n", prog, prog, prog);
 }
 
 static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)

@@ -28,4 +28,15 @@ int sdn_notifyf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * reload is done, whether it succeeded or not.  @return as sdn_notify. */
 int sdn_reloading(void);
 
+/* STATE with descriptor `fd` attached (e.g. BARRIER=1).  @return as
+ * sdn_notify. */
+int sdn_send_fd(const char *state, int fd);
+
+/* Keep `fd` in the unit's descriptor store under `name` (FDSTORE=1; the
+ * unit needs FileDescriptorStoreMax=), or drop what is kept under `name`.
+ * systemd hands kept descriptors to the next start of the unit (after a
+ * crash) through $LISTEN_FDS and $LISTEN_FDNAMES.  @return as sdn_notify. */
+int sdn_store_fd(int fd, const char *name);
+int sdn_store_remove(const char *name);
+
 #endif

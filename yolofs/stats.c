@@ -42,6 +42,51 @@ void stats_init(struct stats *st)
 	pthread_mutex_init(&st->lock, NULL);
 }
 
+/* The global counters as "name value" lines (a gauge says what is now,
+ * so only counters carry over). */
+void stats_save(struct stats *st, char *buf, size_t size)
+{
+	size_t len = 0;
+	if (!size)
+		return;
+	buf[0] = '\0';
+#define X(scope, kind, name, help) STATS_PICK_##scope(STATS_KIND_##kind(SAVE_ONE(name), ), , )
+#define SAVE_ONE(name) \
+	if (len < size) { \
+		int n = snprintf(buf + len, size - len, #name " %" PRIu64 "\n", \
+				 (uint64_t)atomic_load(&st->name)); \
+		len = n > 0 && (size_t)n < size - len ? len + (size_t)n : size; \
+	}
+#include "metrics.def"
+#undef SAVE_ONE
+#undef X
+	if (len >= size)
+		buf[size - 1] = '\0';   /* cut: the last line is dropped when read */
+}
+
+void stats_restore(struct stats *st, const char *buf, size_t size)
+{
+	const char *end = memchr(buf, '\0', size);
+	if (!end)
+		return;
+	for (const char *line = buf; line < end;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		if (!nl)
+			break;           /* a line cut short */
+		char name[64];
+		uint64_t v;
+		if (sscanf(line, "%63s %" SCNu64, name, &v) == 2) {
+#define X(scope, kind, name_, help) \
+	STATS_PICK_##scope(STATS_KIND_##kind(RESTORE_ONE(name_), ), , )
+#define RESTORE_ONE(name_) if (strcmp(name, #name_) == 0) stats_add(&st->name_, v);
+#include "metrics.def"
+#undef RESTORE_ONE
+#undef X
+		}
+		line = nl + 1;
+	}
+}
+
 void stats_destroy(struct stats *st)
 {
 	pthread_mutex_destroy(&st->lock);
@@ -262,6 +307,8 @@ static void *stats_main(void *arg)
 		bool quit = atomic_load(&stats_quit);
 		if (sig == SIGUSR1 && !quit)
 			stats_log(a->st);
+		if (a->st->keep)
+			stats_save(a->st, a->st->keep, a->st->keep_size);
 		if (a->path) {
 			int ret = stats_write_metrics(a->st, a->path);
 			if (ret < 0 && !warned) {

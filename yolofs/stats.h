@@ -60,6 +60,10 @@ struct stats {
 	 * gauges kept elsewhere (may be NULL). */
 	void (*sample)(void *ctx, struct stats *st);
 	void *sample_ctx;
+	/* Where the stats thread keeps the counters at each write for a
+	 * successor daemon (stats_save), or NULL. */
+	char *keep;
+	size_t keep_size;
 };
 
 /* Initialise an empty struct stats.  stats_destroy frees the list (not the images). */
@@ -73,6 +77,12 @@ static inline void stats_add(atomic_uint_fast64_t *c, uint64_t v)
 {
 	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
 }
+
+/* The global counters as text into buf (size bytes, NUL-terminated), and
+ * added back from such a text (a successor's counters continue).  A line
+ * cut short or naming an unknown metric is skipped. */
+void stats_save(struct stats *st, char *buf, size_t size);
+void stats_restore(struct stats *st, const char *buf, size_t size);
 
 /* Start the stats thread: it prints the counters to the log when SIGUSR1
  * arrives and rewrites `metrics_path` (if not NULL) every `interval_s`
