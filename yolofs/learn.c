@@ -68,6 +68,9 @@ struct learn {
 	pthread_t thread;
 	bool running;
 	int quit_fd;                     /* eventfd */
+	/* learn_end_sessions: asked and done counts (under lock), done signalled. */
+	uint64_t end_asked, end_done;
+	pthread_cond_t ended;
 };
 
 static uint64_t fnv(const void *p, size_t n, uint64_t h)
@@ -711,9 +714,11 @@ static void *learn_main(void *arg)
 		uint64_t window = (uint64_t)(l->cfg.window_s * 1e9), idle = (uint64_t)(l->cfg.idle_s * 1e9);
 		struct session *done = NULL;
 		pthread_mutex_lock(&l->lock);
+		uint64_t asked = l->end_asked;
+		bool end_all = asked > l->end_done;
 		for (struct session **sp = &l->sessions; *sp;) {
 			struct session *s = *sp;
-			if (now - s->start_ns >= window || now - s->last_ns >= idle) {
+			if (end_all || now - s->start_ns >= window || now - s->last_ns >= idle) {
 				*sp = s->next;
 				s->next = done;
 				done = s;
@@ -728,6 +733,12 @@ static void *learn_main(void *arg)
 			done = s->next;
 			changed |= write_session(l, s);
 			free_session(s);
+		}
+		if (end_all) {
+			pthread_mutex_lock(&l->lock);
+			l->end_done = asked;
+			pthread_cond_broadcast(&l->ended);
+			pthread_mutex_unlock(&l->lock);
 		}
 		if (now - last_prune >= PRUNE_EVERY_S * 1000000000ull) {
 			changed |= prune(l) > 0;
@@ -758,6 +769,7 @@ int learn_create(struct learn **out, const struct learn_config *cfg, struct yolo
 	l->cfg = *cfg;
 	l->dirfd = l->keyfd = l->quit_fd = -1;
 	pthread_mutex_init(&l->lock, NULL);
+	pthread_cond_init(&l->ended, NULL);
 	int r = 0;
 	if (!realpath(cfg->source, real)) {
 		r = yolo_fail(err, -errno, "source %s: %s", cfg->source, strerror(errno));
@@ -824,6 +836,17 @@ int learn_start(struct learn *l)
 	return 0;
 }
 
+void learn_end_sessions(struct learn *l)
+{
+	if (!l || !l->running)
+		return;
+	pthread_mutex_lock(&l->lock);
+	uint64_t want = ++l->end_asked;
+	while (l->end_done < want)
+		pthread_cond_wait(&l->ended, &l->lock);
+	pthread_mutex_unlock(&l->lock);
+}
+
 void learn_destroy(struct learn *l)
 {
 	if (!l)
@@ -848,6 +871,7 @@ void learn_destroy(struct learn *l)
 	if (l->quit_fd >= 0)
 		close(l->quit_fd);
 	pthread_mutex_destroy(&l->lock);
+	pthread_cond_destroy(&l->ended);
 	free(l->images_dir);
 	free(l);
 }

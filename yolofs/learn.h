@@ -64,6 +64,11 @@ const char *learn_images_dir(const struct learn *l);
 /* Start the thread that ends sessions and writes images (after
  * daemonizing).  @return 0 or -errno. */
 int learn_start(struct learn *l);
+/* End every session now and write its image, as if its window had closed
+ * (on the learning thread; returns once they are written): before this
+ * daemon hands its session to a successor, so that what was learnt of a
+ * boot in progress is kept. */
+void learn_end_sessions(struct learn *l);
 /* Stop; sessions not ended are dropped (a boot cut short is not learnt). */
 void learn_destroy(struct learn *l);
 

@@ -349,6 +349,10 @@ static void upgrade_asked(void *ctx, int conn)
 		tko_reply(conn, "error: an upgrade is already under way");
 		return;
 	}
+	/* While still serving: the sessions' images are written (their source
+	 * reads need no request of ours, but a boot's reads may), and the
+	 * successor loads them. */
+	learn_end_sessions(d->learn);
 	fuse_session_exit(d->se);
 	pthread_kill(d->main_thread, SIGUSR2);   /* out of its wait for the loop */
 }
