@@ -317,29 +317,43 @@ static int reopen_by_name(struct pt_fs *fs, struct pt_inode *in, uint64_t *mnt_i
 	return fd;
 }
 
-/* A node without a handle taken over after a crash: its descriptor died
- * with the old daemon.  Opened again by name (told apart by device and
- * inode number only) and kept for the node's life, as at its lookup. */
-static int reopen_lost(struct pt_fs *fs, struct pt_inode *in)
+/* Make `fd` (just opened, on mount `mnt_id`) the inode's descriptor unless
+ * another thread made one first, and take a use of it.  A node without a
+ * handle keeps it for life (its only way back to its object).
+ * @return the inode's descriptor. */
+static int install_fd(struct pt_fs *fs, struct pt_inode *in, int fd, uint64_t mnt_id)
 {
-	uint64_t mnt_id;
-	int fd = reopen_by_name(fs, in, &mnt_id), extra = -1;
-	if (fd < 0)
-		return fd;
+	int extra = -1;
 	pthread_mutex_lock(&fs->fd_lock);
 	if (in->fd >= 0) {
 		extra = fd;              /* another thread opened it first */
 		fd = in->fd;
-	} else {
+	} else if (!in->fhid) {
 		in->fd = fd;
 		in->fd_kept = true;
 		in->lost_fd = false;
+	} else {
+		in->fd = fd;
+		if (mnt_id == fs->source_mnt && fs->fds_kept < fs->fds_max) {
+			in->fd_kept = true;
+			fs->fds_kept++;
+		}
 	}
 	in->fd_users++;
 	pthread_mutex_unlock(&fs->fd_lock);
 	if (extra >= 0)
 		close(extra);
 	return fd;
+}
+
+/* A node without a handle taken over after a crash: its descriptor died
+ * with the old daemon.  Opened again by name (told apart by device and
+ * inode number only) and kept, as at its lookup. */
+static int reopen_lost(struct pt_fs *fs, struct pt_inode *in)
+{
+	uint64_t mnt_id;
+	int fd = reopen_by_name(fs, in, &mnt_id);
+	return fd < 0 ? fd : install_fd(fs, in, fd, mnt_id);
 }
 
 int pt_fd(struct pt_fs *fs, struct pt_inode *in)
@@ -363,25 +377,7 @@ int pt_fd(struct pt_fs *fs, struct pt_inode *in)
 		mnt_id = fs->source_mnt;  /* renamed away from its name, or not searchable */
 		fd = pt_open_handle(fs->mount_fd, in->fhid, O_PATH | O_CLOEXEC);
 	}
-	if (fd < 0)
-		return fd;
-	int extra = -1;
-	pthread_mutex_lock(&fs->fd_lock);
-	if (in->fd >= 0) {
-		extra = fd;              /* another thread opened it first */
-		fd = in->fd;
-	} else {
-		in->fd = fd;
-		if (mnt_id == fs->source_mnt && fs->fds_kept < fs->fds_max) {
-			in->fd_kept = true;
-			fs->fds_kept++;
-		}
-	}
-	in->fd_users++;
-	pthread_mutex_unlock(&fs->fd_lock);
-	if (extra >= 0)
-		close(extra);
-	return fd;
+	return fd < 0 ? fd : install_fd(fs, in, fd, mnt_id);
 }
 
 void pt_fd_put(struct pt_fs *fs, struct pt_inode *in)

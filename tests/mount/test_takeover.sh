@@ -14,6 +14,8 @@
 #     readahead) refuses the session and the old daemon serves on; the
 #     command fails naming why.  A binary that cannot be exec'd: the same.
 #     Back to the right binary, an upgrade works again.
+#  D. Learning: a boot being learnt when an upgrade comes is ended and its
+#     image written before the hand-over, and the successor serves it.
 #  C. The mutant: the same upgrades with the resend notification dropped
 #     (LD_PRELOAD noresend) must be caught: requests the old daemon read
 #     but never answered leave their callers hanging.
@@ -150,6 +152,18 @@ upgrade "B: the upgrade after the failed ones"
 stop_load b || fail "B: $? of the I/O loops failed or hung"
 stop_daemon
 
+note "D. a learning session in progress is written at an upgrade"
+mkdir -m 0755 "$TMP/learn"
+YOLOFS=$BIN/yolofs yolofs_start "$SRC" "$MNT" -o "learn=$TMP/learn,learn_idle=600,learn_window=600,allow_other"
+head -c $((4 << 20)) "$MNT/disk" >/dev/null || fail "D: read"
+[ -z "$(find "$TMP/learn" -name '*.yolo')" ] || fail "D: an image was written before the upgrade"
+upgrade "D: the upgrade"
+img=$(find "$TMP/learn" -name 'disk.*.yolo')
+[ -n "$img" ] || fail "D: no image of the session in progress after the upgrade"
+grep -q "image $img: .* loaded" "$TMP/yolofs.log" || fail "D: the successor did not load $img"
+echo "learnt at the upgrade: $(basename "$img")"
+stop_daemon
+
 note "C. the mutant without resend is caught"
 rm -rf "$SRC/meta"/*
 LD_PRELOAD=$NORESEND YOLOFS=$BIN/yolofs yolofs_start "$SRC" "$MNT" -o "images=$IMAGES,allow_other"
@@ -162,7 +176,9 @@ for i in $(seq 10); do
 done
 stop_load c && fail "C: the upgrades without resend went unnoticed (the test cannot tell)"
 echo "caught: $? of the I/O loops failed or hung without resend"
-# The hung callers are released when the session ends.
+# The hung callers wait in the kernel for answers nobody will send (and
+# may hold up the exit of the daemons before this one): end the session.
+fuse_abort "$(findmnt -no MAJ:MIN "$MNT" | cut -d: -f2)"
 stop_daemon
 for p in "${HUNG[@]}"; do wait "$p" 2>/dev/null; done
 echo PASS
