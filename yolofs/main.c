@@ -502,6 +502,8 @@ static void upgrade(struct daemon *d, int conn)
 		_exit(0);                /* nothing to undo: the session is the successor's */
 	}
 	pt_handover(d->fs, false, &record_fd, &source_fd);
+	/* What the loop read as it stopped was never answered: asked again. */
+	pt_resend(d->fs);
 	ylog(YLOG_ERR, "upgrade: %s; serving on", why);
 	tko_reply(conn, "%s%s; yolofs %s (pid %ld) serves on", strncmp(why, "error: ", 7) ? "error: " : "",
 		  why, YOLO_VERSION, (long)getpid());

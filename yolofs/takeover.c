@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,6 +33,7 @@
 #define NAME_FUSE "yolofs-fuse"
 #define NAME_SOURCE "yolofs-source"
 #define CONTROL_DIR "/run/yolofs"
+#define TKO_WAIT_S 600                     /* a successor loading images: at most this */
 
 uint64_t tko_now_ns(void)
 {
@@ -315,13 +317,25 @@ int tko_wait(struct tko_successor *s, char *why, size_t len)
 {
 	char buf[600];
 	size_t n = 0;
-	ssize_t r;
-	/* One line; the successor loads its images first (seconds for big
-	 * ones), so no time limit: it either says something or exits. */
-	while (n < sizeof(buf) - 1 && (r = read(s->status_fd, buf + n, sizeof(buf) - 1 - n)) != 0) {
+	ssize_t r = 0;
+	/* One line, once the successor has loaded its images (seconds for
+	 * big ones).  One that says nothing for TKO_WAIT_S is stuck: killed
+	 * (it never served; whatever it may have read is asked again). */
+	struct pollfd p = { .fd = s->status_fd, .events = POLLIN };
+	while (n < sizeof(buf) - 1) {
+		int k = poll(&p, 1, TKO_WAIT_S * 1000);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			kill(s->pid, SIGKILL);
+			snprintf(buf, sizeof(buf), "the new yolofs said nothing in %d s: killed", TKO_WAIT_S);
+			n = strlen(buf);
+			break;
+		}
+		r = read(s->status_fd, buf + n, sizeof(buf) - 1 - n);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0)
+		if (r <= 0)
 			break;
 		n += (size_t)r;
 		if (memchr(buf, '\n', n))

@@ -63,9 +63,9 @@ struct tko_successor {
  * record/fuse/source (inheritable).  @return 0 or -errno. */
 int tko_spawn(struct tko_successor *s, const char *binary, char *const argv[], int record_fd,
 	      int fuse_fd, int source_fd, uint64_t stopped_ns);
-/* Wait for its report.  @return 0 (it serves) or -errno, with why (a
- * line, `len` bytes) saying what went wrong; the successor has then
- * exited without touching the session. */
+/* Wait for its report (one that says nothing for 10 minutes is killed).
+ * @return 0 (it serves) or -errno, with why (a line, `len` bytes) saying
+ * what went wrong; the successor has then exited without serving. */
 int tko_wait(struct tko_successor *s, char *why, size_t len);
 /* Make the successor systemd's main process (MAINPID=, and a barrier so
  * that systemd has read it before this process exits). */

@@ -243,7 +243,7 @@ stop_loads c && fail "the mutant without resend went unnoticed: the test cannot 
 echo "caught: $? of the loops failed or hung without the resend"
 # The hung callers wait in the kernel for answers nobody will send (and may
 # hold up the exit of the daemons they outlived): end the session.
-fuse_abort "$(inns findmnt -no MAJ:MIN "$BASE" | cut -d: -f2)"
+fuse_abort "$(inns findmnt -no MAJ:MIN "$BASE")"
 sc stop "$UNIT"
 for p in "${HUNG[@]}"; do wait "$p" 2>/dev/null; done
 echo PASS

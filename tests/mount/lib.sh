@@ -89,13 +89,17 @@ yolofs_stop() {
 
 drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
-# fuse_abort MINOR: abort the FUSE connection of device 0:MINOR (its
-# mount's `findmnt -no MAJ:MIN`), so that callers waiting on requests no
-# daemon will answer get an error (fusectl, mounted here if needed).
+# fuse_abort MAJ:MIN: abort the FUSE connection of that device (its
+# mount's `findmnt -no MAJ:MIN`, spaces and all), so that callers waiting
+# on requests no daemon will answer get an error (fusectl, mounted here if
+# needed).
 fuse_abort() {
-	local c=/sys/fs/fuse/connections
-	[ -e "$c/$1" ] || mountpoint -q $c || mount -t fusectl fusectl $c 2>/dev/null
-	[ -e "$c/$1/abort" ] && echo 1 >"$c/$1/abort"
+	local c=/sys/fs/fuse/connections minor=${1##*:}
+	minor=${minor//[[:space:]]/}
+	[ -n "$minor" ] || fail "fuse_abort: no device in '$1'"
+	[ -e "$c/$minor" ] || mountpoint -q $c || mount -t fusectl fusectl $c 2>/dev/null
+	[ -e "$c/$minor/abort" ] || fail "fuse_abort: no FUSE connection $minor"
+	echo 1 >"$c/$minor/abort"
 }
 
 # metric NAME FILE: sum of a counter over all images in a metrics file (0

@@ -178,7 +178,7 @@ stop_load c && fail "C: the upgrades without resend went unnoticed (the test can
 echo "caught: $? of the I/O loops failed or hung without resend"
 # The hung callers wait in the kernel for answers nobody will send (and
 # may hold up the exit of the daemons before this one): end the session.
-fuse_abort "$(findmnt -no MAJ:MIN "$MNT" | cut -d: -f2)"
+fuse_abort "$(findmnt -no MAJ:MIN "$MNT")"
 stop_daemon
 for p in "${HUNG[@]}"; do wait "$p" 2>/dev/null; done
 echo PASS
