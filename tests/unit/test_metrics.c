@@ -1,7 +1,10 @@
 /* test_metrics.c - yolofs's statistics renderings (yolofs/stats.c): the
  * SIGUSR1 log lines and the Prometheus text each carry every metric of
  * yolofs/metrics.def, expanded here from the list itself, with its own
- * value: the globals once, the per-image ones once for each image. */
+ * value: the globals once, the per-image ones once for each image.  And
+ * the counters a successor daemon continues (stats_save, stats_restore):
+ * every global counter, no gauge, and a text cut short or naming a metric
+ * this build does not have loses only that line. */
 #include "config.h"
 
 #include <inttypes.h>
@@ -217,12 +220,76 @@ static void test_prometheus_text_carries_every_metric(void **state)
 	free(text);
 }
 
+/* Every global counter of `b` is `times` that of `a`; every gauge of `b`
+ * is 0 (gauges are not carried over). */
+static void assert_counters(struct stats *a, struct stats *b, uint64_t times)
+{
+#define X(scope, kind, name, help) \
+	STATS_PICK_##scope(STATS_KIND_##kind( \
+		assert_int_equal(atomic_load(&b->name), times * atomic_load(&a->name)), \
+		assert_int_equal(atomic_load(&b->name), 0)), , );
+#include "metrics.def"
+#undef X
+}
+
+static void test_counters_carry_over(void **state)
+{
+	struct fixture *fx = *state;
+	char buf[2048];
+	stats_save(&fx->st, buf, sizeof(buf));
+	struct stats next;
+	stats_init(&next);
+	stats_restore(&next, buf, sizeof(buf));
+	assert_counters(&fx->st, &next, 1);
+	/* Restored into a daemon that already counted: added. */
+	stats_restore(&next, buf, sizeof(buf));
+	assert_counters(&fx->st, &next, 2);
+	stats_destroy(&next);
+}
+
+static void test_counters_text_cut_or_foreign(void **state)
+{
+	struct fixture *fx = *state;
+	char full[2048], cut[2048];
+	stats_save(&fx->st, full, sizeof(full));
+	/* Cut in the middle of its second line: only the first is read. */
+	const char *second = strchr(full, '\n') + 1;
+	size_t keep = (size_t)(second - full) + 3;
+	memcpy(cut, full, keep);
+	cut[keep] = '\0';
+	struct stats next;
+	stats_init(&next);
+	stats_restore(&next, cut, sizeof(cut));
+	size_t restored = 0;
+#define X(scope, kind, name, help) \
+	STATS_PICK_##scope(STATS_KIND_##kind(restored += atomic_load(&next.name) != 0;, ), , )
+#include "metrics.def"
+#undef X
+	assert_int_equal(restored, 1);
+	stats_destroy(&next);
+	/* A metric this build does not have, a malformed line, no NUL at all. */
+	const char foreign[] = "no_such_metric 5\nreloads x\nreloads 3\n";
+	stats_init(&next);
+	stats_restore(&next, foreign, sizeof(foreign));
+	assert_int_equal(atomic_load(&next.reloads), 3);
+	char unterminated[4] = { 'r', 'e', 'l', 'o' };
+	stats_restore(&next, unterminated, sizeof(unterminated));
+	assert_int_equal(atomic_load(&next.reloads), 3);
+	/* Saved into too small a buffer: still a string. */
+	char tiny[10];
+	stats_save(&fx->st, tiny, sizeof(tiny));
+	assert_true(memchr(tiny, '\0', sizeof(tiny)) != NULL);
+	stats_destroy(&next);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_log_lines_carry_every_metric, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prometheus_text_carries_every_metric, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_counters_carry_over, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_counters_text_cut_or_foreign, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
