@@ -487,14 +487,9 @@ void pt_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void *arg, struc
 	}
 	if (fd < 0) {
 		/* A listing the provider gave: open the directory itself. */
-		char pp[64];
-		int pfd = pt_fd(fs, in);
-		pt_proc_path(pp, sizeof(pp), pfd);
-		fd = own = pfd < 0 ? pfd : open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (pfd >= 0)
-			pt_fd_put(fs, in);
+		fd = own = pt_reopen(fs, in, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0) {
-			pt_reply_status(req, pfd < 0 ? pfd : -errno);
+			pt_reply_status(req, fd);
 			return;
 		}
 	}

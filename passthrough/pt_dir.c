@@ -196,14 +196,12 @@ void pt_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 
 /* ---- directories ---- */
 
-/* The provider's listing of `in`, for a root caller.  @return true when
- * it gave one (d->entries). */
-static bool ns_listing(fuse_req_t req, struct pt_inode *in, struct pt_dir *d)
+/* The provider's listing of `in` (its path in `path`, PATH_MAX bytes, ""
+ * when not known).  @return true when it gave one (d->entries). */
+static bool ns_listing(struct pt_fs *fs, struct pt_inode *in, struct pt_dir *d, char *path)
 {
-	struct pt_fs *fs = pt_fs_of(req);
-	char path[PATH_MAX];
-	if (!fs->cfg.ns.listing || !in->fhid || !pt_ns_answers(req) ||
-	    pt_path_of(fs, in, path, sizeof(path)) < 0)
+	path[0] = '\0';
+	if (!fs->cfg.ns.listing || !in->fhid || pt_path_of(fs, in, path, PATH_MAX) < 0)
 		return false;
 	return fs->cfg.ns.listing(fs->cfg.ns.ctx, path, in->fhid, &d->entries, &d->nentries) == 0;
 }
@@ -222,7 +220,9 @@ void pt_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	int ret = 0;
-	bool answered = ns_listing(req, in, d);
+	char path[PATH_MAX];
+	/* For a root caller only. */
+	bool answered = pt_ns_answers(req) && ns_listing(fs, in, d, path);
 	if (!answered) {
 		/* Through the magic link, not openat(fd, "."): listing needs
 		 * read permission on the directory only, as on the source. */
@@ -279,30 +279,19 @@ int pt_dir_restore(struct pt_fs *fs, const struct pt_record_handle *r, bool inhe
 	/* Its offsets are the provider's entry indexes: listed by it again
 	 * (it answers the same while its answers are fresh). */
 	char path[PATH_MAX] = "";
-	bool answered = r->answered && fs->cfg.ns.listing && in->fhid &&
-			pt_path_of(fs, in, path, sizeof(path)) == 0 &&
-			fs->cfg.ns.listing(fs->cfg.ns.ctx, path, in->fhid, &d->entries,
-					   &d->nentries) == 0;
+	bool answered = r->answered && ns_listing(fs, in, d, path);
 	if (r->answered && !answered)
 		ylog(YLOG_WARN, "open directory %s: its listing is no longer answered; listed "
 		     "from the source (a listing in progress may repeat or skip entries)", path);
-	struct stat st;
 	int fd = -1;
-	if (!answered && inherited && r->fd >= 0 && fstat(r->fd, &st) == 0 &&
-	    st.st_dev == in->dev && st.st_ino == in->ino) {
+	if (!answered && inherited && pt_inherited_fd_is(r->fd, in)) {
 		fd = r->fd;
 		pt_set_cloexec(fd, true);
 	} else if (!answered) {
-		char pp[64];
-		int pfd = pt_fd(fs, in);
-		pt_proc_path(pp, sizeof(pp), pfd);
-		fd = pfd < 0 ? pfd : open(pp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		int saverr = errno;
-		if (pfd >= 0)
-			pt_fd_put(fs, in);
+		fd = pt_reopen(fs, in, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0) {
 			free(d);
-			return pfd < 0 ? pfd : -saverr;
+			return fd;
 		}
 	}
 	if (fd >= 0 && !(d->dp = fdopendir(fd))) {

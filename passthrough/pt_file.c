@@ -172,7 +172,6 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	struct pt_caller opener = { .ngroups = -1 };
 	struct pt_as as;
-	char pp[64];
 	bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
 	int path_fd = pt_lazy_open(req, in, fi->flags);
 	if (path_fd >= 0) {
@@ -187,13 +186,9 @@ void pt_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 					   PT_MOD_TRUNCATE, 0, 0, tfd);
 	int fd = -1, ret = pt_as_caller(req, &as, false);
 	if (ret == 0) {
-		int pfd = pt_fd(fs, in);
-		pt_proc_path(pp, sizeof(pp), pfd);
-		fd = pfd < 0 ? pfd : open(pp, pt_source_flags(fi->flags));
-		ret = fd < 0 ? (pfd < 0 ? pfd : -errno) : pt_caller_keep(req, &opener);
+		fd = pt_reopen(fs, in, pt_source_flags(fi->flags));
+		ret = fd < 0 ? fd : pt_caller_keep(req, &opener);
 		pt_as_self(&as);
-		if (pfd >= 0)
-			pt_fd_put(fs, in);
 	}
 	if (trunc && fs->cfg.hooks.modify_end)
 		fs->cfg.hooks.modify_end(fs->cfg.hooks.ctx, in->nopen ? in->ipriv : NULL,
@@ -223,23 +218,15 @@ int pt_file_restore(struct pt_fs *fs, const struct pt_record_handle *r, bool inh
 	if (!in)
 		return -ESTALE;
 	struct stat st;
-	int fd = inherited ? r->fd : -1;
-	if (fd >= 0 && (fstat(fd, &st) < 0 || st.st_dev != in->dev || st.st_ino != in->ino))
-		fd = -1;                 /* not the descriptor it was: opened again */
+	/* Not the descriptor it was: opened again. */
+	int fd = inherited && pt_inherited_fd_is(r->fd, in) ? r->fd : -1;
 	if (fd >= 0) {
 		pt_set_cloexec(fd, true);
 	} else {
 		/* As the daemon: the caller's open was allowed then. */
-		char pp[64];
-		int pfd = pt_fd(fs, in);
-		if (pfd < 0)
-			return pfd;
-		pt_proc_path(pp, sizeof(pp), pfd);
-		fd = open(pp, reopen_flags(r->flags));
-		int saverr = errno;
-		pt_fd_put(fs, in);
+		fd = pt_reopen(fs, in, reopen_flags(r->flags));
 		if (fd < 0)
-			return -saverr;
+			return fd;
 	}
 	struct pt_fh *fh = calloc(1, sizeof(*fh));
 	if (!fh || fstat(fd, &st) < 0) {

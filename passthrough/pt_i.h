@@ -352,6 +352,9 @@ struct pt_inode *pt_inode_by_id(struct pt_fs *fs, fuse_ino_t n);
  * nodes without a handle are the recorded ones when `inherited`.
  * @return 0 or -ENOMEM; *n the nodes rebuilt. */
 int pt_inode_restore(struct pt_fs *fs, bool inherited, size_t *n);
+/* Is `fd`, a descriptor number a predecessor recorded, open here and the
+ * object of `in`? */
+bool pt_inherited_fd_is(int fd, const struct pt_inode *in);
 /* Across exec: the descriptors of nodes without a handle inherited (and
  * recorded), or close-on-exec again. */
 void pt_inode_handover(struct pt_fs *fs, bool inherit);
@@ -368,6 +371,10 @@ void pt_fd_put(struct pt_fs *fs, struct pt_inode *in);
 /* A new O_PATH descriptor of the inode's object, owned by the caller.
  * @return it or -errno. */
 int pt_fd_dup(struct pt_fs *fs, struct pt_inode *in);
+/* Open the inode's object with open(2) `flags` through its O_PATH
+ * descriptor's /proc link, which is resolved as a path: as whoever the
+ * thread acts as, permissions checked.  @return the descriptor or -errno. */
+int pt_reopen(struct pt_fs *fs, struct pt_inode *in, int flags);
 /* A malloc'd handle of the object open as `fd`, or NULL (none). */
 struct pt_fhid *pt_fhid_of_fd(int fd);
 /* fstat of `fd` (an O_PATH one too) and the id of the mount it is on.
@@ -497,8 +504,5 @@ void pt_record_handle_fd(struct pt_fs *fs, const struct pt_handle *h, int fd);
 bool pt_record_handle_at(const struct pt_fs *fs, uint64_t i, struct pt_record_handle *out);
 /* After rebuilding: the free slots, and ids never to give again. */
 void pt_record_free_unused(struct pt_fs *fs);
-/* Descriptor numbers of the source and /dev/fuse across exec. */
-void pt_record_fds(struct pt_fs *fs, int source_fd, int fuse_fd);
-void pt_record_fds_of(const struct pt_fs *fs, int *source_fd, int *fuse_fd);
 
 #endif /* YOLO_PT_I_H */

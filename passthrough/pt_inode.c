@@ -407,6 +407,19 @@ int pt_fd_dup(struct pt_fs *fs, struct pt_inode *in)
 	return fd == -2 ? -ESTALE : fd < 0 ? -saverr : fd;
 }
 
+int pt_reopen(struct pt_fs *fs, struct pt_inode *in, int flags)
+{
+	char pp[64];
+	int pfd = pt_fd(fs, in);
+	if (pfd < 0)
+		return pfd;
+	pt_proc_path(pp, sizeof(pp), pfd);
+	int fd = open(pp, flags);
+	int saverr = errno;
+	pt_fd_put(fs, in);
+	return fd < 0 ? -saverr : fd;
+}
+
 int pt_path_of(struct pt_fs *fs, struct pt_inode *in, char *buf, size_t len)
 {
 	const char *parts[PATH_MAX / 2];
@@ -761,8 +774,7 @@ void pt_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forg
 
 /* ---- taking a session over ---- */
 
-/* Is `fd` (inherited across exec) the object of `in`? */
-static bool fd_is_object(int fd, const struct pt_inode *in)
+bool pt_inherited_fd_is(int fd, const struct pt_inode *in)
 {
 	struct stat st;
 	return fcntl(fd, F_GETFD) >= 0 && fstat(fd, &st) == 0 && st.st_dev == in->dev &&
@@ -791,7 +803,7 @@ static struct pt_inode *inode_of_record(struct pt_fs *fs, const struct pt_record
 	in->slot = r->slot;
 	in->backing_id = r->backing_id;
 	in->fd = -1;
-	if (!fhid && inherited && r->fd >= 0 && fd_is_object(r->fd, in)) {
+	if (!fhid && inherited && pt_inherited_fd_is(r->fd, in)) {
 		in->fd = r->fd;
 		in->fd_kept = true;
 		pt_set_cloexec(r->fd, true);

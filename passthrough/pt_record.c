@@ -41,8 +41,6 @@ struct rec_header {
 	uint32_t node_size, handle_size;  /* sizeof the slots below, checked */
 	uint32_t init_in_len, init_out_len;
 	uint32_t incomplete;              /* a slot could not be written: not resumable */
-	int32_t source_fd, fuse_fd;       /* descriptor numbers across exec, else -1 */
-	uint32_t reserved0;
 	_Atomic uint64_t node_hwm;        /* slots in use are below these indexes */
 	_Atomic uint64_t handle_hwm;
 	_Atomic uint64_t next_nodeid;     /* ids given so far: never given again */
@@ -203,7 +201,6 @@ int pt_record_open(struct pt_fs *fs, int fd)
 		h->version = REC_VERSION;
 		h->node_size = sizeof(struct rec_node);
 		h->handle_size = sizeof(struct rec_handle);
-		h->source_fd = h->fuse_fd = -1;
 	}
 	fs->record = r;
 	return 0;
@@ -449,18 +446,4 @@ bool pt_record_handle_at(const struct pt_fs *fs, uint64_t i, struct pt_record_ha
 		.fd = s->fd, .slot = i,
 	};
 	return true;
-}
-
-/* ---- descriptors across exec ---- */
-
-void pt_record_fds(struct pt_fs *fs, int source_fd, int fuse_fd)
-{
-	header(fs->record)->source_fd = source_fd;
-	header(fs->record)->fuse_fd = fuse_fd;
-}
-
-void pt_record_fds_of(const struct pt_fs *fs, int *source_fd, int *fuse_fd)
-{
-	*source_fd = header(fs->record)->source_fd;
-	*fuse_fd = header(fs->record)->fuse_fd;
 }

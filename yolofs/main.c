@@ -6,8 +6,8 @@
  * itself; then the image set, the pass-through session and the mount, the
  * threads, the multithreaded session loop, SIGHUP image reloads on their
  * own thread, and a clean unmount on SIGTERM/SIGINT.  Instead of mounting,
- * it takes over a session a predecessor left (takeover.h): exec'd by an
- * upgrade, or restarted by systemd after a crash; and it execs its
+ * it takes over a session a predecessor left (takeover.h): started by an
+ * upgrade, or restarted by systemd after a crash; and it starts its
  * successor when `yolofs --upgrade` asks. */
 #include "config.h"
 
@@ -37,6 +37,7 @@
 #include "sdnotify.h"
 #include "stats.h"
 #include "takeover.h"
+#include "util.h"
 
 /* The SIGHUP thread: re-reads images= and hands the list to the image
  * set, so a reload never runs in a signal handler or a FUSE worker. */
@@ -340,7 +341,7 @@ static int mount_and_daemonize(struct daemon *d)
 }
 
 /* The control thread: an upgrade was asked for (on `conn`).  The session
- * loop stops; main() then execs the successor. */
+ * loop stops; main() then starts the successor (upgrade()). */
 static void upgrade_asked(void *ctx, int conn)
 {
 	struct daemon *d = ctx;
@@ -469,7 +470,7 @@ static void took_over(struct daemon *d)
  * caller serves on. */
 static void upgrade(struct daemon *d, int conn)
 {
-	uint64_t stopped = tko_now_ns();
+	uint64_t stopped = yolo_now_ns();
 	ylog(YLOG_INFO, "upgrade: handing the session at %s over to %s", d->o.cmd.mountpoint,
 	     d->exe);
 	sdn_reloading();
@@ -635,7 +636,7 @@ static void remember_exe(struct daemon *d, const char *argv0)
 	d->exe[n > 0 ? n : 0] = '\0';
 }
 
-/* Serve until unmounted or signalled, exec'ing a successor when asked.
+/* Serve until unmounted or signalled, starting a successor when asked.
  * @return the loop's result. */
 static int serve_until_done(struct daemon *d)
 {

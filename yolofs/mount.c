@@ -144,27 +144,24 @@ int mount_clear_stale(const char *mountpoint, bool (*live)(dev_t dev))
 			return -EBUSY;
 		pthread_t thread;
 		struct probe p;
-		int r = probe_mount(mountpoint, &thread, &p);
+		int r = probe_mount(mountpoint, &thread, &p), ret = 0;
 		if (r == 0) {
-			pthread_join(thread, NULL);
-			pthread_mutex_destroy(&p.lock);
-			pthread_cond_destroy(&p.done);
-			return -EBUSY;   /* a yolofs (an older one) answers there */
-		}
-		ylog(YLOG_WARN, "unmounting a stale yolofs mount at %s (%s)", mountpoint,
-		     r == 1 ? "nobody serves its session" : strerror(-r));
-		/* MNT_FORCE aborts the session (callers waiting on it get an
-		 * error) before unmounting; a busy mount is then detached. */
-		if (umount2(mountpoint, MNT_FORCE) < 0 && umount2(mountpoint, MNT_DETACH) < 0) {
-			int saverr = errno;
-			if (r != -EAGAIN)
-				pthread_join(thread, NULL);
-			return -saverr;
+			ret = -EBUSY;    /* a yolofs (an older one) answers there */
+		} else {
+			ylog(YLOG_WARN, "unmounting a stale yolofs mount at %s (%s)", mountpoint,
+			     r == 1 ? "nobody serves its session" : strerror(-r));
+			/* MNT_FORCE aborts the session (callers waiting on it,
+			 * the probe too, get an error) before unmounting; a busy
+			 * mount is then detached. */
+			if (umount2(mountpoint, MNT_FORCE) < 0 && umount2(mountpoint, MNT_DETACH) < 0)
+				ret = -errno;
 		}
 		if (r != -EAGAIN)
 			pthread_join(thread, NULL);
 		pthread_mutex_destroy(&p.lock);
 		pthread_cond_destroy(&p.done);
+		if (ret < 0)
+			return ret;
 	}
 	return -ELOOP;
 }

@@ -27,6 +27,7 @@
 #include "mount.h"
 #include "sdnotify.h"
 #include "takeover.h"
+#include "util.h"
 
 #define ENV_HANDOVER "YOLOFS_TAKEOVER"
 #define NAME_RECORD "yolofs-record"
@@ -35,16 +36,9 @@
 #define CONTROL_DIR "/run/yolofs"
 #define TKO_WAIT_S 600                     /* a successor loading images: at most this */
 
-uint64_t tko_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 double tko_paused_ms(uint64_t stopped_ns)
 {
-	return stopped_ns ? (double)(tko_now_ns() - stopped_ns) / 1e6 : -1;
+	return stopped_ns ? (double)(yolo_now_ns() - stopped_ns) / 1e6 : -1;
 }
 
 static bool fd_open(int fd)
@@ -269,15 +263,29 @@ void tko_listen_stop(void)
 	control.fd = -1;
 }
 
+/* A connection to the control socket of the mount `dev` (its path in sa).
+ * @return the socket or -errno. */
+static int control_connect(dev_t dev, struct sockaddr_un *sa)
+{
+	control_path(dev, sa);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, (struct sockaddr *)sa, sizeof(*sa)) < 0) {
+		int saverr = errno;
+		close(fd);
+		return -saverr;
+	}
+	return fd;
+}
+
 bool tko_live(dev_t mount_dev)
 {
 	struct sockaddr_un sa;
-	control_path(mount_dev, &sa);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool live = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	int fd = control_connect(mount_dev, &sa);
 	if (fd >= 0)
 		close(fd);
-	return live;
+	return fd >= 0;
 }
 
 /* ---- the successor ---- */
@@ -407,13 +415,10 @@ int tko_upgrade_command(const char *mountpoint)
 		return 1;
 	}
 	struct sockaddr_un sa;
-	control_path(dev, &sa);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	int fd = control_connect(dev, &sa);
+	if (fd < 0) {
 		fprintf(stderr, "yolofs: %s: no yolofs answers at %s: %s\n", mountpoint, sa.sun_path,
-			strerror(errno));
-		if (fd >= 0)
-			close(fd);
+			strerror(-fd));
 		return 1;
 	}
 	if (send(fd, "upgrade\n", 8, MSG_NOSIGNAL) != 8) {

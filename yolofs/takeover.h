@@ -81,8 +81,7 @@ void tko_report_refused(struct tko_inherited *t, const char *why);
  * upgrade in place, print its answer.  @return the exit status. */
 int tko_upgrade_command(const char *mountpoint);
 
-/* Milliseconds since `stopped_ns` (CLOCK_MONOTONIC), or -1 if unknown. */
+/* Milliseconds since `stopped_ns` (yolo_now_ns), or -1 if unknown. */
 double tko_paused_ms(uint64_t stopped_ns);
-uint64_t tko_now_ns(void);
 
 #endif /* YOLO_TAKEOVER_H */
