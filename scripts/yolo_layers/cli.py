@@ -12,6 +12,7 @@ from .capture import cmd_capture
 from .common import Fatal, UsageError, prog, set_prog
 from .engines import ENGINES
 from .mount import cmd_mount, cmd_umount
+from .share import cmd_fetch, cmd_publish
 from .state import State
 from .status import cmd_status
 
@@ -48,7 +49,7 @@ usage: yolo-docker     [-H HOST]                    COMMAND [options] IMAGE
         directory above it must be writable by root only.  Images learnt
         earlier are served at once.  The learnt images of a layer the
         engine has removed are deleted by the next {prog} command.
-        --images DIR: serve DIR/<layer-id>.yolo (from capture); without
+        --images DIR: serve DIR/<layer-id>.yolo (from capture or fetch); without
         --learn only layers that have one are mounted.
         Layers already mounted are left as they are.  If one mount fails,
         the ones made by this call are undone.  YOLOFS_OPTS are passed to
@@ -57,6 +58,25 @@ usage: yolo-docker     [-H HOST]                    COMMAND [options] IMAGE
         set by this tool).  Containers started from now on read through
         yolofs; running ones are not affected.  Removing the image needs no
         umount first.
+  publish IMAGE [--to STORE] [--images DIR] [--learn DIR] [--auth-file FILE]
+        Publish each layer's boot image so that other nodes start IMAGE
+        fast the first time: the image learnt for the layer (mount --learn;
+        the learn directories this tool mounted with, and --learn DIR) and
+        DIR/<layer-id>.yolo of --images DIR, merged when both exist.  Each
+        is keyed by the layer's content (its chain id), not by this node's
+        directories.  By default they go to the registry IMAGE was pulled
+        from, as one artifact (OCI 1.1) referring to IMAGE's manifest, in
+        its repository; --to STORE: a shared directory (absolute path) or
+        another REGISTRY/REPOSITORY.
+  fetch IMAGE --images DIR [--from STORE] [--auth-file FILE]
+        Fetch the newest published image of each layer of IMAGE (from
+        IMAGE's registry, or --from STORE), check its digest, compare every
+        block of every file with this node's layer (an image that differs
+        anywhere is refused whole) and write it, re-stamped for this node,
+        as DIR/<layer-id>.yolo; mount IMAGE --images DIR [--learn L] then
+        serves it from the first start.  A layer already mounted with that
+        image reloads it.  Credentials: FILE, else $DOCKER_CONFIG/config.json
+        or ~/.docker/config.json (as docker login writes them).
   umount [--force] IMAGE | --all
         Unmount yolofs from IMAGE's layers (also a mount whose daemon died);
         --all: from every layer this tool mounted, whatever its image.  A
@@ -88,6 +108,7 @@ CaptureArgs = collections.namedtuple("CaptureArgs", "image out_dir merge timeout
 MountArgs = collections.namedtuple("MountArgs", "image images_dir learn_dir yolofs_opts")
 UmountArgs = collections.namedtuple("UmountArgs", "image all force")
 StatusArgs = collections.namedtuple("StatusArgs", "image all")
+ShareArgs = collections.namedtuple("ShareArgs", "image store images_dir learn_dir auth_file")
 
 # Client options: the engine each belongs to.
 CLIENT_OPTS = {"-H": "docker", "--host": "docker", "-a": "containerd", "--address": "containerd",
@@ -262,8 +283,43 @@ def parse_status(args):
     return StatusArgs(image, found["all"])
 
 
+def _parse_share(command, args, options):
+    """IMAGE and OPTIONS (--option -> field of ShareArgs), each taking a
+    value, as --opt VALUE or --opt=VALUE."""
+    image, found, i = "", {}, 0
+    while i < len(args):
+        a = args[i]
+        name, eq, value = a.partition("=")
+        if name in options and eq:
+            found[options[name]] = value
+        elif a in options:
+            found[options[a]] = _value(args, i, f"{command}: {a} needs a value")
+            i += 1
+        else:
+            image = _image_arg(command, image, a, "one IMAGE only")
+        i += 1
+    if not image:
+        raise UsageError(f"{command}: IMAGE is required")
+    return ShareArgs(image, found.get("store", ""), found.get("images_dir", ""),
+                     found.get("learn_dir", ""), found.get("auth_file", ""))
+
+
+def parse_publish(args):
+    return _parse_share("publish", args, {"--to": "store", "--images": "images_dir",
+                                          "--learn": "learn_dir", "--auth-file": "auth_file"})
+
+
+def parse_fetch(args):
+    parsed = _parse_share("fetch", args, {"--from": "store", "--images": "images_dir",
+                                          "--auth-file": "auth_file"})
+    if not parsed.images_dir:
+        raise UsageError("fetch: --images DIR is required")
+    return parsed
+
+
 COMMANDS = {"capture": (parse_capture, cmd_capture), "mount": (parse_mount, cmd_mount),
-            "umount": (parse_umount, cmd_umount), "status": (parse_status, cmd_status)}
+            "umount": (parse_umount, cmd_umount), "status": (parse_status, cmd_status),
+            "publish": (parse_publish, cmd_publish), "fetch": (parse_fetch, cmd_fetch)}
 
 
 def run_command(argv):

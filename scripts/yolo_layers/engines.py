@@ -21,6 +21,8 @@ import random
 import re
 import shutil
 
+from yolo_share.registry import RegistryError, split_reference
+
 from .common import Fatal, prog, say
 from .host import failure_line, read_value, run
 
@@ -67,6 +69,20 @@ class Engine:
         return check_layers(image, self.layers(image))
 
     def layers(self, image):
+        raise NotImplementedError
+
+    def image_layer_keys(self, image):
+        """[(Layer, content key)] of IMAGE's layers, top first: the key
+        names the layer's content on every node ("layer:" + chain id)."""
+        check_layers(image, self.layers(image))
+        return self.layer_keys(image)
+
+    def layer_keys(self, image):
+        raise NotImplementedError
+
+    def subject(self, image):
+        """(registry host, repository, manifest digest) of IMAGE as it was
+        pulled from (or pushed to) a registry."""
         raise NotImplementedError
 
     def default_run(self, image):
@@ -116,6 +132,32 @@ def docker_layers(inspect, image):
         d.startswith("/") and d.endswith("/diff") and len(d) >= len("//diff")) else None)
 
 
+def docker_layer_keys(inspect, image):
+    """[(Layer, key)] from `docker image inspect` output: its directories
+    (docker_layers) with the chain ids of RootFS.Layers (its diff ids)."""
+    info = inspect[0] if isinstance(inspect, list) and inspect and isinstance(inspect[0], dict) else {}
+    rootfs = info.get("RootFS") if isinstance(info.get("RootFS"), dict) else {}
+    return layer_keys(docker_layers(inspect, image), rootfs.get("Layers"), image)
+
+
+def docker_subject(inspect, image):
+    """(host, repository, manifest digest) of IMAGE from its RepoDigests:
+    the one of IMAGE's own repository (an image pulled under several names
+    has several)."""
+    host, repo, _, _ = split_reference(image)
+    info = inspect[0] if isinstance(inspect, list) and inspect and isinstance(inspect[0], dict) else {}
+    for entry in info.get("RepoDigests") or []:
+        if isinstance(entry, str) and "@" in entry:
+            try:
+                h, r, _, digest = split_reference(entry)
+            except RegistryError:
+                continue
+            if (h, r) == (host, repo):
+                return host, repo, digest
+    raise Fatal(f"{image}: Docker knows no registry digest of it (pull it from, or push it to, "
+                "its registry first)")
+
+
 def layers_of(dirs, image, layer_id):
     """A Layer per directory, named by layer_id(d); a directory it cannot
     name (None) is not a layer of the engine's and stops the command."""
@@ -136,11 +178,31 @@ class Docker(Engine):
         self.cmd = [client("DOCKER", "docker", "docker")] + client_opts
         self.cidfile = ""
 
-    def layers(self, image):
+    def _inspect(self, image):
         p = run(self.cmd + ["image", "inspect", image])
         if p.returncode != 0:
             raise Fatal(f"docker image inspect {image}: {failure_line(p)}")
-        return docker_layers(parse_json(p.stdout), image)
+        return parse_json(p.stdout)
+
+    def layers(self, image):
+        return docker_layers(self._inspect(image), image)
+
+    def layer_keys(self, image):
+        inspect = self._inspect(image)
+        keys = docker_layer_keys(inspect, image)
+        # Docker's layer store says which overlay2 directory holds each
+        # chain id: check the pairing against it where it can be read.
+        p = run(self.cmd + ["info", "--format", "{{json .DockerRootDir}}"])
+        root = parse_json(p.stdout) if p.returncode == 0 else None
+        layerdb = os.path.join(root, "image", "overlay2", "layerdb", "sha256") if isinstance(root, str) else ""
+        for layer, key in keys:
+            cache_id = read_value(os.path.join(layerdb, key.split(":")[-1], "cache-id")) if layerdb else ""
+            if cache_id and cache_id != layer.id:
+                raise Fatal(f"{image}: layer {key} is in {cache_id}, not {layer.id}")
+        return keys
+
+    def subject(self, image):
+        return docker_subject(self._inspect(image), image)
 
     def default_run(self, image):
         return ["--rm", image]
@@ -177,14 +239,32 @@ def image_target(images_table):
     return fields[2] if len(fields) > 2 else ""
 
 
-def chain_id(diff_ids):
-    """The chain id of a stack of layers (OCI image spec): the first diff
-    id, then sha256 of "<chain id below> <diff id>" for each layer above.
-    containerd names an unpacked layer's snapshot by it."""
-    chain = diff_ids[0]
+def chain_ids(diff_ids):
+    """The chain id of each stack of layers, bottom first (OCI image spec):
+    the first diff id, then sha256 of "<chain id below> <diff id>" for each
+    layer above.  containerd names an unpacked layer's snapshot by it,
+    Docker its layer in the layer store; it names a layer's content the
+    same way on every node, so it keys the layer's boot image between
+    nodes."""
+    chains = [diff_ids[0]]
     for diff_id in diff_ids[1:]:
-        chain = "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
-    return chain
+        chains.append("sha256:" + hashlib.sha256(f"{chains[-1]} {diff_id}".encode()).hexdigest())
+    return chains
+
+
+def chain_id(diff_ids):
+    """The chain id of the whole stack DIFF_IDS."""
+    return chain_ids(diff_ids)[-1]
+
+
+def layer_keys(layers, diff_ids, image):
+    """[(Layer, content key)] for LAYERS (top first) of an image whose
+    config lists DIFF_IDS (bottom first)."""
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) and DIGEST.fullmatch(d) for d in diff_ids):
+        raise Fatal(f"{image}: the engine gives no diff ids for its layers")
+    if len(diff_ids) != len(layers):
+        raise Fatal(f"{image}: {len(layers)} layer directories but {len(diff_ids)} diff ids")
+    return [(layer, "layer:" + chain) for layer, chain in zip(layers, reversed(chain_ids(diff_ids)))]
 
 
 def _digests(descriptors):
@@ -194,12 +274,18 @@ def _digests(descriptors):
 
 def top_snapshots(target, content, is_snapshot):
     """The chain ids of the unpacked platforms of the image whose target is
+    TARGET (unpacked_diff_ids)."""
+    return [chain_id(d) for d in unpacked_diff_ids(target, content, is_snapshot)]
+
+
+def unpacked_diff_ids(target, content, is_snapshot):
+    """The diff ids of the unpacked platforms of the image whose target is
     TARGET: from the target (an index, or a manifest) through the indexes'
     manifests and the manifests' configs present in the content store
     (CONTENT(digest): the parsed blob, or None when absent) to each config's
     rootfs.diff_ids, kept when IS_SNAPSHOT(chain id): unpacked for the
     overlayfs snapshotter."""
-    tops, seen, queue = [], set(), [target]
+    tops, found, seen, queue = [], [], set(), [target]
     while queue:
         digest = queue.pop(0)
         if digest in seen:
@@ -215,11 +301,12 @@ def top_snapshots(target, content, is_snapshot):
                 top = chain_id(diff_ids)
                 if top not in tops and is_snapshot(top):
                     tops.append(top)
+                    found.append(diff_ids)
         elif isinstance(doc.get("manifests"), list):           # an index
             queue.extend(_digests(doc["manifests"]))
         elif isinstance(doc.get("config"), dict):              # a manifest
             queue.extend(_digests([doc["config"]]))
-    return tops
+    return found
 
 
 def view_layer_dirs(mounts):
@@ -261,21 +348,34 @@ class Containerd(Engine):
         info = parse_json(p.stdout) if p.returncode == 0 else None
         return isinstance(info, dict) and info.get("Name") == key
 
-    def layers(self, image):
-        """The directories containerd itself would mount for IMAGE."""
+    def _target(self, image):
         p = run(self.cmd + ["images", "ls", f'name=="{image}"'])
         if p.returncode != 0:
             raise Fatal(f"ctr images ls: {failure_line(p)}")
         target = image_target(p.stdout)
-        if not target.startswith("sha256:"):
+        if not DIGEST.fullmatch(target):
             raise Fatal(f"{image}: no such image in this containerd namespace "
                         "(give the full reference, as ctr images ls shows it)")
-        tops = top_snapshots(target, self._content, self._is_snapshot)
-        if not tops:
+        return target
+
+    def _diff_ids(self, image):
+        found = unpacked_diff_ids(self._target(image), self._content, self._is_snapshot)
+        if not found:
             raise Fatal(f"{image} is not unpacked for the overlayfs snapshotter (ctr run it once)")
-        if len(tops) > 1:
+        if len(found) > 1:
             raise Fatal(f"{image} is unpacked for several platforms; {prog()} handles one")
-        top = tops[0]
+        return found[0]
+
+    def layer_keys(self, image):
+        return layer_keys(self.layers(image), self._diff_ids(image), image)
+
+    def subject(self, image):
+        host, repo, _, _ = split_reference(image)
+        return host, repo, self._target(image)
+
+    def layers(self, image):
+        """The directories containerd itself would mount for IMAGE."""
+        top = chain_id(self._diff_ids(image))
         # A read-only view of the top snapshot, removed at once, returns its mounts.
         key = f"yolo-layers-view.{os.getpid()}.{random.randrange(32768)}"
         p = run(self.snapshots + ["view", "--mounts", key, top])

@@ -12,6 +12,10 @@
  *   craftimage IMAGE FILE BLOCK zstd-sizeless
  *       replace the block's stored bytes with a valid zstd frame that has no
  *       content size and decodes to half the block's length;
+ *   craftimage IMAGE FILE BLOCK flip
+ *       change one byte of the block's stored (uncompressed) bytes and
+ *       record the checksum of the new bytes: a forgery only a comparison
+ *       with the source can tell;
  *   craftimage IMAGE FILE rename PATH
  *       rename FILE to PATH, of the same length, in the string table (an
  *       unsafe path such as ../x, or another file's path: a duplicate);
@@ -57,15 +61,16 @@ int main(int argc, char **argv)
 	bool zero = argc == 5 && strcmp(argv[4], "zero-flag") == 0;
 	bool garbage = argc == 5 && strcmp(argv[4], "zstd-garbage") == 0;
 	bool sizeless = argc == 5 && strcmp(argv[4], "zstd-sizeless") == 0;
+	bool flip = argc == 5 && strcmp(argv[4], "flip") == 0;
 	bool stamp = argc == 5 && strcmp(argv[3], "stamp") == 0;
 	bool rename = argc == 5 && strcmp(argv[3], "rename") == 0;
-	bool block = zero || garbage || sizeless;
+	bool block = zero || garbage || sizeless || flip;
 	if (rename && strlen(argv[4]) != strlen(argv[2])) {
 		fprintf(stderr, "craftimage: rename: the new path must be as long as the old one\n");
 		return 1;
 	}
 	if (!block && !stamp && !rename) {
-		fprintf(stderr, "usage: craftimage IMAGE FILE BLOCK zero-flag|zstd-garbage|zstd-sizeless"
+		fprintf(stderr, "usage: craftimage IMAGE FILE BLOCK zero-flag|zstd-garbage|zstd-sizeless|flip"
 			" | IMAGE FILE stamp OTHER | IMAGE FILE rename PATH\n");
 		return 1;
 	}
@@ -94,6 +99,10 @@ int main(int argc, char **argv)
 	}
 	if ((garbage || sizeless) && !(blk.flags & YOLO_BLOCK_ZSTD)) {
 		fprintf(stderr, "craftimage: that block is not zstd-compressed (mkimage -z)\n");
+		return 1;
+	}
+	if (flip && (blk.flags & (YOLO_BLOCK_ZSTD | YOLO_BLOCK_ZERO))) {
+		fprintf(stderr, "craftimage: that block is not stored raw\n");
 		return 1;
 	}
 	FILE *f = fopen(argv[1], "r+b");
@@ -138,6 +147,11 @@ int main(int argc, char **argv)
 		put32(e + DB(stored_len), (uint32_t)n);
 		free(raw);
 		free(frame);
+	} else if (flip) {
+		uint8_t *d = buf + data_start + blk.data_off;
+		d[blk.raw_len / 2] ^= 0x5a;
+		put_hash(buf + ix + entry * sizeof(struct yolo_disk_block) + DB(checksum),
+			 XXH3_64bits(d, blk.raw_len));
 	} else if (rename) {
 		uint8_t *fe = buf + ft + (uint64_t)fid * sizeof(struct yolo_disk_file);
 		memcpy(buf + st + le64(fe + DF(path_off)), argv[4], strlen(argv[4]));

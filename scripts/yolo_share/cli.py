@@ -1,0 +1,182 @@
+"""cli.py - yolo-share: boot images of VM base files between nodes (a
+container image's layers travel with yolo-docker / yolo-containerd publish
+and fetch).  A base file's image is keyed by its name and size (nova names
+a file in _base by the SHA-1 of its Glance image id, the same on every
+node) and stored under the tag of that key in a registry repository, or in
+a shared directory."""
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+from .install import Refused, install
+from .keys import base_key, open_store
+from .registry import RegistryError
+
+USAGE = """\
+usage: yolo-share publish --to STORE [--learn DIR]... [--image FILE]... [--auth-file F] SOURCE_DIR NAME
+       yolo-share fetch --from STORE --images DIR [--auth-file F] SOURCE_DIR NAME...
+
+  publish  Publish the boot image of base file NAME of SOURCE_DIR (nova's
+           _base): the images learnt for it in each learn directory DIR
+           (yolofs -o learn=DIR: DIR/<key>/NAME.<hash>.yolo) and each FILE,
+           merged into one, under the key base:NAME:SIZE.
+  fetch    Fetch the published image of each NAME, check its digest, compare
+           every block of it with SOURCE_DIR/NAME (an image that differs
+           anywhere is refused) and write it, re-stamped for this node, as
+           DIR/NAME.yolo.  yolofs -o images=DIR serves it after a reload
+           (systemctl reload yolofs@..., or SIGHUP).  Fetch before yolofs is
+           mounted over SOURCE_DIR in place, or its comparison reads go
+           through the mount (correct, but counted and learnt as reads).
+
+STORE: a shared directory (absolute path) or REGISTRY/REPOSITORY (e.g.
+registry.example:5000/yolo/base; plain HTTP for a loopback registry, HTTPS
+otherwise).  Credentials: --auth-file F, else $DOCKER_CONFIG/config.json or
+~/.docker/config.json (as docker login writes them).
+Environment: YOLO_IMAGE (the yolo-image binary; default from PATH, then the
+build/ directory next to this script).
+Exit status: 0 done, 1 failed (a store unreachable, an image refused), 2 bad usage.
+"""
+
+
+class UsageError(Exception):
+    pass
+
+
+class Fatal(Exception):
+    pass
+
+
+def say(msg):
+    print(f"yolo-share: {msg}", file=sys.stderr, flush=True)
+
+
+def find_yolo_image():
+    path = os.environ.get("YOLO_IMAGE") or ""
+    if path:
+        return path
+    found = shutil.which("yolo-image")
+    if found:
+        return found
+    built = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "..", "build",
+                         "boot-images", "yolo-image")
+    if not os.access(built, os.X_OK):
+        raise Fatal("yolo-image not found (set YOLO_IMAGE or add it to PATH)")
+    return os.path.realpath(built)
+
+
+def parse(argv):
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        return None
+    command, args = argv[0], argv[1:]
+    if command not in ("publish", "fetch"):
+        raise UsageError(f"unknown command {command}")
+    opts = {"--to": "store", "--from": "store", "--images": "images", "--auth-file": "auth_file"}
+    multi = {"--learn": "learn", "--image": "image"}
+    allowed = {"publish": {"--to", "--learn", "--image", "--auth-file"},
+               "fetch": {"--from", "--images", "--auth-file"}}[command]
+    found = {"store": "", "images": "", "auth_file": "", "learn": [], "image": []}
+    positional, i = [], 0
+    while i < len(args):
+        a = args[i]
+        name, eq, value = a.partition("=")
+        if not a.startswith("-"):
+            positional.append(a)
+        elif name not in allowed:
+            raise UsageError(f"{command}: unknown option {a}")
+        else:
+            if not eq:
+                if i + 1 >= len(args):
+                    raise UsageError(f"{command}: {a} needs a value")
+                value, i = args[i + 1], i + 1
+            if name in multi:
+                found[multi[name]].append(value)
+            else:
+                found[opts[name]] = value
+        i += 1
+    if not found["store"]:
+        raise UsageError(f"{command}: {'--to' if command == 'publish' else '--from'} STORE is required")
+    if command == "fetch" and not found["images"]:
+        raise UsageError("fetch: --images DIR is required")
+    if len(positional) < 2 or (command == "publish" and len(positional) != 2):
+        raise UsageError(f"{command}: SOURCE_DIR and {'NAME' if command == 'publish' else 'NAME...'} are required")
+    return command, found, positional[0], positional[1:]
+
+
+def learnt_images(learn_dirs, name):
+    """The images learnt for base file NAME in each learn directory
+    (yolofs by-file learning: DIR/<key>/NAME.<8 hex digits>.yolo)."""
+    found = []
+    for d in learn_dirs:
+        found += sorted(p for p in glob.glob(os.path.join(glob.escape(d), "*", glob.escape(name) + ".*.yolo"))
+                        if os.path.basename(p)[len(name) + 1:-len(".yolo")].isalnum())
+    return found
+
+
+def publish(opts, source, name):
+    images = learnt_images(opts["learn"], name) + opts["image"]
+    if not images:
+        raise Fatal(f"{name}: no boot image (none learnt in {', '.join(opts['learn']) or 'no --learn DIR'}, "
+                    "no --image FILE)")
+    key = base_key(source, name)
+    store = open_store(opts["store"], opts["auth_file"] or None)
+    with tempfile.TemporaryDirectory(prefix="yolo-share.") as work:
+        path = images[0]
+        if len(images) > 1:
+            path = os.path.join(work, "merged.yolo")
+            p = subprocess.run([find_yolo_image(), "merge", "-o", path] + images, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, errors="replace", check=False)
+            if p.returncode != 0:
+                raise Fatal(f"{name}: cannot merge {' '.join(images)}: {p.stdout.strip()}")
+        digest = store.publish_key(key, path)
+    say(f"{name}: published {key} to {store.where()} ({digest})")
+
+
+def fetch(opts, source, names):
+    images_dir = opts["images"]
+    old = os.umask(0o022)
+    try:
+        os.makedirs(images_dir, exist_ok=True)
+    finally:
+        os.umask(old)
+    store = open_store(opts["store"], opts["auth_file"] or None)
+    yolo_image, refused = find_yolo_image(), 0
+    for name in names:
+        key = base_key(source, name)
+        fetched = store.fetch_key(key, images_dir)
+        if not fetched:
+            say(f"{name}: no image published for {key} in {store.where()}")
+            continue
+        try:
+            summary = install(yolo_image, fetched, source, os.path.join(images_dir, f"{name}.yolo"))
+        except Refused as e:
+            refused += 1
+            say(f"{name}: fetched image refused: {e}")
+            continue
+        say(f"{name}: fetched {key}, checked against {source}/{name}: {summary}")
+    if refused:
+        raise Fatal(f"{refused} fetched image(s) refused")
+
+
+def main(argv):
+    try:
+        parsed = parse(argv)
+        if parsed is None:
+            print(USAGE, end="")
+            return 0
+        command, opts, source, names = parsed
+        if not os.path.isdir(source):
+            raise Fatal(f"source directory {source} does not exist")
+        if command == "publish":
+            publish(opts, source, names[0])
+        else:
+            fetch(opts, source, names)
+        return 0
+    except UsageError as e:
+        print(f"yolo-share: {e} (try yolo-share --help)", file=sys.stderr)
+        return 2
+    except (Fatal, RegistryError, OSError) as e:
+        print(f"yolo-share: {e}", file=sys.stderr)
+        return 1

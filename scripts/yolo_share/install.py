@@ -1,0 +1,40 @@
+"""install.py - a fetched boot image becomes one this node serves only
+after yolo-image rebind has compared every block of every file it holds
+with the node's own source and re-stamped it with the node's identities
+(inode numbers and times differ per node and never block a correct image).
+An image any of whose files is missing or differs is refused whole: two
+nodes' copies of one layer or base file hold the same bytes, so a
+difference means a tampered or broken image, not a legitimate one."""
+import os
+import subprocess
+
+
+class Refused(Exception):
+    """The fetched image is not installed; the message says why."""
+
+
+def install(yolo_image, fetched, source_dir, out):
+    """Check FETCHED (a file, removed in any case) against SOURCE_DIR and
+    install it as OUT (atomically, mode 0644); the rebind's summary line."""
+    tmp = out + ".rebind.tmp"
+    try:
+        p = subprocess.run([yolo_image, "rebind", "--source", source_dir, "-o", tmp, fetched],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           errors="replace", check=False)
+        lines = [line for line in p.stdout.splitlines() if line.strip()]
+        if p.returncode != 0:
+            # The first file rebind names, or its error, says why.
+            why = next((line for line in lines if "left out" in line and "files rebound" not in line),
+                       lines[-1] if lines else f"yolo-image exit status {p.returncode}")
+            raise Refused(why.removeprefix("yolo-image: ").removeprefix("PROBLEM: "))
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+        # "TMP: N files rebound (B blocks), ... -> OK": the counts.
+        summary = lines[-1] if lines else ""
+        return summary.removeprefix(tmp + ": ").rpartition(" -> ")[0] or summary
+    finally:
+        for path in (tmp, fetched):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass

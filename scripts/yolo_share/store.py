@@ -1,0 +1,251 @@
+"""store.py - where boot images travel between nodes, by content key: an
+OCI registry or a plain shared directory.
+
+A content key names what an image is of in the same way on every node
+(keys.py): a container layer by its chain id, a VM base file by its name
+and size.  Both stores hand out a fetched image only as a file whose
+sha256 is the digest the store recorded for it; the caller still compares
+it with the node's own source before serving (fetch.py).
+
+Registry: the images of a container image's layers are one artifact (an
+OCI 1.1 image manifest of artifactType ARTIFACT_TYPE: an empty config and
+one blob per layer, annotated with its key) whose subject is the container
+image's manifest, in the same repository; found again through the
+referrers API, or the referrers tag schema on registries without it (the
+artifact is then added to the index tagged sha256-<hex>).  A VM base
+file's image is such an artifact without subject, tagged with its key in
+a repository of the operator's choice.  Several artifacts may refer to one
+image (every node that learnt more published): the newest holding a key
+wins.
+
+Directory: DIR/blobs/sha256/<hex> holds the images, DIR/keys/<key> a
+descriptor of the newest one (written atomically); any node may write."""
+import datetime
+import hashlib
+import json
+import os
+import re
+import tempfile
+
+from .registry import (EMPTY_JSON, EMPTY_TYPE, MANIFEST, NotFound, Registry, RegistryError,
+                       canonical, check_digest, digest_of)
+
+ARTIFACT_TYPE = "application/vnd.yolo.boot-images.v1"
+IMAGE_TYPE = "application/vnd.yolo.boot-image.v1"
+KEY_ANNOTATION = "io.yolo.key"
+CREATED = "org.opencontainers.image.created"
+MAX_IMAGE = 16 << 30                     # no boot image is larger
+
+
+def now_rfc3339():
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def artifact_manifest(images, subject=None, created=None):
+    """The manifest of an artifact holding IMAGES ([(key, digest, size)])."""
+    doc = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST,
+        "artifactType": ARTIFACT_TYPE,
+        "config": {"mediaType": EMPTY_TYPE, "digest": digest_of(EMPTY_JSON), "size": len(EMPTY_JSON)},
+        "layers": [{"mediaType": IMAGE_TYPE, "digest": d, "size": n, "annotations": {KEY_ANNOTATION: k}}
+                   for k, d, n in images],
+        "annotations": {CREATED: created or now_rfc3339()},
+    }
+    if subject:
+        doc["subject"] = subject
+    return canonical(doc)
+
+
+def artifact_images(manifest_bytes):
+    """{key: (digest, size)} of an artifact manifest's boot images; its
+    malformed entries are skipped, a document that is no artifact of ours
+    yields {}."""
+    try:
+        doc = json.loads(manifest_bytes)
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict) or doc.get("artifactType") != ARTIFACT_TYPE:
+        return {}
+    found = {}
+    for layer in doc.get("layers") if isinstance(doc.get("layers"), list) else []:
+        if not isinstance(layer, dict) or layer.get("mediaType") != IMAGE_TYPE:
+            continue
+        key = (layer.get("annotations") or {}).get(KEY_ANNOTATION) if isinstance(
+            layer.get("annotations"), dict) else None
+        digest, size = layer.get("digest"), layer.get("size")
+        if (isinstance(key, str) and isinstance(digest, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+                and isinstance(size, int) and 0 <= size <= MAX_IMAGE):
+            found.setdefault(key, (digest, size))
+    return found
+
+
+def newest_first(descriptors):
+    """Referrer descriptors, the most recently created first (their
+    `created` annotation; RFC 3339 in UTC sorts as text)."""
+    def created(d):
+        ann = d.get("annotations")
+        value = ann.get(CREATED) if isinstance(ann, dict) else None
+        return value if isinstance(value, str) else ""
+    return sorted(descriptors, key=created, reverse=True)
+
+
+class RegistryStore:
+    """Artifacts in REPO of a registry."""
+
+    def __init__(self, registry: Registry, repo):
+        self.registry, self.repo = registry, repo
+
+    def where(self):
+        return f"{self.registry.host}/{self.repo}"
+
+    def _push(self, images, subject, ref=None):
+        pushed = []
+        for key, path in images:
+            digest, size = self.registry.push_blob(self.repo, path=path)
+            pushed.append((key, digest, size))
+        self.registry.push_blob(self.repo, data=EMPTY_JSON)
+        body = artifact_manifest(pushed, subject)
+        digest, indexed = self.registry.put_manifest(self.repo, ref or digest_of(body), MANIFEST, body)
+        if subject and indexed != subject["digest"]:
+            self.registry.add_referrer(self.repo, subject["digest"], {
+                "mediaType": MANIFEST, "digest": digest, "size": len(body),
+                "artifactType": ARTIFACT_TYPE, "annotations": json.loads(body)["annotations"]})
+        return digest
+
+    def publish_for(self, subject_digest, images):
+        """Publish IMAGES ([(key, path)]) as an artifact referring to the
+        manifest SUBJECT_DIGEST of this repository; the artifact's digest."""
+        subject = self.registry.manifest_descriptor(self.repo, check_digest(subject_digest))
+        return self._push(images, subject)
+
+    def fetch_for(self, subject_digest, keys, dest_dir):
+        """Download the newest image of each of KEYS among the artifacts
+        referring to SUBJECT_DIGEST: {key: path of a verified file in
+        DEST_DIR}."""
+        found = {}
+        for ref in newest_first(self.registry.referrers(self.repo, subject_digest, ARTIFACT_TYPE)):
+            wanted = set(keys) - set(found)
+            if not wanted:
+                break
+            _, body = self.registry.get_manifest(self.repo, ref["digest"])
+            for key, (digest, size) in artifact_images(body).items():
+                if key in wanted:
+                    found[key] = self.registry.fetch_blob(self.repo, digest, size, dest_dir, MAX_IMAGE)
+        return found
+
+    def publish_key(self, key, path):
+        """Publish one image under its key's tag (a VM base file's)."""
+        return self._push([(key, path)], None, ref=key_tag(key))
+
+    def fetch_key(self, key, dest_dir):
+        """The image published under KEY's tag, or None."""
+        try:
+            _, body = self.registry.get_manifest(self.repo, key_tag(key))
+        except NotFound:
+            return None
+        entry = artifact_images(body).get(key)
+        if not entry:
+            raise RegistryError(f"{self.where()}:{key_tag(key)} holds no boot image for {key}")
+        return self.registry.fetch_blob(self.repo, entry[0], entry[1], dest_dir, MAX_IMAGE)
+
+
+class DirStore:
+    """A shared directory: blobs by digest, a descriptor per key."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def where(self):
+        return self.path
+
+    def _blob(self, digest):
+        return os.path.join(self.path, "blobs", "sha256", check_digest(digest)[len("sha256:"):])
+
+    def _key_file(self, key):
+        return os.path.join(self.path, "keys", key_tag(key))
+
+    def publish_key(self, key, path):
+        with open(path, "rb") as f:
+            data = f.read()
+        digest = digest_of(data)
+        blob = self._blob(digest)
+        os.makedirs(os.path.dirname(blob), exist_ok=True)
+        os.makedirs(os.path.dirname(self._key_file(key)), exist_ok=True)
+        if not os.path.isfile(blob):
+            _write_atomic(blob, data)
+        _write_atomic(self._key_file(key), canonical(
+            {"key": key, "digest": digest, "size": len(data), CREATED: now_rfc3339()}))
+        return digest
+
+    def publish_for(self, subject_digest, images):
+        """Layers are keyed by content alone here: the subject is not needed."""
+        return [self.publish_key(key, path) for key, path in images]
+
+    def fetch_key(self, key, dest_dir):
+        try:
+            with open(self._key_file(key), "rb") as f:
+                doc = json.loads(f.read(65536))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise RegistryError(f"{self._key_file(key)}: {e}") from None
+        digest, size = (doc.get("digest"), doc.get("size")) if isinstance(doc, dict) else (None, None)
+        if doc.get("key") != key or not isinstance(size, int) or not 0 <= size <= MAX_IMAGE:
+            raise RegistryError(f"{self._key_file(key)}: not a descriptor of {key}")
+        return _copy_verified(self._blob(digest), digest, size, dest_dir)
+
+    def fetch_for(self, subject_digest, keys, dest_dir):
+        found = {}
+        for key in keys:
+            path = self.fetch_key(key, dest_dir)
+            if path:
+                found[key] = path
+        return found
+
+
+def key_tag(key):
+    """A key as a tag and a file name: ':' -> '-' (keys are made of
+    [A-Za-z0-9_.:-], keys.py)."""
+    tag = key.replace(":", "-")
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
+        raise RegistryError(f"not a content key: {key[:80]!r}")
+    return tag
+
+
+def _write_atomic(path, data):
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _copy_verified(src, digest, size, dest_dir):
+    """Copy blob SRC into a new file in DEST_DIR, hashing it; refused (and
+    removed) unless it is SIZE bytes of digest DIGEST."""
+    fd, path = tempfile.mkstemp(prefix=".fetch-", suffix=".tmp", dir=dest_dir)
+    h, got = hashlib.sha256(), 0
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+            while chunk := f.read(1 << 20):
+                got += len(chunk)
+                if got > size:
+                    break
+                h.update(chunk)
+                out.write(chunk)
+        if got != size or "sha256:" + h.hexdigest() != digest:
+            raise RegistryError(f"{src}: does not match its digest {digest}; refused")
+    except OSError as e:
+        os.unlink(path)
+        raise RegistryError(f"{src}: {e}") from None
+    except BaseException:
+        os.unlink(path)
+        raise
+    return path

@@ -1,0 +1,198 @@
+#!/bin/bash
+# test_share_docker.sh - a container image's boot images travel between two
+# Docker nodes through a real registry (issue 20).
+#
+# One machine, two "nodes": two dockerds with their own data roots (their
+# overlay2 layer directories have other ids, their files other inode
+# numbers and times), and Debian's docker-registry on 127.0.0.1.  A
+# two-layer image (busybox and 8 MiB of data, then a committed layer) is
+# pushed there; node A pulls it, learns its first start (yolo-docker mount
+# --learn) and publishes (an OCI artifact referring to the image's
+# manifest; distribution 2.8 has no referrers API, so the referrers tag
+# schema).  Node B pulls the image, fetches, mounts and starts it once,
+# after dropping the caches: that first start must be served from the
+# fetched images (no read of a file no image holds, at most 2 % of the
+# bytes from the layers, namespace questions answered from memory) and
+# print what node A printed.
+#
+# Then what must be refused: an artifact published later with one block of
+# one file changed (its checksum recomputed: only the comparison with the
+# layer tells) is refused for that layer, the other layer's image is
+# installed, and the start still works (that layer from the source); a blob
+# whose bytes no longer match its digest is refused; with the registry
+# stopped fetch fails at once, saying why, and the start works.  Last, a
+# shared directory as the store: publish on node B (its fetched and learnt
+# images merged), fetch from it.
+source "$(dirname "$0")/../mount/lib.sh"
+source "$(dirname "$0")/docker_lib.sh"
+source "$(dirname "$0")/registry_lib.sh"
+
+[ -n "${YOLO_IMAGE:-}" ] || fail "YOLO_IMAGE not set (run through meson test)"
+YD=${YOLO_SOURCE_ROOT:?}/scripts/yolo-docker
+export DOCKER YOLOFS YOLO_IMAGE
+W=$TMP/work
+mkdir -p -m 0755 "$W"
+
+share_cleanup() {
+	local rc=$? f n
+	for n in a b; do
+		[ -d "$TMP/$n/state" ] || continue
+		[ "$rc" = 0 ] || for f in "$TMP/$n"/state/*/log; do [ -s "$f" ] && { echo "== $f" >&2; tail -n 5 "$f" >&2; }; done
+		for f in "$TMP/$n"/state/*/pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
+	done
+	sleep 0.5
+	for n in a b; do docker_node "$TMP/$n"; dockerd_stop; done
+	registry_stop
+	cleanup
+}
+trap share_cleanup EXIT
+
+# node N: dk, dockerd_* and yolo-docker's state are node N's from now on.
+node() { docker_node "$TMP/$1"; export YOLO_DOCKER_STATE=$TMP/$1/state; }
+# sd ID: state directory of the running daemon of layer ID.
+sd() { local d; for d in "$YOLO_DOCKER_STATE/$1".*/; do [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null && echo "${d%/}"; done | tail -n 1; }
+lm() { metric "$2" "$(sd "$1")/metrics.prom"; }
+# layer_ids: the overlay2 ids of the image's layers on this node, top first.
+layer_ids() { dk image inspect "$IMG" --format '{{.GraphDriver.Data.UpperDir}}:{{.GraphDriver.Data.LowerDir}}' |
+	tr ':' '\n' | sed -n 's|.*/overlay2/\([^/]*\)/diff$|\1|p'; }
+
+registry_start
+IMG=$REG/yolo/share:1
+
+note "the image: pushed to the registry at $REG"
+node a
+dockerd_start
+busybox_rootfs "$W/rootfs"
+head -c 8M /dev/urandom >"$W/rootfs/data/big"
+tar -C "$W/rootfs" -c . | dk import - "$REG/yolo/share:base" >/dev/null || fail "docker import"
+dk run --name mk "$REG/yolo/share:base" sh -c 'head -c 3000000 /data/big >/data/top; echo top >/etc/motd' ||
+	fail "docker run (commit)"
+dk commit --change 'CMD ["sh", "-c", "md5sum /data/big /data/top /etc/motd /bin/busybox"]' mk "$IMG" >/dev/null ||
+	fail "docker commit"
+dk rm mk >/dev/null
+dk push "$IMG" >/dev/null || fail "docker push $IMG"
+dk rmi "$IMG" "$REG/yolo/share:base" >/dev/null
+
+note "node A: pull, learn the first start, publish"
+dk pull -q "$IMG" >/dev/null || fail "node A: docker pull"
+mapfile -t A_IDS < <(layer_ids)
+[ "${#A_IDS[@]}" = 2 ] || fail "node A: expected 2 layers, got ${A_IDS[*]}"
+"$YD" mount "$IMG" --learn "$W/learnA" -o learn_idle=2 || fail "node A: yolo-docker mount --learn"
+drop_caches
+dk run --rm "$IMG" >"$W/expected" || fail "node A: docker run"
+cat "$W/expected"
+for id in "${A_IDS[@]}"; do
+	wait_until "node A: layer $id learnt" '[ "$(lm "$id" learned_images)" -ge 1 ]'
+done
+"$YD" publish "$IMG" 2>"$W/publish.err" || { cat "$W/publish.err"; fail "node A: yolo-docker publish"; }
+cat "$W/publish.err"
+grep -q "published 2 layer image(s) of $IMG to $REG/yolo/share (artifact sha256:" "$W/publish.err" ||
+	fail "node A: publish did not say it published both layers"
+digest=$(dk image inspect "$IMG" --format '{{index .RepoDigests 0}}')
+digest=${digest#*@}
+# distribution 2.8: no referrers API, so the index is tagged sha256-<hex>.
+reg_get "/v2/yolo/share/manifests/sha256-${digest#sha256:}" application/vnd.oci.image.index.v1+json >"$W/referrers" ||
+	fail "no referrers index for $digest in the registry"
+grep -q '"artifactType":"application/vnd.yolo.boot-images.v1"' "$W/referrers" || fail "the referrers index lists no boot images"
+"$YD" umount --all --force >/dev/null 2>&1
+dockerd_stop
+
+note "node B: pull, fetch, first start served from the fetched images"
+node b
+dockerd_start
+dk pull -q "$IMG" >/dev/null || fail "node B: docker pull"
+mapfile -t B_IDS < <(layer_ids)
+[ "${#B_IDS[@]}" = 2 ] && [ "${B_IDS[0]}" != "${A_IDS[0]}" ] && [ "${B_IDS[1]}" != "${A_IDS[1]}" ] ||
+	fail "node B: its layer ids (${B_IDS[*]}) should differ from node A's"
+"$YD" fetch "$IMG" --images "$W/fetchedB" 2>"$W/fetch.err" || { cat "$W/fetch.err"; fail "node B: yolo-docker fetch"; }
+cat "$W/fetch.err"
+for id in "${B_IDS[@]}"; do
+	[ -f "$W/fetchedB/$id.yolo" ] || fail "node B: layer $id: no fetched image"
+	"$YOLO_IMAGE" verify --source "$TMP/b/docker/overlay2/$id/diff" "$W/fetchedB/$id.yolo" >/dev/null ||
+		fail "node B: layer $id: the installed image does not verify against the layer"
+done
+[ -z "$(find "$W/fetchedB" -name '*.tmp')" ] || fail "fetch left temporary files"
+"$YD" mount "$IMG" --images "$W/fetchedB" --learn "$W/learnB" -o learn_idle=2 || fail "node B: yolo-docker mount"
+for id in "${B_IDS[@]}"; do
+	wait_until "node B: layer $id's namespace answers read" \
+		'grep -q "namespace paths answered from memory" "$(sd "$id")/log"'
+done
+sleep 1.5                                # metrics are rewritten every second
+declare -A c0
+for id in "${B_IDS[@]}"; do
+	c0[$id]="$(lm "$id" bytes_source) $(lm "$id" reads_passthrough) $(lm "$id" ns_answered) $(lm "$id" ns_unknown) $(lm "$id" bytes_prefilled) $(lm "$id" bytes_memory)"
+done
+drop_caches
+t0=$(date +%s%N)
+dk run --rm "$IMG" >"$W/b1" || fail "node B: first docker run"
+t1=$(( ($(date +%s%N) - t0) / 1000000 ))
+diff -u "$W/expected" "$W/b1" || fail "node B: the first start printed something else"
+sleep 1.5
+src=0 pass=0 served=0 ans=0 unk=0
+for id in "${B_IDS[@]}"; do
+	read -r s p a u pf bm <<<"${c0[$id]}"
+	s=$(( $(lm "$id" bytes_source) - s )) p=$(( $(lm "$id" reads_passthrough) - p ))
+	a=$(( $(lm "$id" ns_answered) - a )) u=$(( $(lm "$id" ns_unknown) - u ))
+	pf=$(( $(lm "$id" bytes_prefilled) - pf )) bm=$(( $(lm "$id" bytes_memory) - bm ))
+	echo "node B layer $id: $((pf + bm)) bytes served from the fetched image, $s bytes of files from the layer," \
+	     "$p reads of files no image holds; namespace questions: $a from memory, $u asked of the layer"
+	[ $((pf + bm)) -gt 0 ] || fail "node B: layer $id: the fetched image served nothing"
+	[ "$a" -gt 0 ] || fail "node B: layer $id: no namespace question answered from memory"
+	src=$((src + s)) pass=$((pass + p)) served=$((served + pf + bm)) ans=$((ans + a)) unk=$((unk + u))
+done
+echo "node B's first start: ${t1} ms; $served bytes served from fetched images, $src bytes from the layers," \
+     "$pass reads of files no image holds; $ans namespace questions answered from memory, $unk asked of the layers"
+[ "$pass" = 0 ] || fail "node B's first start read $pass times from files no fetched image holds"
+[ $((src * 100)) -le $(( (served + src) * 2 )) ] || fail "node B's first start read $src bytes from the layers: over 2 %"
+
+note "an artifact with one block changed is refused (the rest installed, the start still works)"
+base=${B_IDS[1]} top=${B_IDS[0]}
+mkdir -p -m 0755 "$W/tamper"
+cp "$W/fetchedB/$base.yolo" "$W/tamper/"
+"$HELPERS/craftimage" "$W/tamper/$base.yolo" data/big 5 flip || fail "craftimage flip"
+"$YOLO_IMAGE" verify "$W/tamper/$base.yolo" >/dev/null || fail "the forged image should be consistent with itself"
+cp "$W/fetchedB/$top.yolo" "$W/tamper/"
+YOLO_DOCKER_STATE=$TMP/publisher "$YD" publish "$IMG" --images "$W/tamper" 2>&1 || fail "publishing the forged image"
+! "$YD" fetch "$IMG" --images "$W/fetchedB2" 2>"$W/fetch2.err" || fail "fetch of a forged image succeeded"
+cat "$W/fetch2.err"
+grep -q "layer $base: fetched image refused: data/big: source bytes differ" "$W/fetch2.err" ||
+	fail "the refusal does not name the changed file"
+[ ! -e "$W/fetchedB2/$base.yolo" ] || fail "the forged image was installed"
+[ -f "$W/fetchedB2/$top.yolo" ] || fail "the other layer's image was not installed"
+[ -z "$(find "$W/fetchedB2" -name '*.tmp')" ] || fail "a refused fetch left temporary files"
+"$YD" umount --all >/dev/null 2>&1 || fail "node B: umount"
+"$YD" mount "$IMG" --images "$W/fetchedB2" >/dev/null 2>&1 || fail "node B: mount with one layer's image"
+drop_caches
+dk run --rm "$IMG" >"$W/b2" || fail "node B: docker run with the forged image refused"
+diff -u "$W/expected" "$W/b2" || fail "node B: the start printed something else"
+
+note "a blob that does not match its digest is refused"
+newest=$(/usr/bin/python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))["manifests"]
+print(max(d, key=lambda m: m["annotations"]["org.opencontainers.image.created"])["digest"])' \
+	<(reg_get "/v2/yolo/share/manifests/sha256-${digest#sha256:}" application/vnd.oci.image.index.v1+json))
+blob=$(reg_get "/v2/yolo/share/manifests/$newest" application/vnd.oci.image.manifest.v1+json |
+	/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["layers"][0]["digest"])')
+printf 'X' | dd of="$(reg_blob "$blob")" bs=1 seek=4096 conv=notrunc 2>/dev/null || fail "cannot change the blob"
+! "$YD" fetch "$IMG" --images "$W/fetchedB3" 2>"$W/fetch3.err" || fail "fetch of a blob with a wrong digest succeeded"
+cat "$W/fetch3.err"
+grep -q "blob $blob: got .* bytes with digest .*; refused" "$W/fetch3.err" || fail "the refusal does not say the digest differs"
+[ -z "$(ls -A "$W/fetchedB3")" ] || fail "a refused download left files: $(ls -A "$W/fetchedB3")"
+
+note "the registry stopped: fetch fails at once, saying why; the start works"
+registry_stop
+t0=$(date +%s%N)
+! "$YD" fetch "$IMG" --images "$W/fetchedB4" 2>"$W/fetch4.err" || fail "fetch without a registry succeeded"
+echo "fetch without the registry: $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(cat "$W/fetch4.err")"
+grep -q "Connection refused" "$W/fetch4.err" || fail "fetch did not say the registry is unreachable"
+drop_caches
+dk run --rm "$IMG" >"$W/b3" || fail "node B: docker run with the registry stopped"
+diff -u "$W/expected" "$W/b3" || fail "node B: the start printed something else"
+
+note "a shared directory as the store"
+mkdir -p -m 0755 "$W/store"
+"$YD" publish "$IMG" --to "$W/store" --images "$W/fetchedB" 2>&1 || fail "publish --to a directory"
+"$YD" fetch "$IMG" --from "$W/store" --images "$W/fetchedB5" 2>&1 || fail "fetch --from a directory"
+for id in "${B_IDS[@]}"; do [ -f "$W/fetchedB5/$id.yolo" ] || fail "layer $id: nothing fetched from the directory"; done
+echo "PASS"
