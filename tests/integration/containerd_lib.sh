@@ -14,11 +14,17 @@ CTR=$(command -v ctr) || skip "ctr missing (apt-get install containerd)"
 command -v runc >/dev/null || skip "runc missing (apt-get install runc)"
 source "$(dirname "${BASH_SOURCE[0]}")/busybox_lib.sh"
 
-CT_DIR=$TMP/containerd
-CT_SOCK=$CT_DIR/containerd.sock
 CT_NS=yolo-test-$$
-CT_SNAPSHOTS=$CT_DIR/root/io.containerd.snapshotter.v1.overlayfs/snapshots
-CT_RUN=(--runc-root "$CT_DIR/runc" --fifo-dir "$CT_DIR/fifo")
+# containerd_node DIR: from now on ct, containerd_start and containerd_stop
+# are about a containerd of its own under DIR (another "node" on this
+# machine).
+containerd_node() {
+	CT_DIR=$1
+	CT_SOCK=$CT_DIR/containerd.sock
+	CT_SNAPSHOTS=$CT_DIR/root/io.containerd.snapshotter.v1.overlayfs/snapshots
+	CT_RUN=(--runc-root "$CT_DIR/runc" --fifo-dir "$CT_DIR/fifo")
+}
+containerd_node "$TMP/containerd"
 ct() { "$CTR" -a "$CT_SOCK" -n "$CT_NS" "$@"; }
 
 containerd_start() {

@@ -1,57 +1,104 @@
 #!/bin/bash
-# test_share_docker.sh - a container image's boot images travel between two
-# Docker nodes through a real registry (issue 20).
+# test_share.sh - a container image's boot images travel between two nodes
+# through a real registry (issue 20), for Docker and for containerd.
 #
-# One machine, two "nodes": two dockerds with their own data roots (their
-# overlay2 layer directories have other ids, their files other inode
-# numbers and times), and Debian's docker-registry on 127.0.0.1.  A
-# two-layer image (busybox and 8 MiB of data, then a committed layer) is
-# pushed there; node A pulls it, learns its first start (yolo-docker mount
-# --learn) and publishes (an OCI artifact referring to the image's
-# manifest; distribution 2.8 has no referrers API, so the referrers tag
-# schema).  Node B pulls the image, fetches, mounts and starts it once,
-# after dropping the caches: that first start must be served from the
-# fetched images (no read of a file no image holds, at most 2 % of the
+# One machine, two "nodes" per engine: two dockerds (two containerds) with
+# their own data roots (their layer directories have other names, their
+# files other inode numbers and times), and Debian's docker-registry on
+# 127.0.0.1.  A two-layer image (busybox and 8 MiB of data, then a layer
+# that adds and replaces files) is pushed there; node A pulls it, learns its
+# first start (mount --learn) and publishes (an OCI artifact referring to
+# the image's manifest; distribution 2.8 has no referrers API, so the
+# referrers tag schema).  Node B pulls the image, fetches, mounts and starts
+# it once, after dropping the caches: that first start must be served from
+# the fetched images (no read of a file no image holds, at most 2 % of the
 # bytes from the layers, namespace questions answered from memory) and
 # print what node A printed.
 #
-# Then what must be refused: an artifact published later with one block of
-# one file changed (its checksum recomputed: only the comparison with the
-# layer tells) is refused for that layer, the other layer's image is
-# installed, and the start still works (that layer from the source); a blob
-# whose bytes no longer match its digest is refused; with the registry
-# stopped fetch fails at once, saying why, and the start works.  Last, a
-# shared directory as the store: publish on node B (its fetched and learnt
-# images merged), fetch from it.
+# Then, with Docker, what must be refused: an artifact published later with
+# one block of one file changed (its checksum recomputed: only the
+# comparison with the layer tells) is refused for that layer, the other
+# layer's image is installed, and the start still works (that layer from
+# the source); a blob whose bytes no longer match its digest is refused;
+# with the registry stopped fetch fails at once, saying why, and the start
+# works.  Last, a shared directory as the store: publish on node B (its
+# fetched and learnt images merged), fetch from it.
 source "$(dirname "$0")/../mount/lib.sh"
 source "$(dirname "$0")/docker_lib.sh"
+source "$(dirname "$0")/containerd_lib.sh"
 source "$(dirname "$0")/registry_lib.sh"
 
 [ -n "${YOLO_IMAGE:-}" ] || fail "YOLO_IMAGE not set (run through meson test)"
 YD=${YOLO_SOURCE_ROOT:?}/scripts/yolo-docker
-export DOCKER YOLOFS YOLO_IMAGE
+YC=${YOLO_SOURCE_ROOT:?}/scripts/yolo-containerd
+export DOCKER CTR YOLOFS YOLO_IMAGE
 W=$TMP/work
 mkdir -p -m 0755 "$W"
 
 share_cleanup() {
 	local rc=$? f n
-	for n in a b; do
+	for n in a b ca cb; do
 		[ -d "$TMP/$n/state" ] || continue
 		[ "$rc" = 0 ] || for f in "$TMP/$n"/state/*/log; do [ -s "$f" ] && { echo "== $f" >&2; tail -n 5 "$f" >&2; }; done
 		for f in "$TMP/$n"/state/*/pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
 	done
 	sleep 0.5
 	for n in a b; do docker_node "$TMP/$n"; dockerd_stop; done
+	for n in ca cb; do containerd_node "$TMP/$n"; containerd_stop; done
 	registry_stop
 	cleanup
 }
 trap share_cleanup EXIT
 
 # node N: dk, dockerd_* and yolo-docker's state are node N's from now on.
-node() { docker_node "$TMP/$1"; export YOLO_DOCKER_STATE=$TMP/$1/state; }
+node() { docker_node "$TMP/$1"; STATE=$TMP/$1/state; export YOLO_DOCKER_STATE=$STATE; }
+# ctr_node N: the same for ct, containerd_* and yolo-containerd.
+ctr_node() {
+	containerd_node "$TMP/$1"
+	STATE=$TMP/$1/state
+	export YOLO_CONTAINERD_STATE=$STATE CONTAINERD_ADDRESS=$CT_SOCK CONTAINERD_NAMESPACE=$CT_NS
+}
 # sd ID: state directory of the running daemon of layer ID.
-sd() { local d; for d in "$YOLO_DOCKER_STATE/$1".*/; do [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null && echo "${d%/}"; done | tail -n 1; }
+sd() { local d; for d in "$STATE/$1".*/; do [ -f "$d/pid" ] && kill -0 "$(cat "$d/pid")" 2>/dev/null && echo "${d%/}"; done | tail -n 1; }
 lm() { metric "$2" "$(sd "$1")/metrics.prom"; }
+
+# served_start WHAT OUT ID...: with the layers ID... mounted with fetched
+# images, drop the caches, run `start` (the engine's) into OUT, which must
+# equal $W/expected, and check it was served from those images.
+served_start() {
+	local what=$1 out=$2 id t0 t1 s p a u pf bm src=0 pass=0 served=0 ans=0 unk=0
+	local -A c0
+	shift 2
+	for id in "$@"; do
+		wait_until "$what: layer $id's namespace answers read" \
+			'grep -q "namespace paths answered from memory" "$(sd "$id")/log"'
+	done
+	sleep 1.5                        # metrics are rewritten every second
+	for id in "$@"; do
+		c0[$id]="$(lm "$id" bytes_source) $(lm "$id" reads_passthrough) $(lm "$id" ns_answered) $(lm "$id" ns_unknown) $(lm "$id" bytes_prefilled) $(lm "$id" bytes_memory)"
+	done
+	drop_caches
+	t0=$(date +%s%N)
+	start >"$out" || fail "$what: first start"
+	t1=$(( ($(date +%s%N) - t0) / 1000000 ))
+	diff -u "$W/expected" "$out" || fail "$what: the first start printed something else"
+	sleep 1.5
+	for id in "$@"; do
+		read -r s p a u pf bm <<<"${c0[$id]}"
+		s=$(( $(lm "$id" bytes_source) - s )) p=$(( $(lm "$id" reads_passthrough) - p ))
+		a=$(( $(lm "$id" ns_answered) - a )) u=$(( $(lm "$id" ns_unknown) - u ))
+		pf=$(( $(lm "$id" bytes_prefilled) - pf )) bm=$(( $(lm "$id" bytes_memory) - bm ))
+		echo "$what layer $id: $((pf + bm)) bytes served from the fetched image, $s bytes of files from the layer," \
+		     "$p reads of files no image holds; namespace questions: $a from memory, $u asked of the layer"
+		[ $((pf + bm)) -gt 0 ] || fail "$what: layer $id: the fetched image served nothing"
+		[ "$a" -gt 0 ] || fail "$what: layer $id: no namespace question answered from memory"
+		src=$((src + s)) pass=$((pass + p)) served=$((served + pf + bm)) ans=$((ans + a)) unk=$((unk + u))
+	done
+	echo "$what's first start: ${t1} ms; $served bytes served from fetched images, $src bytes from the layers," \
+	     "$pass reads of files no image holds; $ans namespace questions answered from memory, $unk asked of the layers"
+	[ "$pass" = 0 ] || fail "$what's first start read $pass times from files no fetched image holds"
+	[ $((src * 100)) -le $(( (served + src) * 2 )) ] || fail "$what's first start read $src bytes from the layers: over 2 %"
+}
 # layer_ids: the overlay2 ids of the image's layers on this node, top first.
 layer_ids() { dk image inspect "$IMG" --format '{{.GraphDriver.Data.UpperDir}}:{{.GraphDriver.Data.LowerDir}}' |
 	tr ':' '\n' | sed -n 's|.*/overlay2/\([^/]*\)/diff$|\1|p'; }
@@ -79,7 +126,8 @@ mapfile -t A_IDS < <(layer_ids)
 [ "${#A_IDS[@]}" = 2 ] || fail "node A: expected 2 layers, got ${A_IDS[*]}"
 "$YD" mount "$IMG" --learn "$W/learnA" -o learn_idle=2 || fail "node A: yolo-docker mount --learn"
 drop_caches
-dk run --rm "$IMG" >"$W/expected" || fail "node A: docker run"
+start() { dk run --rm "$IMG"; }
+start >"$W/expected" || fail "node A: docker run"
 cat "$W/expected"
 for id in "${A_IDS[@]}"; do
 	wait_until "node A: layer $id learnt" '[ "$(lm "$id" learned_images)" -ge 1 ]'
@@ -113,37 +161,8 @@ for id in "${B_IDS[@]}"; do
 done
 [ -z "$(find "$W/fetchedB" -name '*.tmp')" ] || fail "fetch left temporary files"
 "$YD" mount "$IMG" --images "$W/fetchedB" --learn "$W/learnB" -o learn_idle=2 || fail "node B: yolo-docker mount"
-for id in "${B_IDS[@]}"; do
-	wait_until "node B: layer $id's namespace answers read" \
-		'grep -q "namespace paths answered from memory" "$(sd "$id")/log"'
-done
-sleep 1.5                                # metrics are rewritten every second
-declare -A c0
-for id in "${B_IDS[@]}"; do
-	c0[$id]="$(lm "$id" bytes_source) $(lm "$id" reads_passthrough) $(lm "$id" ns_answered) $(lm "$id" ns_unknown) $(lm "$id" bytes_prefilled) $(lm "$id" bytes_memory)"
-done
-drop_caches
-t0=$(date +%s%N)
-dk run --rm "$IMG" >"$W/b1" || fail "node B: first docker run"
-t1=$(( ($(date +%s%N) - t0) / 1000000 ))
-diff -u "$W/expected" "$W/b1" || fail "node B: the first start printed something else"
-sleep 1.5
-src=0 pass=0 served=0 ans=0 unk=0
-for id in "${B_IDS[@]}"; do
-	read -r s p a u pf bm <<<"${c0[$id]}"
-	s=$(( $(lm "$id" bytes_source) - s )) p=$(( $(lm "$id" reads_passthrough) - p ))
-	a=$(( $(lm "$id" ns_answered) - a )) u=$(( $(lm "$id" ns_unknown) - u ))
-	pf=$(( $(lm "$id" bytes_prefilled) - pf )) bm=$(( $(lm "$id" bytes_memory) - bm ))
-	echo "node B layer $id: $((pf + bm)) bytes served from the fetched image, $s bytes of files from the layer," \
-	     "$p reads of files no image holds; namespace questions: $a from memory, $u asked of the layer"
-	[ $((pf + bm)) -gt 0 ] || fail "node B: layer $id: the fetched image served nothing"
-	[ "$a" -gt 0 ] || fail "node B: layer $id: no namespace question answered from memory"
-	src=$((src + s)) pass=$((pass + p)) served=$((served + pf + bm)) ans=$((ans + a)) unk=$((unk + u))
-done
-echo "node B's first start: ${t1} ms; $served bytes served from fetched images, $src bytes from the layers," \
-     "$pass reads of files no image holds; $ans namespace questions answered from memory, $unk asked of the layers"
-[ "$pass" = 0 ] || fail "node B's first start read $pass times from files no fetched image holds"
-[ $((src * 100)) -le $(( (served + src) * 2 )) ] || fail "node B's first start read $src bytes from the layers: over 2 %"
+start() { dk run --rm "$IMG"; }
+served_start "node B" "$W/b1" "${B_IDS[@]}"
 
 note "an artifact with one block changed is refused (the rest installed, the start still works)"
 base=${B_IDS[1]} top=${B_IDS[0]}
@@ -195,4 +214,44 @@ mkdir -p -m 0755 "$W/store"
 "$YD" publish "$IMG" --to "$W/store" --images "$W/fetchedB" 2>&1 || fail "publish --to a directory"
 "$YD" fetch "$IMG" --from "$W/store" --images "$W/fetchedB5" 2>&1 || fail "fetch --from a directory"
 for id in "${B_IDS[@]}"; do [ -f "$W/fetchedB5/$id.yolo" ] || fail "layer $id: nothing fetched from the directory"; done
+"$YD" umount --all --force >/dev/null 2>&1
+dockerd_stop
+registry_start
+
+note "containerd, node A: the image pushed, pulled, its first start learnt, published"
+CIMG=$REG/yolo/ctr:1
+ctr_node ca
+containerd_start
+mkdir -p "$W/top/data" "$W/top/etc"
+head -c 3000000 "$W/rootfs/data/big" >"$W/top/data/top"
+echo top >"$W/top/etc/motd"
+tar -C "$W/rootfs" -cf "$W/base.tar" . && tar -C "$W/top" -cf "$W/top.tar" . || fail "layer tars"
+oci_archive "$W/ctr.tar" "$CIMG" "$W/base.tar" "$W/top.tar"
+ct images import "$W/ctr.tar" >/dev/null || fail "ctr images import"
+ct images push --plain-http "$CIMG" >/dev/null || fail "ctr images push"
+ct images rm --sync "$CIMG" >/dev/null || fail "ctr images rm"
+ct images pull --plain-http "$CIMG" >/dev/null || fail "node A: ctr images pull"
+start() { ct run --rm "${CT_RUN[@]}" "$CIMG" "c$RANDOM" md5sum /data/big /data/top /etc/motd /bin/busybox; }
+"$YC" mount "$CIMG" --learn "$W/clearnA" -o learn_idle=2 || fail "containerd node A: mount --learn"
+mapfile -t CA_IDS < <(ls "$CT_SNAPSHOTS")
+drop_caches
+start >"$W/expected" || fail "containerd node A: ctr run"
+cat "$W/expected"
+for id in "${CA_IDS[@]}"; do
+	wait_until "containerd node A: snapshot $id learnt" '[ "$(lm "$id" learned_images)" -ge 1 ]'
+done
+"$YC" publish "$CIMG" 2>&1 || fail "containerd node A: publish"
+"$YC" umount --all --force >/dev/null 2>&1
+containerd_stop
+
+note "containerd, node B: pull, fetch, first start served from the fetched images"
+ctr_node cb
+containerd_start
+ct images pull --plain-http "$CIMG" >/dev/null || fail "containerd node B: ctr images pull"
+mapfile -t CB_IDS < <(ls "$CT_SNAPSHOTS")
+[ "${#CB_IDS[@]}" = 2 ] || fail "containerd node B: expected 2 snapshots, got ${CB_IDS[*]}"
+"$YC" fetch "$CIMG" --images "$W/cfetchedB" 2>&1 || fail "containerd node B: fetch"
+for id in "${CB_IDS[@]}"; do [ -f "$W/cfetchedB/$id.yolo" ] || fail "containerd node B: snapshot $id: no fetched image"; done
+"$YC" mount "$CIMG" --images "$W/cfetchedB" --learn "$W/clearnB" -o learn_idle=2 || fail "containerd node B: mount"
+served_start "containerd node B" "$W/cb1" "${CB_IDS[@]}"
 echo "PASS"
