@@ -342,10 +342,19 @@ static int mount_and_daemonize(struct daemon *d)
 
 /* The control thread: an upgrade was asked for (on `conn`).  The session
  * loop stops; main() then starts the successor (upgrade()). */
-static void upgrade_asked(void *ctx, int conn)
+static void control_asked(void *ctx, enum tko_request what, int conn)
 {
 	struct daemon *d = ctx;
 	int none = -1;
+	if (what == TKO_RELOAD) {
+		if (!d->o.images) {
+			tko_reply(conn, "error: started without images=, nothing to reload");
+			return;
+		}
+		reload_now(&d->reloader);
+		tko_reply(conn, "ok: reloading images=%s", d->o.images);
+		return;
+	}
 	if (!atomic_compare_exchange_strong(&d->upgrade_conn, &none, conn)) {
 		tko_reply(conn, "error: an upgrade is already under way");
 		return;
@@ -408,7 +417,7 @@ static void start_threads(struct daemon *d)
 	rl->running = r == 0;
 	if (d->learn && (r = learn_start(d->learn)) < 0)
 		ylog(YLOG_WARN, "no learning thread (nothing is learnt): %s", strerror(-r));
-	if (d->mount_dev && (r = tko_listen(d->mount_dev, upgrade_asked, d)) < 0)
+	if (d->mount_dev && (r = tko_listen(d->mount_dev, control_asked, d)) < 0)
 		ylog(YLOG_WARN, "no control socket (yolofs --upgrade cannot reach this daemon): %s",
 		     strerror(-r));
 }

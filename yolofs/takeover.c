@@ -166,7 +166,7 @@ static struct {
 	pthread_t thread;
 	bool running;
 	struct sockaddr_un sa;
-	void (*request)(void *ctx, int conn);
+	void (*request)(void *ctx, enum tko_request what, int conn);
 	void *ctx;
 } control = { .fd = -1 };
 
@@ -189,7 +189,7 @@ void tko_reply(int conn, const char *fmt, ...)
 	close(conn);
 }
 
-/* One request line from a root peer: "upgrade". */
+/* One request line from a root peer: "upgrade" or "reload". */
 static void control_serve(int conn)
 {
 	struct ucred cred;
@@ -201,11 +201,12 @@ static void control_serve(int conn)
 		return;
 	}
 	ssize_t n = poll(&p, 1, 5000) == 1 ? recv(conn, buf, sizeof(buf) - 1, 0) : -1;
-	if (n <= 0 || strncmp(buf, "upgrade\n", 8) != 0) {
-		tko_reply(conn, "error: unknown request (this yolofs knows: upgrade)");
-		return;
-	}
-	control.request(control.ctx, conn);
+	if (n > 0 && strcmp(buf, "upgrade\n") == 0)
+		control.request(control.ctx, TKO_UPGRADE, conn);
+	else if (n > 0 && strcmp(buf, "reload\n") == 0)
+		control.request(control.ctx, TKO_RELOAD, conn);
+	else
+		tko_reply(conn, "error: unknown request (this yolofs knows: upgrade, reload)");
 }
 
 static void *control_main(void *arg)
@@ -222,7 +223,7 @@ static void *control_main(void *arg)
 	}
 }
 
-int tko_listen(dev_t mount_dev, void (*request)(void *ctx, int conn), void *ctx)
+int tko_listen(dev_t mount_dev, void (*request)(void *ctx, enum tko_request what, int conn), void *ctx)
 {
 	control_path(mount_dev, &control.sa);
 	if (mkdir(CONTROL_DIR, 0755) < 0 && errno != EEXIST)

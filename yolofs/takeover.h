@@ -42,11 +42,15 @@ int tko_inherited(struct tko_inherited *t);
 void tko_store(int record_fd, int fuse_fd, int source_fd);
 void tko_store_drop(void);
 
+/* What root may ask of a daemon through its control socket: hand the
+ * session to the binary now installed (yolofs --upgrade), or re-read
+ * images= as SIGHUP does (yolo-share watch, after it installed an image). */
+enum tko_request { TKO_UPGRADE, TKO_RELOAD };
 /* The control socket of the FUSE mount `mount_dev`: a thread accepts
- * root's `upgrade` requests and calls request(ctx, connection) for each
- * (the connection is owned by the callee; answer with tko_reply).
+ * root's requests and calls request(ctx, what, connection) for each (the
+ * connection is owned by the callee; answer with tko_reply).
  * @return 0 or -errno. */
-int tko_listen(dev_t mount_dev, void (*request)(void *ctx, int conn), void *ctx);
+int tko_listen(dev_t mount_dev, void (*request)(void *ctx, enum tko_request what, int conn), void *ctx);
 void tko_listen_stop(void);
 /* Does a daemon own the mount `mount_dev` (its control socket answers)? */
 bool tko_live(dev_t mount_dev);

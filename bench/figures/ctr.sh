@@ -59,6 +59,7 @@ echo "${line%$'\r'}"
 EOF
 
 CTR_IMGDIR=""
+CTR_FIGURE=ctr                           # the figure ctr_run writes rows of (newnode.sh: newnode)
 CTR_IMAGES=() CTR_RUN_FLAGS=()
 declare -A CTR_TAR=() CTR_APP_OF=()
 
@@ -330,7 +331,7 @@ ctr_run() {
 		extra="start_seconds=$(IFS=,; echo "${times[*]}") mean_seconds=$(us_to_s $((sum / n))) $extra"
 		CTR_TIME=$secs
 	fi
-	row ctr "$CTR_PROFILE" "$mode" "$n" "$policy" - "$cache" "$r" "$status" "$secs" - \
+	row "$CTR_FIGURE" "$CTR_PROFILE" "$mode" "$n" "$policy" - "$cache" "$r" "$status" "$secs" - \
 		$(((d1[1] - d0[1]) * 512)) "$misses" "$extra"
 }
 

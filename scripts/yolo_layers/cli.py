@@ -8,11 +8,13 @@ import re
 import signal
 import sys
 
+from .args import CaptureArgs, MountArgs, ShareArgs, StatusArgs, UmountArgs, WatchArgs
 from .capture import cmd_capture
 from .common import Fatal, UsageError, prog, set_prog
 from .engines import ENGINES
 from .mount import cmd_mount, cmd_umount
 from .share import cmd_fetch, cmd_publish
+from .watch import cmd_watch
 from .state import State
 from .status import cmd_status
 
@@ -77,6 +79,16 @@ usage: yolo-docker     [-H HOST]                    COMMAND [options] IMAGE
         serves it from the first start.  A layer already mounted with that
         image reloads it.  Credentials: FILE, else $DOCKER_CONFIG/config.json
         or ~/.docker/config.json (as docker login writes them).
+  watch --images DIR --learn DIR [--from STORE] [--metrics FILE] [--interval S]
+        [--auth-file FILE] [-o YOLOFS_OPTS]...
+        Run until stopped (a service): every image pulled from now on is
+        fetched (as fetch: from its registry, or --from STORE) and mounted
+        (as mount --images DIR --learn DIR) as soon as the pull ends, with
+        no command per image.  A fetch that fails (nothing published, the
+        registry down, an image refused) still mounts, learning.  Docker:
+        dockerd's event stream (its API socket, -H or DOCKER_HOST);
+        containerd: its image list, polled every S seconds (default 2).
+        Each outcome is a log line and a counter in FILE (Prometheus text).
   umount [--force] IMAGE | --all
         Unmount yolofs from IMAGE's layers (also a mount whose daemon died);
         --all: from every layer this tool mounted, whatever its image.  A
@@ -104,11 +116,6 @@ Exit status: 0 done, 1 failed, 2 bad usage.  Needs root.
 """
 
 Globals = collections.namedtuple("Globals", "engine client_opts rest help")
-CaptureArgs = collections.namedtuple("CaptureArgs", "image out_dir merge timeout run")
-MountArgs = collections.namedtuple("MountArgs", "image images_dir learn_dir yolofs_opts")
-UmountArgs = collections.namedtuple("UmountArgs", "image all force")
-StatusArgs = collections.namedtuple("StatusArgs", "image all")
-ShareArgs = collections.namedtuple("ShareArgs", "image store images_dir learn_dir auth_file")
 
 # Client options: the engine each belongs to.
 CLIENT_OPTS = {"-H": "docker", "--host": "docker", "-a": "containerd", "--address": "containerd",
@@ -249,11 +256,16 @@ def parse_mount(args):
     if not images_dir and not learn_dir:
         raise UsageError("mount: --learn DIR or --images DIR is required")
     yolofs_opts = ",".join(o for o in opts if o)
+    check_yolofs_opts("mount", yolofs_opts)
+    return MountArgs(image, images_dir, learn_dir, yolofs_opts)
+
+
+def check_yolofs_opts(command, yolofs_opts):
+    """Options the tool sets itself may not be given with -o."""
     for o in yolofs_opts.split(","):
         name = o.partition("=")[0]
         if "=" in o and name in SET_BY_TOOL:
-            raise UsageError(f"mount: -o {name}= is set by {prog()}{SET_BY_TOOL[name]}")
-    return MountArgs(image, images_dir, learn_dir, yolofs_opts)
+            raise UsageError(f"{command}: -o {name}= is set by {prog()}{SET_BY_TOOL[name]}")
 
 
 def _parse_image_or_all(command, args, flags):
@@ -309,6 +321,40 @@ def parse_publish(args):
                                           "--learn": "learn_dir", "--auth-file": "auth_file"})
 
 
+def parse_watch(args):
+    image, found, opts, i = "", {}, [], 0
+    names = {"--images": "images_dir", "--learn": "learn_dir", "--from": "store", "--metrics": "metrics",
+             "--interval": "interval", "--auth-file": "auth_file"}
+    while i < len(args):
+        a = args[i]
+        name, eq, value = a.partition("=")
+        if a == "-o":
+            opts.append(_value(args, i, "watch: -o needs yolofs options"))
+            i += 1
+        elif a.startswith("-o"):
+            opts.append(a[2:])
+        elif name in names and eq:
+            found[names[name]] = value
+        elif a in names:
+            found[names[a]] = _value(args, i, f"watch: {a} needs a value")
+            i += 1
+        else:
+            raise UsageError(f"watch: unknown argument {a}")
+        i += 1
+    if not found.get("images_dir") or not found.get("learn_dir"):
+        raise UsageError("watch: --images DIR and --learn DIR are required")
+    try:
+        interval = float(found.get("interval", "2"))
+    except ValueError:
+        raise UsageError("watch: --interval needs seconds") from None
+    if not 0.1 <= interval <= 3600:
+        raise UsageError("watch: --interval must be between 0.1 and 3600 seconds")
+    yolofs_opts = ",".join(o for o in opts if o)
+    check_yolofs_opts("watch", yolofs_opts)
+    return WatchArgs(found["images_dir"], found["learn_dir"], found.get("store", ""), found.get("metrics", ""),
+                     interval, found.get("auth_file", ""), yolofs_opts)
+
+
 def parse_fetch(args):
     parsed = _parse_share("fetch", args, {"--from": "store", "--images": "images_dir",
                                           "--auth-file": "auth_file"})
@@ -319,7 +365,8 @@ def parse_fetch(args):
 
 COMMANDS = {"capture": (parse_capture, cmd_capture), "mount": (parse_mount, cmd_mount),
             "umount": (parse_umount, cmd_umount), "status": (parse_status, cmd_status),
-            "publish": (parse_publish, cmd_publish), "fetch": (parse_fetch, cmd_fetch)}
+            "publish": (parse_publish, cmd_publish), "fetch": (parse_fetch, cmd_fetch),
+            "watch": (parse_watch, cmd_watch)}
 
 
 def run_command(argv):

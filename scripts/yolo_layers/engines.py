@@ -175,6 +175,7 @@ class Docker(Engine):
     state_var, state_default = "YOLO_DOCKER_STATE", "/run/yolo-docker"
 
     def __init__(self, client_opts):
+        self.client_opts = client_opts
         self.cmd = [client("DOCKER", "docker", "docker")] + client_opts
         self.cidfile = ""
 
@@ -335,6 +336,7 @@ class Containerd(Engine):
     state_var, state_default = "YOLO_CONTAINERD_STATE", "/run/yolo-containerd"
 
     def __init__(self, client_opts):
+        self.client_opts = client_opts
         self.cmd = [client("CTR", "ctr", "ctr")] + client_opts
         self.snapshots = self.cmd + ["snapshots", "--snapshotter", "overlayfs"]
         self.token = ""

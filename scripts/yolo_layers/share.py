@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 
-from yolo_share.install import Refused, install
+from yolo_share.install import Refused, fetch_install
 from yolo_share.keys import open_store
 from yolo_share.registry import Registry, RegistryError
 from yolo_share.store import RegistryStore
@@ -99,25 +99,28 @@ def cmd_fetch(engine, state, args):
     keys = engine.image_layer_keys(args.image)
     store, digest = store_for(engine, args.image, args.store, args.auth_file)
     try:
-        fetched = store.fetch_for(digest, [key for _, key in keys], images_dir)
+        cands = store.candidates([key for _, key in keys], digest)
     except (RegistryError, OSError) as e:
         raise Fatal(f"fetch from {store.where()}: {e}") from None
-    if not fetched:
+    if not any(cands.values()):
         say(f"{args.image}: no boot images published in {store.where()}")
         return 0
     installed, refused = 0, 0
     state.lock()
     for layer, key in keys:
-        if key not in fetched:
+        if not cands.get(key):
             say(f"layer {layer.id}: none published")
             continue
         out = os.path.join(images_dir, f"{layer.id}.yolo")
         try:
-            summary = install(yolo_image, fetched.pop(key), layer.dir, out)
+            summary = fetch_install(store, key, cands[key], yolo_image, layer.dir, out,
+                                    lambda msg, lid=layer.id: say(f"layer {lid}: {msg}"))
         except Refused as e:
             refused += 1
-            say(f"layer {layer.id}: fetched image refused: {e}")
+            say(f"layer {layer.id}: no fetched image installed ({e})")
             continue
+        except (RegistryError, OSError) as e:
+            raise Fatal(f"fetch from {store.where()}: {e}") from None
         installed += 1
         say(f"layer {layer.id}: fetched, checked against the layer: {summary}")
         daemon = state.current_daemon(layer.id)
@@ -127,8 +130,7 @@ def cmd_fetch(engine, state, args):
             say(f"layer {layer.id}: yolofs (pid {pid}) reloads it")
         elif pid is not None:
             say(f"layer {layer.id}: mounted without {out}; umount and mount --images {images_dir} to serve it")
-    for path in fetched.values():                   # keys no local layer has
-        os.unlink(path)
     if refused:
-        raise Fatal(f"{args.image}: {refused} fetched image(s) refused, {installed} installed")
+        raise Fatal(f"{args.image}: {refused} layer(s) got no image (every one published was refused), "
+                    f"{installed} installed")
     return 0

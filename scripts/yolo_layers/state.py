@@ -144,6 +144,12 @@ class State:
             if d.stale():
                 d.remove()
 
+    def unlock(self):
+        """Release the lock (watch takes it per pulled image)."""
+        if self._lock:
+            self._lock.close()
+            self._lock = None
+
     def all_layers(self):
         """Every layer this tool has state for (mounted, detached or dead),
         whatever image it belongs to; not what lock() would forget (status

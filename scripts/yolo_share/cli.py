@@ -11,13 +11,16 @@ import subprocess
 import sys
 import tempfile
 
-from .install import Refused, install
+from .install import Refused, fetch_install
 from .keys import base_key, open_store
 from .registry import RegistryError
+from .watch import watch
 
 USAGE = """\
 usage: yolo-share publish --to STORE [--learn DIR]... [--image FILE]... [--auth-file F] SOURCE_DIR NAME
        yolo-share fetch --from STORE --images DIR [--auth-file F] SOURCE_DIR NAME...
+       yolo-share watch --from STORE --images DIR [--metrics FILE] [--interval S] [--retry S]
+                        [--auth-file F] SOURCE_DIR
 
   publish  Publish the boot image of base file NAME of SOURCE_DIR (nova's
            _base): the images learnt for it in each learn directory DIR
@@ -30,6 +33,16 @@ usage: yolo-share publish --to STORE [--learn DIR]... [--image FILE]... [--auth-
            (systemctl reload yolofs@..., or SIGHUP).  Fetch before yolofs is
            mounted over SOURCE_DIR in place, or its comparison reads go
            through the mount (correct, but counted and learnt as reads).
+  watch    Do what fetch does for every base file that appears in SOURCE_DIR
+           (nova's download: NAME.part renamed to NAME), with no command per
+           image: poll every S seconds (default 2), fetch a file once its size
+           and mtime held still over two polls, install DIR/NAME.yolo and ask
+           the yolofs mounted on SOURCE_DIR to reload (its control socket).
+           The files are read in a mount namespace of the watcher's own
+           without that mount.  An unreachable store is retried after
+           --retry seconds (default 60); every outcome is a log line and a
+           counter in --metrics FILE (node_exporter's textfile format).
+           Runs until stopped (a systemd service).
 
 STORE: a shared directory (absolute path) or REGISTRY/REPOSITORY (e.g.
 registry.example:5000/yolo/base; plain HTTP for a loopback registry, HTTPS
@@ -71,13 +84,16 @@ def parse(argv):
     if not argv or argv[0] in ("-h", "--help", "help"):
         return None
     command, args = argv[0], argv[1:]
-    if command not in ("publish", "fetch"):
+    if command not in ("publish", "fetch", "watch"):
         raise UsageError(f"unknown command {command}")
-    opts = {"--to": "store", "--from": "store", "--images": "images", "--auth-file": "auth_file"}
+    opts = {"--to": "store", "--from": "store", "--images": "images", "--auth-file": "auth_file",
+            "--metrics": "metrics", "--interval": "interval", "--retry": "retry"}
     multi = {"--learn": "learn", "--image": "image"}
     allowed = {"publish": {"--to", "--learn", "--image", "--auth-file"},
-               "fetch": {"--from", "--images", "--auth-file"}}[command]
-    found = {"store": "", "images": "", "auth_file": "", "learn": [], "image": []}
+               "fetch": {"--from", "--images", "--auth-file"},
+               "watch": {"--from", "--images", "--auth-file", "--metrics", "--interval", "--retry"}}[command]
+    found = {"store": "", "images": "", "auth_file": "", "learn": [], "image": [], "metrics": "",
+             "interval": "2", "retry": "60"}
     positional, i = [], 0
     while i < len(args):
         a = args[i]
@@ -98,8 +114,19 @@ def parse(argv):
         i += 1
     if not found["store"]:
         raise UsageError(f"{command}: {'--to' if command == 'publish' else '--from'} STORE is required")
-    if command == "fetch" and not found["images"]:
-        raise UsageError("fetch: --images DIR is required")
+    if command != "publish" and not found["images"]:
+        raise UsageError(f"{command}: --images DIR is required")
+    for key in ("interval", "retry"):
+        try:
+            found[key] = float(found[key])
+        except ValueError:
+            raise UsageError(f"{command}: --{key} needs seconds") from None
+        if not 0.1 <= found[key] <= 86400:
+            raise UsageError(f"{command}: --{key} must be between 0.1 and 86400 seconds")
+    if command == "watch":
+        if len(positional) != 1:
+            raise UsageError("watch: one SOURCE_DIR is required")
+        return command, found, positional[0], []
     if len(positional) < 2 or (command == "publish" and len(positional) != 2):
         raise UsageError(f"{command}: SOURCE_DIR and {'NAME' if command == 'publish' else 'NAME...'} are required")
     return command, found, positional[0], positional[1:]
@@ -143,21 +170,22 @@ def fetch(opts, source, names):
         os.umask(old)
     store = open_store(opts["store"], opts["auth_file"] or None)
     yolo_image, refused = find_yolo_image(), 0
-    for name in names:
-        key = base_key(source, name)
-        fetched = store.fetch_key(key, images_dir)
-        if not fetched:
+    keys = {name: base_key(source, name) for name in names}
+    cands = store.candidates(list(keys.values()))
+    for name, key in keys.items():
+        if not cands.get(key):
             say(f"{name}: no image published for {key} in {store.where()}")
             continue
         try:
-            summary = install(yolo_image, fetched, source, os.path.join(images_dir, f"{name}.yolo"))
+            summary = fetch_install(store, key, cands[key], yolo_image, source,
+                                    os.path.join(images_dir, f"{name}.yolo"), lambda m, n=name: say(f"{n}: {m}"))
         except Refused as e:
             refused += 1
-            say(f"{name}: fetched image refused: {e}")
+            say(f"{name}: no fetched image installed ({e})")
             continue
         say(f"{name}: fetched {key}, checked against {source}/{name}: {summary}")
     if refused:
-        raise Fatal(f"{refused} fetched image(s) refused")
+        raise Fatal(f"{refused} base file(s) got no image (every one published was refused)")
 
 
 def main(argv):
@@ -171,8 +199,11 @@ def main(argv):
             raise Fatal(f"source directory {source} does not exist")
         if command == "publish":
             publish(opts, source, names[0])
-        else:
+        elif command == "fetch":
             fetch(opts, source, names)
+        else:
+            opts["yolo_image"] = find_yolo_image()
+            return watch(opts, source, argv)
         return 0
     except UsageError as e:
         print(f"yolo-share: {e} (try yolo-share --help)", file=sys.stderr)

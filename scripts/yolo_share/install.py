@@ -8,6 +8,8 @@ difference means a tampered or broken image, not a legitimate one."""
 import os
 import subprocess
 
+from .registry import BadContent
+
 
 class Refused(Exception):
     """The fetched image is not installed; the message says why."""
@@ -38,3 +40,28 @@ def install(yolo_image, fetched, source_dir, out):
                 os.unlink(path)
             except FileNotFoundError:
                 pass
+
+
+def fetch_install(store, key, candidates, yolo_image, source_dir, out, say):
+    """Install the newest of CANDIDATES (store.candidates) that downloads
+    intact and matches SOURCE_DIR as OUT: one bad upload is passed over for
+    an older good one.  SAY(message) tells each one passed over.  The
+    summary of the one installed; Refused when none could be."""
+    why = []
+    for cand in candidates:
+        if cand.digest is None:
+            why.append(cand.where)
+            say(f"{cand.where}; passed over")
+            continue
+        try:
+            fetched = store.download(cand, os.path.dirname(out))
+        except BadContent as e:                   # an unreachable store is the caller's error
+            why.append(str(e))
+            say(f"{key} from {cand.where}: download refused: {e}")
+            continue
+        try:
+            return install(yolo_image, fetched, source_dir, out)
+        except Refused as e:
+            why.append(str(e))
+            say(f"{key} from {cand.where}: refused: {e}")
+    raise Refused(why[-1] if why else "none published")

@@ -51,6 +51,12 @@ class NotFound(RegistryError):
     """The registry has no such manifest, blob or API (HTTP 404)."""
 
 
+class BadContent(RegistryError):
+    """What the registry sent is not what was asked for: a wrong digest or
+    size, a document that is not JSON or too large.  The registry answers;
+    this one thing it holds is bad."""
+
+
 def digest_of(data):
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
@@ -283,7 +289,7 @@ class Registry:
         exactly SIZE bytes (at most MAX_SIZE) whose sha256 is DIGEST."""
         check_digest(digest)
         if not isinstance(size, int) or size < 0 or size > max_size:
-            raise RegistryError(f"{self.host}: blob {digest} of {size} bytes refused (limit {max_size})")
+            raise BadContent(f"{self.host}: blob {digest} of {size} bytes refused (limit {max_size})")
         r = self.request("GET", f"/v2/{repo}/blobs/{digest}", _pull(repo))
         fd, path = tempfile.mkstemp(prefix=".fetch-", suffix=".tmp", dir=dest_dir)
         h, got = hashlib.sha256(), 0
@@ -295,11 +301,11 @@ class Registry:
                         break
                     got += len(chunk)
                     if got > size:
-                        raise RegistryError(f"{self.host}: blob {digest} is longer than its {size} bytes")
+                        raise BadContent(f"{self.host}: blob {digest} is longer than its {size} bytes")
                     h.update(chunk)
                     out.write(chunk)
             if got != size or "sha256:" + h.hexdigest() != digest:
-                raise RegistryError(f"{self.host}: blob {digest}: got {got} bytes with digest "
+                raise BadContent(f"{self.host}: blob {digest}: got {got} bytes with digest "
                                     f"sha256:{h.hexdigest()[:16]}...; refused")
         except BaseException:
             os.unlink(path)
@@ -322,7 +328,7 @@ class Registry:
             media, body = self.get_manifest(repo, ref)
             digest, size = digest_of(body), len(body)
             if DIGEST.fullmatch(ref) and digest != ref:
-                raise RegistryError(f"{self.host}: manifest {ref} has digest {digest}")
+                raise BadContent(f"{self.host}: manifest {ref} has digest {digest}")
         return {"mediaType": media, "digest": digest, "size": int(size)}
 
     def get_manifest(self, repo, ref):
@@ -333,9 +339,9 @@ class Registry:
             body = r.read(MAX_DOCUMENT + 1)
             media = (r.headers.get("Content-Type") or "").split(";")[0].strip()
         if len(body) > MAX_DOCUMENT:
-            raise RegistryError(f"{self.host}: manifest {ref} is larger than {MAX_DOCUMENT} bytes")
+            raise BadContent(f"{self.host}: manifest {ref} is larger than {MAX_DOCUMENT} bytes")
         if DIGEST.fullmatch(ref) and digest_of(body) != ref:
-            raise RegistryError(f"{self.host}: manifest {ref} does not match its digest; refused")
+            raise BadContent(f"{self.host}: manifest {ref} does not match its digest; refused")
         return media, body
 
     def put_manifest(self, repo, ref, media, body):
@@ -411,11 +417,11 @@ def _error_detail(resp):
 
 def _parse_json(body, what):
     if len(body) > MAX_DOCUMENT:
-        raise RegistryError(f"{what}: larger than {MAX_DOCUMENT} bytes")
+        raise BadContent(f"{what}: larger than {MAX_DOCUMENT} bytes")
     try:
         return json.loads(body)
     except ValueError:
-        raise RegistryError(f"{what}: not JSON") from None
+        raise BadContent(f"{what}: not JSON") from None
 
 
 def _is_index(doc):

@@ -20,6 +20,7 @@ wins.
 
 Directory: DIR/blobs/sha256/<hex> holds the images, DIR/keys/<key> a
 descriptor of the newest one (written atomically); any node may write."""
+import collections
 import datetime
 import hashlib
 import json
@@ -27,7 +28,7 @@ import os
 import re
 import tempfile
 
-from .registry import (EMPTY_JSON, EMPTY_TYPE, MANIFEST, NotFound, Registry, RegistryError,
+from .registry import (EMPTY_JSON, EMPTY_TYPE, MANIFEST, BadContent, NotFound, Registry, RegistryError,
                        canonical, check_digest, digest_of)
 
 ARTIFACT_TYPE = "application/vnd.yolo.boot-images.v1"
@@ -35,6 +36,13 @@ IMAGE_TYPE = "application/vnd.yolo.boot-image.v1"
 KEY_ANNOTATION = "io.yolo.key"
 CREATED = "org.opencontainers.image.created"
 MAX_IMAGE = 16 << 30                     # no boot image is larger
+DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+class Candidate(collections.namedtuple("Candidate", "digest size where")):
+    """One published image of a key: its blob's digest and size, and where
+    it was found (for messages).  digest None: the entry could not be read
+    (where says why)."""
 
 
 def now_rfc3339():
@@ -74,7 +82,7 @@ def artifact_images(manifest_bytes):
         key = (layer.get("annotations") or {}).get(KEY_ANNOTATION) if isinstance(
             layer.get("annotations"), dict) else None
         digest, size = layer.get("digest"), layer.get("size")
-        if (isinstance(key, str) and isinstance(digest, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", digest)
+        if (isinstance(key, str) and isinstance(digest, str) and DIGEST_RE.fullmatch(digest)
                 and isinstance(size, int) and 0 <= size <= MAX_IMAGE):
             found.setdefault(key, (digest, size))
     return found
@@ -119,35 +127,38 @@ class RegistryStore:
         subject = self.registry.manifest_descriptor(self.repo, check_digest(subject_digest))
         return self._push(images, subject)
 
-    def fetch_for(self, subject_digest, keys, dest_dir):
-        """Download the newest image of each of KEYS among the artifacts
-        referring to SUBJECT_DIGEST: {key: path of a verified file in
-        DEST_DIR}."""
-        found = {}
-        for ref in newest_first(self.registry.referrers(self.repo, subject_digest, ARTIFACT_TYPE)):
-            wanted = set(keys) - set(found)
-            if not wanted:
-                break
-            _, body = self.registry.get_manifest(self.repo, ref["digest"])
+    def candidates(self, keys, subject_digest=None):
+        """{key: [Candidate]} of KEYS, newest first: the boot images of the
+        artifacts referring to SUBJECT_DIGEST (a container image's), or, with
+        no subject, the one tagged with each key (a base file's).  An
+        artifact that cannot be read is skipped, said in its place."""
+        found = {key: [] for key in keys}
+        if subject_digest:
+            refs = [r["digest"] for r in newest_first(
+                self.registry.referrers(self.repo, subject_digest, ARTIFACT_TYPE))]
+        else:
+            refs = [key_tag(key) for key in keys]
+        for ref in refs:
+            try:
+                _, body = self.registry.get_manifest(self.repo, ref)
+            except NotFound:
+                continue
+            except BadContent as e:               # this artifact alone is bad
+                for key in found:
+                    found[key].append(Candidate(None, 0, f"{self.where()}@{ref}: {e}"))
+                continue
             for key, (digest, size) in artifact_images(body).items():
-                if key in wanted:
-                    found[key] = self.registry.fetch_blob(self.repo, digest, size, dest_dir, MAX_IMAGE)
+                if key in found:
+                    found[key].append(Candidate(digest, size, f"{self.where()}@{ref}"))
         return found
+
+    def download(self, cand, dest_dir):
+        """CAND's image as a verified file in DEST_DIR (RegistryError if not)."""
+        return self.registry.fetch_blob(self.repo, cand.digest, cand.size, dest_dir, MAX_IMAGE)
 
     def publish_key(self, key, path):
         """Publish one image under its key's tag (a VM base file's)."""
         return self._push([(key, path)], None, ref=key_tag(key))
-
-    def fetch_key(self, key, dest_dir):
-        """The image published under KEY's tag, or None."""
-        try:
-            _, body = self.registry.get_manifest(self.repo, key_tag(key))
-        except NotFound:
-            return None
-        entry = artifact_images(body).get(key)
-        if not entry:
-            raise RegistryError(f"{self.where()}:{key_tag(key)} holds no boot image for {key}")
-        return self.registry.fetch_blob(self.repo, entry[0], entry[1], dest_dir, MAX_IMAGE)
 
 
 class DirStore:
@@ -182,26 +193,31 @@ class DirStore:
         """Layers are keyed by content alone here: the subject is not needed."""
         return [self.publish_key(key, path) for key, path in images]
 
-    def fetch_key(self, key, dest_dir):
-        try:
-            with open(self._key_file(key), "rb") as f:
-                doc = json.loads(f.read(65536))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as e:
-            raise RegistryError(f"{self._key_file(key)}: {e}") from None
-        digest, size = (doc.get("digest"), doc.get("size")) if isinstance(doc, dict) else (None, None)
-        if doc.get("key") != key or not isinstance(size, int) or not 0 <= size <= MAX_IMAGE:
-            raise RegistryError(f"{self._key_file(key)}: not a descriptor of {key}")
-        return _copy_verified(self._blob(digest), digest, size, dest_dir)
-
-    def fetch_for(self, subject_digest, keys, dest_dir):
+    def candidates(self, keys, subject_digest=None):
+        """{key: [Candidate]}: the descriptor of each key's newest image
+        (a descriptor that cannot be read is a candidate that fails)."""
         found = {}
         for key in keys:
-            path = self.fetch_key(key, dest_dir)
-            if path:
-                found[key] = path
+            path = self._key_file(key)
+            try:
+                with open(path, "rb") as f:
+                    doc = json.loads(f.read(65536))
+            except FileNotFoundError:
+                found[key] = []
+                continue
+            except (OSError, ValueError) as e:
+                found[key] = [Candidate(None, 0, f"{path}: {e}")]
+                continue
+            digest, size = (doc.get("digest"), doc.get("size")) if isinstance(doc, dict) else (None, None)
+            if (doc.get("key") != key or not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest)
+                    or not isinstance(size, int) or not 0 <= size <= MAX_IMAGE):
+                found[key] = [Candidate(None, 0, f"{path}: not a descriptor of {key}")]
+                continue
+            found[key] = [Candidate(digest, size, path)]
         return found
+
+    def download(self, cand, dest_dir):
+        return _copy_verified(self._blob(cand.digest), cand.digest, cand.size, dest_dir)
 
 
 def key_tag(key):
@@ -241,10 +257,11 @@ def _copy_verified(src, digest, size, dest_dir):
                 h.update(chunk)
                 out.write(chunk)
         if got != size or "sha256:" + h.hexdigest() != digest:
-            raise RegistryError(f"{src}: does not match its digest {digest}; refused")
+            raise BadContent(f"{src}: does not match its digest {digest}; refused")
     except OSError as e:
         os.unlink(path)
-        raise RegistryError(f"{src}: {e}") from None
+        bad = BadContent if isinstance(e, FileNotFoundError) else RegistryError
+        raise bad(f"{src}: {e.strerror or e}") from None
     except BaseException:
         os.unlink(path)
         raise

@@ -34,17 +34,18 @@
 #
 # Then node B (issue 20): yolo-share publishes the learnt images to a real
 # registry (Debian's docker-registry on 127.0.0.1), keyed by base file name
-# and size; another _base holding copies of the files (other inode numbers
-# and times) fetches them before its yolofs mounts, and that node's first
-# boot must read at most 2% of its bytes from the source, nothing of a file
-# no image covers.
+# and size; another _base with its own yolofs and a yolo-share watch gets
+# copies of the files (other inode numbers and times) as nova downloads
+# them; the watcher fetches, checks and has yolofs load the images, and that
+# node's first boot must read at most 2% of its bytes from the source,
+# nothing of a file no image covers.
 #
 # Skips only without qemu-system-x86_64; anything else that goes wrong
 # fails.  If the images are not learnt in time the second boot still runs
 # (to show what it then reads from the source) and the test fails.
 source "$(dirname "$0")/../mount/lib.sh"
 source "$(dirname "$0")/registry_lib.sh"
-trap 'registry_stop; cleanup' EXIT
+trap '[ -n "${WATCHER:-}" ] && kill "$WATCHER" 2>/dev/null; registry_stop; cleanup' EXIT
 
 ROOT=${YOLO_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 CACHE=${YOLO_VM_CACHE:-/var/cache/yolo/vm}
@@ -196,23 +197,40 @@ for f in $FILES; do
 	"$YOLO_IMAGE" verify --source "$BASE" "$(img_of "$f")" >/dev/null || fail "the learnt image of $f does not verify"
 done
 
-# Node B: another _base where the same base files were downloaded (their
-# own inode numbers and times), whose yolofs serves the images this node
-# learnt, fetched through a real registry before the first boot there.
-note "node B: the learnt images published to a registry, fetched by a new node before its first boot"
+# Node B: another _base, its yolofs mounted in place, empty, with a
+# yolo-share watch beside it; the same base files are downloaded into it as
+# nova does (NAME.part, renamed): their own inode numbers and times.  The
+# watcher must fetch the images this node learnt through a real registry,
+# check them and have yolofs load them before the first boot there, which
+# must then read at most 2% of its bytes from the source.
+note "node B: the learnt images published to a registry; a new node's watcher fetches them as the files arrive"
 registry_start
 for f in $FILES; do
 	"$SHARE" publish --to "$REG/yolo/base" --learn "$LEARN" "$BASE" "$f" || fail "yolo-share publish $f"
 done
 BASE_B=$TMP/_base_b
-mkdir -p "$BASE_B"
-for f in $FILES; do cp --sparse=always "$BASE/$f" "$BASE_B/$f" || fail "cannot copy $f to node B"; done
-[ "$(stat -c %i "$BASE_B/$NAME.qcow2")" != "$(stat -c %i "$BASE/$NAME.qcow2")" ] || fail "node B's copy is the same file"
-"$SHARE" fetch --from "$REG/yolo/base" --images "$TMP/images_b" "$BASE_B" $FILES || fail "yolo-share fetch"
-registry_stop
+mkdir -p "$BASE_B" "$TMP/images_b"
 M=$TMP/m_b.prom
 yolofs_start "$BASE_B" "$BASE_B" -o "images=$TMP/images_b,metrics=$M,metrics_interval=1"
-wait_until "node B's images are loaded" '[ "$(grep -c "images_b/.* loaded" "$TMP/yolofs.log")" -ge 3 ]'
+"$SHARE" watch --from "$REG/yolo/base" --images "$TMP/images_b" --metrics "$TMP/share.prom" --interval 0.5 \
+	"$BASE_B" 2>"$TMP/watch.log" &
+WATCHER=$!
+for f in $FILES; do
+	cp --sparse=always "$BASE/$f" "$BASE_B/$f.part" && mv "$BASE_B/$f.part" "$BASE_B/$f" ||
+		fail "cannot download $f into node B's _base"
+done
+[ "$(stat -c %i "$BASE_B/$NAME.qcow2")" != "$(stat -c %i "$BASE/$NAME.qcow2")" ] || fail "node B's copy is the same file"
+for i in $(seq 600); do
+	[ "$(grep -c "images_b/.* loaded" "$TMP/yolofs.log")" -ge 3 ] && break
+	kill -0 "$WATCHER" 2>/dev/null || { cat "$TMP/watch.log"; fail "yolo-share watch exited"; }
+	sleep 0.2
+done
+cat "$TMP/watch.log"
+[ "$(grep -c "images_b/.* loaded" "$TMP/yolofs.log")" -ge 3 ] || fail "node B's yolofs did not load the 3 fetched images"
+grep -q 'yolo_share_fetches_total{result="installed"} 3' "$TMP/share.prom" || fail "the watcher's metrics: $(cat "$TMP/share.prom")"
+kill "$WATCHER"
+wait "$WATCHER" 2>/dev/null
+registry_stop
 drop_caches
 fresh_metrics
 counters "$M" >"$TMP/c0"

@@ -35,15 +35,17 @@ export DOCKER CTR YOLOFS YOLO_IMAGE
 W=$TMP/work
 mkdir -p -m 0755 "$W"
 
+WATCHER=
 share_cleanup() {
 	local rc=$? f n
-	for n in a b ca cb; do
+	[ -z "$WATCHER" ] || kill "$WATCHER" 2>/dev/null
+	for n in a b c ca cb; do
 		[ -d "$TMP/$n/state" ] || continue
 		[ "$rc" = 0 ] || for f in "$TMP/$n"/state/*/log; do [ -s "$f" ] && { echo "== $f" >&2; tail -n 5 "$f" >&2; }; done
 		for f in "$TMP/$n"/state/*/pid; do [ -f "$f" ] && kill -TERM "$(cat "$f")" 2>/dev/null; done
 	done
 	sleep 0.5
-	for n in a b; do docker_node "$TMP/$n"; dockerd_stop; done
+	for n in a b c; do docker_node "$TMP/$n"; dockerd_stop; done
 	for n in ca cb; do containerd_node "$TMP/$n"; containerd_stop; done
 	registry_stop
 	cleanup
@@ -164,7 +166,7 @@ done
 start() { dk run --rm "$IMG"; }
 served_start "node B" "$W/b1" "${B_IDS[@]}"
 
-note "an artifact with one block changed is refused (the rest installed, the start still works)"
+note "an artifact with one block changed is refused; the older good one is installed instead"
 base=${B_IDS[1]} top=${B_IDS[0]}
 mkdir -p -m 0755 "$W/tamper"
 cp "$W/fetchedB/$base.yolo" "$W/tamper/"
@@ -172,20 +174,34 @@ cp "$W/fetchedB/$base.yolo" "$W/tamper/"
 "$YOLO_IMAGE" verify "$W/tamper/$base.yolo" >/dev/null || fail "the forged image should be consistent with itself"
 cp "$W/fetchedB/$top.yolo" "$W/tamper/"
 YOLO_DOCKER_STATE=$TMP/publisher "$YD" publish "$IMG" --images "$W/tamper" 2>&1 || fail "publishing the forged image"
-! "$YD" fetch "$IMG" --images "$W/fetchedB2" 2>"$W/fetch2.err" || fail "fetch of a forged image succeeded"
+"$YD" fetch "$IMG" --images "$W/fetchedB2" 2>"$W/fetch2.err" || { cat "$W/fetch2.err"; fail "fetch with an older good image"; }
 cat "$W/fetch2.err"
-grep -q "layer $base: fetched image refused: data/big: source bytes differ" "$W/fetch2.err" ||
+grep -q "layer $base: layer:sha256:.* refused: data/big: source bytes differ" "$W/fetch2.err" ||
 	fail "the refusal does not name the changed file"
-[ ! -e "$W/fetchedB2/$base.yolo" ] || fail "the forged image was installed"
-[ -f "$W/fetchedB2/$top.yolo" ] || fail "the other layer's image was not installed"
-[ -z "$(find "$W/fetchedB2" -name '*.tmp')" ] || fail "a refused fetch left temporary files"
+for id in "${B_IDS[@]}"; do
+	"$YOLO_IMAGE" verify --source "$TMP/b/docker/overlay2/$id/diff" "$W/fetchedB2/$id.yolo" >/dev/null ||
+		fail "layer $id: what was installed does not match the layer"
+done
+[ -z "$(find "$W/fetchedB2" -name '*.tmp')" ] || fail "a refused image left temporary files"
+
+note "a forged image with no good one behind it: that layer alone gets none, the start still works"
+mkdir -p -m 0755 "$W/store-forged"
+YOLO_DOCKER_STATE=$TMP/publisher "$YD" publish "$IMG" --to "$W/store-forged" --images "$W/tamper" 2>&1 ||
+	fail "publishing the forged image to a directory"
+! "$YD" fetch "$IMG" --from "$W/store-forged" --images "$W/fetchedB2f" 2>"$W/fetch2f.err" ||
+	fail "fetch of a forged image succeeded"
+cat "$W/fetch2f.err"
+grep -q "layer $base: no fetched image installed (data/big: source bytes differ" "$W/fetch2f.err" ||
+	fail "the refusal does not name the changed file"
+[ ! -e "$W/fetchedB2f/$base.yolo" ] || fail "the forged image was installed"
+[ -f "$W/fetchedB2f/$top.yolo" ] || fail "the other layer's image was not installed"
 "$YD" umount --all >/dev/null 2>&1 || fail "node B: umount"
-"$YD" mount "$IMG" --images "$W/fetchedB2" >/dev/null 2>&1 || fail "node B: mount with one layer's image"
+"$YD" mount "$IMG" --images "$W/fetchedB2f" >/dev/null 2>&1 || fail "node B: mount with one layer's image"
 drop_caches
 dk run --rm "$IMG" >"$W/b2" || fail "node B: docker run with the forged image refused"
 diff -u "$W/expected" "$W/b2" || fail "node B: the start printed something else"
 
-note "a blob that does not match its digest is refused"
+note "a blob that does not match its digest is refused; the older good one is installed instead"
 newest=$(/usr/bin/python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1]))["manifests"]
@@ -194,10 +210,15 @@ print(max(d, key=lambda m: m["annotations"]["org.opencontainers.image.created"])
 blob=$(reg_get "/v2/yolo/share/manifests/$newest" application/vnd.oci.image.manifest.v1+json |
 	/usr/bin/python3 -c 'import json, sys; print(json.load(sys.stdin)["layers"][0]["digest"])')
 printf 'X' | dd of="$(reg_blob "$blob")" bs=1 seek=4096 conv=notrunc 2>/dev/null || fail "cannot change the blob"
-! "$YD" fetch "$IMG" --images "$W/fetchedB3" 2>"$W/fetch3.err" || fail "fetch of a blob with a wrong digest succeeded"
+"$YD" fetch "$IMG" --images "$W/fetchedB3" 2>"$W/fetch3.err" || { cat "$W/fetch3.err"; fail "fetch with an older good blob"; }
 cat "$W/fetch3.err"
-grep -q "blob $blob: got .* bytes with digest .*; refused" "$W/fetch3.err" || fail "the refusal does not say the digest differs"
-[ -z "$(ls -A "$W/fetchedB3")" ] || fail "a refused download left files: $(ls -A "$W/fetchedB3")"
+grep -q "download refused: .*blob $blob: got .* bytes with digest .*; refused" "$W/fetch3.err" ||
+	fail "the refusal does not say the digest differs"
+for id in "${B_IDS[@]}"; do
+	"$YOLO_IMAGE" verify --source "$TMP/b/docker/overlay2/$id/diff" "$W/fetchedB3/$id.yolo" >/dev/null ||
+		fail "layer $id: what was installed does not match the layer"
+done
+[ -z "$(find "$W/fetchedB3" -name '*.tmp')" ] || fail "a refused download left temporary files"
 
 note "the registry stopped: fetch fails at once, saying why; the start works"
 registry_stop
@@ -217,6 +238,29 @@ for id in "${B_IDS[@]}"; do [ -f "$W/fetchedB5/$id.yolo" ] || fail "layer $id: n
 "$YD" umount --all --force >/dev/null 2>&1
 dockerd_stop
 registry_start
+
+note "node C: yolo-docker watch; a pull is fetched and mounted with no command, the first start served"
+node c
+dockerd_start
+"$YD" watch --images "$W/fetchedC" --learn "$W/learnC" --metrics "$W/watchC.prom" 2>"$W/watchC.log" &
+WATCHER=$!
+wait_until "the watcher follows dockerd's events" 'grep -q "watching docker for pulls" "$W/watchC.log"'
+dk pull -q "$IMG" >/dev/null || fail "node C: docker pull"
+mapfile -t C_IDS < <(layer_ids)
+for id in "${C_IDS[@]}"; do
+	wait_until "node C: layer $id mounted by the watcher" '[ -n "$(sd "$id")" ]'
+done
+wait_until "node C: the watcher counted the mount" \
+	'grep -q "yolo_layers_watch_total{engine=\"docker\",result=\"mounted\"} 1" "$W/watchC.prom"'
+cat "$W/watchC.log"
+grep -q 'yolo_layers_watch_total{engine="docker",result="fetched"} 1' "$W/watchC.prom" ||
+	fail "node C: the watcher's metrics: $(cat "$W/watchC.prom")"
+served_start "node C" "$W/c1" "${C_IDS[@]}"
+kill "$WATCHER"
+wait "$WATCHER" 2>/dev/null
+WATCHER=
+"$YD" umount --all --force >/dev/null 2>&1
+dockerd_stop
 
 note "containerd, node A: the image pushed, pulled, its first start learnt, published"
 CIMG=$REG/yolo/ctr:1
@@ -244,14 +288,23 @@ done
 "$YC" umount --all --force >/dev/null 2>&1
 containerd_stop
 
-note "containerd, node B: pull, fetch, first start served from the fetched images"
+note "containerd, node B: yolo-containerd watch; the pull is fetched and mounted, the first start served"
 ctr_node cb
 containerd_start
+"$YC" watch --images "$W/cfetchedB" --learn "$W/clearnB" --interval 0.5 --metrics "$W/watchCB.prom" \
+	2>"$W/watchCB.log" &
+WATCHER=$!
+wait_until "the watcher lists containerd's images" 'grep -q "watching containerd for pulls" "$W/watchCB.log"'
 ct images pull --plain-http "$CIMG" >/dev/null || fail "containerd node B: ctr images pull"
 mapfile -t CB_IDS < <(ls "$CT_SNAPSHOTS")
 [ "${#CB_IDS[@]}" = 2 ] || fail "containerd node B: expected 2 snapshots, got ${CB_IDS[*]}"
-"$YC" fetch "$CIMG" --images "$W/cfetchedB" 2>&1 || fail "containerd node B: fetch"
-for id in "${CB_IDS[@]}"; do [ -f "$W/cfetchedB/$id.yolo" ] || fail "containerd node B: snapshot $id: no fetched image"; done
-"$YC" mount "$CIMG" --images "$W/cfetchedB" --learn "$W/clearnB" -o learn_idle=2 || fail "containerd node B: mount"
+for id in "${CB_IDS[@]}"; do
+	wait_until "containerd node B: snapshot $id mounted by the watcher" '[ -n "$(sd "$id")" ]'
+	[ -f "$W/cfetchedB/$id.yolo" ] || fail "containerd node B: snapshot $id: no fetched image"
+done
+cat "$W/watchCB.log"
 served_start "containerd node B" "$W/cb1" "${CB_IDS[@]}"
+kill "$WATCHER"
+wait "$WATCHER" 2>/dev/null
+WATCHER=
 echo "PASS"

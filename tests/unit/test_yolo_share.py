@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 
 from yolo_layers import engines  # noqa: E402
 from yolo_layers.common import Fatal  # noqa: E402
-from yolo_share import cli, registry, store  # noqa: E402
+from yolo_share import cli, registry, store, watch  # noqa: E402
 from yolo_share.registry import RegistryError  # noqa: E402
 
 D1 = 'sha256:' + '1' * 64
@@ -161,6 +161,32 @@ class LearntBaseImages(unittest.TestCase):
                              ['k1/abc.0123abcd.yolo', 'k2/abc.89abcdef.yolo'])
 
 
+class Watch(unittest.TestCase):
+    def test_candidates(self):
+        with tempfile.TemporaryDirectory() as d:
+            for name in ('0123abcd', 'img.qcow2', 'dl.part', '.hidden', 'x.tmp', 'bad name'):
+                with open(os.path.join(d, name), 'w') as f:
+                    f.write('x' * len(name))
+            os.mkdir(os.path.join(d, 'subdir'))
+            os.symlink('0123abcd', os.path.join(d, 'link'))
+            found = watch.candidates(d)
+            self.assertEqual(sorted(found), ['0123abcd', 'img.qcow2'])
+            self.assertEqual(found['img.qcow2'][0], 9)
+
+    def test_metrics(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, 'share.prom')
+            m = watch.Metrics(path)
+            m.count('installed')
+            m.count('refused')
+            text = open(path).read()
+            self.assertIn('yolo_share_fetches_total{result="installed"} 1', text)
+            self.assertIn('yolo_share_fetches_total{result="refused"} 1', text)
+            self.assertIn('yolo_share_fetches_total{result="error"} 0', text)
+            self.assertNotIn('yolo_share_last_error_timestamp_seconds 0.000', text)
+            self.assertEqual(os.listdir(d), ['share.prom'])
+
+
 class Peer(http.server.BaseHTTPRequestHandler):
     """A scripted registry: Bearer tokens from /token (Basic alice:pw), a
     manifest, a blob redirected to /storage (which records the headers it
@@ -214,6 +240,7 @@ class Protocol(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.server.shutdown()
+        cls.server.server_close()
         os.unlink(cls.auth.name)
 
     def setUp(self):

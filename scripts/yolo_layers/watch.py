@@ -1,0 +1,164 @@
+"""watch.py - the watch command: every image the engine pulls from now on
+gets its published boot images fetched and its layers mounted (serving
+them, and learning what they lack) before its first container can start,
+with no command per image.
+
+Docker: the Engine API's event stream over dockerd's socket (GET /events,
+image pull events; JSON, not CLI output).  containerd: ctr 1.6 prints events
+only as text, so its image list (`ctr images ls -q`: one reference per
+line) is polled every --interval seconds and a reference not seen before
+is a pull.  For each pulled image: fetch (share.py), then mount --images
+DIR --learn LEARN (mount.py); each step's outcome is a log line and a
+counter in --metrics FILE (Prometheus text).  A failed fetch (registry
+down, nothing published, an image refused) still mounts, learning: the
+start is never delayed beyond the fetch's own time nor failed by it.
+
+The state's lock is taken per pulled image, not for the life of the
+watch, so the operator's own commands run meanwhile."""
+import http.client
+import json
+import os
+import socket
+import time
+import urllib.parse
+
+from .args import MountArgs, ShareArgs
+from .common import Fatal, say
+from .host import run
+from .mount import cmd_mount
+from .share import cmd_fetch
+
+RESULTS = ("fetched", "fetch_failed", "mounted", "mount_failed")
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (dockerd's API)."""
+
+    def __init__(self, path):
+        super().__init__("localhost")
+        self.socket_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(self.socket_path)
+        self.sock = s
+
+
+def docker_socket(client_opts):
+    """dockerd's socket path from -H/--host or DOCKER_HOST (unix only)."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    for i in range(0, len(client_opts) - 1, 2):
+        if client_opts[i] in ("-H", "--host"):
+            host = client_opts[i + 1]
+    if not host.startswith("unix://"):
+        raise Fatal(f"watch needs dockerd's unix socket, not {host}")
+    return host[len("unix://"):]
+
+
+def docker_pulls(client_opts):
+    """The references dockerd pulls from now on (a generator)."""
+    conn = UnixHTTPConnection(docker_socket(client_opts))
+    query = urllib.parse.quote(json.dumps({"type": ["image"], "event": ["pull"]}))
+    try:
+        conn.request("GET", f"/events?filters={query}")
+        resp = conn.getresponse()
+    except OSError as e:
+        raise Fatal(f"dockerd's event stream: {e}") from None
+    if resp.status != 200:
+        raise Fatal(f"dockerd's event stream: HTTP {resp.status}")
+    for line in resp:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        ref = (event.get("Actor") or {}).get("ID") or event.get("id") if isinstance(event, dict) else None
+        if isinstance(ref, str) and ref:
+            yield ref
+    raise Fatal("dockerd closed its event stream")
+
+
+UNPACK_WAIT_S = 600                      # a pull still unpacking after this is given up
+
+
+def containerd_pulls(engine, interval):
+    """The references that appear in containerd's image list from now on,
+    each once it is unpacked (ctr records an image before it unpacks it)."""
+    def refs():
+        p = run(engine.cmd + ["images", "ls", "-q"])
+        if p.returncode != 0:
+            say(f"ctr images ls: {p.stdout.strip() or p.returncode}")
+            return None
+        return set(p.stdout.split())
+    known, pending = refs() or set(), {}
+    while True:
+        time.sleep(interval)
+        now = refs()
+        if now is None:
+            continue
+        for ref in now - known:
+            pending[ref] = time.monotonic()
+        known = now
+        for ref in sorted(pending):
+            try:
+                engine.image_layers(ref)
+            except Fatal as e:
+                if ref in now and time.monotonic() - pending[ref] < UNPACK_WAIT_S:
+                    continue                      # not unpacked yet
+                say(f"{ref}: {e}")
+                del pending[ref]
+                continue
+            del pending[ref]
+            yield ref
+
+
+class Metrics:
+    def __init__(self, path, engine):
+        self.path, self.engine = path, engine
+        self.counts = dict.fromkeys(RESULTS, 0)
+        self.write()
+
+    def count(self, result):
+        self.counts[result] += 1
+        self.write()
+
+    def write(self):
+        if not self.path:
+            return
+        lines = [f"# HELP yolo_layers_watch_total Images pulled while {self.engine} was watched, by step and outcome.",
+                 "# TYPE yolo_layers_watch_total counter"]
+        lines += [f'yolo_layers_watch_total{{engine="{self.engine}",result="{r}"}} {n}'
+                  for r, n in self.counts.items()]
+        tmp = self.path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("\n".join(lines) + "\n")
+        os.replace(tmp, self.path)
+
+
+def on_pull(engine, state, args, metrics, ref):
+    """Fetch and mount the layers of REF, just pulled."""
+    say(f"{ref}: pulled")
+    try:
+        cmd_fetch(engine, state, ShareArgs(ref, args.store, args.images_dir, "", args.auth_file))
+        metrics.count("fetched")
+    except Fatal as e:
+        say(f"{ref}: fetch: {e}")
+        metrics.count("fetch_failed")
+    finally:
+        state.unlock()
+    try:
+        cmd_mount(engine, state, MountArgs(ref, args.images_dir, args.learn_dir, args.yolofs_opts))
+        metrics.count("mounted")
+    except Fatal as e:
+        say(f"{ref}: mount: {e}")
+        metrics.count("mount_failed")
+    finally:
+        state.unlock()
+
+
+def cmd_watch(engine, state, args):
+    metrics = Metrics(args.metrics, engine.name)
+    pulls = docker_pulls(engine.client_opts) if engine.name == "docker" else containerd_pulls(engine, args.interval)
+    say(f"watching {engine.name} for pulls (images {args.images_dir}, learning into {args.learn_dir})")
+    for ref in pulls:
+        on_pull(engine, state, args, metrics, ref)
+    return 0
