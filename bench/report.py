@@ -818,6 +818,28 @@ class Report:
 
     NEWNODE_POLICIES = ('without', 'learning', 'fetched')
 
+    def newnode_cells(self, profile):
+        """(mode, n, label, {policy: Cell}) of the newnode figure: the
+        containers by N, the single-app cells in --ctr-apps order, the VM last."""
+        cells = [(mode, n) for n in self.d.values('n', figure='newnode', profile=profile)
+                 for mode in self.d.values('mode', self.d.ctx_list('ctr_apps') + ['distinct', 'vm'],
+                                           figure='newnode', profile=profile, n=n)]
+        cells.sort(key=lambda c: c[0] == 'vm')
+        return [(mode, n, 'qemu boot' if mode == 'vm' else self.ctr_label(mode, n),
+                 {p: self.d.cell(figure='newnode', profile=profile, mode=mode, n=n, policy=p, cache='cold')
+                  for p in self.NEWNODE_POLICIES}) for mode, n in cells]
+
+    def newnode_summary(self):
+        profiles = self.d.values('profile', figure='newnode')
+        if not profiles:
+            return []
+        rows = [[label, c['without'].show(), c['learning'].show(), c['fetched'].show(),
+                 Ratio(c['without'], c['fetched']).show()] for _, _, label, c in self.newnode_cells(profiles[0])]
+        return ['', f'First start on a new node, {profiles[0]} profile, caches dropped: seconds, median '
+                '(min-max); fetched = boot images another node learnt, fetched from a registry before the start:',
+                ''] + table(['start', 'without yolofs', 'learning (today)', 'fetched', 'without / fetched'], rows,
+                            ['---'] + ['---:'] * 4)
+
     def section_newnode(self):
         if not self.d.select(figure='newnode'):
             return []
@@ -834,17 +856,10 @@ class Report:
                'yolofs.', '']
         for profile in self.d.values('profile', figure='newnode'):
             rows = []
-            cells = [(mode, n) for n in self.d.values('n', figure='newnode', profile=profile)
-                     for mode in self.d.values('mode', self.d.ctx_list('ctr_apps') + ['distinct', 'vm'],
-                                               figure='newnode', profile=profile, n=n)]
-            cells.sort(key=lambda c: c[0] == 'vm')
-            for mode, n in cells:
-                c = {p: self.d.cell(figure='newnode', profile=profile, mode=mode, n=n, policy=p, cache='cold')
-                     for p in self.NEWNODE_POLICIES}
+            for mode, n, label, c in self.newnode_cells(profile):
                 fetch = c['fetched'].extra_median('fetch_seconds')
                 src = c['fetched'].extra_median('yolofs_source_bytes')
                 disk = [c[p].field_median('disk_bytes') for p in ('without', 'fetched')]
-                label = 'qemu boot' if mode == 'vm' else self.ctr_label(mode, n)
                 rows.append([label, n, c['without'].show(), c['learning'].show(), c['fetched'].show(),
                              Ratio(c['without'], c['learning']).show(), Ratio(c['without'], c['fetched']).show(),
                              ' / '.join(f'{d / 1048576:.1f}' if d is not None else '-' for d in disk),
@@ -972,6 +987,7 @@ class Report:
                     'concurrent boots took, median (min-max):', '']
             out += self.replay_table(p, modes[0])
         out += self.ctr_summary()
+        out += self.newnode_summary()
         if self.targets:
             out += ['', 'Targets:', ''] + [f'- {t}' for t in self.targets]
         return out

@@ -295,24 +295,40 @@ def parse_status(args):
     return StatusArgs(image, found["all"])
 
 
-def _parse_share(command, args, options):
-    """IMAGE and OPTIONS (--option -> field of ShareArgs), each taking a
-    value, as --opt VALUE or --opt=VALUE."""
-    image, found, i = "", {}, 0
+def _options(command, args, options, with_o=False):
+    """(found, positional, yolofs options) of ARGS: OPTIONS (--option ->
+    name) each take a value, as --opt VALUE or --opt=VALUE; -o OPTS too
+    when WITH_O; any other option stops the command."""
+    found, positional, opts, i = {}, [], [], 0
     while i < len(args):
         a = args[i]
         name, eq, value = a.partition("=")
-        if name in options and eq:
+        if with_o and a == "-o":
+            opts.append(_value(args, i, f"{command}: -o needs yolofs options"))
+            i += 1
+        elif with_o and a.startswith("-o"):
+            opts.append(a[2:])
+        elif name in options and eq:
             found[options[name]] = value
         elif a in options:
             found[options[a]] = _value(args, i, f"{command}: {a} needs a value")
             i += 1
+        elif a.startswith("-"):
+            raise UsageError(f"{command}: unknown option {a}")
         else:
-            image = _image_arg(command, image, a, "one IMAGE only")
+            positional.append(a)
         i += 1
-    if not image:
+    return found, positional, ",".join(o for o in opts if o)
+
+
+def _parse_share(command, args, options):
+    """IMAGE and OPTIONS of publish and fetch."""
+    found, positional, _ = _options(command, args, options)
+    if len(positional) > 1:
+        raise UsageError(f"{command}: one IMAGE only")
+    if not positional:
         raise UsageError(f"{command}: IMAGE is required")
-    return ShareArgs(image, found.get("store", ""), found.get("images_dir", ""),
+    return ShareArgs(positional[0], found.get("store", ""), found.get("images_dir", ""),
                      found.get("learn_dir", ""), found.get("auth_file", ""))
 
 
@@ -322,25 +338,11 @@ def parse_publish(args):
 
 
 def parse_watch(args):
-    image, found, opts, i = "", {}, [], 0
-    names = {"--images": "images_dir", "--learn": "learn_dir", "--from": "store", "--metrics": "metrics",
-             "--interval": "interval", "--auth-file": "auth_file"}
-    while i < len(args):
-        a = args[i]
-        name, eq, value = a.partition("=")
-        if a == "-o":
-            opts.append(_value(args, i, "watch: -o needs yolofs options"))
-            i += 1
-        elif a.startswith("-o"):
-            opts.append(a[2:])
-        elif name in names and eq:
-            found[names[name]] = value
-        elif a in names:
-            found[names[a]] = _value(args, i, f"watch: {a} needs a value")
-            i += 1
-        else:
-            raise UsageError(f"watch: unknown argument {a}")
-        i += 1
+    found, positional, yolofs_opts = _options("watch", args, {
+        "--images": "images_dir", "--learn": "learn_dir", "--from": "store", "--metrics": "metrics",
+        "--interval": "interval", "--auth-file": "auth_file"}, with_o=True)
+    if positional:
+        raise UsageError(f"watch: takes no IMAGE ({positional[0]}): it follows every pull")
     if not found.get("images_dir") or not found.get("learn_dir"):
         raise UsageError("watch: --images DIR and --learn DIR are required")
     try:
@@ -349,7 +351,6 @@ def parse_watch(args):
         raise UsageError("watch: --interval needs seconds") from None
     if not 0.1 <= interval <= 3600:
         raise UsageError("watch: --interval must be between 0.1 and 3600 seconds")
-    yolofs_opts = ",".join(o for o in opts if o)
     check_yolofs_opts("watch", yolofs_opts)
     return WatchArgs(found["images_dir"], found["learn_dir"], found.get("store", ""), found.get("metrics", ""),
                      interval, found.get("auth_file", ""), yolofs_opts)

@@ -219,6 +219,8 @@ class Registry:
         """Send one request (answering an authentication challenge once);
         the open response for a status in OK.  404 raises NotFound."""
         for attempt in range(2):
+            if hasattr(body, "seek"):
+                body.seek(0)                      # a file sent again after a challenge
             req = urllib.request.Request(self.url(path) if path.startswith("/") else path,
                                          data=body, method=method, headers=headers or {})
             auth = self._auth_header(scope)
@@ -261,13 +263,19 @@ class Registry:
 
     def push_blob(self, repo, path=None, data=None):
         """Upload a file's (or DATA's) bytes unless the registry has them;
-        their digest and size."""
+        their digest and size.  A file is hashed, then streamed: a VM's
+        boot image is hundreds of MiB, never held in memory."""
         if data is None:
+            h, size = hashlib.sha256(), 0
             with open(path, "rb") as f:
-                data = f.read()
-        digest = digest_of(data)
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    size += len(chunk)
+            digest = "sha256:" + h.hexdigest()
+        else:
+            digest, size = digest_of(data), len(data)
         if self.has_blob(repo, digest):
-            return digest, len(data)
+            return digest, size
         r = self.request("POST", f"/v2/{repo}/blobs/uploads/", _push(repo), ok=(202,),
                          headers={"Content-Length": "0"}, body=b"")
         location = r.headers.get("Location") or ""
@@ -278,10 +286,14 @@ class Registry:
         if urllib.parse.urlsplit(location).netloc != self.api:
             raise RegistryError(f"{self.host}: blob upload sent elsewhere ({location[:120]})")
         sep = "&" if "?" in location else "?"
-        self.request("PUT", location + sep + urllib.parse.urlencode({"digest": digest}), _push(repo),
-                     headers={"Content-Type": "application/octet-stream",
-                              "Content-Length": str(len(data))}, body=data, ok=(201,)).close()
-        return digest, len(data)
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
+        url = location + sep + urllib.parse.urlencode({"digest": digest})
+        if data is not None:
+            self.request("PUT", url, _push(repo), headers=headers, body=data, ok=(201,)).close()
+        else:
+            with open(path, "rb") as f:
+                self.request("PUT", url, _push(repo), headers=headers, body=f, ok=(201,)).close()
+        return digest, size
 
     def fetch_blob(self, repo, digest, size, dest_dir, max_size):
         """Download blob DIGEST into a new file in DEST_DIR, hashing it as

@@ -17,12 +17,18 @@
 #
 # Then, with Docker, what must be refused: an artifact published later with
 # one block of one file changed (its checksum recomputed: only the
-# comparison with the layer tells) is refused for that layer, the other
-# layer's image is installed, and the start still works (that layer from
-# the source); a blob whose bytes no longer match its digest is refused;
-# with the registry stopped fetch fails at once, saying why, and the start
-# works.  Last, a shared directory as the store: publish on node B (its
-# fetched and learnt images merged), fetch from it.
+# comparison with the layer tells) is refused for that layer and node A's
+# older good image installed instead; published alone (a shared directory),
+# that layer gets none, the other layer's image is installed, and the start
+# still works (that layer from the source); a blob whose bytes no longer
+# match its digest is refused (the older one installed); with the registry
+# stopped fetch fails at once, saying why, and the start works.  A shared
+# directory as the store: publish on node B (its fetched and learnt images
+# merged), fetch from it.  Node C runs yolo-docker watch: `docker pull`
+# alone gets the image fetched and mounted, and the first start is served.
+# containerd's node B runs yolo-containerd watch the same way.  Last, a
+# registry that asks for Basic credentials: refused without, served with
+# an auth file.
 source "$(dirname "$0")/../mount/lib.sh"
 source "$(dirname "$0")/docker_lib.sh"
 source "$(dirname "$0")/containerd_lib.sh"
@@ -105,6 +111,17 @@ served_start() {
 layer_ids() { dk image inspect "$IMG" --format '{{.GraphDriver.Data.UpperDir}}:{{.GraphDriver.Data.LowerDir}}' |
 	tr ':' '\n' | sed -n 's|.*/overlay2/\([^/]*\)/diff$|\1|p'; }
 
+# installed_match DIR: node B's layers each have an image in DIR that
+# matches the layer, and nothing temporary is left there.
+installed_match() {
+	local id
+	for id in "${B_IDS[@]}"; do
+		"$YOLO_IMAGE" verify --source "$TMP/b/docker/overlay2/$id/diff" "$1/$id.yolo" >/dev/null ||
+			fail "layer $id: what was installed in $1 does not match the layer"
+	done
+	[ -z "$(find "$1" -name '*.tmp')" ] || fail "temporary files left in $1"
+}
+
 registry_start
 IMG=$REG/yolo/share:1
 
@@ -156,12 +173,7 @@ mapfile -t B_IDS < <(layer_ids)
 	fail "node B: its layer ids (${B_IDS[*]}) should differ from node A's"
 "$YD" fetch "$IMG" --images "$W/fetchedB" 2>"$W/fetch.err" || { cat "$W/fetch.err"; fail "node B: yolo-docker fetch"; }
 cat "$W/fetch.err"
-for id in "${B_IDS[@]}"; do
-	[ -f "$W/fetchedB/$id.yolo" ] || fail "node B: layer $id: no fetched image"
-	"$YOLO_IMAGE" verify --source "$TMP/b/docker/overlay2/$id/diff" "$W/fetchedB/$id.yolo" >/dev/null ||
-		fail "node B: layer $id: the installed image does not verify against the layer"
-done
-[ -z "$(find "$W/fetchedB" -name '*.tmp')" ] || fail "fetch left temporary files"
+installed_match "$W/fetchedB"
 "$YD" mount "$IMG" --images "$W/fetchedB" --learn "$W/learnB" -o learn_idle=2 || fail "node B: yolo-docker mount"
 start() { dk run --rm "$IMG"; }
 served_start "node B" "$W/b1" "${B_IDS[@]}"
@@ -178,11 +190,7 @@ YOLO_DOCKER_STATE=$TMP/publisher "$YD" publish "$IMG" --images "$W/tamper" 2>&1 
 cat "$W/fetch2.err"
 grep -q "layer $base: layer:sha256:.* refused: data/big: source bytes differ" "$W/fetch2.err" ||
 	fail "the refusal does not name the changed file"
-for id in "${B_IDS[@]}"; do
-	"$YOLO_IMAGE" verify --source "$TMP/b/docker/overlay2/$id/diff" "$W/fetchedB2/$id.yolo" >/dev/null ||
-		fail "layer $id: what was installed does not match the layer"
-done
-[ -z "$(find "$W/fetchedB2" -name '*.tmp')" ] || fail "a refused image left temporary files"
+installed_match "$W/fetchedB2"
 
 note "a forged image with no good one behind it: that layer alone gets none, the start still works"
 mkdir -p -m 0755 "$W/store-forged"
@@ -214,11 +222,7 @@ printf 'X' | dd of="$(reg_blob "$blob")" bs=1 seek=4096 conv=notrunc 2>/dev/null
 cat "$W/fetch3.err"
 grep -q "download refused: .*blob $blob: got .* bytes with digest .*; refused" "$W/fetch3.err" ||
 	fail "the refusal does not say the digest differs"
-for id in "${B_IDS[@]}"; do
-	"$YOLO_IMAGE" verify --source "$TMP/b/docker/overlay2/$id/diff" "$W/fetchedB3/$id.yolo" >/dev/null ||
-		fail "layer $id: what was installed does not match the layer"
-done
-[ -z "$(find "$W/fetchedB3" -name '*.tmp')" ] || fail "a refused download left temporary files"
+installed_match "$W/fetchedB3"
 
 note "the registry stopped: fetch fails at once, saying why; the start works"
 registry_stop
@@ -307,4 +311,25 @@ served_start "containerd node B" "$W/cb1" "${CB_IDS[@]}"
 kill "$WATCHER"
 wait "$WATCHER" 2>/dev/null
 WATCHER=
+
+note "a registry that asks for credentials (Basic, htpasswd): refused without them, served with them"
+SHARE=$YOLO_SOURCE_ROOT/scripts/yolo-share
+/usr/bin/python3 -W ignore -c 'import crypt; print("alice:" + crypt.crypt("s3cret", crypt.mksalt(crypt.METHOD_BLOWFISH)))' \
+	>"$W/htpasswd" || fail "cannot make an htpasswd file"
+printf '{"auths": {"%s": {"auth": "%s"}}}\n' "$REG" "$(printf alice:s3cret | base64)" >"$W/auth.json"
+registry_stop
+registry_start "$W/htpasswd"
+mkdir -p "$W/base_a" "$W/base_b"
+head -c 4M /dev/urandom >"$W/base_a/0123abcd"
+cp "$W/base_a/0123abcd" "$W/base_b/"
+"$MKIMAGE" "$W/base.yolo" "$W/base_a" 0123abcd:every:3 >/dev/null || fail "mkimage"
+! "$SHARE" publish --to "$REG/yolo/base" --image "$W/base.yolo" "$W/base_a" 0123abcd 2>"$W/noauth.err" ||
+	fail "publish without credentials succeeded"
+cat "$W/noauth.err"
+grep -q "HTTP 401.*no credentials for $REG" "$W/noauth.err" || fail "the refusal does not say credentials are missing"
+"$SHARE" publish --auth-file "$W/auth.json" --to "$REG/yolo/base" --image "$W/base.yolo" "$W/base_a" 0123abcd ||
+	fail "publish with credentials"
+"$SHARE" fetch --auth-file "$W/auth.json" --from "$REG/yolo/base" --images "$W/images_b" "$W/base_b" 0123abcd ||
+	fail "fetch with credentials"
+"$YOLO_IMAGE" verify --source "$W/base_b" "$W/images_b/0123abcd.yolo" >/dev/null || fail "the fetched base image does not verify"
 echo "PASS"

@@ -209,6 +209,26 @@ class CommandLine(unittest.TestCase):
             with self.assertRaisesRegex(UsageError, why):
                 cli.parse_capture(argv)
 
+    def test_publish_fetch_watch(self):
+        self.assertEqual(cli.parse_publish(['img', '--to=/s', '--learn', '/l']), ('img', '/s', '', '/l', ''))
+        self.assertEqual(cli.parse_fetch(['--from', 'reg:5000/r', 'img', '--images', '/i', '--auth-file=/a']),
+                         ('img', 'reg:5000/r', '/i', '', '/a'))
+        w = cli.parse_watch(['--images', '/i', '--learn=/l', '-o', 'serve=ssd', '--interval', '0.5'])
+        self.assertEqual(w, ('/i', '/l', '', '', 0.5, '', 'serve=ssd'))
+        for parse, argv, why in [(cli.parse_publish, [], 'publish: IMAGE is required'),
+                                 (cli.parse_publish, ['a', 'b'], 'one IMAGE only'),
+                                 (cli.parse_publish, ['a', '--learn'], '--learn needs a value'),
+                                 (cli.parse_fetch, ['a'], '--images DIR is required'),
+                                 (cli.parse_fetch, ['a', '--to', '/s', '--images', '/i'], 'unknown option --to'),
+                                 (cli.parse_watch, ['--images', '/i'], '--images DIR and --learn DIR are required'),
+                                 (cli.parse_watch, ['img', '--images', '/i', '--learn', '/l'], 'takes no IMAGE'),
+                                 (cli.parse_watch, ['--images', '/i', '--learn', '/l', '--interval', '0'],
+                                  'between 0.1 and 3600'),
+                                 (cli.parse_watch, ['--images', '/i', '--learn', '/l', '-oimages=/x'],
+                                  '-o images= is set by')]:
+            with self.assertRaisesRegex(UsageError, why):
+                parse(argv)
+
     def test_umount_and_status(self):
         self.assertEqual(cli.parse_umount(['-f', '--all']), ('', True, True))
         self.assertEqual(cli.parse_status(['img']), ('img', False))
