@@ -19,7 +19,7 @@ PACKAGES=(
 	e2fsprogs util-linux kmod procps # mkfs.ext4, chattr, losetup, setpriv, unshare, modprobe, pgrep: tests, demo, bench
 	attr                             # setfattr, getfattr: mount-namespace
 	acl                              # setfacl: mount-as_caller
-	docker-registry                  # a real OCI registry on 127.0.0.1 (integration-share_docker)
+	docker-registry openssl          # a real OCI registry on 127.0.0.1, over HTTP and HTTPS (integration-share)
 	python3                          # bench/bench report, unit bench_report, the mount suite's helpers (standard library only)
 	systemd strace                   # yolofs@.service under a real systemd, READY=1 ordering (integration suite)
 	fio                              # verified random reads and writes across takeovers (integration-takeover)

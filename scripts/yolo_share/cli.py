@@ -45,8 +45,9 @@ usage: yolo-share publish --to STORE [--learn DIR]... [--image FILE]... [--auth-
            Runs until stopped (a systemd service).
 
 STORE: a shared directory (absolute path) or REGISTRY/REPOSITORY (e.g.
-registry.example:5000/yolo/base; plain HTTP for a loopback registry, HTTPS
-otherwise).  Credentials: --auth-file F, else $DOCKER_CONFIG/config.json or
+registry.example:5000/yolo/base): HTTPS, the certificate checked against the
+system's CA store (SSL_CERT_FILE adds one); plain HTTP only for a loopback
+registry that does not speak TLS.  Credentials: --auth-file F, else $DOCKER_CONFIG/config.json or
 ~/.docker/config.json (as docker login writes them).
 Environment: YOLO_IMAGE (the yolo-image binary; default from PATH, then the
 build/ directory next to this script).

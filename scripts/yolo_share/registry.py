@@ -21,6 +21,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import ssl
 import tempfile
 import urllib.error
@@ -177,7 +178,10 @@ class Registry:
         creds = load_auths(self.auth_file)
         self.creds = creds.get(host) or creds.get(self.api) or (
             creds.get("https://index.docker.io/v1/") if host == "docker.io" else None)
-        self.plain_http = is_loopback(self.api) if plain_http is None else plain_http
+        # None: HTTPS, and for a loopback registry plain HTTP if it does
+        # not speak TLS (as Docker and containerd do; decided at the first
+        # request).
+        self.plain_http = False if plain_http is None and not is_loopback(self.api) else plain_http
         self.tokens = {}                 # scope -> bearer token
         self.basic = False               # the registry asked for Basic
         # Redirects (to blob storage) are followed; Authorization is added
@@ -186,7 +190,24 @@ class Registry:
             urllib.request.HTTPSHandler(context=ssl.create_default_context()))
 
     def url(self, path):
+        if self.plain_http is None:
+            self.plain_http = not self._speaks_tls()
         return f"{'http' if self.plain_http else 'https'}://{self.api}{path}"
+
+    def _speaks_tls(self):
+        """Does the (loopback) registry answer a TLS handshake?  Its
+        certificate is checked later, by the requests themselves."""
+        host, _, port = self.api.rpartition(":") if not self.api.endswith("]") else (self.api, "", "")
+        if not port.isdigit():
+            host, port = self.api, "443"
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=5) as raw:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+                with ctx.wrap_socket(raw, server_hostname=host.strip("[]")):
+                    return True
+        except (ssl.SSLError, OSError):
+            return False
 
     def _auth_header(self, scope):
         if scope in self.tokens:

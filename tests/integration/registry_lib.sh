@@ -2,10 +2,11 @@
 # after ../mount/lib.sh): Debian's docker-registry (distribution 2.8, which
 # has no referrers API: artifacts are found through the referrers tag
 # schema), its storage under $TMP, on a free port; plain HTTP, as Docker
-# and containerd use a loopback registry.
+# and containerd use a loopback registry, or HTTPS (REG_TLS_CERT/KEY).
 REGISTRY_BIN=$(command -v docker-registry) || skip "docker-registry missing (apt-get install docker-registry)"
 REG_DIR=$TMP/registry
 REG_PID=
+REG_TLS_CERT= REG_TLS_KEY=       # set both to serve HTTPS with that certificate
 
 # registry_start [HTPASSWD]: start it (with Basic authentication when an
 # htpasswd file is given); sets REG (host:port).  Again after
@@ -21,6 +22,7 @@ print(s.getsockname()[1])')
 	{
 		printf 'version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: %s\n' "$REG_DIR/data"
 		printf 'http:\n  addr: %s\n' "$REG"
+		[ -z "$REG_TLS_CERT" ] || printf '  tls:\n    certificate: %s\n    key: %s\n' "$REG_TLS_CERT" "$REG_TLS_KEY"
 		[ -z "${1:-}" ] || printf 'auth:\n  htpasswd:\n    realm: yolo-test\n    path: %s\n' "$1"
 	} >"$REG_DIR/config.yml"
 	"$REGISTRY_BIN" serve "$REG_DIR/config.yml" >>"$REG_DIR/log" 2>&1 &
@@ -41,12 +43,15 @@ registry_stop() {
 	REG_PID=
 }
 
-# reg_get PATH [ACCEPT]: the body of GET http://$REG PATH (no auth).
+# reg_get PATH [ACCEPT]: the body of GET PATH of the registry (no auth;
+# over HTTPS trusting REG_TLS_CERT when it is set).
 reg_get() {
-	/usr/bin/python3 - "http://$REG$1" "${2:-*/*}" <<'PY'
-import sys, urllib.request
-req = urllib.request.Request(sys.argv[1], headers={"Accept": sys.argv[2]})
-sys.stdout.write(urllib.request.urlopen(req, timeout=10).read().decode())
+	/usr/bin/python3 - "$REG$1" "${2:-*/*}" "$REG_TLS_CERT" <<'PY'
+import ssl, sys, urllib.request
+url, accept, cert = sys.argv[1:4]
+ctx = ssl.create_default_context(cafile=cert) if cert else None
+req = urllib.request.Request(("https://" if cert else "http://") + url, headers={"Accept": accept})
+sys.stdout.write(urllib.request.urlopen(req, timeout=10, context=ctx).read().decode())
 PY
 }
 

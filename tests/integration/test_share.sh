@@ -28,7 +28,8 @@
 # alone gets the image fetched and mounted, and the first start is served.
 # containerd's node B runs yolo-containerd watch the same way.  Last, a
 # registry that asks for Basic credentials: refused without, served with
-# an auth file.
+# an auth file; and one over HTTPS: refused while its certificate is not
+# trusted, served once it is (SSL_CERT_FILE).
 source "$(dirname "$0")/../mount/lib.sh"
 source "$(dirname "$0")/docker_lib.sh"
 source "$(dirname "$0")/containerd_lib.sh"
@@ -332,4 +333,21 @@ grep -q "HTTP 401.*no credentials for $REG" "$W/noauth.err" || fail "the refusal
 "$SHARE" fetch --auth-file "$W/auth.json" --from "$REG/yolo/base" --images "$W/images_b" "$W/base_b" 0123abcd ||
 	fail "fetch with credentials"
 "$YOLO_IMAGE" verify --source "$W/base_b" "$W/images_b/0123abcd.yolo" >/dev/null || fail "the fetched base image does not verify"
+
+note "a registry over HTTPS: its certificate checked (refused unless trusted, then served)"
+command -v openssl >/dev/null || skip "openssl missing (apt-get install openssl)"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$W/tls.key" -out "$W/tls.crt" -days 2 -subj "/CN=yolo-test" \
+	-addext "subjectAltName=IP:127.0.0.1" 2>/dev/null || fail "openssl could not make a certificate"
+registry_stop
+REG_TLS_CERT=$W/tls.crt REG_TLS_KEY=$W/tls.key
+registry_start
+! "$SHARE" fetch --from "$REG/yolo/base" --images "$W/images_tls" "$W/base_b" 0123abcd 2>"$W/untrusted.err" ||
+	fail "fetch from a registry whose certificate nobody trusts succeeded"
+cat "$W/untrusted.err"
+grep -q "CERTIFICATE_VERIFY_FAILED" "$W/untrusted.err" || fail "the refusal does not say the certificate is not trusted"
+SSL_CERT_FILE=$W/tls.crt "$SHARE" publish --to "$REG/yolo/base" --image "$W/base.yolo" "$W/base_a" 0123abcd ||
+	fail "publish over HTTPS"
+SSL_CERT_FILE=$W/tls.crt "$SHARE" fetch --from "$REG/yolo/base" --images "$W/images_tls" "$W/base_b" 0123abcd ||
+	fail "fetch over HTTPS"
+"$YOLO_IMAGE" verify --source "$W/base_b" "$W/images_tls/0123abcd.yolo" >/dev/null || fail "the image fetched over HTTPS does not verify"
 echo "PASS"

@@ -179,7 +179,8 @@ class Watch(unittest.TestCase):
             m = watch.Metrics(path)
             m.count('installed')
             m.count('refused')
-            text = open(path).read()
+            with open(path, encoding='utf-8') as f:
+                text = f.read()
             self.assertIn('yolo_share_fetches_total{result="installed"} 1', text)
             self.assertIn('yolo_share_fetches_total{result="refused"} 1', text)
             self.assertIn('yolo_share_fetches_total{result="error"} 0', text)
@@ -196,6 +197,14 @@ class Peer(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+    @staticmethod
+    def index():
+        return json.dumps({'schemaVersion': 2, 'mediaType': registry.INDEX, 'manifests': [
+            {'mediaType': registry.MANIFEST, 'digest': D1, 'size': 10, 'artifactType': store.ARTIFACT_TYPE},
+            {'mediaType': registry.MANIFEST, 'digest': D2, 'size': 10, 'artifactType': 'application/other'},
+            {'mediaType': registry.MANIFEST, 'digest': 'sha256:bad', 'size': 1, 'artifactType': store.ARTIFACT_TYPE},
+        ]}).encode()
 
     def reply(self, code, body=b'', headers=()):
         self.send_response(code)
@@ -222,6 +231,10 @@ class Peer(http.server.BaseHTTPRequestHandler):
             return self.reply(307, headers=[('Location', '/storage/1')])
         if self.path == f'/v2/a/blobs/{D1}':
             return self.reply(200, b'not the bytes of D1')
+        if self.path.startswith(f'/v2/a/referrers/{D3}?'):           # a registry with the API
+            return self.reply(200, Peer.index(), [('Content-Type', registry.INDEX)])
+        if self.path == f'/v2/a/manifests/{registry.referrers_tag(D1)}':  # one without: the tag
+            return self.reply(200, Peer.index(), [('Content-Type', registry.INDEX)])
         return self.reply(404, b'{"errors":[{"code":"NOT_FOUND","message":"no"}]}')
 
     do_HEAD = do_GET
@@ -273,6 +286,15 @@ class Protocol(unittest.TestCase):
         reg = registry.Registry(self.host, '/nonexistent/config.json')
         with self.assertRaisesRegex(RegistryError, 'token from .*HTTP Error 401'):
             reg.has_blob('a', D1)
+
+    def test_referrers(self):
+        reg = registry.Registry(self.host, self.auth.name)
+        # The API where the registry has it; the tag schema where it answers 404.
+        for subject in (D3, D1):
+            self.assertEqual([d['digest'] for d in reg.referrers('a', subject, store.ARTIFACT_TYPE)], [D1], subject)
+        self.assertEqual([p for p, _ in Peer.seen if '/referrers/' in p or '/manifests/' in p][-2:],
+                         [f'/v2/a/referrers/{D1}?artifactType=' + store.ARTIFACT_TYPE.replace('/', '%2F').replace('+', '%2B'),
+                          f'/v2/a/manifests/{registry.referrers_tag(D1)}'])
 
     def test_not_found(self):
         reg = registry.Registry(self.host, self.auth.name)
