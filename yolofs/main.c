@@ -351,8 +351,12 @@ static void control_asked(void *ctx, enum tko_request what, int conn)
 			tko_reply(conn, "error: started without images=, nothing to reload");
 			return;
 		}
+		if (!d->reloader.running) {
+			tko_reply(conn, "error: this yolofs has no reload thread; nothing reloaded");
+			return;
+		}
 		reload_now(&d->reloader);
-		tko_reply(conn, "ok: reloading images=%s", d->o.images);
+		tko_reply(conn, "ok: reload of images=%s queued", d->o.images);
 		return;
 	}
 	if (!atomic_compare_exchange_strong(&d->upgrade_conn, &none, conn)) {

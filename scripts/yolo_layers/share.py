@@ -28,14 +28,17 @@ from .learnt import Learnt
 
 
 def store_for(engine, image, address, auth_file):
-    """(store, subject digest): --to/--from ADDRESS, else IMAGE's registry."""
+    """(store, subject digest, (registry, repository) IMAGE came from):
+    --to/--from ADDRESS, else IMAGE's registry."""
     try:
         if address:
             store = open_store(address, auth_file)
-            digest = engine.subject(image)[2] if isinstance(store, RegistryStore) else None
-            return store, digest
+            if not isinstance(store, RegistryStore):
+                return store, None, None
+            host, repo, digest = engine.subject(image)
+            return store, digest, (host, repo)
         host, repo, digest = engine.subject(image)
-        return RegistryStore(Registry(host, auth_file), repo), digest
+        return RegistryStore(Registry(host, auth_file), repo), digest, (host, repo)
     except RegistryError as e:
         raise Fatal(str(e)) from None
 
@@ -65,7 +68,7 @@ def cmd_publish(engine, state, args):
     yolo_image = find_bin("YOLO_IMAGE", "yolo-image", "boot-images/yolo-image")
     learnt = Learnt(state, engine.name, os.path.realpath(args.learn_dir) if args.learn_dir else "")
     keys = engine.image_layer_keys(args.image)
-    store, digest = store_for(engine, args.image, args.store, args.auth_file)
+    store, digest, origin = store_for(engine, args.image, args.store, args.auth_file)
     with tempfile.TemporaryDirectory(prefix="yolo-publish.") as work:
         images = []
         for layer, key in keys:
@@ -77,7 +80,7 @@ def cmd_publish(engine, state, args):
         if not images:
             raise Fatal(f"{args.image}: no layer has a boot image to publish")
         try:
-            where = store.publish_for(digest, images)
+            where = store.publish_for(digest, images, origin)
         except (RegistryError, OSError) as e:
             raise Fatal(f"publish to {store.where()}: {e}") from None
     say(f"published {len(images)} layer image(s) of {args.image} to {store.where()}"
@@ -97,7 +100,7 @@ def cmd_fetch(engine, state, args):
         os.umask(old)
     images_dir = os.path.realpath(images_dir)
     keys = engine.image_layer_keys(args.image)
-    store, digest = store_for(engine, args.image, args.store, args.auth_file)
+    store, digest, _ = store_for(engine, args.image, args.store, args.auth_file)
     try:
         cands = store.candidates([key for _, key in keys], digest)
     except (RegistryError, OSError) as e:
@@ -126,8 +129,11 @@ def cmd_fetch(engine, state, args):
         daemon = state.current_daemon(layer.id)
         pid = daemon.running_pid() if daemon else None
         if pid is not None and daemon.image == out:
-            os.kill(pid, signal.SIGHUP)             # yolofs reloads its images
-            say(f"layer {layer.id}: yolofs (pid {pid}) reloads it")
+            try:
+                os.kill(pid, signal.SIGHUP)         # yolofs reloads its images
+                say(f"layer {layer.id}: yolofs (pid {pid}) reloads it")
+            except OSError:
+                say(f"layer {layer.id}: its yolofs (pid {pid}) is gone")
         elif pid is not None:
             say(f"layer {layer.id}: mounted without {out}; umount and mount --images {images_dir} to serve it")
     if refused:

@@ -22,6 +22,9 @@ import socket
 import time
 import urllib.parse
 
+from yolo_share.install import stop_cleanly, sweep_temporary
+from yolo_share.registry import DIGEST, RegistryError
+
 from .args import MountArgs, ShareArgs
 from .common import Fatal, say
 from .host import run
@@ -96,7 +99,8 @@ def containerd_pulls(engine, interval):
         if now is None:
             continue
         for ref in now - known:
-            pending[ref] = time.monotonic()
+            if not DIGEST.fullmatch(ref):             # CRI lists images by id too: one image, two names
+                pending[ref] = time.monotonic()
         known = now
         for ref in sorted(pending):
             try:
@@ -129,33 +133,40 @@ class Metrics:
         lines += [f'yolo_layers_watch_total{{engine="{self.engine}",result="{r}"}} {n}'
                   for r, n in self.counts.items()]
         tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+            os.replace(tmp, self.path)
+        except OSError as e:
+            say(f"metrics {self.path}: {e.strerror or e}")
 
 
 def on_pull(engine, state, args, metrics, ref):
-    """Fetch and mount the layers of REF, just pulled."""
+    """Fetch and mount the layers of REF, just pulled.  Whatever goes wrong
+    with one image is a line and a counter; the watch goes on."""
     say(f"{ref}: pulled")
-    try:
-        cmd_fetch(engine, state, ShareArgs(ref, args.store, args.images_dir, "", args.auth_file))
-        metrics.count("fetched")
-    except Fatal as e:
-        say(f"{ref}: fetch: {e}")
-        metrics.count("fetch_failed")
-    finally:
-        state.unlock()
-    try:
-        cmd_mount(engine, state, MountArgs(ref, args.images_dir, args.learn_dir, args.yolofs_opts))
-        metrics.count("mounted")
-    except Fatal as e:
-        say(f"{ref}: mount: {e}")
-        metrics.count("mount_failed")
-    finally:
-        state.unlock()
+    for step, ok, failed, do in (
+            ("fetch", "fetched", "fetch_failed",
+             lambda: cmd_fetch(engine, state, ShareArgs(ref, args.store, args.images_dir, "", args.auth_file))),
+            ("mount", "mounted", "mount_failed",
+             lambda: cmd_mount(engine, state, MountArgs(ref, args.images_dir, args.learn_dir, args.yolofs_opts)))):
+        try:
+            do()
+            metrics.count(ok)
+        except (Fatal, RegistryError, OSError) as e:
+            say(f"{ref}: {step}: {e}")
+            metrics.count(failed)
+        except Exception as e:                    # a bug must not end the watch: say it, go on
+            say(f"{ref}: {step}: unexpected {type(e).__name__}: {e}")
+            metrics.count(failed)
+        finally:
+            state.unlock()
 
 
 def cmd_watch(engine, state, args):
+    stop_cleanly()
+    if os.path.isdir(args.images_dir):
+        sweep_temporary(args.images_dir)
     metrics = Metrics(args.metrics, engine.name)
     pulls = docker_pulls(engine.client_opts) if engine.name == "docker" else containerd_pulls(engine, args.interval)
     say(f"watching {engine.name} for pulls (images {args.images_dir}, learning into {args.learn_dir})")

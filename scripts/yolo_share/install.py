@@ -5,8 +5,11 @@ with the node's own source and re-stamped it with the node's identities
 An image any of whose files is missing or differs is refused whole: two
 nodes' copies of one layer or base file hold the same bytes, so a
 difference means a tampered or broken image, not a legitimate one."""
+import glob
 import os
+import signal
 import subprocess
+import sys
 
 from .registry import BadContent
 
@@ -65,3 +68,22 @@ def fetch_install(store, key, candidates, yolo_image, source_dir, out, say):
             why.append(str(e))
             say(f"{key} from {cand.where}: refused: {e}")
     raise Refused(why[-1] if why else "none published")
+
+
+def stop_cleanly():
+    """SIGTERM (systemd stopping a watcher) ends the program as an
+    exception does, so that the temporary files of a fetch in progress are
+    removed by the code that made them."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def sweep_temporary(images_dir):
+    """Remove what a fetch killed outright (SIGKILL, a crash) left in
+    IMAGES_DIR: downloads and rebinds in progress (yolofs loads only
+    *.yolo, so they were never served)."""
+    for path in glob.glob(os.path.join(glob.escape(images_dir), ".fetch-*.tmp")) + \
+            glob.glob(os.path.join(glob.escape(images_dir), "*.yolo.rebind.tmp")):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass

@@ -24,6 +24,7 @@ import re
 import socket
 import ssl
 import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -40,7 +41,9 @@ DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 REPO = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 MAX_DOCUMENT = 4 << 20                   # a manifest, an index, a token answer
-TIMEOUT_S = 30
+TIMEOUT_S = 30                           # each socket operation
+DOCUMENT_DEADLINE_S = 60                 # a whole document (manifest, index, token)
+MIN_RATE = 256 << 10                     # bytes/s a blob download may not fall below (on average)
 
 
 class RegistryError(Exception):
@@ -56,6 +59,22 @@ class BadContent(RegistryError):
     """What the registry sent is not what was asked for: a wrong digest or
     size, a document that is not JSON or too large.  The registry answers;
     this one thing it holds is bad."""
+
+
+def read_bounded(resp, limit, deadline, what):
+    """At most LIMIT + 1 bytes of RESP, read in chunks, before DEADLINE
+    (time.monotonic()): a registry that trickles bytes cannot hold a
+    watcher forever (the socket timeout bounds each read, not the whole)."""
+    parts, got = [], 0
+    while got <= limit:
+        if time.monotonic() > deadline:
+            raise RegistryError(f"{what}: too slow (deadline passed)")
+        chunk = resp.read(min(65536, limit + 1 - got))
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    return b"".join(parts)
 
 
 def digest_of(data):
@@ -85,8 +104,8 @@ def split_reference(ref):
         host, repo = first, rest
     else:
         host, repo = "docker.io", name
-        if "/" not in repo:
-            repo = "library/" + repo
+    if host in ("docker.io", "index.docker.io") and "/" not in repo:
+        repo = "library/" + repo
     if not REPO.fullmatch(repo) or (tag is not None and not TAG.fullmatch(tag)):
         raise RegistryError(f"not an image reference: {ref!r}")
     if digest is not None:
@@ -220,6 +239,9 @@ class Registry:
         realm = params.get("realm", "")
         if not realm.startswith(("https://", "http://")):
             raise RegistryError(f"{self.host}: token realm {realm!r} is not an HTTP URL")
+        if realm.startswith("http://") and not self.plain_http:
+            raise RegistryError(f"{self.host}: token realm {realm} is plain HTTP for a registry on HTTPS; "
+                                "credentials are not sent there")
         query = {"service": params.get("service", "")} if params.get("service") else {}
         query["scope"] = scope
         req = urllib.request.Request(realm + ("&" if "?" in realm else "?") + urllib.parse.urlencode(query))
@@ -228,7 +250,8 @@ class Registry:
                                         "Basic " + base64.b64encode(":".join(self.creds).encode()).decode())
         try:
             with self.opener.open(req, timeout=TIMEOUT_S) as r:
-                doc = json.loads(r.read(MAX_DOCUMENT))
+                doc = json.loads(read_bounded(r, MAX_DOCUMENT, time.monotonic() + DOCUMENT_DEADLINE_S,
+                                              f"{self.host}: token"))
         except (urllib.error.URLError, OSError, ValueError) as e:
             raise RegistryError(f"{self.host}: token from {realm}: {e}") from None
         token = doc.get("token") or doc.get("access_token") if isinstance(doc, dict) else None
@@ -304,7 +327,8 @@ class Registry:
         if not location:
             raise RegistryError(f"{self.host}: blob upload gave no Location")
         location = urllib.parse.urljoin(self.url(f"/v2/{repo}/blobs/uploads/"), location)
-        if urllib.parse.urlsplit(location).netloc != self.api:
+        where = urllib.parse.urlsplit(location)
+        if where.netloc != self.api or where.scheme != ("http" if self.plain_http else "https"):
             raise RegistryError(f"{self.host}: blob upload sent elsewhere ({location[:120]})")
         sep = "&" if "?" in location else "?"
         headers = {"Content-Type": "application/octet-stream", "Content-Length": str(size)}
@@ -323,12 +347,19 @@ class Registry:
         check_digest(digest)
         if not isinstance(size, int) or size < 0 or size > max_size:
             raise BadContent(f"{self.host}: blob {digest} of {size} bytes refused (limit {max_size})")
+        fs = os.statvfs(dest_dir)
+        if size > fs.f_bavail * fs.f_frsize * 0.9:
+            raise RegistryError(f"{self.host}: blob {digest} of {size} bytes does not fit in {dest_dir}")
+        deadline = time.monotonic() + DOCUMENT_DEADLINE_S + size / MIN_RATE
         r = self.request("GET", f"/v2/{repo}/blobs/{digest}", _pull(repo))
         fd, path = tempfile.mkstemp(prefix=".fetch-", suffix=".tmp", dir=dest_dir)
         h, got = hashlib.sha256(), 0
         try:
             with os.fdopen(fd, "wb") as out, r:
                 while True:
+                    if time.monotonic() > deadline:
+                        raise RegistryError(f"{self.host}: blob {digest}: slower than {MIN_RATE >> 10} KiB/s; "
+                                            "given up")
                     chunk = r.read(1 << 20)
                     if not chunk:
                         break
@@ -369,7 +400,8 @@ class Registry:
         r = self.request("GET", f"/v2/{repo}/manifests/{ref}", _pull(repo),
                          headers={"Accept": ", ".join(MANIFEST_TYPES)})
         with r:
-            body = r.read(MAX_DOCUMENT + 1)
+            body = read_bounded(r, MAX_DOCUMENT, time.monotonic() + DOCUMENT_DEADLINE_S,
+                                f"{self.host}: manifest {ref}")
             media = (r.headers.get("Content-Type") or "").split(";")[0].strip()
         if len(body) > MAX_DOCUMENT:
             raise BadContent(f"{self.host}: manifest {ref} is larger than {MAX_DOCUMENT} bytes")
@@ -397,7 +429,8 @@ class Registry:
                              + urllib.parse.urlencode({"artifactType": artifact_type}), _pull(repo))
             with r:
                 media = (r.headers.get("Content-Type") or "").split(";")[0].strip()
-                body = r.read(MAX_DOCUMENT + 1)
+                body = read_bounded(r, MAX_DOCUMENT, time.monotonic() + DOCUMENT_DEADLINE_S,
+                                    f"{self.host}: referrers of {digest}")
             index = _parse_json(body, f"{self.host}: referrers of {digest}")
             if media != INDEX and not _is_index(index):
                 raise NotFound("no referrers API")
@@ -439,7 +472,7 @@ def _push(repo):
 def _error_detail(resp):
     """The first error message of a registry's error body, if any."""
     try:
-        doc = json.loads(resp.read(65536) or b"{}")
+        doc = json.loads(read_bounded(resp, 65536, time.monotonic() + 10, "error body") or b"{}")
         errors = doc.get("errors") if isinstance(doc, dict) else None
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             return f" ({errors[0].get('code', '')}: {str(errors[0].get('message', ''))[:200]})"

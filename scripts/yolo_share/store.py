@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 
 from .registry import (EMPTY_JSON, EMPTY_TYPE, MANIFEST, BadContent, NotFound, Registry, RegistryError,
@@ -37,6 +38,7 @@ KEY_ANNOTATION = "io.yolo.key"
 CREATED = "org.opencontainers.image.created"
 MAX_IMAGE = 16 << 30                     # no boot image is larger
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
+MAX_REFERRERS = 32                       # artifacts read per image, the newest
 
 
 class Candidate(collections.namedtuple("Candidate", "digest size where")):
@@ -121,10 +123,18 @@ class RegistryStore:
                 "artifactType": ARTIFACT_TYPE, "annotations": json.loads(body)["annotations"]})
         return digest
 
-    def publish_for(self, subject_digest, images):
+    def publish_for(self, subject_digest, images, origin=None):
         """Publish IMAGES ([(key, path)]) as an artifact referring to the
-        manifest SUBJECT_DIGEST of this repository; the artifact's digest."""
-        subject = self.registry.manifest_descriptor(self.repo, check_digest(subject_digest))
+        manifest SUBJECT_DIGEST; the artifact's digest.  The subject's
+        descriptor comes from this repository, or, when it does not hold
+        the image, from ORIGIN (registry, repository) that does (OCI 1.1:
+        a registry accepts a subject it does not hold)."""
+        try:
+            subject = self.registry.manifest_descriptor(self.repo, check_digest(subject_digest))
+        except NotFound:
+            if not origin:
+                raise
+            subject = Registry(origin[0], self.registry.auth_file).manifest_descriptor(origin[1], subject_digest)
         return self._push(images, subject)
 
     def candidates(self, keys, subject_digest=None):
@@ -135,7 +145,7 @@ class RegistryStore:
         found = {key: [] for key in keys}
         if subject_digest:
             refs = [r["digest"] for r in newest_first(
-                self.registry.referrers(self.repo, subject_digest, ARTIFACT_TYPE))]
+                self.registry.referrers(self.repo, subject_digest, ARTIFACT_TYPE))][:MAX_REFERRERS]
         else:
             refs = [key_tag(key) for key in keys]
         for ref in refs:
@@ -177,19 +187,31 @@ class DirStore:
         return os.path.join(self.path, "keys", key_tag(key))
 
     def publish_key(self, key, path):
-        with open(path, "rb") as f:
-            data = f.read()
-        digest = digest_of(data)
-        blob = self._blob(digest)
-        os.makedirs(os.path.dirname(blob), exist_ok=True)
+        os.makedirs(os.path.join(self.path, "blobs", "sha256"), exist_ok=True)
         os.makedirs(os.path.dirname(self._key_file(key)), exist_ok=True)
-        if not os.path.isfile(blob):
-            _write_atomic(blob, data)
+        # Copied while hashed (an image may be GiBs), then named by its digest.
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.join(self.path, "blobs", "sha256"))
+        h, size = hashlib.sha256(), 0
+        try:
+            with os.fdopen(fd, "wb") as out, open(path, "rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.chmod(tmp, 0o644)
+            digest = "sha256:" + h.hexdigest()
+            os.replace(tmp, self._blob(digest))
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
         _write_atomic(self._key_file(key), canonical(
-            {"key": key, "digest": digest, "size": len(data), CREATED: now_rfc3339()}))
+            {"key": key, "digest": digest, "size": size, CREATED: now_rfc3339()}))
         return digest
 
-    def publish_for(self, subject_digest, images):
+    def publish_for(self, subject_digest, images, origin=None):
         """Layers are keyed by content alone here: the subject is not needed."""
         return [self.publish_key(key, path) for key, path in images]
 
@@ -200,7 +222,7 @@ class DirStore:
         for key in keys:
             path = self._key_file(key)
             try:
-                with open(path, "rb") as f:
+                with _open_regular(path) as f:
                     doc = json.loads(f.read(65536))
             except FileNotFoundError:
                 found[key] = []
@@ -208,7 +230,10 @@ class DirStore:
             except (OSError, ValueError) as e:
                 found[key] = [Candidate(None, 0, f"{path}: {e}")]
                 continue
-            digest, size = (doc.get("digest"), doc.get("size")) if isinstance(doc, dict) else (None, None)
+            if not isinstance(doc, dict):
+                found[key] = [Candidate(None, 0, f"{path}: not a descriptor of {key}")]
+                continue
+            digest, size = doc.get("digest"), doc.get("size")
             if (doc.get("key") != key or not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest)
                     or not isinstance(size, int) or not 0 <= size <= MAX_IMAGE):
                 found[key] = [Candidate(None, 0, f"{path}: not a descriptor of {key}")]
@@ -227,6 +252,21 @@ def key_tag(key):
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag):
         raise RegistryError(f"not a content key: {key[:80]!r}")
     return tag
+
+
+class NotRegular(OSError):
+    """A store's path that is not a regular file."""
+
+
+def _open_regular(path):
+    """PATH opened for reading if it is a regular file: a FIFO or a device
+    put in a shared directory must not block or feed the reader."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise NotRegular("not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def _write_atomic(path, data):
@@ -249,7 +289,7 @@ def _copy_verified(src, digest, size, dest_dir):
     fd, path = tempfile.mkstemp(prefix=".fetch-", suffix=".tmp", dir=dest_dir)
     h, got = hashlib.sha256(), 0
     try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
+        with os.fdopen(fd, "wb") as out, _open_regular(src) as f:
             while chunk := f.read(1 << 20):
                 got += len(chunk)
                 if got > size:
@@ -260,7 +300,7 @@ def _copy_verified(src, digest, size, dest_dir):
             raise BadContent(f"{src}: does not match its digest {digest}; refused")
     except OSError as e:
         os.unlink(path)
-        bad = BadContent if isinstance(e, FileNotFoundError) else RegistryError
+        bad = BadContent if isinstance(e, (FileNotFoundError, NotRegular)) else RegistryError
         raise bad(f"{src}: {e.strerror or e}") from None
     except BaseException:
         os.unlink(path)

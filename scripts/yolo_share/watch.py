@@ -29,7 +29,7 @@ import subprocess
 import sys
 import time
 
-from .install import Refused, fetch_install
+from .install import Refused, fetch_install, stop_cleanly, sweep_temporary
 from .keys import BASE_NAME, base_key, open_store
 from .registry import RegistryError
 
@@ -110,9 +110,12 @@ class Metrics:
                   "# TYPE yolo_share_last_error_timestamp_seconds gauge",
                   f"yolo_share_last_error_timestamp_seconds {self.last_error:.3f}"]
         tmp = self.path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write("\n".join(lines) + "\n")
+            os.replace(tmp, self.path)
+        except OSError as e:
+            say(f"metrics {self.path}: {e.strerror or e}")
 
 
 def enter_private_namespace(argv, source):
@@ -138,6 +141,8 @@ def watch(opts, source, argv):
     images_dir = os.path.realpath(opts["images"])
     dev = enter_private_namespace(argv, source)
     os.makedirs(images_dir, mode=0o755, exist_ok=True)
+    stop_cleanly()
+    sweep_temporary(images_dir)
     store = open_store(opts["store"], opts["auth_file"] or None)
     metrics = Metrics(opts.get("metrics") or "")
     yolo_image = opts["yolo_image"]
@@ -152,7 +157,11 @@ def watch(opts, source, argv):
             if name in retry_at and time.monotonic() < retry_at[name]:
                 continue
             done[name] = ident
-            result = fetch_one(store, yolo_image, source, images_dir, name, ident[0])
+            try:
+                result = fetch_one(store, yolo_image, source, images_dir, name, ident[0])
+            except Exception as e:                # a bug must not end the watch: say it, go on
+                say(f"{name}: unexpected {type(e).__name__}: {e}")
+                result = "error"
             metrics.count(result)
             if result == "error":
                 retry_at[name] = time.monotonic() + opts["retry"]

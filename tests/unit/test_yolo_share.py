@@ -36,6 +36,7 @@ class References(unittest.TestCase):
     def test_split(self):
         self.assertEqual(registry.split_reference('busybox'), ('docker.io', 'library/busybox', None, None))
         self.assertEqual(registry.split_reference('user/app:1'), ('docker.io', 'user/app', '1', None))
+        self.assertEqual(registry.split_reference('docker.io/busybox:1'), ('docker.io', 'library/busybox', '1', None))
         self.assertEqual(registry.split_reference('127.0.0.1:5000/yolo/bb:2'), ('127.0.0.1:5000', 'yolo/bb', '2', None))
         self.assertEqual(registry.split_reference(f'localhost/a@{D1}'), ('localhost', 'a', None, D1))
         self.assertEqual(registry.split_reference(f'reg.example/a/b:t@{D1}'), ('reg.example', 'a/b', 't', D1))
