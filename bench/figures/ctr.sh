@@ -414,21 +414,34 @@ ctr_attempt() {
 	printf '   %-8s N=%-3s %-13s run %s: %s\n' "$mode" "$n" "$policy" "$r" "${times[*]}" >&2
 }
 
-fig_ctr() {
-	local n r mode modes policy
-	say "== ctr: container starts, profile $CTR_PROFILE ($CTR_BUDGET budget), N in $CTR_NS, $CTR_RUNS runs each"
-	ctr_setup
-	slowdisk_profile "$CTR_PROFILE"
+# ctr_each_run RUN_POLICIES: RUN_POLICIES MODE N RUN for every run of every
+# cell, in order: by N (N=1: each app alone, else N distinct images), then
+# run (the ctr and newnode figures' cells).
+ctr_each_run() {
+	local n r mode modes
 	for n in $CTR_NS; do
 		modes=distinct
 		((n == 1)) && modes=$CTR_APPS
 		for mode in $modes; do
 			for ((r = 1; r <= CTR_RUNS; r++)); do
-				for policy in $(pair_order "$r" without yolofs ${BEFORE:+yolofs@before}); do
-					ctr_iteration "$mode" "$n" "$policy" "$r"
-				done
+				"$1" "$mode" "$n" "$r"
 			done
 		done
 	done
+}
+
+# ctr_policies MODE N RUN: one run of a cell under each policy.
+ctr_policies() {
+	local policy
+	for policy in $(pair_order "$3" without yolofs ${BEFORE:+yolofs@before}); do
+		ctr_iteration "$1" "$2" "$policy" "$3"
+	done
+}
+
+fig_ctr() {
+	say "== ctr: container starts, profile $CTR_PROFILE ($CTR_BUDGET budget), N in $CTR_NS, $CTR_RUNS runs each"
+	ctr_setup
+	slowdisk_profile "$CTR_PROFILE"
+	ctr_each_run ctr_policies
 	ctr_cleanup
 }

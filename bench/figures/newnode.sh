@@ -208,22 +208,20 @@ newnode_vm() {
 	say "   vm       N=1   $policy run $r: $t"
 }
 
+# newnode_policies MODE N RUN: one run of a cell under each policy.
+newnode_policies() {
+	local policy
+	for policy in without learning fetched; do
+		newnode_ctr "$1" "$2" "$policy" "$3"
+	done
+}
+
 fig_newnode() {
-	local n r mode modes policy
+	local r policy
 	say "== newnode: first starts on a new node, profile $CTR_PROFILE, N in $CTR_NS, $CTR_RUNS runs each"
 	newnode_setup
 	slowdisk_profile "$CTR_PROFILE"
-	for n in $CTR_NS; do
-		modes=distinct
-		((n == 1)) && modes=$CTR_APPS
-		for mode in $modes; do
-			for ((r = 1; r <= CTR_RUNS; r++)); do
-				for policy in without learning fetched; do
-					newnode_ctr "$mode" "$n" "$policy" "$r"
-				done
-			done
-		done
-	done
+	ctr_each_run newnode_policies
 	for ((r = 1; r <= ${NEWNODE_VM_RUNS:-$RUNS}; r++)); do
 		for policy in without learning fetched; do
 			newnode_vm "$policy" "$r"

@@ -9,6 +9,8 @@ import shutil
 import subprocess
 import time
 
+from yolo_share.mountinfo import top_fstype
+
 from .common import Fatal
 
 # The directory holding yolo-layers (and the build/ directory next to it).
@@ -16,39 +18,6 @@ SCRIPTS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 # ---------------------------------------------------------------- mounts
-
-def _unescape_mountinfo(field):
-    """Undo mountinfo's octal escapes (\\040 for a space, \\134 for \\)."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and field[i + 1:i + 4].isdigit() and len(field[i + 1:i + 4]) == 3:
-            out.append(chr(int(field[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def top_fstype(mountinfo, path):
-    """The file system type of the topmost mount exactly at PATH in the
-    text of a mountinfo file (proc(5)), or "" when PATH is no mountpoint.
-    The kernel's own format: fields separated by spaces (escaped inside a
-    field), the type first after the " - " separator."""
-    at = []                              # (mount id, parent id, type)
-    for line in mountinfo.splitlines():
-        left, sep, right = line.partition(" - ")
-        fields = left.split(" ")
-        if not sep or len(fields) < 5 or _unescape_mountinfo(fields[4]) != path:
-            continue
-        at.append((fields[0], fields[1], _unescape_mountinfo(right.split(" ")[0])))
-    # A mount stacked on another at the same path has it as its parent.
-    parents = {parent for _, parent, _ in at}
-    tops = [fstype for mount_id, _, fstype in at if mount_id not in parents]
-    return tops[-1] if tops else ""
-
 
 def top_mount(path):
     """The file system type of the topmost mount exactly at PATH, or "".

@@ -24,6 +24,7 @@ import urllib.parse
 
 from yolo_share.install import stop_cleanly, sweep_temporary
 from yolo_share.registry import DIGEST, RegistryError
+from yolo_share.textfile import Counters
 
 from .args import MountArgs, ShareArgs
 from .common import Fatal, say
@@ -115,30 +116,12 @@ def containerd_pulls(engine, interval):
             yield ref
 
 
-class Metrics:
-    def __init__(self, path, engine):
-        self.path, self.engine = path, engine
-        self.counts = dict.fromkeys(RESULTS, 0)
-        self.write()
-
-    def count(self, result):
-        self.counts[result] += 1
-        self.write()
-
-    def write(self):
-        if not self.path:
-            return
-        lines = [f"# HELP yolo_layers_watch_total Images pulled while {self.engine} was watched, by step and outcome.",
-                 "# TYPE yolo_layers_watch_total counter"]
-        lines += [f'yolo_layers_watch_total{{engine="{self.engine}",result="{r}"}} {n}'
-                  for r, n in self.counts.items()]
-        tmp = self.path + ".tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write("\n".join(lines) + "\n")
-            os.replace(tmp, self.path)
-        except OSError as e:
-            say(f"metrics {self.path}: {e.strerror or e}")
+def metrics_lines(engine):
+    """The text of yolo_layers_watch_total for ENGINE's counts."""
+    return lambda counts: (
+        [f"# HELP yolo_layers_watch_total Images pulled while {engine} was watched, by step and outcome.",
+         "# TYPE yolo_layers_watch_total counter"]
+        + [f'yolo_layers_watch_total{{engine="{engine}",result="{r}"}} {n}' for r, n in counts.items()])
 
 
 def on_pull(engine, state, args, metrics, ref):
@@ -167,7 +150,7 @@ def cmd_watch(engine, state, args):
     stop_cleanly()
     if os.path.isdir(args.images_dir):
         sweep_temporary(args.images_dir)
-    metrics = Metrics(args.metrics, engine.name)
+    metrics = Counters(args.metrics, RESULTS, metrics_lines(engine.name), say)
     pulls = docker_pulls(engine.client_opts) if engine.name == "docker" else containerd_pulls(engine, args.interval)
     say(f"watching {engine.name} for pulls (images {args.images_dir}, learning into {args.learn_dir})")
     for ref in pulls:

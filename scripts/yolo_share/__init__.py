@@ -7,6 +7,10 @@ image's layers) and yolo-share (VM base files).
     store.py     the registry and shared-directory stores, by content key
     keys.py      content keys of VM base files; store addresses
     install.py   a fetched image checked against the node's source and installed
+    watch.py     yolo-share watch: base files fetched as they appear in _base
+    cli.py       yolo-share's command line
+    mountinfo.py the topmost mount at a path (also yolo-layers')
+    textfile.py  a watcher's counters for node_exporter (also yolo-layers')
 
 Nothing fetched is trusted: a blob is refused unless its sha256 is the
 digest the store gave for it, and then installed only if yolo-image rebind

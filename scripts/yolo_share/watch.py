@@ -31,7 +31,9 @@ import time
 
 from .install import Refused, fetch_install, stop_cleanly, sweep_temporary
 from .keys import BASE_NAME, base_key, open_store
+from .mountinfo import top_mount_at
 from .registry import RegistryError
+from .textfile import Counters
 
 CONTROL_DIR = "/run/yolofs"
 RESULTS = ("installed", "refused", "absent", "error")
@@ -42,18 +44,14 @@ def say(msg):
 
 
 def fuse_dev(path):
-    """MAJ:MIN of the file system at PATH when it is a yolofs mount, else None."""
-    found = None
+    """MAJ:MIN of the file system at PATH when the topmost mount there is a
+    yolofs, else None."""
     try:
         with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-            for line in f:
-                left, _, right = line.partition(" - ")
-                fields = left.split(" ")
-                if len(fields) >= 5 and fields[4] == path and right.startswith("fuse.yolofs "):
-                    found = fields[2]            # the last one listed is on top
+            fstype, dev = top_mount_at(f.read(), path)
     except OSError:
-        pass
-    return found
+        return None
+    return dev if fstype == "fuse.yolofs" else None
 
 
 def reload_daemon(dev):
@@ -87,35 +85,25 @@ def candidates(source):
     return found
 
 
-class Metrics:
+class Metrics(Counters):
+    """yolo_share_fetches_total{result}, and when a fetch last failed."""
+
     def __init__(self, path):
-        self.path = path
-        self.counts = dict.fromkeys(RESULTS, 0)
         self.last_error = 0.0
-        self.write()
+        super().__init__(path, RESULTS, self.lines, say)
 
     def count(self, result):
-        self.counts[result] += 1
         if result in ("refused", "error"):
             self.last_error = time.time()
-        self.write()
+        super().count(result)
 
-    def write(self):
-        if not self.path:
-            return
-        lines = ["# HELP yolo_share_fetches_total Base files whose boot image a fetch looked for, by outcome.",
+    def lines(self, counts):
+        return (["# HELP yolo_share_fetches_total Base files whose boot image a fetch looked for, by outcome.",
                  "# TYPE yolo_share_fetches_total counter"]
-        lines += [f'yolo_share_fetches_total{{result="{r}"}} {n}' for r, n in self.counts.items()]
-        lines += ["# HELP yolo_share_last_error_timestamp_seconds When a fetch last failed or was refused.",
-                  "# TYPE yolo_share_last_error_timestamp_seconds gauge",
-                  f"yolo_share_last_error_timestamp_seconds {self.last_error:.3f}"]
-        tmp = self.path + ".tmp"
-        try:
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write("\n".join(lines) + "\n")
-            os.replace(tmp, self.path)
-        except OSError as e:
-            say(f"metrics {self.path}: {e.strerror or e}")
+                + [f'yolo_share_fetches_total{{result="{r}"}} {n}' for r, n in counts.items()]
+                + ["# HELP yolo_share_last_error_timestamp_seconds When a fetch last failed or was refused.",
+                   "# TYPE yolo_share_last_error_timestamp_seconds gauge",
+                   f"yolo_share_last_error_timestamp_seconds {self.last_error:.3f}"])
 
 
 def enter_private_namespace(argv, source):
