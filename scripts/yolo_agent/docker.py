@@ -1,0 +1,148 @@
+"""docker.py - Docker's committed layers, read from its own files under the
+data root, so the agent mounts them before dockerd is even up (a reboot:
+containers with a restart policy start with dockerd):
+
+    image/overlay2/layerdb/sha256/<chain id>/cache-id   the layer's overlay2
+                                                        directory: overlay2/<id>/diff
+    image/overlay2/repositories.json                    references -> image ids
+    image/overlay2/imagedb/content/sha256/<image id>    image configs (diff ids)
+
+dockerd writes each of them whole and renames it into place, so a file is
+either absent or complete.  Container layers (layerdb/mounts/, overlay2's
+<id>-init) are not committed layers and are never listed.  The Engine API
+(GET /events over dockerd's socket) only starts a round early when an image
+is pulled, loaded, tagged or removed.
+
+With Docker 29's containerd image store there is no overlay2 layer store:
+its images are containerd's (namespace "moby") and containerd.py serves
+them."""
+import json
+import os
+import re
+import threading
+import urllib.parse
+
+from yolo_layers.engines import Layer, chain_ids
+from yolo_layers.host import read_value
+from yolo_layers.watch import UnixHTTPConnection
+
+from .plan import Wanted
+
+HEX64 = re.compile(r"[0-9a-f]{64}")
+CACHE_ID = re.compile(r"[0-9a-f]{64}|[0-9a-z]{25,64}")
+
+
+class EngineDown(Exception):
+    """The engine cannot be asked this round; the message says why."""
+
+
+def _load_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise EngineDown(f"{path}: {getattr(e, 'strerror', None) or e}") from None
+
+
+class DockerFiles:
+    def __init__(self, root):
+        self.root = root
+        self.store = os.path.join(root, "image", "overlay2")
+        self.layerdb = os.path.join(self.store, "layerdb", "sha256")
+        self.configs = {}                 # image id -> [chain id], configs never change
+
+    def present(self):
+        return os.path.isdir(self.layerdb)
+
+    def wanted(self):
+        """({layer id: Wanted} of every committed layer, {reference:
+        (repository, manifest digest)} of the tags pulled from a registry)."""
+        layers = self._layers()
+        holders, subjects = self._references()
+        return {layer.id: Wanted(layer, "layer:" + chain, tuple(sorted(holders.get(chain, ()))))
+                for chain, layer in layers.items()}, subjects
+
+    def _layers(self):
+        """{chain id: Layer} of every committed layer."""
+        try:
+            names = os.listdir(self.layerdb)
+        except OSError as e:
+            raise EngineDown(f"{self.layerdb}: {e.strerror}") from None
+        found = {}
+        for name in names:
+            if not HEX64.fullmatch(name):
+                continue                  # tmp/ and partial entries
+            cache_id = read_value(os.path.join(self.layerdb, name, "cache-id"))
+            if CACHE_ID.fullmatch(cache_id):
+                found["sha256:" + name] = Layer(cache_id, os.path.join(self.root, "overlay2", cache_id, "diff"))
+        return found
+
+    def _chains(self, image_id):
+        if image_id not in self.configs:
+            config = _load_json(os.path.join(self.store, "imagedb", "content", "sha256", image_id))
+            diff_ids = ((config or {}).get("rootfs") or {}).get("diff_ids") if isinstance(config, dict) else None
+            if not (isinstance(diff_ids, list) and diff_ids and all(isinstance(d, str) for d in diff_ids)):
+                return []
+            self.configs[image_id] = chain_ids(diff_ids)
+        return self.configs[image_id]
+
+    def _references(self):
+        """{chain id: {reference}}: the tags (name:tag) holding each layer,
+        and {reference: (repository, manifest digest)} for those pulled from
+        a registry (the subject their boot images refer to)."""
+        repos = _load_json(os.path.join(self.store, "repositories.json"))
+        table = repos.get("Repositories") if isinstance(repos, dict) else None
+        holders, subjects = {}, {}
+        for repo, refs in (table or {}).items():
+            if not isinstance(refs, dict):
+                continue
+            digests = {image: ref.partition("@")[2] for ref, image in refs.items()
+                       if isinstance(ref, str) and "@" in ref and isinstance(image, str)}
+            for ref, image in refs.items():
+                if not (isinstance(ref, str) and isinstance(image, str) and "@" not in ref
+                        and image.startswith("sha256:") and HEX64.fullmatch(image[7:])):
+                    continue
+                for chain in self._chains(image[7:]):
+                    holders.setdefault(chain, set()).add(ref)
+                if image in digests:
+                    subjects[ref] = (repo, digests[image])
+        return holders, subjects
+
+
+def docker_events(socket_path, wake, say, stop):
+    """Set WAKE at each image event from dockerd's event stream; reconnect
+    (every 2 s) while dockerd is down, waking a round each time it comes
+    back.  Runs until STOP is set (a daemon thread)."""
+    query = urllib.parse.quote(json.dumps({"type": ["image"]}))
+    down_said = False
+    while not stop.is_set():
+        conn = UnixHTTPConnection(socket_path)
+        try:
+            conn.request("GET", f"/events?filters={query}")
+            resp = conn.getresponse()
+            if resp.status != 200:
+                raise OSError(f"HTTP {resp.status}")
+            if down_said:
+                say("dockerd's event stream is back")
+                down_said = False
+            wake.set()                    # whatever happened while away
+            for line in resp:
+                if line.strip():
+                    wake.set()
+            raise OSError("dockerd closed its event stream")
+        except OSError as e:
+            if not down_said:
+                say(f"dockerd's event stream: {e}; polling {socket_path} every 2 s")
+                down_said = True
+        finally:
+            conn.close()
+        stop.wait(2)
+
+
+def start_events(socket_path, wake, say, stop):
+    t = threading.Thread(target=docker_events, args=(socket_path, wake, say, stop),
+                         name="docker-events", daemon=True)
+    t.start()
+    return t

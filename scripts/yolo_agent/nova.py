@@ -1,0 +1,99 @@
+"""nova.py - nova's _base directory (one backing file per Glance image),
+from nova.conf: [DEFAULT] instances_path (default /var/lib/nova/instances)
+and [image_cache] subdirectory_name (default _base; older releases:
+[DEFAULT] image_cache_subdirectory_name).  Only the libvirt driver's file
+backends (qcow2, raw, flat) keep base files there; rbd keeps images in
+Ceph and gains nothing.
+
+_base is served by the yolofs@ unit for its path (crash restart, upgrade
+in place: issue 19), learning each base file's boot: the agent writes the
+unit's settings (/etc/yolo/INSTANCE.conf) unless the operator has, and
+enables the unit, which then starts before nova-compute at every boot.
+With a store configured, a `yolo-share watch` beside it fetches the
+images other nodes published for each base file nova downloads."""
+import configparser
+import os
+import subprocess
+
+from yolo_layers.host import SCRIPTS_DIR, run
+
+NOVA_DEFAULT_INSTANCES = "/var/lib/nova/instances"
+
+
+def base_dir(conf_text):
+    """The _base directory nova.conf's text names."""
+    ini = configparser.ConfigParser(interpolation=None, strict=False)
+    ini.read_string(conf_text)
+    instances = ini.get("DEFAULT", "instances_path", fallback="").strip() or NOVA_DEFAULT_INSTANCES
+    sub = (ini.get("image_cache", "subdirectory_name", fallback="").strip()
+           or ini.get("DEFAULT", "image_cache_subdirectory_name", fallback="").strip() or "_base")
+    return os.path.join(instances, sub)
+
+
+def unit_instance(path):
+    """The yolofs@ instance name of PATH (systemd-escape --path)."""
+    p = run(["systemd-escape", "--path", path])
+    return p.stdout.strip() if p.returncode == 0 else ""
+
+
+def unit_conf_text(learn, images, metrics):
+    return (f"# Written by yolo-agent for nova's _base; edit freely, the agent never rewrites it.\n"
+            f"YOLOFS_OPTIONS=learn={learn},learn_max=20G,images={images},allow_other"
+            + (f",metrics={metrics}" if metrics else "") + "\n")
+
+
+class NovaBase:
+    def __init__(self, conf_path, cfg, state_dir, say):
+        self.conf_path, self.cfg, self.state_dir, self.say = conf_path, cfg, state_dir, say
+        self.path = ""
+        self.share = None                 # the yolo-share watch child
+        self.images = os.path.join(cfg.images, "nova")
+
+    def present(self):
+        return os.path.isfile(self.conf_path)
+
+    def round(self):
+        """Make sure _base is served and watched; what is served (for the
+        metrics), or None."""
+        with open(self.conf_path, encoding="utf-8", errors="replace") as f:
+            self.path = base_dir(f.read())
+        if not os.path.isdir(self.path):
+            return None                   # nova has not downloaded a base file yet
+        if not os.path.isdir("/run/systemd/system"):
+            self.say(f"nova {self.path}: not served (the agent serves _base through "
+                     "the yolofs@ unit, and systemd is not running)")
+            return None
+        inst = unit_instance(self.path)
+        unit = f"yolofs@{inst}.service"
+        conf = os.path.join("/etc/yolo", inst.replace("\\", "") + ".conf")
+        metrics = os.path.join(self.state_dir, "nova.prom")
+        if not os.path.exists(conf):
+            os.makedirs(self.cfg.learn, mode=0o755, exist_ok=True)
+            os.makedirs(self.images, mode=0o755, exist_ok=True)
+            with open(conf + ".tmp", "w", encoding="utf-8") as f:
+                f.write(unit_conf_text(self.cfg.learn, self.images, metrics))
+            os.replace(conf + ".tmp", conf)
+            self.say(f"nova {self.path}: wrote {conf}")
+        if run(["systemctl", "is-active", "--quiet", unit]).returncode != 0:
+            p = run(["systemctl", "enable", "--now", unit])
+            self.say(f"nova {self.path}: systemctl enable --now {unit}: "
+                     + ("done" if p.returncode == 0 else p.stderr.strip()))
+        self._watch_share()
+        return metrics
+
+    def _watch_share(self):
+        if not self.cfg.nova.store or (self.share and self.share.poll() is None):
+            return
+        if self.share:
+            self.say(f"nova: yolo-share watch exited ({self.share.returncode}); starting it again")
+        argv = [os.path.join(SCRIPTS_DIR, "yolo-share"), "watch",
+                "--from", self.cfg.nova.store, "--images", self.images,
+                "--metrics", os.path.join(self.state_dir, "nova-share.prom"), self.path]
+        if self.cfg.auth_file:
+            argv[2:2] = ["--auth-file", self.cfg.auth_file]
+        self.share = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.share and self.share.poll() is None:
+            self.share.terminate()
+            self.share.wait(10)

@@ -1,0 +1,289 @@
+#!/bin/bash
+# test_agent.sh - the node agent as a new operator gets it (issue 21): the
+# files the yolo package installed (not the build tree), under a real
+# systemd, with no command but `systemctl enable --now yolo-agent`.
+#
+# systemd runs as PID 1 of its own namespaces (systemd_lib.sh) with the
+# installed yolo-agent.service and yolofs@.service, and an
+# /etc/yolo/agent.conf naming the test's engines.  A dockerd and a
+# containerd of the test's own run in those namespaces (the mounts the
+# agent makes are theirs to see); Debian's docker-registry on 127.0.0.1
+# holds three one-layer images (busybox and 2 MiB of data of their own).
+# Both engines pull the three; the agent mounts every layer with no
+# command; each container is started twice: the first start is learnt,
+# the second (caches dropped) is served from the learnt images, and prints
+# what the first printed.  An image removed leaves no mount, no daemon, no
+# state and no learnt image.  The agent restarted changes nothing; the
+# engines restarted and every mount gone (as after a reboot), the agent
+# puts everything back and the next start is served again.  nova.conf
+# names a _base directory: the agent serves it through yolofs@.  Last,
+# Debian's prometheus-node-exporter scrapes the agent's one metrics file:
+# parsed, no error, no duplicate series, a mount label on every series.
+source "$(dirname "$0")/../mount/lib.sh"
+
+AGENT=/usr/bin/yolo-agent
+AGENT_UNIT= YOLOFS_UNIT=
+for d in /lib/systemd/system /usr/lib/systemd/system; do
+	[ -f "$d/yolo-agent.service" ] && AGENT_UNIT=$d/yolo-agent.service
+	[ -f "$d/yolofs@.service" ] && YOLOFS_UNIT=$d/yolofs@.service
+done
+[ -x "$AGENT" ] && [ -n "$AGENT_UNIT" ] && [ -n "$YOLOFS_UNIT" ] && [ -x /usr/bin/yolofs ] ||
+	skip "the yolo package is not installed (scripts/build-deb.sh, then dpkg -i): this test runs the installed files"
+NODE_EXPORTER=$(command -v prometheus-node-exporter) ||
+	skip "prometheus-node-exporter missing (apt-get install prometheus-node-exporter)"
+export YOLOFS_UNIT
+source "$(dirname "$0")/systemd_lib.sh"
+source "$(dirname "$0")/docker_lib.sh"
+source "$(dirname "$0")/containerd_lib.sh"
+source "$(dirname "$0")/registry_lib.sh"
+
+NE_PID=
+agent_cleanup() {
+	[ -z "$NE_PID" ] || kill "$NE_PID" 2>/dev/null
+	registry_stop
+	# Killing the namespace's init ends dockerd, containerd, the agent and
+	# every yolofs in it; their mounts go with the mount namespace.
+	sd_teardown
+	cleanup
+}
+trap agent_cleanup EXIT
+
+docker_node "$TMP/dk"
+containerd_node "$TMP/ct"
+CT_NS=default
+PROM=$TMP/textfile/yolo.prom
+mkdir -p "$TMP/textfile" "$TMP/nova/instances/_base"
+
+# ---------------------------------------------------------------- systemd
+U=$TMP/units
+mkdir -p "$U/yolo-agent.service.d" "$U/yolofs@.service.d" "$TMP/nogen" "$TMP/etc.up/yolo" \
+	"$TMP/etc.work" "$TMP/bin.up" "$TMP/bin.work"
+cp "$AGENT_UNIT" "$YOLOFS_UNIT" "$U/"
+for t in yolo-test sysinit basic local-fs shutdown multi-user network network-online; do
+	printf '[Unit]\nDescription=test stand-in for %s.target\nDefaultDependencies=no\n' $t >"$U/$t.target"
+done
+for u in yolo-agent yolofs@; do
+	printf '[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n' \
+		"$TMP/$u.log" "$TMP/$u.log" >"$U/$u.service.d/40-log.conf"
+done
+cat >"$TMP/etc.up/yolo/agent.conf" <<CONF
+[agent]
+learn = $TMP/learn
+images = $TMP/images
+metrics = $PROM
+interval = 1
+yolofs_options = learn_idle=2
+[docker]
+root = $DK_DIR/docker
+socket = $SOCK
+[containerd]
+address = $CT_SOCK
+[nova]
+enabled = yes
+config = $TMP/nova.conf
+CONF
+printf '[DEFAULT]\ninstances_path = %s\n' "$TMP/nova/instances" >"$TMP/nova.conf"
+sd_start
+
+# The engines run in systemd's namespaces (not as its units: no journal here).
+ns_dockerd_start() {
+	local i
+	nsenter -t "$SDPID" -m -p -- "$DOCKERD" --data-root "$DK_DIR/docker" --exec-root "$DK_DIR/exec" \
+		-H "unix://$SOCK" --pidfile "$DK_DIR/dockerd.pid" --bridge=none --iptables=false \
+		--ip6tables=false --storage-driver=overlay2 >>"$DK_DIR/dockerd.log" 2>&1 &
+	for i in $(seq 150); do dk info >/dev/null 2>&1 && return 0; sleep 0.2; done
+	tail "$DK_DIR/dockerd.log"
+	fail "dockerd did not start"
+}
+ns_containerd_start() {
+	local i
+	mkdir -p "$CT_DIR"
+	printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' \
+		"$CT_DIR/root" "$CT_DIR/state" "$CT_SOCK" >"$CT_DIR/config.toml"
+	nsenter -t "$SDPID" -m -p -- "$CONTAINERD" --config "$CT_DIR/config.toml" >>"$CT_DIR/containerd.log" 2>&1 &
+	for i in $(seq 150); do ct version >/dev/null 2>&1 && return 0; sleep 0.2; done
+	tail "$CT_DIR/containerd.log"
+	fail "containerd did not start"
+}
+# ns_stop NAME PATTERN: stop the namespace's process whose command line matches.
+ns_stop() {
+	local i
+	inns pkill -TERM -f "$2" || true
+	for i in $(seq 100); do inns pgrep -f "$2" >/dev/null || return 0; sleep 0.1; done
+	fail "$1 did not stop"
+}
+
+# ---------------------------------------------------------------- images
+registry_start
+note "three images in the registry (busybox and 2 MiB of data of their own each)"
+ns_dockerd_start
+ns_containerd_start
+IMAGES="a b c"
+for i in $IMAGES; do
+	busybox_rootfs "$TMP/rootfs-$i"
+	head -c 2M /dev/urandom >"$TMP/rootfs-$i/data/$i"
+	tar -C "$TMP/rootfs-$i" -c . | dk import - "$REG/yolo/$i:1" >/dev/null || fail "docker import $i"
+	dk push "$REG/yolo/$i:1" >/dev/null || fail "docker push $i"
+	dk rmi "$REG/yolo/$i:1" >/dev/null || fail "docker rmi $i"
+done
+[ -z "$(dk images -q)" ] || fail "dockerd still has images"
+
+note "systemctl enable --now yolo-agent (the one command)"
+sc enable --now yolo-agent.service || { cat "$TMP/yolo-agent.log"; fail "systemctl enable --now yolo-agent"; }
+UNIT=yolo-agent.service
+wait_active "the agent"
+cat "$TMP/yolo-agent.log"
+
+# series NAME LABEL-REGEX: the sum of NAME's series in the node's metrics
+# file whose labels match.
+series() {
+	awk -v n="$1" -v re="$2" 'index($0, n "{") == 1 && $0 ~ re { s += $NF } END { print s + 0 }' "$PROM"
+}
+# wait_layers ENGINE N: the agent serves N layers of ENGINE (and wants no more).
+wait_layers() {
+	local i
+	for i in $(seq 300); do
+		[ -f "$PROM" ] && [ "$(series yolo_agent_layers "engine=\"$1\",state=\"mounted\"")" = "$2" ] &&
+			[ "$(series yolo_agent_layers "engine=\"$1\",state=\"wanted\"")" = "$2" ] && return 0
+		sleep 0.1
+	done
+	tail -n 20 "$TMP/yolo-agent.log"
+	fail "$1: the agent serves $(series yolo_agent_layers "engine=\"$1\",state=\"mounted\"") layers, not $2"
+}
+# mounts_of ENGINE REF: the mount labels of REF's layers.
+mounts_of() {
+	grep "^yolo_agent_layer_image{mount=\"$1:" "$PROM" | grep "image=\"$2\"" | sed 's/.*mount="\([^"]*\)".*/\1/'
+}
+# start ENGINE NAME OUT: a container of image NAME, its output in OUT.
+start() {
+	if [ "$1" = docker ]; then
+		dk run --rm "$REG/yolo/$2:1" /bin/md5sum "/data/$2" /bin/busybox >"$3" 2>&1
+	else
+		ct run --rm "${CT_RUN[@]}" "$REG/yolo/$2:1" "agent-$2-$RANDOM" /bin/md5sum "/data/$2" /bin/busybox >"$3" 2>&1
+	fi
+}
+# served ENGINE NAME: the first start learnt, the second (caches dropped) served.
+served() {
+	local e=$1 n=$2 m i mem0 src0 mem1 src1
+	local ms=$(mounts_of "$e" "$REG/yolo/$n:1")
+	[ -n "$ms" ] || fail "$e $n: the metrics name no mount of its layers"
+	start "$e" "$n" "$TMP/$e-$n.1" || { cat "$TMP/$e-$n.1"; fail "$e $n: first start"; }
+	for m in $ms; do
+		for i in $(seq 300); do
+			[ "$(series yolofs_learned_images_total "mount=\"$m\"")" -ge 1 ] && break
+			sleep 0.1
+		done
+		[ "$(series yolofs_learned_images_total "mount=\"$m\"")" -ge 1 ] || fail "$e $n: $m learnt nothing"
+	done
+	sleep 1.5                              # the metrics file of the next second
+	mem0=$(series yolofs_bytes_memory_total "mount=\"${ms%%$'\n'*}\"")
+	src0=$(series yolofs_bytes_source_total "mount=\"${ms%%$'\n'*}\"")
+	drop_caches
+	start "$e" "$n" "$TMP/$e-$n.2" || { cat "$TMP/$e-$n.2"; fail "$e $n: second start"; }
+	diff -u "$TMP/$e-$n.1" "$TMP/$e-$n.2" || fail "$e $n: the second start printed something else"
+	sleep 1.5
+	mem1=$(series yolofs_bytes_memory_total "mount=\"${ms%%$'\n'*}\"")
+	src1=$(series yolofs_bytes_source_total "mount=\"${ms%%$'\n'*}\"")
+	echo "$e $n: second start: $((mem1 - mem0)) bytes from the learnt image, $((src1 - src0)) from the layer"
+	[ $((mem1 - mem0)) -ge 2097152 ] || fail "$e $n: the second start was not served from the learnt image"
+	[ $(((src1 - src0) * 50)) -le $((mem1 - mem0)) ] || fail "$e $n: more than 2 % from the layer"
+}
+
+note "both engines pull the three images; the agent mounts them with no command"
+for i in $IMAGES; do
+	dk pull -q "$REG/yolo/$i:1" >/dev/null || fail "docker pull $i"
+	ct images pull --plain-http "$REG/yolo/$i:1" >/dev/null || fail "ctr pull $i"
+	ct run --rm "${CT_RUN[@]}" "$REG/yolo/$i:1" "unpack-$i" /bin/true >/dev/null 2>&1 || true  # unpacks
+done
+wait_layers docker 3
+wait_layers containerd 3
+sc status --no-pager yolo-agent.service | grep -i "status:" || true
+
+note "each container started twice: learnt, then served"
+for e in docker containerd; do for i in $IMAGES; do served $e $i; done; done
+
+note "an image removed leaves no mount, daemon, state or learnt image"
+c_mount=$(mounts_of docker "$REG/yolo/c:1")
+c_dir=$(dk image inspect -f '{{.GraphDriver.Data.UpperDir}}' "$REG/yolo/c:1")
+dk rmi "$REG/yolo/c:1" >/dev/null || fail "docker rmi c"
+ct images rm "$REG/yolo/c:1" >/dev/null || fail "ctr images rm c"
+wait_layers docker 2
+wait_layers containerd 2
+sleep 2                                    # the next round sweeps the learnt images
+[ -z "$(inns findmnt -rn -t fuse.yolofs -o TARGET | grep -F "$c_dir")" ] || fail "a mount is left on $c_dir"
+! inns pgrep -f -- "$c_dir" >/dev/null || fail "a yolofs of $c_dir still runs"
+[ -z "$(inns grep -rlsF -- "$c_dir" /run/yolo-agent/docker --include=source)" ] || fail "the agent keeps state of $c_dir"
+[ -z "$(grep -rlsF -- "${c_dir%/diff}" "$TMP/learn/.yolo-layers")" ] || fail "a learnt image of $c_dir is left"
+[ "$(inns findmnt -rn -t fuse.yolofs | wc -l)" = 5 ] || fail "not 5 yolofs mounts left"
+echo "c removed: $c_mount gone; 2 + 2 layers served"
+
+note "the agent restarted: nothing changes"
+pids=$(inns pgrep -x yolofs | sort | tr '\n' ' ')
+sc restart yolo-agent.service
+wait_active "the restarted agent"
+sleep 2
+[ "$(inns pgrep -x yolofs | sort | tr '\n' ' ')" = "$pids" ] || fail "the yolofs daemons changed with the agent"
+start docker a "$TMP/after-restart" && diff -q "$TMP/docker-a.1" "$TMP/after-restart" >/dev/null ||
+	fail "a start after the agent's restart"
+
+note "engines stopped, every mount and daemon gone (a reboot), engines and agent back"
+sc stop yolo-agent.service
+ns_stop dockerd "dockerd --data-root $DK_DIR/docker"
+ns_stop containerd "containerd --config $CT_DIR/config.toml"
+inns pkill -KILL -x yolofs || true
+sleep 0.5
+inns findmnt -rn -t fuse.yolofs -o TARGET | sort -r | while read -r m; do inns umount -l "$m"; done
+[ "$(inns findmnt -rn -t fuse.yolofs | wc -l)" = 0 ] || fail "mounts left after the 'reboot'"
+ns_containerd_start
+ns_dockerd_start
+sc start yolo-agent.service
+wait_active "the agent after the 'reboot'"
+wait_layers docker 2
+wait_layers containerd 2
+for e in docker containerd; do
+	m=$(mounts_of $e "$REG/yolo/b:1")
+	sleep 1.5
+	mem0=$(series yolofs_bytes_memory_total "mount=\"$m\"")
+	drop_caches
+	start $e b "$TMP/$e-b.3" || fail "$e b: start after the 'reboot'"
+	diff -u "$TMP/$e-b.1" "$TMP/$e-b.3" || fail "$e b: the start after the 'reboot' printed something else"
+	sleep 1.5
+	mem1=$(series yolofs_bytes_memory_total "mount=\"$m\"")
+	echo "$e b after the 'reboot': $((mem1 - mem0)) bytes from the learnt image"
+	[ $((mem1 - mem0)) -ge 2097152 ] || fail "$e b: not served from the learnt image after the 'reboot'"
+done
+
+note "nova's _base (from nova.conf) is served through yolofs@"
+inns findmnt -rn -t fuse.yolofs -M "$TMP/nova/instances/_base" >/dev/null ||
+	{ cat "$TMP/yolofs@.log" 2>/dev/null; fail "_base is not under yolofs"; }
+sc is-enabled "yolofs@$(systemd-escape --path "$TMP/nova/instances/_base").service" >/dev/null ||
+	fail "the agent did not enable _base's yolofs@ unit"
+
+note "prometheus-node-exporter scrapes the node's metrics file"
+NE_PORT=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$NODE_EXPORTER" --web.listen-address="127.0.0.1:$NE_PORT" --collector.disable-defaults --collector.textfile \
+	--collector.textfile.directory="$TMP/textfile" >"$TMP/node-exporter.log" 2>&1 &
+NE_PID=$!
+/usr/bin/python3 - "$NE_PORT" <<'PY' || { cat "$TMP/node-exporter.log"; fail "the scrape"; }
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("node_exporter did not answer")
+lines = [l for l in text.splitlines() if l and not l.startswith("#")]
+errors = [l for l in lines if l.startswith("node_textfile_scrape_error")]
+ours = [l for l in lines if l.startswith(("yolofs_", "yolo_agent_"))]
+series = [l.rpartition(" ")[0] for l in ours]
+print(f"scraped: {len(ours)} yolo series, {len(set(series))} distinct; {errors}")
+assert errors == ["node_textfile_scrape_error 0"], errors
+assert ours and len(series) == len(set(series)), "duplicate series"
+nomount = [l for l in ours if l.startswith("yolofs_") and 'mount="' not in l]
+assert not nomount, nomount[:3]
+assert any('mount="docker:sha256:' in l for l in ours) and any('mount="containerd:sha256:' in l for l in ours)
+assert not any("/var/lib/yolo-tests" in l for l in ours), "a local path in a label"
+PY
+echo "PASS"
