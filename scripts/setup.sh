@@ -23,6 +23,7 @@ PACKAGES=(
 	python3                          # bench/bench report, unit bench_report, the mount suite's helpers (standard library only)
 	systemd strace                   # yolofs@.service under a real systemd, READY=1 ordering (integration suite)
 	fio                              # verified random reads and writes across takeovers (integration-takeover)
+	man-db                           # man, lexgrog: unit man_pages renders each page as lintian does
 	dpkg-dev gpgv                    # scripts/fetch-libfuse.sh: dpkg-source; apt's signature check of trixie's index
 	debian-archive-keyring           # the keys that sign it
 )
