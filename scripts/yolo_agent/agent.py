@@ -12,6 +12,7 @@ import signal
 import socket
 import threading
 
+from yolo_layers.common import Fatal
 from yolo_layers.engines import Layer
 from yolo_layers.host import find_bin, mount_is_dead, read_value, top_mount
 from yolo_layers.learnt import Learnt
@@ -41,6 +42,7 @@ class EngineMounts:
         self.down_said = ""
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.skipped = set()              # layer ids with another mount on them, said once
+        self.let_go = set()               # layer ids already asked to unmount
 
     def image_dir(self, layer_id):
         path = fetching.layer_image_dir(self.cfg.images, self.name, layer_id)
@@ -106,6 +108,7 @@ class EngineMounts:
         daemon = start_yolofs(self.state, self.learnt, yolofs, w.layer, self.image_dir(w.layer.id),
                               self.cfg.learn, self.cfg.yolofs_options)
         if daemon:
+            self.let_go.discard(w.layer.id)
             self.counts["mounted"] += 1
             self.say(f"{self.name} layer {w.layer.id} ({', '.join(w.refs) or w.key}): mounted, "
                      f"{daemon.describe()}")
@@ -113,6 +116,9 @@ class EngineMounts:
             self.counts["mount_failed"] += 1
 
     def _release(self, layer_id, layer_dir):
+        if layer_id in self.let_go:
+            return                        # busy the first time: the engine removes it soon
+        self.let_go.add(layer_id)
         taken, left = unmount_layer(Layer(layer_id, layer_dir), force=False)
         if taken:
             self.counts["released"] += 1
@@ -193,8 +199,13 @@ class Agent:
 
     def round(self, yolofs):
         self._discover()
-        for engine in self.engines.values():
-            engine.round(yolofs)
+        for name, engine in self.engines.items():
+            try:
+                engine.round(yolofs)
+            except Fatal as e:                # e.g. the state's lock held by an operator's command
+                self.say(f"{name}: {e}; next round")
+            except Exception as e:            # a bug must not stop the other engines
+                self.say(f"{name}: unexpected {type(e).__name__}: {e}; next round")
         if self.nova:
             try:
                 self.nova_metrics = self.nova.round()
