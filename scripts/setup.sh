@@ -25,6 +25,7 @@ PACKAGES=(
 	fio                              # verified random reads and writes across takeovers (integration-takeover)
 	dpkg-dev gpgv                    # scripts/fetch-libfuse.sh: dpkg-source; apt's signature check of trixie's index
 	debian-archive-keyring           # the keys that sign it
+	debhelper lintian                # scripts/build-deb.sh: the Debian package (dh, meson) and its lintian check
 )
 
 missing=()
