@@ -1,7 +1,9 @@
 #!/bin/bash
 # fetch-libfuse.sh - a private libfuse >= 3.16 for yolofs on Debian 12, never
 # replacing the system's.  Prints the prefix it lives in (for meson's
-# -Dfuse_prefix); scripts/setup.sh calls it.
+# -Dfuse_prefix); scripts/setup.sh calls it.  With --print-prefix it only
+# prints the prefix when it is built already (exit 1 when not), never
+# downloading or building: debian/rules asks that way.
 #
 # Why: kernel FUSE passthrough (fuse_passthrough_open, FUSE_CAP_PASSTHROUGH)
 # needs libfuse 3.16; Debian 12 ships 3.14.  Debian 13's fuse3 source
@@ -51,14 +53,30 @@ die() { say "error: $*"; exit 1; }
 # shellcheck source=scripts/debian-mirror.sh
 source "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh"
 
+print_only=false
+case ${1:-} in
+--print-prefix) print_only=true ;;
+'') ;;
+*) die "usage: $prog [--print-prefix]" ;;
+esac
+
 CACHE=${YOLO_LIBFUSE_CACHE:-/var/cache/yolo/libfuse}
-mkdir -p "$CACHE" 2>/dev/null || die "cannot create $CACHE (run as root, or set YOLO_LIBFUSE_CACHE)"
+if $print_only; then
+	[[ -d $CACHE ]] || exit 1
+else
+	mkdir -p "$CACHE" 2>/dev/null || die "cannot create $CACHE (run as root, or set YOLO_LIBFUSE_CACHE)"
+fi
 CACHE=$(cd "$CACHE" && pwd)
 PREFIX=$CACHE/fuse3-$VERSION
 STAMP="fuse3 $VERSION dsc-sha256 $DSC_SHA256 meson ${MESON_OPTIONS[*]}"
 
 built() { [[ -f $PREFIX/.stamp && $(cat "$PREFIX/.stamp") == "$STAMP" ]]; }
 
+if $print_only; then
+	built || exit 1
+	echo "$PREFIX"
+	exit 0
+fi
 if ! built; then
 	exec 9>"$CACHE/.build.lock"
 	flock 9

@@ -26,6 +26,7 @@ PACKAGES=(
 	man-db                           # man, lexgrog: unit man_pages renders each page as lintian does
 	dpkg-dev gpgv                    # scripts/fetch-libfuse.sh: dpkg-source; apt's signature check of trixie's index
 	debian-archive-keyring           # the keys that sign it
+	debhelper lintian                # scripts/build-deb.sh: the Debian package (dh, meson) and its lintian check
 )
 
 missing=()

@@ -10,11 +10,9 @@ import subprocess
 import time
 
 from yolo_share.mountinfo import top_fstype
+from yolo_share.programs import ProgramMissing, find_program
 
 from .common import Fatal
-
-# The directory holding yolo-layers (and the build/ directory next to it).
-SCRIPTS_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
 # ---------------------------------------------------------------- mounts
@@ -127,20 +125,12 @@ def failure_line(proc):
 
 
 def find_bin(var, name, build_subpath):
-    """The binary environment variable VAR names, else NAME from PATH, else
-    the build/ directory next to this script's directory."""
-    path = os.environ.get(var, "")
-    if path:
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            raise Fatal(f"{var}={path} is not an executable")
-        return path
-    path = shutil.which(name)
-    if path:
-        return path
-    path = os.path.realpath(os.path.join(SCRIPTS_DIR, "..", "build", build_subpath))
-    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-        raise Fatal(f"{name} not found (set {var} or add it to PATH)")
-    return path
+    """The program yolo_share.programs.find_program finds; the command
+    fails (Fatal) when there is none."""
+    try:
+        return find_program(var, name, build_subpath)
+    except ProgramMissing as e:
+        raise Fatal(str(e)) from None
 
 
 # ---------------------------------------------------------------- files

@@ -11,6 +11,7 @@ image's layers) and yolo-share (VM base files).
     cli.py       yolo-share's command line
     mountinfo.py the topmost mount at a path (also yolo-layers')
     textfile.py  a watcher's counters for node_exporter (also yolo-layers')
+    programs.py  where yolo-image, yolofs, yolo-capture are (also yolo-layers')
 
 Nothing fetched is trusted: a blob is refused unless its sha256 is the
 digest the store gave for it, and then installed only if yolo-image rebind

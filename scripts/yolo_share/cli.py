@@ -6,13 +6,13 @@ node) and stored under the tag of that key in a registry repository, or in
 a shared directory."""
 import glob
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 
 from .install import Refused, fetch_install
 from .keys import base_key, open_store
+from .programs import ProgramMissing, find_program
 from .registry import RegistryError
 from .watch import watch
 
@@ -68,17 +68,7 @@ def say(msg):
 
 
 def find_yolo_image():
-    path = os.environ.get("YOLO_IMAGE") or ""
-    if path:
-        return path
-    found = shutil.which("yolo-image")
-    if found:
-        return found
-    built = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "..", "build",
-                         "boot-images", "yolo-image")
-    if not os.access(built, os.X_OK):
-        raise Fatal("yolo-image not found (set YOLO_IMAGE or add it to PATH)")
-    return os.path.realpath(built)
+    return find_program("YOLO_IMAGE", "yolo-image", "boot-images/yolo-image")
 
 
 def parse(argv):
@@ -209,6 +199,6 @@ def main(argv):
     except UsageError as e:
         print(f"yolo-share: {e} (try yolo-share --help)", file=sys.stderr)
         return 2
-    except (Fatal, RegistryError, OSError) as e:
+    except (Fatal, ProgramMissing, RegistryError, OSError) as e:
         print(f"yolo-share: {e}", file=sys.stderr)
         return 1
