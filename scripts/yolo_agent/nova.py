@@ -15,7 +15,10 @@ import configparser
 import os
 import subprocess
 
-from yolo_layers.host import SCRIPTS_DIR, run
+from yolo_layers.host import run
+
+# yolo-share is beside the packages (scripts/ in the tree, PREFIX/lib/yolo installed).
+YOLO_SHARE = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "yolo-share")
 
 NOVA_DEFAULT_INSTANCES = "/var/lib/nova/instances"
 
@@ -86,7 +89,7 @@ class NovaBase:
             return
         if self.share:
             self.say(f"nova: yolo-share watch exited ({self.share.returncode}); starting it again")
-        argv = [os.path.join(SCRIPTS_DIR, "yolo-share"), "watch",
+        argv = [YOLO_SHARE, "watch",
                 "--from", self.cfg.nova.store, "--images", self.images,
                 "--metrics", os.path.join(self.state_dir, "nova-share.prom"), self.path]
         if self.cfg.auth_file:
