@@ -21,6 +21,9 @@ out=$(cd "$out" && pwd)
 work=$(mktemp -d /tmp/yolo-deb-build.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 git archive --prefix=yolo/ HEAD | tar -x -C "$work"
+# Which commit the package holds (/usr/share/doc/yolo/git-commit):
+# scripts/setup.sh rebuilds it when HEAD moves.
+git rev-parse HEAD >"$work/yolo/debian/git-commit"
 # dpkg-buildpackage writes its results next to the tree.
 (cd "$work/yolo" && dpkg-buildpackage -us -uc -b) >&2
 mv "$work"/*.deb "$work"/*.buildinfo "$work"/*.changes "$out"/

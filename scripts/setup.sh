@@ -2,9 +2,12 @@
 # setup.sh - prepare a fresh Debian 12 machine (as root): install the Debian
 # packages YOLO builds and tests with, build the private libfuse yolofs
 # links (scripts/fetch-libfuse.sh: Debian 12's 3.14 has no kernel
-# passthrough), then configure and build into ./build against it.  Safe to
-# run again; apt is skipped when everything is present, and so is the
-# libfuse build when its prefix is current.
+# passthrough), then configure and build into ./build against it, and
+# install the yolo Debian package built from this tree's HEAD
+# (scripts/build-deb.sh: integration-agent runs the installed files, as an
+# operator gets them).  Safe to run again; apt is skipped when everything
+# is present, the libfuse build when its prefix is current, and the
+# package when the one installed was built from HEAD.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +30,7 @@ PACKAGES=(
 	dpkg-dev gpgv                    # scripts/fetch-libfuse.sh: dpkg-source; apt's signature check of trixie's index
 	debian-archive-keyring           # the keys that sign it
 	debhelper lintian                # scripts/build-deb.sh: the Debian package (dh, meson) and its lintian check
+	prometheus-node-exporter         # scrapes the agent's metrics file (integration-agent)
 )
 
 missing=()
@@ -64,3 +68,15 @@ elif [[ $(meson_option fuse_prefix) != "$fuse_prefix" ]]; then
 	meson setup --reconfigure build -Dfuse_prefix="$fuse_prefix" >/dev/null
 fi
 ninja -C build
+
+# The package of HEAD, unless it is the one installed (its build id is
+# HEAD's commit).  Uncommitted changes are not in it: commit, then run
+# this again.
+head=$(git rev-parse HEAD 2>/dev/null || echo none)
+if [[ $(cat /usr/share/doc/yolo/git-commit 2>/dev/null) != "$head" ]]; then
+	[[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] ||
+		echo "setup.sh: note: the yolo package is built from HEAD ($head); uncommitted changes are not in it" >&2
+	deb=$(./scripts/build-deb.sh 2>build/deb.log) || { tail -n 30 build/deb.log >&2; echo "setup.sh: building the package failed (build/deb.log)" >&2; exit 1; }
+	apt-get install -y -qq --no-install-recommends --reinstall "$deb" >/dev/null
+	echo "setup.sh: installed $deb"
+fi
