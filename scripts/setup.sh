@@ -76,7 +76,7 @@ head=$(git rev-parse HEAD 2>/dev/null || echo none)
 if [[ $(cat /usr/share/doc/yolo/git-commit 2>/dev/null) != "$head" ]]; then
 	[[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] ||
 		echo "setup.sh: note: the yolo package is built from HEAD ($head); uncommitted changes are not in it" >&2
-	deb=$(./scripts/build-deb.sh 2>build/deb.log) || { tail -n 30 build/deb.log >&2; echo "setup.sh: building the package failed (build/deb.log)" >&2; exit 1; }
+	deb=$(./scripts/build-deb.sh --out build/deb 2>build/deb.log) || { tail -n 30 build/deb.log >&2; echo "setup.sh: building the package failed (build/deb.log)" >&2; exit 1; }
 	apt-get install -y -qq --no-install-recommends --reinstall "$deb" >/dev/null
 	echo "setup.sh: installed $deb"
 fi
