@@ -18,6 +18,7 @@ in the log and leaves the other engines' mounts alone.
     nova.py          nova's _base directory, from nova.conf
     plan.py          the round's decisions (pure, unit-tested)
     fetch.py         boot images fetched before a layer's first mount
+    upgrade.py       daemons of an older yolofs moved to the installed one
     node_metrics.py  one metrics file for the node (textfile collector)
     agent.py         the loop
     cli.py           the command line

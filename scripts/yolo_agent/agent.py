@@ -14,7 +14,7 @@ import threading
 
 from yolo_layers.common import Fatal
 from yolo_layers.engines import Layer
-from yolo_layers.host import find_bin, mount_is_dead, read_value, top_mount
+from yolo_layers.host import find_bin, mount_is_dead, read_value, top_mount, write_value
 from yolo_layers.learnt import Learnt
 from yolo_layers.mount import YOLOFS_TYPE, start_yolofs, unmount_layer
 from yolo_layers.state import State
@@ -26,8 +26,10 @@ from .docker import DockerFiles, EngineDown, start_events
 from .node_metrics import NodeMetrics
 from .nova import NovaBase
 from .plan import plan, refs_to_fetch
+from .upgrade import move, outdated
 
-COUNTERS = ("mounted", "mount_failed", "released", "remounted", "fetched", "fetch_refused", "fetch_failed")
+COUNTERS = ("mounted", "mount_failed", "released", "remounted", "fetched", "fetch_refused", "fetch_failed",
+            "upgraded", "upgrade_failed")
 
 
 class EngineMounts:
@@ -83,6 +85,24 @@ class EngineMounts:
                 self._mount(yolofs, wanted[i])
             for i in p.release:
                 self._release(i, running[i])
+        finally:
+            self.state.unlock()
+
+    def upgrade(self, yolofs):
+        """Move every daemon running an older yolofs to YOLOFS (upgrade.py)."""
+        self.state.lock()
+        try:
+            for d in self.state.daemons():
+                pid = d.running_pid()
+                if pid is None or not outdated(pid, yolofs):
+                    continue
+                successor, line = move(yolofs, d.source)
+                if successor:
+                    write_value(os.path.join(d.path, "pid"), successor)
+                    self.counts["upgraded"] += 1
+                else:
+                    self.counts["upgrade_failed"] += 1
+                self.say(f"{self.name} layer {d.layer_id}: upgrade of yolofs (pid {pid}): {line}")
         finally:
             self.state.unlock()
 
@@ -245,6 +265,15 @@ class Agent:
                     sweep_temporary(os.path.join(self.cfg.images, name, layer_dir))
         yolofs = find_bin("YOLOFS", "yolofs", "yolofs/yolofs")
         self.round(yolofs)
+        # After a package upgrade (which restarted the agent), the daemons
+        # still run the old binary: each is moved to the new one.
+        for name, engine in self.engines.items():
+            try:
+                engine.upgrade(yolofs)
+            except Fatal as e:
+                self.say(f"{name}: upgrade: {e}")
+        if self.nova:
+            self.nova.upgrade(yolofs)
         sd_notify("READY=1\nSTATUS=" + self.status_line())
         while not once and not self.stop.is_set():
             self.wake.wait(self.cfg.interval)

@@ -17,6 +17,8 @@ import subprocess
 
 from yolo_layers.host import run
 
+from .upgrade import move, outdated
+
 # yolo-share is beside the packages (scripts/ in the tree, PREFIX/lib/yolo installed).
 YOLO_SHARE = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "yolo-share")
 
@@ -83,6 +85,18 @@ class NovaBase:
                      + ("done" if p.returncode == 0 else p.stderr.strip()))
         self._watch_share()
         return metrics
+
+    def upgrade(self, yolofs):
+        """Move _base's yolofs to YOLOFS if it runs an older binary (the
+        unit's main process: the successor tells systemd its pid)."""
+        if not self.path or not os.path.isdir("/run/systemd/system"):
+            return
+        unit = f"yolofs@{unit_instance(self.path)}.service"
+        p = run(["systemctl", "show", "-p", "MainPID", "--value", unit])
+        pid = p.stdout.strip()
+        if p.returncode == 0 and pid.isdigit() and pid != "0" and outdated(int(pid), yolofs):
+            _, line = move(yolofs, self.path)
+            self.say(f"nova {self.path}: upgrade of yolofs (pid {pid}): {line}")
 
     def _watch_share(self):
         if not self.cfg.nova.store or (self.share and self.share.poll() is None):

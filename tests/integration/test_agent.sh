@@ -239,6 +239,34 @@ sleep 2
 start docker a "$TMP/after-restart" && diff -q "$TMP/docker-a.1" "$TMP/after-restart" >/dev/null ||
 	fail "a start after the agent's restart"
 
+note "a package upgrade: a new yolofs binary, the agent restarted; every daemon moves to it under a running container"
+dk run -d --name reader "$REG/yolo/a:1" /bin/sh -c 'while md5sum /data/a >/dev/null; do :; done; echo READ-FAILED' >/dev/null ||
+	fail "a reading container"
+# The package replaces the file (dpkg renames the new one into place).
+inns /bin/sh -c 'cp -p /usr/bin/yolofs /usr/bin/yolofs.new && mv /usr/bin/yolofs.new /usr/bin/yolofs'
+sc restart yolo-agent.service
+wait_active "the agent after the upgrade"
+for i in $(seq 300); do
+	[ "$(series yolo_agent_events_total 'event="upgraded"')" -ge 4 ] && break
+	sleep 0.1
+done
+grep "upgrade of yolofs" "$TMP/yolo-agent.log" | tail -n 5
+[ "$(series yolo_agent_events_total 'event="upgraded"')" = 4 ] ||
+	fail "$(series yolo_agent_events_total 'event="upgraded"') layer daemons upgraded, not 4"
+[ "$(series yolo_agent_events_total 'event="upgrade_failed"')" = 0 ] || fail "an upgrade failed"
+for pid in $pids; do
+	for i in $(seq 50); do inns kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	! inns kill -0 "$pid" 2>/dev/null || fail "yolofs $pid (the old binary) still runs"
+done
+[ "$(inns findmnt -rn -t fuse.yolofs | wc -l)" = 5 ] || fail "not 5 yolofs mounts after the upgrade"
+sleep 1
+[ "$(dk inspect -f '{{.State.Running}}' reader)" = true ] || { dk logs reader; fail "the reading container stopped"; }
+! dk logs reader 2>&1 | grep -q READ-FAILED || fail "a read failed during the upgrade"
+dk rm -f reader >/dev/null
+start docker a "$TMP/after-upgrade" && diff -q "$TMP/docker-a.1" "$TMP/after-upgrade" >/dev/null ||
+	fail "a start after the upgrade"
+pids=$(inns pgrep -x yolofs | sort | tr '\n' ' ')
+
 note "engines stopped, every mount and daemon gone (a reboot), engines and agent back"
 sc stop yolo-agent.service
 ns_stop dockerd "dockerd --data-root $DK_DIR/docker"
