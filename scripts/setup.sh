@@ -71,12 +71,16 @@ ninja -C build
 
 # The package of HEAD, unless it is the one installed (its build id is
 # HEAD's commit).  Uncommitted changes are not in it: commit, then run
-# this again.
-head=$(git rev-parse HEAD 2>/dev/null || echo none)
-if [[ $(cat /usr/share/doc/yolo/git-commit 2>/dev/null) != "$head" ]]; then
-	[[ -z $(git status --porcelain --untracked-files=no 2>/dev/null) ]] ||
-		echo "setup.sh: note: the yolo package is built from HEAD ($head); uncommitted changes are not in it" >&2
-	deb=$(./scripts/build-deb.sh --out build/deb 2>build/deb.log) || { tail -n 30 build/deb.log >&2; echo "setup.sh: building the package failed (build/deb.log)" >&2; exit 1; }
-	apt-get install -y -qq --no-install-recommends --reinstall "$deb" >/dev/null
-	echo "setup.sh: installed $deb"
+# this again.  A tree that is no git clone gets no package (nothing says
+# what it holds); integration-agent then says so.
+if head=$(git rev-parse --verify -q HEAD 2>/dev/null); then
+	if [[ $(cat /usr/share/doc/yolo/git-commit 2>/dev/null) != "$head" ]]; then
+		[[ -z $(git status --porcelain --untracked-files=no) ]] ||
+			echo "setup.sh: note: the yolo package is built from HEAD ($head); uncommitted changes are not in it" >&2
+		deb=$(./scripts/build-deb.sh --out build/deb 2>build/deb.log) || { tail -n 30 build/deb.log >&2; echo "setup.sh: building the package failed (build/deb.log)" >&2; exit 1; }
+		apt-get install -y -qq --no-install-recommends --reinstall "$deb" >/dev/null
+		echo "setup.sh: installed $deb"
+	fi
+else
+	echo "setup.sh: not a git clone: the yolo package is not built (scripts/build-deb.sh needs one)" >&2
 fi

@@ -4,17 +4,21 @@ metrics, then a wait for an event or the interval.
 Per engine, a round takes the engine's state lock (yolo_layers.state: the
 daemons that are gone are forgotten, the learnt images of removed layers
 deleted), asks the engine what it holds, and carries out plan.plan():
-mounts (fetching first where nothing was learnt or fetched yet), dead
-mounts cleared and mounted again, and mounts let go.  One layer failing to
-mount is a line and a counter; the round goes on."""
+mounts (fetching first where nothing was learnt or fetched yet, within
+FETCH_BUDGET_S a round), dead mounts cleared and mounted again, and mounts
+let go; after a complete answer, the fetched images of layers that are
+gone are deleted.  One layer failing is a line and a counter; the round
+goes on.  What would be said again every round (an engine down, a layer
+that keeps failing) is said once, and again only when it changes."""
 import os
 import signal
 import socket
 import threading
+import time
 
 from yolo_layers.common import Fatal
 from yolo_layers.engines import Layer
-from yolo_layers.host import find_bin, mount_is_dead, read_value, top_mount, write_value
+from yolo_layers.host import find_bin, mount_is_dead, read_value, rm_rf, top_mount, write_value
 from yolo_layers.learnt import Learnt
 from yolo_layers.mount import YOLOFS_TYPE, start_yolofs, unmount_layer
 from yolo_layers.state import State
@@ -22,29 +26,57 @@ from yolo_share.install import sweep_temporary
 
 from . import fetch as fetching
 from .containerd import ContainerdImages
-from .docker import DockerFiles, EngineDown, start_events
+from .docker import DockerFiles, data_root, start_events
 from .node_metrics import NodeMetrics
 from .nova import NovaBase
-from .plan import plan, refs_to_fetch
+from .plan import EngineDown, mount_label, plan, refs_to_fetch
 from .upgrade import move, outdated
 
 COUNTERS = ("mounted", "mount_failed", "released", "remounted", "fetched", "fetch_refused", "fetch_failed",
             "upgraded", "upgrade_failed")
+# A round fetches for at most this long (a registry that does not answer
+# must not hold the layers' mounts, nor the agent's start, for long); the
+# layers left are mounted learning.
+FETCH_BUDGET_S = 30
+MAX_RETRY_S = 300                        # a layer that failed to mount is tried again at least this often
+
+
+class Notes:
+    """Messages said once per key, and again only when they change."""
+
+    def __init__(self, say):
+        self.say, self.last = say, {}
+
+    def once(self, key, msg):
+        if self.last.get(key) != msg:
+            self.last[key] = msg
+            self.say(msg)
+
+    def clear(self, key):
+        self.last.pop(key, None)
+
+
+def serving(state):
+    """The daemons of STATE that are attached and running."""
+    return [d for d in state.daemons() if not d.detached and d.running_pid() is not None]
 
 
 class EngineMounts:
-    """One engine's layers under yolofs: SOURCE answers wanted()."""
+    """One engine's layers under yolofs: SOURCE answers answer()."""
 
-    def __init__(self, name, source, cfg, state_root, say):
-        self.name, self.source, self.cfg, self.say = name, source, cfg, say
+    def __init__(self, name, source, cfg, state_root, notes):
+        self.name, self.source, self.cfg, self.notes = name, source, cfg, notes
+        self.say = notes.say
         self.state = State(os.path.join(state_root, name))
-        self.learnt = Learnt(self.state, name, cfg.learn)
+        # Each engine learns into a directory of its own: its removed
+        # layers' sweep and its daemons' learn_max see only its images.
+        self.learn = os.path.join(cfg.learn, name)
+        self.learnt = Learnt(self.state, name, self.learn)
         self.wanted = {}
         self.up = False
-        self.down_said = ""
         self.counts = dict.fromkeys(COUNTERS, 0)
-        self.skipped = set()              # layer ids with another mount on them, said once
         self.let_go = set()               # layer ids already asked to unmount
+        self.retry = {}                   # layer id -> (failures, monotonic time of the next try)
 
     def image_dir(self, layer_id):
         path = fetching.layer_image_dir(self.cfg.images, self.name, layer_id)
@@ -55,16 +87,14 @@ class EngineMounts:
         try:
             self.learnt.sweep_removed()
             try:
-                wanted, subjects = self.source.wanted()
+                answer = self.source.answer()
             except EngineDown as e:
-                if str(e) != self.down_said:
-                    self.say(f"{self.name}: {e}; its mounts are left as they are")
-                    self.down_said = str(e)
+                self.notes.once(self.name, f"{self.name}: {e}; its mounts are left as they are")
                 self.up = False
                 return
-            if self.down_said or not self.up:
-                self.say(f"{self.name}: {len(wanted)} committed layers")
-            self.up, self.down_said, self.wanted = True, "", wanted
+            self.notes.once(self.name, f"{self.name}: {len(answer.wanted)} committed layers"
+                            + ("" if answer.complete else " (some images not read yet)"))
+            self.up, self.wanted = True, answer.wanted
             running, dead = {}, set()
             for d in self.state.daemons():
                 if d.detached:
@@ -74,65 +104,68 @@ class EngineMounts:
                 elif top_mount(d.source) == YOLOFS_TYPE and mount_is_dead(d.source):
                     running[d.layer_id] = d.source
                     dead.add(d.layer_id)
-            p = plan(wanted, running, dead)
-            if self.cfg.fetch and p.mount:
-                self._fetch(wanted, subjects, p.mount)
+            p = plan(answer, running, dead)
+            # A layer with a mount of someone else's on it is left alone.
+            now = time.monotonic()
+            to_mount = [i for i in p.mount if self._free(answer.wanted[i]) and self.retry.get(i, (0, 0))[1] <= now]
+            if self.cfg.fetch and to_mount:
+                self._fetch(answer, to_mount)
             for i in p.remount:
-                unmount_layer(wanted[i].layer, force=False)
+                taken, left = unmount_layer(answer.wanted[i].layer, force=False)
+                if left:
+                    self.notes.once(("layer", i), f"{self.name} layer {i}: its yolofs died and its "
+                                    "mount cannot be cleared; left as it is")
+                    continue
                 self.counts["remounted"] += 1
                 self.say(f"{self.name} layer {i}: its yolofs had died; mounting it again")
-            for i in p.mount + p.remount:
-                self._mount(yolofs, wanted[i])
+                to_mount.append(i)
+            for i in to_mount:
+                self._mount(yolofs, answer.wanted[i])
             for i in p.release:
                 self._release(i, running[i])
+            self.let_go &= set(running)
+            self.retry = {i: r for i, r in self.retry.items() if i in answer.wanted}
+            if answer.complete:
+                self._sweep_fetched(answer.wanted)
         finally:
             self.state.unlock()
 
-    def upgrade(self, yolofs):
-        """Move every daemon running an older yolofs to YOLOFS (upgrade.py)."""
-        self.state.lock()
-        try:
-            for d in self.state.daemons():
-                pid = d.running_pid()
-                if pid is None or not outdated(pid, yolofs):
-                    continue
-                successor, line = move(yolofs, d.source)
-                if successor:
-                    write_value(os.path.join(d.path, "pid"), successor)
-                    self.counts["upgraded"] += 1
-                else:
-                    self.counts["upgrade_failed"] += 1
-                self.say(f"{self.name} layer {d.layer_id}: upgrade of yolofs (pid {pid}): {line}")
-        finally:
-            self.state.unlock()
+    def _free(self, w):
+        top = top_mount(w.layer.dir)
+        if top:
+            self.notes.once(("layer", w.layer.id), f"{self.name} layer {w.layer.id}: {w.layer.dir} "
+                            f"has a {top} mount on it; left alone")
+        return not top and os.path.isdir(w.layer.dir)
 
-    def _fetch(self, wanted, subjects, ids):
-        todo = refs_to_fetch(wanted, ids, lambda i: bool(self.image_dir(i)) or bool(
-            self.learnt.learnt_from(wanted[i].layer.dir)))
-        for ref, layers in todo.items():
-            installed, refused, failed = fetching.fetch(self.cfg, self.name, ref, subjects.get(ref),
+    def _fetch(self, answer, ids):
+        todo = refs_to_fetch(answer.wanted, ids, lambda i: bool(self.image_dir(i)) or bool(
+            self.learnt.learnt_from(answer.wanted[i].layer.dir)))
+        deadline = time.monotonic() + FETCH_BUDGET_S
+        for n, (ref, layers) in enumerate(todo.items()):
+            if time.monotonic() > deadline:
+                self.say(f"{self.name}: fetching took {FETCH_BUDGET_S} s this round; the layers of "
+                         f"{len(todo) - n} more image(s) are mounted learning")
+                break
+            installed, refused, failed = fetching.fetch(self.cfg, self.name, ref, answer.subjects.get(ref),
                                                         layers, self.say)
             self.counts["fetched"] += installed
             self.counts["fetch_refused"] += refused
             self.counts["fetch_failed"] += failed
 
     def _mount(self, yolofs, w):
-        top = top_mount(w.layer.dir)
-        if top:
-            if w.layer.id not in self.skipped:
-                self.say(f"{self.name} layer {w.layer.id}: {w.layer.dir} has a {top} mount on it; left alone")
-                self.skipped.add(w.layer.id)
-            return
-        if not os.path.isdir(w.layer.dir):
-            return                        # removed since the engine answered
         daemon = start_yolofs(self.state, self.learnt, yolofs, w.layer, self.image_dir(w.layer.id),
-                              self.cfg.learn, self.cfg.yolofs_options)
+                              self.learn, self.cfg.yolofs_options)
         if daemon:
-            self.let_go.discard(w.layer.id)
+            self.notes.clear(("layer", w.layer.id))
+            self.retry.pop(w.layer.id, None)
             self.counts["mounted"] += 1
             self.say(f"{self.name} layer {w.layer.id} ({', '.join(w.refs) or w.key}): mounted, "
                      f"{daemon.describe()}")
         else:
+            # Tried again after 2, 4, 8 ... rounds, at most every MAX_RETRY_S.
+            failures = self.retry.get(w.layer.id, (0, 0))[0] + 1
+            self.retry[w.layer.id] = (failures, time.monotonic()
+                                      + min(MAX_RETRY_S, 2 ** failures * self.cfg.interval))
             self.counts["mount_failed"] += 1
 
     def _release(self, layer_id, layer_dir):
@@ -146,24 +179,52 @@ class EngineMounts:
         if daemon and not left:
             daemon.mark_detached()        # serves the containers it has until they stop
 
+    def _sweep_fetched(self, wanted):
+        """Delete the fetched images of layers the engine no longer holds
+        (nothing serves them: their daemons are gone with the layer)."""
+        root = os.path.join(self.cfg.images, self.name)
+        try:
+            ids = os.listdir(root)
+        except OSError:
+            return
+        known = {d.layer_id for d in self.state.daemons()}
+        for layer_id in ids:
+            if layer_id not in wanted and layer_id not in known and rm_rf(os.path.join(root, layer_id)):
+                self.say(f"{self.name} layer {layer_id} is gone; deleted its fetched images")
+
+    def upgrade(self, yolofs):
+        """Move every daemon running an older yolofs to YOLOFS (upgrade.py)."""
+        self.state.lock()
+        try:
+            for d in serving(self.state):
+                pid = d.running_pid()
+                if pid is None or not outdated(pid, yolofs):
+                    continue
+                successor, line = move(yolofs, d.source)
+                if successor:
+                    write_value(os.path.join(d.path, "pid"), successor)
+                    self.counts["upgraded"] += 1
+                else:
+                    self.counts["upgrade_failed"] += 1
+                self.say(f"{self.name} layer {d.layer_id}: upgrade of yolofs (pid {pid}): {line}")
+        finally:
+            self.state.unlock()
+
     def metrics(self, node):
         node.add("yolo_agent_engine_up", [("engine", self.name)], int(self.up))
         node.add("yolo_agent_layers", [("engine", self.name), ("state", "wanted")], len(self.wanted))
-        mounted = 0
-        for d in self.state.daemons():
-            if d.detached or d.running_pid() is None:
-                continue
-            mounted += 1
+        daemons = serving(self.state)
+        images = os.path.join(self.cfg.images, "")
+        for d in daemons:
             w = self.wanted.get(d.layer_id)
-            key = w.key[len("layer:"):] if w else ""
-            mount = f"{self.name}:{key or d.layer_id}"
+            mount = mount_label(self.name, w) if w else f"{self.name}:{d.layer_id}"
             for ref in (w.refs if w else ()):
                 node.add("yolo_agent_layer_image", [("mount", mount), ("image", ref)], 1)
-            images = os.path.join(self.cfg.images, "")
             node.add_yolofs(read_value(os.path.join(d.path, "metrics.prom")),
-                            [("mount", mount), ("engine", self.name), ("layer", key)],
+                            [("mount", mount), ("engine", self.name),
+                             ("layer", w.key[len("layer:"):] if w else "")],
                             lambda path: "fetched" if path.startswith(images) else "learnt")
-        node.add("yolo_agent_layers", [("engine", self.name), ("state", "mounted")], mounted)
+        node.add("yolo_agent_layers", [("engine", self.name), ("state", "mounted")], len(daemons))
         for what, n in self.counts.items():
             node.add("yolo_agent_events_total", [("engine", self.name), ("event", what)], n)
 
@@ -175,45 +236,48 @@ def describe_metrics(node):
     node.describe("yolo_agent_events_total", "counter", "What the agent did, by engine and event.")
 
 
-def sd_notify(text):
-    """Tell systemd (Type=notify) TEXT, when started by it."""
-    path = os.environ.get("NOTIFY_SOCKET", "")
-    if not path:
-        return
-    if path.startswith("@"):
-        path = "\0" + path[1:]
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.sendto(text.encode(), path)
-    except OSError:
-        pass
-
-
 class Agent:
     def __init__(self, cfg, state_root, say):
-        self.cfg, self.state_root, self.say = cfg, state_root, say
+        self.cfg, self.state_root = cfg, state_root
+        self.notes = Notes(say)
+        self.say = say
         self.wake, self.stop = threading.Event(), threading.Event()
         self.engines = {}
         self.nova = None
         self.nova_metrics = None
-        self.events = None
+        # systemd's notification socket is the agent's alone: the yolofs
+        # it starts must not report to (or store descriptors in) its unit.
+        self.notify_socket = os.environ.pop("NOTIFY_SOCKET", "")
+
+    def sd_notify(self, text):
+        """Tell systemd (Type=notify) TEXT, when started by it."""
+        path = self.notify_socket
+        if not path:
+            return
+        if path.startswith("@"):
+            path = "\0" + path[1:]
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.sendto(text.encode(), path)
+        except OSError:
+            pass
 
     def _discover(self):
         """Start following the engines that are present now (or configured
         yes); an engine installed later is taken at the next round."""
         c = self.cfg
         if "docker" not in self.engines and c.docker.enabled != "no":
-            files = DockerFiles(c.docker.root)
+            files = DockerFiles(data_root(c.docker.root))
             if files.present() or c.docker.enabled == "yes":
-                self.engines["docker"] = EngineMounts("docker", files, c, self.state_root, self.say)
-                self.events = start_events(c.docker.socket, self.wake, self.say, self.stop)
+                self.engines["docker"] = EngineMounts("docker", files, c, self.state_root, self.notes)
+                start_events(c.docker.socket, c.docker.pidfile, self.wake, self.say, self.stop)
         if "containerd" not in self.engines and c.containerd.enabled != "no":
             if os.path.exists(c.containerd.address) or c.containerd.enabled == "yes":
                 self.engines["containerd"] = EngineMounts(
-                    "containerd", ContainerdImages(c.containerd.address, c.containerd.namespaces, self.say),
-                    c, self.state_root, self.say)
+                    "containerd", ContainerdImages(c.containerd.address, c.containerd.namespaces, self.notes.once),
+                    c, self.state_root, self.notes)
         if self.nova is None and c.nova.enabled != "no":
-            nova = NovaBase(c.nova.config, c, self.state_root, self.say)
+            nova = NovaBase(c.nova.config, c, self.state_root, self.say, self.notes.once)
             if nova.present() or c.nova.enabled == "yes":
                 self.nova = nova
 
@@ -222,15 +286,15 @@ class Agent:
         for name, engine in self.engines.items():
             try:
                 engine.round(yolofs)
-            except Fatal as e:                # e.g. the state's lock held by an operator's command
-                self.say(f"{name}: {e}; next round")
+            except Fatal as e:                # e.g. its state's lock held for a minute (yolo-docker with YOLO_DOCKER_STATE)
+                self.notes.once(name, f"{name}: {e}; next round")
             except Exception as e:            # a bug must not stop the other engines
-                self.say(f"{name}: unexpected {type(e).__name__}: {e}; next round")
+                self.notes.once(name, f"{name}: unexpected {type(e).__name__}: {e}; next round")
         if self.nova:
             try:
                 self.nova_metrics = self.nova.round()
-            except OSError as e:
-                self.say(f"nova: {e}")
+            except Exception as e:            # a bad nova.conf must not stop the engines
+                self.notes.once("nova", f"nova: {type(e).__name__}: {e}; next round")
         self._write_metrics()
 
     def _write_metrics(self):
@@ -247,8 +311,9 @@ class Agent:
                             lambda path: os.path.basename(path).partition(".")[0])
         try:
             node.write(self.cfg.metrics)
-        except OSError as e:
-            self.say(f"metrics {self.cfg.metrics}: {e.strerror or e}")
+            self.notes.clear("metrics")
+        except OSError as e:              # e.g. no node_exporter here: its directory is absent
+            self.notes.once("metrics", f"metrics {self.cfg.metrics}: {e.strerror or e}")
 
     def run(self, once=False):
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -274,14 +339,14 @@ class Agent:
                 self.say(f"{name}: upgrade: {e}")
         if self.nova:
             self.nova.upgrade(yolofs)
-        sd_notify("READY=1\nSTATUS=" + self.status_line())
+        self.sd_notify("READY=1\nSTATUS=" + self.status_line())
         while not once and not self.stop.is_set():
             self.wake.wait(self.cfg.interval)
             self.wake.clear()
             if self.stop.is_set():
                 break
             self.round(yolofs)
-            sd_notify("STATUS=" + self.status_line())
+            self.sd_notify("STATUS=" + self.status_line())
         if self.nova:
             self.nova.stop()
         self.say("stopping; the mounts stay (their yolofs serve on)")
@@ -290,8 +355,7 @@ class Agent:
     def status_line(self):
         parts = []
         for name, e in self.engines.items():
-            mounted = sum(1 for d in e.state.daemons() if not d.detached and d.running_pid() is not None)
-            parts.append(f"{name} {mounted}/{len(e.wanted)} layers" + ("" if e.up else " (down)"))
+            parts.append(f"{name} {len(serving(e.state))}/{len(e.wanted)} layers" + ("" if e.up else " (down)"))
         if self.nova and self.nova.path:
             parts.append(f"nova {self.nova.path}")
         return ", ".join(parts) or "no engine found"

@@ -4,7 +4,7 @@ import sys
 
 from yolo_layers.common import Fatal, set_prog
 
-from .agent import Agent, EngineMounts
+from .agent import Agent, EngineMounts, Notes
 from .config import DEFAULT_PATH, ConfigError, load
 
 USAGE = """\
@@ -38,7 +38,7 @@ def status(agent):
         root = os.path.join(agent.state_root, name)
         if not os.path.isdir(root):
             continue
-        e = EngineMounts(name, None, agent.cfg, agent.state_root, say)
+        e = EngineMounts(name, None, agent.cfg, agent.state_root, Notes(say))
         daemons = [d for d in e.state.daemons() if d.running_pid() is not None]
         print(f"{name}: {sum(not d.detached for d in daemons)} layers mounted"
               f", {sum(d.detached for d in daemons)} let go but still serving containers")

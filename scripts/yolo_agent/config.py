@@ -13,8 +13,9 @@ default, so the file may be absent or empty.
     auth_file =                          registry credentials ("": Docker's config.json)
     [docker]
     enabled = auto                       auto: when ROOT holds an overlay2 layer store
-    root = /var/lib/docker
+    root =                               "": daemon.json's data-root, else /var/lib/docker
     socket = /var/run/docker.sock        the Engine API (events start a round early)
+    pidfile = /var/run/docker.pid        events are followed only while it names dockerd
     [containerd]
     enabled = auto                       auto: when the socket exists
     address = /run/containerd/containerd.sock
@@ -29,7 +30,6 @@ A wrong value is an error at start (the agent refuses to run on a
 configuration it would half follow)."""
 import collections
 import configparser
-import os
 
 DEFAULT_PATH = "/etc/yolo/agent.conf"
 
@@ -37,14 +37,14 @@ DEFAULTS = {
     "agent": {"learn": "/var/lib/yolo/learn", "images": "/var/lib/yolo/images",
               "metrics": "/var/lib/prometheus/node-exporter/yolo.prom", "interval": "2",
               "yolofs_options": "", "fetch": "yes", "store": "", "auth_file": ""},
-    "docker": {"enabled": "auto", "root": "/var/lib/docker", "socket": "/var/run/docker.sock"},
+    "docker": {"enabled": "auto", "root": "", "socket": "/var/run/docker.sock", "pidfile": "/var/run/docker.pid"},
     "containerd": {"enabled": "auto", "address": "/run/containerd/containerd.sock", "namespaces": ""},
     "nova": {"enabled": "auto", "config": "/etc/nova/nova.conf", "store": ""},
 }
 
 Config = collections.namedtuple("Config", "learn images metrics interval yolofs_options fetch store auth_file "
                                 "docker containerd nova path")
-Docker = collections.namedtuple("Docker", "enabled root socket")
+Docker = collections.namedtuple("Docker", "enabled root socket pidfile")
 Containerd = collections.namedtuple("Containerd", "enabled address namespaces")
 Nova = collections.namedtuple("Nova", "enabled config store")
 
@@ -95,8 +95,8 @@ def parse(text, path=DEFAULT_PATH):
         metrics=_absolute("agent", "metrics", a["metrics"], empty_ok=True), interval=interval,
         yolofs_options=a["yolofs_options"].strip(), fetch=a["fetch"] == "yes", store=a["store"].strip(),
         auth_file=a["auth_file"].strip() or None,
-        docker=Docker(_enabled("docker", d["enabled"]), _absolute("docker", "root", d["root"]),
-                      _absolute("docker", "socket", d["socket"])),
+        docker=Docker(_enabled("docker", d["enabled"]), _absolute("docker", "root", d["root"], empty_ok=True),
+                      _absolute("docker", "socket", d["socket"]), _absolute("docker", "pidfile", d["pidfile"])),
         containerd=Containerd(_enabled("containerd", c["enabled"]), _absolute("containerd", "address", c["address"]),
                               namespaces),
         nova=Nova(_enabled("nova", n["enabled"]), _absolute("nova", "config", n["config"]), n["store"].strip()),

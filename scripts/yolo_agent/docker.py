@@ -13,6 +13,12 @@ either absent or complete.  Container layers (layerdb/mounts/, overlay2's
 (GET /events over dockerd's socket) only starts a round early when an image
 is pulled, loaded, tagged or removed.
 
+The data root is the configured one, else dockerd's own setting
+(/etc/docker/daemon.json "data-root"), else /var/lib/docker.  The event
+stream is followed only while dockerd runs (its pid file names a live
+process): connecting to a socket-activated docker.socket would start a
+dockerd the operator stopped.
+
 With Docker 29's containerd image store there is no overlay2 layer store:
 its images are containerd's (namespace "moby") and containerd.py serves
 them."""
@@ -26,14 +32,29 @@ from yolo_layers.engines import Layer, chain_ids
 from yolo_layers.host import read_value
 from yolo_layers.watch import UnixHTTPConnection
 
-from .plan import Wanted
+from .plan import Answer, EngineDown, Wanted
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 CACHE_ID = re.compile(r"[0-9a-f]{64}|[0-9a-z]{25,64}")
 
 
-class EngineDown(Exception):
-    """The engine cannot be asked this round; the message says why."""
+DAEMON_JSON = "/etc/docker/daemon.json"
+DEFAULT_ROOT = "/var/lib/docker"
+
+
+def data_root(configured, daemon_json=DAEMON_JSON):
+    """Docker's data root: CONFIGURED, else daemon.json's "data-root", else
+    the default."""
+    if configured:
+        return configured
+    try:
+        with open(daemon_json, encoding="utf-8") as f:
+            root = json.load(f).get("data-root")
+        if isinstance(root, str) and root.startswith("/"):
+            return root
+    except (OSError, ValueError, AttributeError):
+        pass
+    return DEFAULT_ROOT
 
 
 def _load_json(path):
@@ -56,13 +77,13 @@ class DockerFiles:
     def present(self):
         return os.path.isdir(self.layerdb)
 
-    def wanted(self):
-        """({layer id: Wanted} of every committed layer, {reference:
-        (repository, manifest digest)} of the tags pulled from a registry)."""
+    def answer(self):
+        """Every committed layer, and the registry subject of each tag
+        pulled from a registry."""
         layers = self._layers()
         holders, subjects = self._references()
-        return {layer.id: Wanted(layer, "layer:" + chain, tuple(sorted(holders.get(chain, ()))))
-                for chain, layer in layers.items()}, subjects
+        return Answer({layer.id: Wanted(layer, "layer:" + chain, tuple(sorted(holders.get(chain, ()))), "")
+                       for chain, layer in layers.items()}, subjects, True)
 
     def _layers(self):
         """{chain id: Layer} of every committed layer."""
@@ -94,7 +115,7 @@ class DockerFiles:
         a registry (the subject their boot images refer to)."""
         repos = _load_json(os.path.join(self.store, "repositories.json"))
         table = repos.get("Repositories") if isinstance(repos, dict) else None
-        holders, subjects = {}, {}
+        holders, subjects, images = {}, {}, set()
         for repo, refs in (table or {}).items():
             if not isinstance(refs, dict):
                 continue
@@ -104,45 +125,59 @@ class DockerFiles:
                 if not (isinstance(ref, str) and isinstance(image, str) and "@" not in ref
                         and image.startswith("sha256:") and HEX64.fullmatch(image[7:])):
                     continue
+                images.add(image[7:])
                 for chain in self._chains(image[7:]):
                     holders.setdefault(chain, set()).add(ref)
                 if image in digests:
                     subjects[ref] = (repo, digests[image])
+        self.configs = {i: c for i, c in self.configs.items() if i in images}
         return holders, subjects
 
 
-def docker_events(socket_path, wake, say, stop):
-    """Set WAKE at each image event from dockerd's event stream; reconnect
-    (every 2 s) while dockerd is down, waking a round each time it comes
-    back.  Runs until STOP is set (a daemon thread)."""
+def dockerd_runs(pidfile):
+    """PIDFILE names a live process (dockerd writes it at start, removes it
+    at a clean stop)."""
+    pid = read_value(pidfile)
+    return pid.isdigit() and os.path.exists(f"/proc/{pid}")
+
+
+def docker_events(socket_path, pidfile, wake, say, stop):
+    """Set WAKE at each image event from dockerd's event stream; while
+    dockerd is down, look every 2 s for it to be back (waking a round each
+    time it comes back).  Runs until STOP is set (a daemon thread)."""
     query = urllib.parse.quote(json.dumps({"type": ["image"]}))
-    down_said = False
+    down_said = ""
     while not stop.is_set():
-        conn = UnixHTTPConnection(socket_path)
-        try:
-            conn.request("GET", f"/events?filters={query}")
-            resp = conn.getresponse()
-            if resp.status != 200:
-                raise OSError(f"HTTP {resp.status}")
-            if down_said:
-                say("dockerd's event stream is back")
-                down_said = False
-            wake.set()                    # whatever happened while away
-            for line in resp:
-                if line.strip():
-                    wake.set()
-            raise OSError("dockerd closed its event stream")
-        except OSError as e:
-            if not down_said:
-                say(f"dockerd's event stream: {e}; polling {socket_path} every 2 s")
-                down_said = True
-        finally:
-            conn.close()
+        why = ""
+        if not dockerd_runs(pidfile):
+            why = f"dockerd is not running (no live process in {pidfile})"
+        else:
+            conn = UnixHTTPConnection(socket_path)
+            try:
+                conn.request("GET", f"/events?filters={query}")
+                resp = conn.getresponse()
+                if resp.status != 200:
+                    raise OSError(f"HTTP {resp.status}")
+                if down_said:
+                    say("dockerd's event stream is back")
+                    down_said = ""
+                wake.set()                # whatever happened while away
+                for line in resp:
+                    if line.strip():
+                        wake.set()
+                why = "dockerd closed its event stream"
+            except OSError as e:
+                why = f"dockerd's event stream: {e}"
+            finally:
+                conn.close()
+        if why and why != down_said:
+            say(f"{why}; its layers are read from its files every round")
+            down_said = why
         stop.wait(2)
 
 
-def start_events(socket_path, wake, say, stop):
-    t = threading.Thread(target=docker_events, args=(socket_path, wake, say, stop),
+def start_events(socket_path, pidfile, wake, say, stop):
+    t = threading.Thread(target=docker_events, args=(socket_path, pidfile, wake, say, stop),
                          name="docker-events", daemon=True)
     t.start()
     return t

@@ -12,10 +12,12 @@ enables the unit, which then starts before nova-compute at every boot.
 With a store configured, a `yolo-share watch` beside it fetches the
 images other nodes published for each base file nova downloads."""
 import configparser
+import ctypes
 import os
+import signal
 import subprocess
 
-from yolo_layers.host import run
+from yolo_layers.host import failure_line, run
 
 from .upgrade import move, outdated
 
@@ -47,12 +49,23 @@ def unit_conf_text(learn, images, metrics):
             + (f",metrics={metrics}" if metrics else "") + "\n")
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent():
+    """In a child before exec: SIGTERM when the agent dies (the unit's
+    KillMode=process would leave the watcher running)."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class NovaBase:
-    def __init__(self, conf_path, cfg, state_dir, say):
-        self.conf_path, self.cfg, self.state_dir, self.say = conf_path, cfg, state_dir, say
+    def __init__(self, conf_path, cfg, state_dir, say, say_once):
+        self.conf_path, self.cfg, self.state_dir = conf_path, cfg, state_dir
+        self.say, self.say_once = say, say_once
         self.path = ""
         self.share = None                 # the yolo-share watch child
         self.images = os.path.join(cfg.images, "nova")
+        self.learn = os.path.join(cfg.learn, "nova")   # learn_max counts nova's images alone
 
     def present(self):
         return os.path.isfile(self.conf_path)
@@ -65,24 +78,26 @@ class NovaBase:
         if not os.path.isdir(self.path):
             return None                   # nova has not downloaded a base file yet
         if not os.path.isdir("/run/systemd/system"):
-            self.say(f"nova {self.path}: not served (the agent serves _base through "
-                     "the yolofs@ unit, and systemd is not running)")
+            self.say_once("nova", f"nova {self.path}: not served (the agent serves _base through "
+                          "the yolofs@ unit, and systemd is not running)")
             return None
         inst = unit_instance(self.path)
         unit = f"yolofs@{inst}.service"
         conf = os.path.join("/etc/yolo", inst.replace("\\", "") + ".conf")
         metrics = os.path.join(self.state_dir, "nova.prom")
         if not os.path.exists(conf):
-            os.makedirs(self.cfg.learn, mode=0o755, exist_ok=True)
+            os.makedirs(self.learn, mode=0o755, exist_ok=True)
             os.makedirs(self.images, mode=0o755, exist_ok=True)
             with open(conf + ".tmp", "w", encoding="utf-8") as f:
-                f.write(unit_conf_text(self.cfg.learn, self.images, metrics))
+                f.write(unit_conf_text(self.learn, self.images, metrics))
             os.replace(conf + ".tmp", conf)
             self.say(f"nova {self.path}: wrote {conf}")
         if run(["systemctl", "is-active", "--quiet", unit]).returncode != 0:
             p = run(["systemctl", "enable", "--now", unit])
-            self.say(f"nova {self.path}: systemctl enable --now {unit}: "
-                     + ("done" if p.returncode == 0 else p.stderr.strip()))
+            if p.returncode == 0:
+                self.say(f"nova {self.path}: systemctl enable --now {unit}: done")
+            else:                         # said again only when the reason changes
+                self.say_once("nova", f"nova {self.path}: systemctl enable --now {unit}: {failure_line(p)}")
         self._watch_share()
         return metrics
 
@@ -108,7 +123,7 @@ class NovaBase:
                 "--metrics", os.path.join(self.state_dir, "nova-share.prom"), self.path]
         if self.cfg.auth_file:
             argv[2:2] = ["--auth-file", self.cfg.auth_file]
-        self.share = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+        self.share = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
 
     def stop(self):
         if self.share and self.share.poll() is None:

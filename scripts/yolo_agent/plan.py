@@ -5,26 +5,43 @@ checks them without an engine.
 A layer the engine holds and the agent has not mounted is mounted; one
 whose yolofs died (a dead mount) is cleared and mounted again; one the
 agent has mounted that the engine no longer holds is let go.  Nothing is
-let go on a round where the engine did not answer (the caller does not
-plan such a round): a socket that is down for a second must not unmount
-a node."""
+let go on a round where the engine did not answer, or answered for only
+some of its images: a socket that is down for a second, or one image that
+could not be read, must not unmount a node."""
 import collections
 
 # LAYER: yolo_layers' Layer (id, dir); KEY: "layer:" + chain id (the layer
-# digest every node shares); REFS: the image references holding it.
-Wanted = collections.namedtuple("Wanted", "layer key refs")
+# digest every node shares); REFS: the image references holding it; SCOPE:
+# where in the engine it is ("" for Docker, the namespace for containerd:
+# a layer unpacked in two namespaces is two directories).
+Wanted = collections.namedtuple("Wanted", "layer key refs scope")
+# An engine's answer: WANTED {layer id: Wanted}; SUBJECTS {reference:
+# (registry/repository, manifest digest)} of the images pulled from a
+# registry; COMPLETE: every image was read (else nothing is let go).
+Answer = collections.namedtuple("Answer", "wanted subjects complete")
 Plan = collections.namedtuple("Plan", "mount remount release")
 
 
-def plan(wanted, mounted, dead):
-    """WANTED: {layer id: Wanted} the engine holds; MOUNTED: {layer id:
-    layer directory} the agent serves; DEAD: the ids among them whose
-    daemon is gone.  The Plan: ids to mount, ids to clear and mount again,
-    ids to let go; each sorted."""
+class EngineDown(Exception):
+    """The engine cannot be asked this round; the message says why."""
+
+
+def plan(answer, mounted, dead):
+    """MOUNTED: {layer id: layer directory} the agent serves; DEAD: the ids
+    among them whose daemon is gone.  The Plan: ids to mount, ids to clear
+    and mount again, ids to let go (only on a complete answer); each
+    sorted."""
+    wanted = answer.wanted
     mount = sorted(i for i in wanted if i not in mounted)
     remount = sorted(i for i in wanted if i in mounted and i in dead)
-    release = sorted(i for i in mounted if i not in wanted)
+    release = sorted(i for i in mounted if i not in wanted) if answer.complete else []
     return Plan(mount, remount, release)
+
+
+def mount_label(engine, w):
+    """The mount label of W's series in the node's metrics: unique on the
+    node and the same on every node (engine, namespace, chain id)."""
+    return ":".join(x for x in (engine, w.scope, w.key[len("layer:"):]) if x)
 
 
 def refs_to_fetch(wanted, ids, has_image):

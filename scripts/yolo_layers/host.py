@@ -103,13 +103,20 @@ def exit_status(returncode):
 
 # ---------------------------------------------------------------- commands
 
+RUN_TIMEOUT = 120                       # seconds: an engine's client that has not answered by then hangs
+
+
 def run(argv):
     """Run ARGV to its end; its output and errors as text (a command that
-    cannot be started fails with status 127 and the reason)."""
+    cannot be started fails with status 127 and the reason, one that does
+    not end within RUN_TIMEOUT is killed and fails with status 124)."""
     try:
-        return subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape")
+        return subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape",
+                              timeout=RUN_TIMEOUT)
     except OSError as e:
         return subprocess.CompletedProcess(argv, 127, "", f"{argv[0]}: {e.strerror}\n")
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(argv, 124, "", f"{argv[0]}: no answer in {RUN_TIMEOUT} s\n")
 
 
 def last_line(text):

@@ -33,10 +33,15 @@ def start_yolofs(state, learnt, yolofs, layer, image, learn_dir, opts):
     ours += f"metrics={daemon.path}/metrics.prom,metrics_interval=1,detach_when_emptied"
     # Its own session (no terminal signals) and / as working directory (no
     # file system kept busy); the lock's descriptor is not inherited.
-    with open(os.path.join(daemon.path, "log"), "ab") as log:
-        proc = subprocess.Popen([yolofs, "-f", "-o", ours + (f",{opts}" if opts else ""), layer.dir, layer.dir],
-                                cwd="/", stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+    try:
+        with open(os.path.join(daemon.path, "log"), "ab") as log:
+            proc = subprocess.Popen([yolofs, "-f", "-o", ours + (f",{opts}" if opts else ""), layer.dir, layer.dir],
+                                    cwd="/", stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+    except OSError as e:                 # the binary gone since it was found
+        say(f"layer {layer.id}: cannot start {yolofs}: {e.strerror or e}")
+        daemon.remove()
+        return None
     write_value(os.path.join(daemon.path, "pid"), proc.pid)
     for _ in range(200):
         if top_mount(layer.dir) == YOLOFS_TYPE:

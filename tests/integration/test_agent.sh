@@ -158,10 +158,23 @@ wait_layers() {
 	tail -n 20 "$TMP/yolo-agent.log"
 	fail "$1: the agent serves $(series yolo_agent_layers "engine=\"$1\",state=\"mounted\"") layers, not $2"
 }
-# served_bytes MOUNT: image bytes the mount served (read through it, or
-# pushed into the page cache at open).
+# served_bytes MOUNT: bytes the mount served from its learnt images (read
+# through it, or pushed into the page cache at open).
 served_bytes() {
-	echo $(($(series yolofs_bytes_memory_total "mount=\"$1\"") + $(series yolofs_bytes_prefilled_total "mount=\"$1\"")))
+	echo $(($(series yolofs_bytes_memory_total "mount=\"$1\".*boot_image=\"learnt\"") +
+		$(series yolofs_bytes_prefilled_total "mount=\"$1\".*boot_image=\"learnt\"")))
+}
+# settled MOUNT: served_bytes once the metrics file (rewritten every round)
+# shows the same twice in a row.
+settled() {
+	local a b i
+	b=$(served_bytes "$1")
+	for i in $(seq 20); do
+		sleep 1.1
+		a=$b b=$(served_bytes "$1")
+		[ "$a" = "$b" ] && break
+	done
+	echo "$b"
 }
 # mounts_of ENGINE REF: the mount labels of REF's layers.
 mounts_of() {
@@ -175,38 +188,45 @@ start() {
 		ct run --rm "${CT_RUN[@]}" "$REG/yolo/$2:1" "agent-$2-$RANDOM" /bin/md5sum "/data/$2" /bin/busybox >"$3" 2>&1
 	fi
 }
+# second_start ENGINE NAME TAG MOUNT: caches dropped, a start of NAME must
+# print what the first printed and be served from MOUNT's learnt image:
+# its 2 MiB data file and busybox, at most 2 % from the layer.
+second_start() {
+	local e=$1 n=$2 m=$4 i mem0 src0 mem1 src1
+	mem0=$(settled "$m")
+	src0=$(series yolofs_bytes_source_total "mount=\"$m\"")
+	drop_caches
+	start "$e" "$n" "$TMP/$e-$n.$3" || { cat "$TMP/$e-$n.$3"; fail "$e $n: start ($3)"; }
+	diff -u "$TMP/$e-$n.1" "$TMP/$e-$n.$3" || fail "$e $n: the start ($3) printed something else"
+	for i in $(seq 100); do
+		[ $(($(served_bytes "$m") - mem0)) -ge 2097152 ] && break
+		sleep 0.1
+	done
+	mem1=$(settled "$m")
+	src1=$(series yolofs_bytes_source_total "mount=\"$m\"")
+	echo "$e $n ($3): $((mem1 - mem0)) bytes from the learnt image, $((src1 - src0)) from the layer"
+	[ $((mem1 - mem0)) -ge 2097152 ] || fail "$e $n ($3): not served from the learnt image"
+	[ $(((src1 - src0) * 50)) -le $((mem1 - mem0)) ] || fail "$e $n ($3): more than 2 % from the layer"
+}
 # served ENGINE NAME: the first start learnt, the second (caches dropped) served.
 served() {
-	local e=$1 n=$2 m i mem0 src0 mem1 src1
+	local e=$1 n=$2 m i
 	local ms=$(mounts_of "$e" "$REG/yolo/$n:1")
-	[ -n "$ms" ] || fail "$e $n: the metrics name no mount of its layers"
+	[ -n "$ms" ] && [ "$(echo "$ms" | wc -l)" = 1 ] || fail "$e $n: the metrics name no single mount of its layer: $ms"
+	[ "$(series yolofs_learned_images_total "mount=\"$ms\"")" = 0 ] || fail "$e $n: learnt before its first start"
 	start "$e" "$n" "$TMP/$e-$n.1" || { cat "$TMP/$e-$n.1"; fail "$e $n: first start"; }
-	for m in $ms; do
-		for i in $(seq 300); do
-			[ "$(series yolofs_learned_images_total "mount=\"$m\"")" -ge 1 ] && break
-			sleep 0.1
-		done
-		[ "$(series yolofs_learned_images_total "mount=\"$m\"")" -ge 1 ] || fail "$e $n: $m learnt nothing"
+	for i in $(seq 300); do
+		[ "$(series yolofs_learned_images_total "mount=\"$ms\"")" -ge 1 ] && break
+		sleep 0.1
 	done
-	sleep 1.5                              # the metrics file of the next second
-	mem0=$(served_bytes "${ms%%$'\n'*}")
-	src0=$(series yolofs_bytes_source_total "mount=\"${ms%%$'\n'*}\"")
-	drop_caches
-	start "$e" "$n" "$TMP/$e-$n.2" || { cat "$TMP/$e-$n.2"; fail "$e $n: second start"; }
-	diff -u "$TMP/$e-$n.1" "$TMP/$e-$n.2" || fail "$e $n: the second start printed something else"
-	sleep 1.5
-	mem1=$(served_bytes "${ms%%$'\n'*}")
-	src1=$(series yolofs_bytes_source_total "mount=\"${ms%%$'\n'*}\"")
-	echo "$e $n: second start: $((mem1 - mem0)) bytes from the learnt image, $((src1 - src0)) from the layer"
-	[ $((mem1 - mem0)) -ge 2097152 ] || fail "$e $n: the second start was not served from the learnt image"
-	[ $(((src1 - src0) * 50)) -le $((mem1 - mem0)) ] || fail "$e $n: more than 2 % from the layer"
+	[ "$(series yolofs_learned_images_total "mount=\"$ms\"")" -ge 1 ] || fail "$e $n: $ms learnt nothing"
+	second_start "$e" "$n" 2 "$ms"
 }
 
 note "both engines pull the three images; the agent mounts them with no command"
 for i in $IMAGES; do
 	dk pull -q "$REG/yolo/$i:1" >/dev/null || fail "docker pull $i"
-	ct images pull --plain-http "$REG/yolo/$i:1" >/dev/null || fail "ctr pull $i"
-	ct run --rm "${CT_RUN[@]}" "$REG/yolo/$i:1" "unpack-$i" /bin/true >/dev/null 2>&1 || true  # unpacks
+	ct images pull --plain-http "$REG/yolo/$i:1" >/dev/null || fail "ctr pull $i"    # and unpacks
 done
 wait_layers docker 3
 wait_layers containerd 3
@@ -216,25 +236,46 @@ note "each container started twice: learnt, then served"
 for e in docker containerd; do for i in $IMAGES; do served $e $i; done; done
 
 note "an image removed leaves no mount, daemon, state or learnt image"
-c_mount=$(mounts_of docker "$REG/yolo/c:1")
+# gone_clean DIR: nothing of the agent's is left of layer directory DIR.
+gone_clean() {
+	local i
+	for i in $(seq 100); do                # the round after the removal sweeps the learnt image
+		[ -z "$(grep -rlsF -- "$1" "$TMP/learn")" ] && break
+		sleep 0.1
+	done
+	[ ! -e "$1" ] || fail "$1 is still there"
+	[ -z "$(inns findmnt -rn -t fuse.yolofs -o TARGET | grep -F "$1")" ] || fail "a mount is left on $1"
+	! inns pgrep -f -- "$1" >/dev/null || fail "a yolofs of $1 still runs"
+	[ -z "$(inns grep -rlsF -- "$1" /run/yolo-agent --include=source)" ] || fail "the agent keeps state of $1"
+	[ -z "$(grep -rlsF -- "$1" "$TMP/learn")" ] || fail "a learnt image of $1 is left"
+}
+ct_sources() { inns sh -c 'cat /run/yolo-agent/containerd/*/source' | sort; }
 c_dir=$(dk image inspect -f '{{.GraphDriver.Data.UpperDir}}' "$REG/yolo/c:1")
+ct_before=$(ct_sources)
 dk rmi "$REG/yolo/c:1" >/dev/null || fail "docker rmi c"
 ct images rm "$REG/yolo/c:1" >/dev/null || fail "ctr images rm c"
 wait_layers docker 2
 wait_layers containerd 2
-sleep 2                                    # the next round sweeps the learnt images
-[ -z "$(inns findmnt -rn -t fuse.yolofs -o TARGET | grep -F "$c_dir")" ] || fail "a mount is left on $c_dir"
-! inns pgrep -f -- "$c_dir" >/dev/null || fail "a yolofs of $c_dir still runs"
-[ -z "$(inns grep -rlsF -- "$c_dir" /run/yolo-agent/docker --include=source)" ] || fail "the agent keeps state of $c_dir"
-[ -z "$(grep -rlsF -- "${c_dir%/diff}" "$TMP/learn/.yolo-layers")" ] || fail "a learnt image of $c_dir is left"
+gone_clean "$c_dir"
+ct_c=$(comm -23 <(echo "$ct_before") <(ct_sources))
+[ "$(echo "$ct_c" | wc -w)" = 1 ] || fail "containerd: not one layer gone: $ct_c"
+gone_clean "$ct_c"
 [ "$(inns findmnt -rn -t fuse.yolofs | wc -l)" = 5 ] || fail "not 5 yolofs mounts left"
-echo "c removed: $c_mount gone; 2 + 2 layers served"
+echo "c removed from both: its layers' mounts, daemons, state and learnt images are gone"
+
+note "c pulled again by containerd (the same digest, a new snapshot): mounted, then removed again"
+ct images pull --plain-http "$REG/yolo/c:1" >/dev/null || fail "ctr pull c again"
+wait_layers containerd 3
+ct_again=$(comm -13 <(echo "$ct_before") <(ct_sources))
+[ -n "$ct_again" ] && [ "$ct_again" != "$ct_c" ] || fail "containerd: c's new snapshot is not mounted ($ct_again)"
+ct images rm "$REG/yolo/c:1" >/dev/null || fail "ctr images rm c again"
+wait_layers containerd 2
+gone_clean "$ct_again"
 
 note "the agent restarted: nothing changes"
 pids=$(inns pgrep -x yolofs | sort | tr '\n' ' ')
 sc restart yolo-agent.service
-wait_active "the restarted agent"
-sleep 2
+wait_active "the restarted agent"          # READY=1: after its first round
 [ "$(inns pgrep -x yolofs | sort | tr '\n' ' ')" = "$pids" ] || fail "the yolofs daemons changed with the agent"
 start docker a "$TMP/after-restart" && diff -q "$TMP/docker-a.1" "$TMP/after-restart" >/dev/null ||
 	fail "a start after the agent's restart"
@@ -259,7 +300,6 @@ for pid in $pids; do
 	! inns kill -0 "$pid" 2>/dev/null || fail "yolofs $pid (the old binary) still runs"
 done
 [ "$(inns findmnt -rn -t fuse.yolofs | wc -l)" = 5 ] || fail "not 5 yolofs mounts after the upgrade"
-sleep 1
 [ "$(dk inspect -f '{{.State.Running}}' reader)" = true ] || { dk logs reader; fail "the reading container stopped"; }
 ! dk logs reader 2>&1 | grep -q READ-FAILED || fail "a read failed during the upgrade"
 dk rm -f reader >/dev/null
@@ -272,7 +312,7 @@ sc stop yolo-agent.service
 ns_stop dockerd "dockerd --data-root $DK_DIR/docker"
 ns_stop containerd "containerd --config $CT_DIR/config.toml"
 inns pkill -KILL -x yolofs || true
-sleep 0.5
+for i in $(seq 50); do inns pgrep -x yolofs >/dev/null || break; sleep 0.1; done
 inns findmnt -rn -t fuse.yolofs -o TARGET | sort -r | while read -r m; do inns umount -l "$m"; done
 [ "$(inns findmnt -rn -t fuse.yolofs | wc -l)" = 0 ] || fail "mounts left after the 'reboot'"
 ns_containerd_start
@@ -281,18 +321,7 @@ sc start yolo-agent.service
 wait_active "the agent after the 'reboot'"
 wait_layers docker 2
 wait_layers containerd 2
-for e in docker containerd; do
-	m=$(mounts_of $e "$REG/yolo/b:1")
-	sleep 1.5
-	mem0=$(served_bytes "$m")
-	drop_caches
-	start $e b "$TMP/$e-b.3" || fail "$e b: start after the 'reboot'"
-	diff -u "$TMP/$e-b.1" "$TMP/$e-b.3" || fail "$e b: the start after the 'reboot' printed something else"
-	sleep 1.5
-	mem1=$(served_bytes "$m")
-	echo "$e b after the 'reboot': $((mem1 - mem0)) bytes from the learnt image"
-	[ $((mem1 - mem0)) -ge 2097152 ] || fail "$e b: not served from the learnt image after the 'reboot'"
-done
+for e in docker containerd; do second_start $e b 3 "$(mounts_of $e "$REG/yolo/b:1")"; done
 
 note "nova's _base (from nova.conf) is served through yolofs@"
 inns findmnt -rn -t fuse.yolofs -M "$TMP/nova/instances/_base" >/dev/null ||

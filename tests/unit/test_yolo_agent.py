@@ -16,8 +16,10 @@ ROOT = os.environ.get('YOLO_SOURCE_ROOT') or os.path.dirname(os.path.dirname(os.
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 
-from yolo_agent import config, containerd, docker, node_metrics, nova, plan  # noqa: E402
+from yolo_agent import agent, config, containerd, docker, fetch, node_metrics, nova, plan  # noqa: E402
+from yolo_layers.common import Fatal  # noqa: E402
 from yolo_layers.engines import Layer, chain_ids  # noqa: E402
+from yolo_share.store import DirStore, RegistryStore  # noqa: E402
 
 H = lambda c: c * 64  # noqa: E731
 
@@ -26,7 +28,7 @@ class ConfigTest(unittest.TestCase):
     def test_defaults(self):
         c = config.parse("")
         self.assertEqual(c.learn, "/var/lib/yolo/learn")
-        self.assertEqual(c.docker.root, "/var/lib/docker")
+        self.assertEqual(c.docker.root, "")                       # dockerd's own (daemon.json)
         self.assertEqual(c.containerd.namespaces, ())
         self.assertTrue(c.fetch)
 
@@ -46,27 +48,36 @@ class ConfigTest(unittest.TestCase):
                 config.parse(text)
 
 
-def wanted(i, refs=("a:1",)):
-    return plan.Wanted(Layer(i, f"/l/{i}/diff"), f"layer:sha256:{i}", tuple(refs))
+def wanted(i, refs=("a:1",), scope=""):
+    return plan.Wanted(Layer(i, f"/l/{i}/diff"), f"layer:sha256:{i}", tuple(refs), scope)
 
 
 class PlanTest(unittest.TestCase):
     def test_mount_remount_release(self):
         w = {i: wanted(i) for i in ("a", "b", "c")}
-        p = plan.plan(w, {"b": "/l/b/diff", "c": "/l/c/diff", "z": "/l/z/diff"}, {"c"})
+        p = plan.plan(plan.Answer(w, {}, True), {"b": "/l/b/diff", "c": "/l/c/diff", "z": "/l/z/diff"}, {"c"})
         self.assertEqual(p.mount, ["a"])
         self.assertEqual(p.remount, ["c"])
         self.assertEqual(p.release, ["z"])
 
+    def test_partial_answer_lets_nothing_go(self):
+        w = {"a": wanted("a")}
+        p = plan.plan(plan.Answer(w, {}, False), {"z": "/l/z/diff"}, set())
+        self.assertEqual(p, plan.Plan(["a"], [], []))
+
     def test_nothing_to_do(self):
         w = {"a": wanted("a")}
-        self.assertEqual(plan.plan(w, {"a": "/l/a/diff"}, set()), plan.Plan([], [], []))
+        self.assertEqual(plan.plan(plan.Answer(w, {}, True), {"a": "/l/a/diff"}, set()), plan.Plan([], [], []))
 
     def test_fetch_once_per_layer_through_one_ref(self):
         w = {"a": wanted("a", ("x:1", "y:1")), "b": wanted("b", ("y:1",)), "c": wanted("c", ()),
              "d": wanted("d", ("x:1",))}
         todo = plan.refs_to_fetch(w, ["a", "b", "c", "d"], lambda i: i == "d")
         self.assertEqual({r: [x.layer.id for x in ws] for r, ws in todo.items()}, {"x:1": ["a"], "y:1": ["b"]})
+
+    def test_mount_label(self):
+        self.assertEqual(plan.mount_label("docker", wanted("a")), "docker:sha256:a")
+        self.assertEqual(plan.mount_label("containerd", wanted("a", scope="k8s.io")), "containerd:k8s.io:sha256:a")
 
 
 class DockerFilesTest(unittest.TestCase):
@@ -101,7 +112,8 @@ class DockerFilesTest(unittest.TestCase):
     def test_layers_refs_subjects(self):
         files = docker.DockerFiles(self.root)
         self.assertTrue(files.present())
-        w, subjects = files.wanted()
+        w, subjects, complete = files.answer()
+        self.assertTrue(complete)
         self.assertEqual(sorted(w), [H("5"), H("6")])
         top = w[H("6")]
         self.assertEqual(top.layer.dir, os.path.join(self.root, "overlay2", H("6"), "diff"))
@@ -112,20 +124,122 @@ class DockerFilesTest(unittest.TestCase):
     def test_garbage_repositories_is_engine_down(self):
         with open(os.path.join(self.store, "repositories.json"), "w") as f:
             f.write("{not json")
-        with self.assertRaises(docker.EngineDown):
-            docker.DockerFiles(self.root).wanted()
+        with self.assertRaises(plan.EngineDown):
+            docker.DockerFiles(self.root).answer()
 
     def test_absent_store(self):
         self.assertFalse(docker.DockerFiles(os.path.join(self.root, "none")).present())
 
+    def test_data_root(self):
+        conf = os.path.join(self.root, "daemon.json")
+        self.assertEqual(docker.data_root("", conf), "/var/lib/docker")          # no daemon.json
+        with open(conf, "w") as f:
+            json.dump({"data-root": "/srv/docker"}, f)
+        self.assertEqual(docker.data_root("", conf), "/srv/docker")
+        self.assertEqual(docker.data_root("/x", conf), "/x")                     # configured wins
+        for bad in ('["list"]', '{"data-root": "relative"}', "{garbage"):
+            with open(conf, "w") as f:
+                f.write(bad)
+            self.assertEqual(docker.data_root("", conf), "/var/lib/docker", bad)
+
+
+class FakeContainerd:
+    """yolo_layers' Containerd as the agent uses it: LAYERS[ref] answers
+    layer_keys(ref) (a Fatal when absent: not unpacked yet); CALLS counts."""
+    layers, calls = {}, []
+
+    def __init__(self, client_opts):
+        self.ns = client_opts[-1]
+
+    def layer_keys(self, ref):
+        FakeContainerd.calls.append((self.ns, ref))
+        if ref not in FakeContainerd.layers:
+            raise Fatal(f"{ref} is not unpacked")
+        return FakeContainerd.layers[ref]
+
 
 class ContainerdTest(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.saved = containerd.Containerd
+        containerd.Containerd = FakeContainerd
+        FakeContainerd.layers, FakeContainerd.calls = {}, []
+
+    def tearDown(self):
+        containerd.Containerd = self.saved
+        self.tmp.cleanup()
+
+    def snapshot(self, n):
+        d = os.path.join(self.tmp.name, "snapshots", str(n), "fs")
+        os.makedirs(d, exist_ok=True)
+        return Layer(str(n), d)
+
+    def images(self, tables):
+        said = []
+        c = containerd.ContainerdImages("/run/c.sock", (), agent.Notes(said.append).once)
+        c.namespaces = lambda: list(tables)
+        c._ctr = lambda args, ns=None: tables[ns]
+        return c, said
+
     def test_image_rows(self):
         table = ("REF TYPE DIGEST SIZE PLATFORMS LABELS\n"
                  f"docker.io/library/nginx:1 application/vnd.oci.image.index.v1+json sha256:{H('1')} 60.1 MiB linux/amd64 -\n"
                  f"sha256:{H('2')} application/vnd.oci.image.index.v1+json sha256:{H('1')} 60.1 MiB linux/amd64 -\n"
                  "garbage line\n")
         self.assertEqual(containerd.image_rows(table), [("docker.io/library/nginx:1", "sha256:" + H("1"))])
+
+    def test_namespaces_subjects_and_partial(self):
+        row = lambda ref, t: f"{ref} application/vnd.oci.image.manifest.v1+json sha256:{H(t)} 1 MiB linux/amd64 -\n"  # noqa: E731
+        hdr = "REF TYPE DIGEST SIZE PLATFORMS LABELS\n"
+        FakeContainerd.layers = {"reg:5000/a:1": [(self.snapshot(1), "layer:sha256:" + H("c"))]}
+        c, said = self.images({"k8s.io": hdr + row("reg:5000/a:1", "1") + row("reg:5000/b:1", "2"),
+                               "moby": hdr})
+        ans = c.answer()
+        self.assertFalse(ans.complete)                       # b is not unpacked yet
+        self.assertEqual(list(ans.wanted), ["1"])
+        self.assertEqual(ans.wanted["1"].scope, "k8s.io")
+        self.assertEqual(ans.subjects["reg:5000/a:1"], ("reg:5000/a", "sha256:" + H("1")))
+        self.assertEqual(len(said), 1)
+        c.answer()
+        self.assertEqual(len(said), 1, "said once, not every round")
+
+    def test_cache_forgets_collected_and_removed(self):
+        hdr = "REF TYPE DIGEST SIZE PLATFORMS LABELS\n"
+        tab = hdr + f"reg:5000/a:1 application/vnd.oci.image.manifest.v1+json sha256:{H('1')} 1 MiB linux/amd64 -\n"
+        old = self.snapshot(1)
+        FakeContainerd.layers = {"reg:5000/a:1": [(old, "layer:sha256:" + H("c"))]}
+        tables = {"default": tab}
+        c, _ = self.images(tables)
+        self.assertEqual(list(c.answer().wanted), ["1"])
+        self.assertEqual(list(c.answer().wanted), ["1"])
+        self.assertEqual(len(FakeContainerd.calls), 1, "worked out once per target")
+        tables["default"] = hdr                              # removed
+        self.assertEqual(c.answer().wanted, {})
+        self.assertEqual(c.keys, {}, "a target no image has is forgotten")
+        os.rmdir(old.dir)
+        os.rmdir(os.path.dirname(old.dir))                   # collected
+        FakeContainerd.layers = {"reg:5000/a:1": [(self.snapshot(7), "layer:sha256:" + H("c"))]}
+        tables["default"] = tab                              # the same digest pulled again
+        self.assertEqual(list(c.answer().wanted), ["7"])
+
+
+class FetchTest(unittest.TestCase):
+    def test_subject_registry(self):
+        cfg = config.parse("")
+        store, digest = fetch.open_for(cfg, "reg:5000/yolo/a:1", ("reg:5000/yolo/a", "sha256:" + H("1")))
+        self.assertIsInstance(store, RegistryStore)
+        self.assertEqual(store.where(), "reg:5000/yolo/a")
+        self.assertEqual(digest, "sha256:" + H("1"))
+
+    def test_no_subject_no_registry(self):
+        with self.assertRaises(fetch.RegistryError):
+            fetch.open_for(config.parse(""), "local:dev", None)
+
+    def test_shared_directory(self):
+        with tempfile.TemporaryDirectory() as d:
+            store, digest = fetch.open_for(config.parse(f"[agent]\nstore = {d}\n"), "local:dev", None)
+            self.assertIsInstance(store, DirStore)
+            self.assertIsNone(digest)
 
 
 class NovaTest(unittest.TestCase):
