@@ -29,6 +29,10 @@ for d in /lib/systemd/system /usr/lib/systemd/system; do
 done
 [ -x "$AGENT" ] && [ -n "$AGENT_UNIT" ] && [ -n "$YOLOFS_UNIT" ] && [ -x /usr/bin/yolofs ] ||
 	skip "the yolo package is not installed (scripts/build-deb.sh, then dpkg -i): this test runs the installed files"
+# The installed package must be this tree's (setup.sh installs HEAD's).
+head=$(git -C "${YOLO_SOURCE_ROOT:?}" rev-parse HEAD 2>/dev/null || echo "no commit")
+[ "$(cat /usr/share/doc/yolo/git-commit 2>/dev/null)" = "$head" ] ||
+	skip "the installed yolo package is not this tree's HEAD ($head): run scripts/setup.sh"
 NODE_EXPORTER=$(command -v prometheus-node-exporter) ||
 	skip "prometheus-node-exporter missing (apt-get install prometheus-node-exporter)"
 export YOLOFS_UNIT
