@@ -200,7 +200,9 @@ static int build_image_set(struct daemon *d)
 		return -1;
 	}
 	/* Without inotify everything is asked of the source: slower, not wrong. */
-	if ((r = ns_create(&d->ns, d->source_fd, &d->stats)) < 0)
+	if (o->no_namespace)
+		ylog(YLOG_INFO, "no namespace answers from memory (no_namespace): no inotify instance");
+	else if ((r = ns_create(&d->ns, d->source_fd, &d->stats)) < 0)
 		fprintf(stderr, "yolofs: warning: no namespace answers from memory: inotify: "
 			"%s (see /proc/sys/fs/inotify/max_user_instances)\n", strerror(-r));
 	struct iset_config ic = {

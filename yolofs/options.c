@@ -32,6 +32,7 @@ static const struct fuse_opt yolofs_opt_table[] = {
 	YOPT("no_passthrough", no_passthrough, 1),
 	YOPT("no_prefill", no_prefill, 1),
 	YOPT("no_dedup", no_dedup, 1),
+	YOPT("no_namespace", no_namespace, 1),
 	YOPT("direct_io", direct_io, 1),
 	YOPT("insecure_images", insecure_images, 1),
 	YOPT("detach_when_emptied", detach_when_emptied, 1),
@@ -76,6 +77,10 @@ static void usage(const char *prog)
 	       "                              fresh itself: every change on the source drops\n"
 	       "                              the kernel's copy at once (default 86400, or\n"
 	       "                              timeout= when that is given)\n"
+	       "    -o no_namespace           keep no namespace answers: every lookup, stat,\n"
+	       "                              xattr and listing is asked of SOURCE (slower,\n"
+	       "                              never wrong), and no inotify instance is held\n"
+	       "                              (fs.inotify.max_user_instances is per user)\n"
 	       "    -o no_keep_cache          drop the kernel page cache at every open\n"
 	       "    -o no_passthrough         no kernel passthrough: read files no image serves\n"
 	       "                              through yolofs too (by default the kernel reads\n"

@@ -29,6 +29,7 @@ struct yolofs_opts {
 	int no_passthrough;              /* no_passthrough: every read through the daemon */
 	int no_prefill;                  /* no_prefill: do not push image blocks into the page cache */
 	int no_dedup;                    /* no_dedup: hold identical blocks of different images twice */
+	int no_namespace;                /* no_namespace: no namespace answers, no inotify instance */
 	int direct_io;                   /* direct_io: bypass the page cache (testing) */
 	int insecure_images;             /* insecure_images: load images anyone could have written (tests) */
 	int detach_when_emptied;         /* detach_when_emptied: see detach.h */

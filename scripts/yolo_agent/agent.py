@@ -18,7 +18,7 @@ import time
 
 from yolo_layers.common import Fatal
 from yolo_layers.engines import Layer
-from yolo_layers.host import find_bin, mount_is_dead, read_value, rm_rf, top_mount, write_value
+from yolo_layers.host import cmdline, find_bin, mount_is_dead, read_value, rm_rf, top_mount, write_value
 from yolo_layers.learnt import Learnt
 from yolo_layers.mount import YOLOFS_TYPE, start_yolofs, unmount_layer
 from yolo_layers.state import State
@@ -27,6 +27,7 @@ from yolo_share.install import sweep_temporary
 from . import fetch as fetching
 from .containerd import ContainerdImages
 from .docker import DockerFiles, data_root, start_events
+from .inotify_budget import InotifyBudget
 from .node_metrics import NodeMetrics
 from .nova import NovaBase
 from .plan import EngineDown, mount_label, plan, refs_to_fetch
@@ -64,8 +65,9 @@ def serving(state):
 class EngineMounts:
     """One engine's layers under yolofs: SOURCE answers answer()."""
 
-    def __init__(self, name, source, cfg, state_root, notes):
+    def __init__(self, name, source, cfg, state_root, notes, inotify=None):
         self.name, self.source, self.cfg, self.notes = name, source, cfg, notes
+        self.inotify = inotify
         self.say = notes.say
         self.state = State(os.path.join(state_root, name))
         # Each engine learns into a directory of its own: its removed
@@ -153,8 +155,16 @@ class EngineMounts:
             self.counts["fetch_failed"] += failed
 
     def _mount(self, yolofs, w):
+        # The daemon's own metrics file is rewritten as often as the node's
+        # (yolo_layers sets 1 s; a later option wins).
+        opts = ",".join(o for o in (f"metrics_interval={self.cfg.metrics_interval}", self.cfg.yolofs_options) if o)
+        if not self.inotify.take():
+            opts = ",".join(o for o in (opts, "no_namespace") if o)
+            self.notes.once("inotify", f"inotify: {self.cfg.inotify_reserve} instances are kept for the "
+                            "rest of the node; layers mounted from now on ask every namespace question "
+                            "of the layer (-o no_namespace)")
         daemon = start_yolofs(self.state, self.learnt, yolofs, w.layer, self.image_dir(w.layer.id),
-                              self.learn, self.cfg.yolofs_options)
+                              self.learn, opts)
         if daemon:
             self.notes.clear(("layer", w.layer.id))
             self.retry.pop(w.layer.id, None)
@@ -225,13 +235,16 @@ class EngineMounts:
                              ("layer", w.key[len("layer:"):] if w else "")],
                             lambda path: "fetched" if path.startswith(images) else "learnt")
         node.add("yolo_agent_layers", [("engine", self.name), ("state", "mounted")], len(daemons))
+        node.add("yolo_agent_layers", [("engine", self.name), ("state", "no_namespace")],
+                 sum(1 for d in daemons if "no_namespace" in ",".join(cmdline(d.running_pid() or 0))))
         for what, n in self.counts.items():
             node.add("yolo_agent_events_total", [("engine", self.name), ("event", what)], n)
 
 
 def describe_metrics(node):
     node.describe("yolo_agent_engine_up", "gauge", "1 if the engine answered the agent's last round.")
-    node.describe("yolo_agent_layers", "gauge", "Committed layers the engine holds (wanted) and the agent serves (mounted).")
+    node.describe("yolo_agent_layers", "gauge", "Committed layers the engine holds (wanted), the agent serves "
+                  "(mounted), and serves without namespace answers to spare inotify instances (no_namespace).")
     node.describe("yolo_agent_layer_image", "gauge", "An image reference holding the mount's layer.")
     node.describe("yolo_agent_events_total", "counter", "What the agent did, by engine and event.")
 
@@ -243,8 +256,10 @@ class Agent:
         self.say = say
         self.wake, self.stop = threading.Event(), threading.Event()
         self.engines = {}
+        self.inotify = InotifyBudget(cfg.inotify_reserve)
         self.nova = None
         self.nova_metrics = None
+        self.metrics_written = None       # monotonic time of the last rewrite
         # systemd's notification socket is the agent's alone: the yolofs
         # it starts must not report to (or store descriptors in) its unit.
         self.notify_socket = os.environ.pop("NOTIFY_SOCKET", "")
@@ -269,13 +284,13 @@ class Agent:
         if "docker" not in self.engines and c.docker.enabled != "no":
             files = DockerFiles(data_root(c.docker.root))
             if files.present() or c.docker.enabled == "yes":
-                self.engines["docker"] = EngineMounts("docker", files, c, self.state_root, self.notes)
+                self.engines["docker"] = EngineMounts("docker", files, c, self.state_root, self.notes, self.inotify)
                 start_events(c.docker.socket, c.docker.pidfile, self.wake, self.say, self.stop)
         if "containerd" not in self.engines and c.containerd.enabled != "no":
             if os.path.exists(c.containerd.address) or c.containerd.enabled == "yes":
                 self.engines["containerd"] = EngineMounts(
                     "containerd", ContainerdImages(c.containerd.address, c.containerd.namespaces, self.notes.once),
-                    c, self.state_root, self.notes)
+                    c, self.state_root, self.notes, self.inotify)
         if self.nova is None and c.nova.enabled != "no":
             nova = NovaBase(c.nova.config, c, self.state_root, self.say, self.notes.once)
             if nova.present() or c.nova.enabled == "yes":
@@ -283,6 +298,7 @@ class Agent:
 
     def round(self, yolofs):
         self._discover()
+        self.inotify.new_round()
         for name, engine in self.engines.items():
             try:
                 engine.round(yolofs)
@@ -298,8 +314,11 @@ class Agent:
         self._write_metrics()
 
     def _write_metrics(self):
-        if not self.cfg.metrics:
+        now = time.monotonic()
+        if not self.cfg.metrics or (self.metrics_written is not None
+                                    and now - self.metrics_written < self.cfg.metrics_interval):
             return
+        self.metrics_written = now
         node = NodeMetrics()
         describe_metrics(node)
         for engine in self.engines.values():

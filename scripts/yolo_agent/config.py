@@ -5,12 +5,15 @@ default, so the file may be absent or empty.
     learn = /var/lib/yolo/learn          yolofs -o learn=: what boots read, learnt
     images = /var/lib/yolo/images        fetched images, IMAGES/<engine>/<layer id>/
     metrics = /var/lib/prometheus/node-exporter/yolo.prom   ("" for none)
+    metrics_interval = 15                seconds between rewrites of it (and of each daemon's)
     interval = 2                         seconds between rounds without an event
     yolofs_options =                     more yolofs options for every mount
     fetch = yes                          fetch published images before a first mount
     store =                              where from ("": each image's own registry;
                                          REGISTRY/REPOSITORY; a shared directory)
     auth_file =                          registry credentials ("": Docker's config.json)
+    inotify_reserve = 32                 inotify instances left to the rest of the node (past
+                                         that, layers are mounted with -o no_namespace)
     [docker]
     enabled = auto                       auto: when ROOT holds an overlay2 layer store
     root =                               "": daemon.json's data-root, else /var/lib/docker
@@ -35,15 +38,17 @@ DEFAULT_PATH = "/etc/yolo/agent.conf"
 
 DEFAULTS = {
     "agent": {"learn": "/var/lib/yolo/learn", "images": "/var/lib/yolo/images",
-              "metrics": "/var/lib/prometheus/node-exporter/yolo.prom", "interval": "2",
-              "yolofs_options": "", "fetch": "yes", "store": "", "auth_file": ""},
+              "metrics": "/var/lib/prometheus/node-exporter/yolo.prom", "metrics_interval": "15", "interval": "2",
+              "yolofs_options": "", "fetch": "yes", "store": "", "auth_file": "",
+              "inotify_reserve": "32"},
     "docker": {"enabled": "auto", "root": "", "socket": "/var/run/docker.sock", "pidfile": "/var/run/docker.pid"},
     "containerd": {"enabled": "auto", "address": "/run/containerd/containerd.sock", "namespaces": ""},
     "nova": {"enabled": "auto", "config": "/etc/nova/nova.conf", "store": ""},
 }
 
-Config = collections.namedtuple("Config", "learn images metrics interval yolofs_options fetch store auth_file "
-                                "docker containerd nova path")
+Config = collections.namedtuple("Config", "learn images metrics metrics_interval interval yolofs_options fetch "
+                                "store auth_file "
+                                "inotify_reserve docker containerd nova path")
 Docker = collections.namedtuple("Docker", "enabled root socket pidfile")
 Containerd = collections.namedtuple("Containerd", "enabled address namespaces")
 Nova = collections.namedtuple("Nova", "enabled config store")
@@ -86,15 +91,20 @@ def parse(text, path=DEFAULT_PATH):
         interval = 0
     if not 0.1 <= interval <= 3600:
         raise ConfigError(f"[agent] interval = {a['interval']!r}: give seconds, 0.1 to 3600")
+    if not (a["metrics_interval"].isdigit() and 1 <= int(a["metrics_interval"]) <= 3600):
+        raise ConfigError(f"[agent] metrics_interval = {a['metrics_interval']!r}: give seconds, 1 to 3600")
+    if not a["inotify_reserve"].isdigit():
+        raise ConfigError(f"[agent] inotify_reserve = {a['inotify_reserve']!r}: give a number of instances")
     if a["fetch"] not in ("yes", "no"):
         raise ConfigError(f"[agent] fetch = {a['fetch']!r}: give yes or no")
     d, c, n = ini["docker"], ini["containerd"], ini["nova"]
     namespaces = tuple(s.strip() for s in c["namespaces"].split(",") if s.strip())
     return Config(
         learn=_absolute("agent", "learn", a["learn"]), images=_absolute("agent", "images", a["images"]),
-        metrics=_absolute("agent", "metrics", a["metrics"], empty_ok=True), interval=interval,
+        metrics=_absolute("agent", "metrics", a["metrics"], empty_ok=True),
+        metrics_interval=int(a["metrics_interval"]), interval=interval,
         yolofs_options=a["yolofs_options"].strip(), fetch=a["fetch"] == "yes", store=a["store"].strip(),
-        auth_file=a["auth_file"].strip() or None,
+        auth_file=a["auth_file"].strip() or None, inotify_reserve=int(a["inotify_reserve"]),
         docker=Docker(_enabled("docker", d["enabled"]), _absolute("docker", "root", d["root"], empty_ok=True),
                       _absolute("docker", "socket", d["socket"]), _absolute("docker", "pidfile", d["pidfile"])),
         containerd=Containerd(_enabled("containerd", c["enabled"]), _absolute("containerd", "address", c["address"]),

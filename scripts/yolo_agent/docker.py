@@ -73,6 +73,7 @@ class DockerFiles:
         self.store = os.path.join(root, "image", "overlay2")
         self.layerdb = os.path.join(self.store, "layerdb", "sha256")
         self.configs = {}                 # image id -> [chain id], configs never change
+        self.cache_ids = {}               # chain id -> its overlay2 directory, never changes
 
     def present(self):
         return os.path.isdir(self.layerdb)
@@ -95,9 +96,11 @@ class DockerFiles:
         for name in names:
             if not HEX64.fullmatch(name):
                 continue                  # tmp/ and partial entries
-            cache_id = read_value(os.path.join(self.layerdb, name, "cache-id"))
+            cache_id = self.cache_ids.get(name) or read_value(os.path.join(self.layerdb, name, "cache-id"))
             if CACHE_ID.fullmatch(cache_id):
+                self.cache_ids[name] = cache_id
                 found["sha256:" + name] = Layer(cache_id, os.path.join(self.root, "overlay2", cache_id, "diff"))
+        self.cache_ids = {n: c for n, c in self.cache_ids.items() if "sha256:" + n in found}
         return found
 
     def _chains(self, image_id):

@@ -75,6 +75,7 @@ cat >"$TMP/etc.up/yolo/agent.conf" <<CONF
 learn = $TMP/learn
 images = $TMP/images
 metrics = $PROM
+metrics_interval = 1
 interval = 1
 yolofs_options = learn_idle=6
 [docker]

@@ -7,7 +7,8 @@
 # once, with the kernel's own caches off (timeout=0): a change made before
 # a question is asked must always be seen.  Others are answered by the
 # source as themselves; a source that cannot report changes (FUSE here,
-# NFS in real life) is never answered from memory.
+# NFS in real life) is never answered from memory, nor is anything with
+# -o no_namespace (which holds no inotify instance).
 . "$(dirname "$0")/lib.sh"
 command -v setfattr >/dev/null || skip "setfattr (attr) is missing"
 SRC=$TMP/src MNT=$TMP/mnt
@@ -200,6 +201,17 @@ m.close()
 os.close(fd)
 sys.exit(0 if got == b"changed" else "read %r through the mount" % got)
 PY
+yolofs_stop
+
+note "H: -o no_namespace: no inotify instance held, nothing answered from memory, the same tree"
+yolofs_start "$SRC" "$MNT" -o "images=$TMP/ns.yolo,metrics=$TMP/m3.prom,metrics_interval=1,timeout=0,allow_other,no_namespace"
+wait_until "the image is loaded" "grep -q 'no namespace answers from memory (no_namespace)' '$TMP/yolofs.log'"
+! ls -l "/proc/${PIDS[-1]}/fd" | grep -q 'anon_inode:inotify' || fail "no_namespace: yolofs holds an inotify instance"
+same_tree "$SRC" "$MNT"
+echo changed >"$SRC/etc/conf"                    # a change on the source, seen through the mount
+[ "$(cat "$MNT/etc/conf")" = changed ] || fail "no_namespace: a change on the source is not seen"
+sleep 1.2
+[ "$(metric ns_answered "$TMP/m3.prom")" = 0 ] || fail "no_namespace: answered from memory"
 yolofs_stop
 
 note "F: a source that cannot report changes is not answered from memory"

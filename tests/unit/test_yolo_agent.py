@@ -16,7 +16,7 @@ ROOT = os.environ.get('YOLO_SOURCE_ROOT') or os.path.dirname(os.path.dirname(os.
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 
-from yolo_agent import agent, config, containerd, docker, fetch, node_metrics, nova, plan  # noqa: E402
+from yolo_agent import agent, config, containerd, docker, fetch, inotify_budget, node_metrics, nova, plan  # noqa: E402
 from yolo_layers.common import Fatal  # noqa: E402
 from yolo_layers.engines import Layer, chain_ids  # noqa: E402
 from yolo_share.store import DirStore, RegistryStore  # noqa: E402
@@ -27,6 +27,7 @@ H = lambda c: c * 64  # noqa: E731
 class ConfigTest(unittest.TestCase):
     def test_defaults(self):
         c = config.parse("")
+        self.assertEqual(c.inotify_reserve, 32)
         self.assertEqual(c.learn, "/var/lib/yolo/learn")
         self.assertEqual(c.docker.root, "")                       # dockerd's own (daemon.json)
         self.assertEqual(c.containerd.namespaces, ())
@@ -42,7 +43,7 @@ class ConfigTest(unittest.TestCase):
 
     def test_refusals(self):
         for text in ("[agent]\nlearn = relative\n", "[agent]\ninterval = 0\n", "[agent]\nfetch = maybe\n",
-                     "[docker]\nenabled = sometimes\n", "[dokcer]\nroot = /x\n", "[agent]\nlaern = /x\n",
+                     "[docker]\nenabled = sometimes\n", "[agent]\ninotify_reserve = -1\n", "[dokcer]\nroot = /x\n", "[agent]\nlaern = /x\n",
                      "no section\n"):
             with self.assertRaises(config.ConfigError, msg=text):
                 config.parse(text)
@@ -221,6 +222,26 @@ class ContainerdTest(unittest.TestCase):
         FakeContainerd.layers = {"reg:5000/a:1": [(self.snapshot(7), "layer:sha256:" + H("c"))]}
         tables["default"] = tab                              # the same digest pulled again
         self.assertEqual(list(c.answer().wanted), ["7"])
+
+
+class InotifyBudgetTest(unittest.TestCase):
+    def test_reserve_kept(self):
+        counted = []
+        b = inotify_budget.InotifyBudget(32, count=lambda: counted.append(1) or 90, limit=lambda: 128)
+        self.assertEqual([b.take() for _ in range(8)], [True] * 6 + [False] * 2)
+        self.assertEqual(len(counted), 1, "counted once a round")
+        b.new_round()
+        b.take()
+        self.assertEqual(len(counted), 2)
+
+    def test_root_instances(self):
+        with tempfile.TemporaryDirectory() as proc:
+            for pid, links in (("1", ["anon_inode:inotify", "/dev/null"]), ("22", ["anon_inode:inotify"] * 2),
+                               ("self", ["anon_inode:inotify"])):
+                os.makedirs(os.path.join(proc, pid, "fd"))
+                for n, target in enumerate(links):
+                    os.symlink(target, os.path.join(proc, pid, "fd", str(n)))
+            self.assertEqual(inotify_budget.root_instances(proc), 3)
 
 
 class FetchTest(unittest.TestCase):
