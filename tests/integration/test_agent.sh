@@ -33,6 +33,12 @@ done
 head=$(git -C "${YOLO_SOURCE_ROOT:?}" rev-parse HEAD 2>/dev/null || echo "no commit")
 [ "$(cat /usr/share/doc/yolo/git-commit 2>/dev/null)" = "$head" ] ||
 	skip "the installed yolo package is not this tree's HEAD ($head): run scripts/setup.sh"
+# The package's maintainer scripts: a running agent is restarted after an
+# upgrade (the restarted agent moves its daemons to the new yolofs), not
+# stopped and left so.
+grep -q "deb-systemd-invoke \$_dh_action 'yolo-agent.service'" /var/lib/dpkg/info/yolo.postinst ||
+	fail "the package does not restart a running agent after an upgrade"
+! grep -qs "stop 'yolo-agent.service'" /var/lib/dpkg/info/yolo.preinst || fail "an upgrade stops the agent"
 NODE_EXPORTER=$(command -v prometheus-node-exporter) ||
 	skip "prometheus-node-exporter missing (apt-get install prometheus-node-exporter)"
 export YOLOFS_UNIT
