@@ -85,6 +85,11 @@ class EngineMounts:
         return path if os.path.isdir(path) else ""
 
     def round(self, yolofs):
+        old = os.umask(0o022)             # yolofs refuses a learn directory others may write
+        try:
+            os.makedirs(self.learn, exist_ok=True)
+        finally:
+            os.umask(old)
         self.state.lock()
         try:
             self.learnt.sweep_removed()

@@ -87,6 +87,7 @@ yolofs_options = learn_idle=6
 [docker]
 root = $DK_DIR/docker
 socket = $SOCK
+pidfile = $DK_DIR/dockerd.pid
 [containerd]
 address = $CT_SOCK
 [nova]
