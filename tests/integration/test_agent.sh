@@ -369,7 +369,7 @@ assert errors == ["node_textfile_scrape_error 0"], errors
 assert ours and len(series) == len(set(series)), "duplicate series"
 nomount = [l for l in ours if l.startswith("yolofs_") and 'mount="' not in l]
 assert not nomount, nomount[:3]
-assert any('mount="docker:sha256:' in l for l in ours) and any('mount="containerd:sha256:' in l for l in ours)
+assert any('mount="docker:sha256:' in l for l in ours) and any('mount="containerd:default:sha256:' in l for l in ours)
 assert not any("/var/lib/yolo-tests" in l for l in ours), "a local path in a label"
 PY
 echo "PASS"
