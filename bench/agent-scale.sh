@@ -289,7 +289,7 @@ t=$(date +%s.%N)
 if timeout 120 "$CTR" -a "$CT_SOCK" -n "$CT_NS" run --rm "${CT_RUN[@]}" scale.local/layers/img0:1 scale-run \
 	/bin/sh -c 'ls /data | wc -l; cat /data/f1' >"$TMP/run.out" 2>&1; then
 	CONTAINER="started in $(since "$t") s: $(head -n1 "$TMP/run.out") files in /data"
-	sleep 3                                # the daemons' metrics, then the agent's round
+	sleep 31                               # the daemons' metrics, then the agent's (15 s each by default)
 	read -r reads1 ns1 < <(served)
 	CONTAINER+=", yolofs served $((reads1 - reads0)) reads, $((ns1 - ns0)) namespace questions"
 else
