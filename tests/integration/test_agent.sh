@@ -319,7 +319,7 @@ start docker a "$TMP/after-upgrade" && diff -q "$TMP/docker-a.1" "$TMP/after-upg
 	fail "a start after the upgrade"
 pids=$(inns pgrep -x yolofs | sort | tr '\n' ' ')
 
-note "engines stopped, every mount and daemon gone (a reboot), engines and agent back"
+note "engines stopped, every mount and daemon gone (a reboot); in boot order: containerd, the agent, dockerd"
 sc stop yolo-agent.service
 ns_stop dockerd "dockerd --data-root $DK_DIR/docker"
 ns_stop containerd "containerd --config $CT_DIR/config.toml"
@@ -327,12 +327,18 @@ inns pkill -KILL -x yolofs || true
 for i in $(seq 50); do inns pgrep -x yolofs >/dev/null || break; sleep 0.1; done
 inns findmnt -rn -t fuse.yolofs -o TARGET | sort -r | while read -r m; do inns umount -l "$m"; done
 [ "$(inns findmnt -rn -t fuse.yolofs | wc -l)" = 0 ] || fail "mounts left after the 'reboot'"
+# The unit's order: After=containerd, Before=docker: Docker's layers are
+# read from its files and mounted before dockerd starts the containers
+# that have a restart policy.
 ns_containerd_start
-ns_dockerd_start
 sc start yolo-agent.service
 wait_active "the agent after the 'reboot'"
 wait_layers docker 2
+[ "$(inns findmnt -rn -t fuse.yolofs -o TARGET | grep -c "^$DK_DIR/docker/overlay2/")" = 2 ] ||
+	fail "Docker's layers are not mounted before dockerd starts"
+echo "before dockerd: Docker's 2 layers mounted from its files"
 wait_layers containerd 2
+ns_dockerd_start
 for e in docker containerd; do second_start $e b 3 "$(mounts_of $e "$REG/yolo/b:1")"; done
 
 note "nova's _base (from nova.conf) is served through yolofs@"
