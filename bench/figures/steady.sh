@@ -11,7 +11,11 @@
 # largest file), held open through the mount as qemu holds it after the
 # boot: the reads a guest makes after its boot, which yolofs serves itself
 # (extra: image_hits and image_misses, the blocks of the run served from
-# the boot image and read from the source).  ext4 and yolofs
+# the boot image and read from the source).  Every row's extra has
+# page_reported_mib=N: the free memory the guest handed back to the host
+# (virtio-balloon free page reporting) during the run; on this VM a cold
+# unthrottled read with a pass of it in its middle is 1.5-2x slower on any
+# file system (docs/design.md, issue 24).  ext4 and yolofs
 # runs alternate (same conditions for both); yolofs serves d1 (with its boot
 # image loaded) at a second mountpoint, so the ext4 path stays visible.  A
 # third mount with readahead=128K (the kernel's own default window) shows
@@ -27,6 +31,10 @@
 # other build's yolofs (yolofs@before, yolofs-ra128K@before) has mounts of
 # its own, right after this build's in each run's order (pair_order).
 
+# page_reported_kib: KiB of free memory the guest kernel has handed back to
+# the host so far (virtio-balloon free page reporting), or nothing.
+page_reported_kib() { cat /sys/module/page_reporting/parameters/reported_kib 2>/dev/null || true; }
+
 steady_context() { context steady_runs "$STEADY_RUNS"; }
 
 # d1, and room for the 2.5 GB file.
@@ -39,7 +47,7 @@ steady_needs() {
 # path), KIND seq or rand, TEMP cold or warm; writes its row.
 steady_run() {
 	local profile=$1 kind=$2 temp=$3 r=$4 fs=$5 f=$6 prom=${7:-} args try out d0 d1 status secs
-	local bytes extra reads0=0 hits0=0 misses0=0
+	local bytes extra reads0=0 hits0=0 misses0=0 rep0 rep1
 	case $kind in
 	*seq) args=(seq "$f") ;;
 	rand) args=(rand --bytes 868M "$f") ;;
@@ -56,15 +64,19 @@ steady_run() {
 			reads0=$(metrics_now reads_passthrough_total "$prom")
 			hits0=$(metrics_sum hits_total "$prom") misses0=$(metrics_sum misses_total "$prom")
 		fi
-		d0=$(disk_read_bytes)
+		d0=$(disk_read_bytes) rep0=$(page_reported_kib)
 		out=$(slowdisk_run "$READBENCH" "${args[@]}" 2>&1) || status=failed
-		d1=$(disk_read_bytes)
+		d1=$(disk_read_bytes) rep1=$(page_reported_kib)
 		[[ $status == ok ]] || { extra="error=yolo-readbench: $out"; break; }
 		[[ $temp == cold ]] || ((d1 - d0 < 8 << 20)) && break
 		say "   the page cache was dropped during a warm $fs run; repeating it"
 		((try < 3)) || { status=failed extra="error=the page cache was dropped during the warm run 3 times"; }
 	done
 	((try > 1 && try <= 3)) && [[ $status == ok ]] && extra="repeated=$((try - 1))"
+	if [[ -n $rep0 && $status == ok ]]; then
+		[[ $extra == - ]] && extra="" || extra+=" "
+		extra+="page_reported_mib=$(((rep1 - rep0) >> 10))"
+	fi
 	if [[ -n $prom && $status == ok ]]; then
 		local more="daemon_reads=$(($(metrics_now reads_passthrough_total "$prom") - reads0))"
 		more+=" passthrough=$(metrics_sum kernel_passthrough "$prom")"
