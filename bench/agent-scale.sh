@@ -139,20 +139,9 @@ enabled = no
 CONF
 sd_start
 
-# containerd in systemd's namespaces, as the agent test runs it: runc needs
-# cgroup controllers, which systemd's cgroup2 here lacks (the host's are
-# v1), so containerd gets a mount namespace of its own, a slave of
-# systemd's (the agent's mounts reach it), where the v1 hierarchies show.
-mkdir -p "$CT_DIR"
-printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' \
-	"$CT_DIR/root" "$CT_DIR/state" "$CT_SOCK" >"$CT_DIR/config.toml"
-inns mount --make-rshared /
-nsenter -t "$SDPID" -m -p -- unshare -m --propagation slave /bin/sh -c \
-	'umount /sys/fs/cgroup && exec "$0" --config "$1"' "$CONTAINERD" "$CT_DIR/config.toml" \
-	>>"$CT_DIR/containerd.log" 2>&1 &
-disown                                     # ended with the namespace, quietly
-for i in $(seq 150); do ct version >/dev/null 2>&1 && break; sleep 0.2; done
-ct version >/dev/null 2>&1 || { tail "$CT_DIR/containerd.log"; fail "containerd did not start"; }
+# containerd in systemd's namespaces, as the agent test runs it.
+sd_engines_in_namespace
+containerd_start
 
 # ---------------------------------------------------------------- layers
 IMAGES=$(((LAYERS - 2) / (PER_IMAGE - 1) + 1))

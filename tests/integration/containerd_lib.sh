@@ -25,6 +25,9 @@ containerd_node() {
 	CT_RUN=(--runc-root "$CT_DIR/runc" --fifo-dir "$CT_DIR/fifo")
 }
 containerd_node "$TMP/containerd"
+# CT_LAUNCH: the command prefix containerd_start runs containerd under
+# (empty: a child of this shell; sd_engines_in_namespace sets one).
+CT_LAUNCH=()
 ct() { "$CTR" -a "$CT_SOCK" -n "$CT_NS" "$@"; }
 
 containerd_start() {
@@ -41,7 +44,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 [plugins."io.containerd.internal.v1.opt"]
   path = "$CT_DIR/opt"
 EOF
-	"$CONTAINERD" --config "$CT_DIR/config.toml" --log-level debug >"$CT_DIR/containerd.log" 2>&1 &
+	"${CT_LAUNCH[@]}" "$CONTAINERD" --config "$CT_DIR/config.toml" --log-level debug >>"$CT_DIR/containerd.log" 2>&1 &
 	echo $! >"$CT_DIR/containerd.pid"
 	for i in $(seq 150); do ct version >/dev/null 2>&1 && break; sleep 0.2; done
 	ct version >/dev/null 2>&1 || { tail "$CT_DIR/containerd.log"; skip "containerd did not start here"; }

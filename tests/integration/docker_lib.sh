@@ -17,13 +17,16 @@ dk() { "$DOCKER" -H "unix://$SOCK" "$@"; }
 # docker_node DIR: from now on dk, dockerd_start and dockerd_stop are about
 # a dockerd of its own under DIR (another "node" on this machine).
 docker_node() { DK_DIR=$1 SOCK=$1/docker.sock; mkdir -p "$1"; export DOCKER_HOST=unix://$SOCK; }
+# DK_LAUNCH: the command prefix dockerd_start runs dockerd under (empty: a
+# child of this shell; sd_engines_in_namespace sets one).
+DK_LAUNCH=()
 
 dockerd_start() {
 	local i
 	note "starting dockerd"
-	"$DOCKERD" --data-root "$DK_DIR/docker" --exec-root "$DK_DIR/exec" -H "unix://$SOCK" \
+	"${DK_LAUNCH[@]}" "$DOCKERD" --data-root "$DK_DIR/docker" --exec-root "$DK_DIR/exec" -H "unix://$SOCK" \
 		--pidfile "$DK_DIR/dockerd.pid" --bridge=none --iptables=false --ip6tables=false \
-		--storage-driver=overlay2 >"$DK_DIR/dockerd.log" 2>&1 &
+		--storage-driver=overlay2 >>"$DK_DIR/dockerd.log" 2>&1 &
 	for i in $(seq 150); do dk info >/dev/null 2>&1 && break; sleep 0.2; done
 	dk info >/dev/null 2>&1 || { tail "$DK_DIR/dockerd.log"; skip "dockerd did not start here"; }
 }

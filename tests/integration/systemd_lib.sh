@@ -13,6 +13,8 @@
 #                             (the unit directory: add drop-ins to
 #                             $U/yolofs@.service.d before sd_start)
 #   sd_start                  start systemd; sets SDPID
+#   sd_engines_in_namespace   dockerd_start / containerd_start start their
+#                             engine in those namespaces
 #   sc ARGS / inns CMD / prop NAME      systemctl / a command / a unit
 #                             property, in the namespaces
 #   wait_active WHAT [OLDPID] the unit active (main PID other than OLDPID)
@@ -103,6 +105,20 @@ EOF
 	done
 	sc show -p Version --value >/dev/null 2>&1 || { cat "$TMP/systemd.log"; skip "systemd did not answer"; }
 	echo "systemd $(sc show -p Version --value) running as PID 1 of a new PID namespace (host PID $SDPID)"
+}
+
+# sd_engines_in_namespace: from now on dockerd_start and containerd_start
+# (docker_lib.sh, containerd_lib.sh) start their engine in systemd's
+# namespaces, where the mounts its units make are the engine's to see.
+# runc under containerd needs cgroup controllers, which systemd's unified
+# hierarchy here lacks (the host's are cgroup v1): containerd gets a mount
+# namespace of its own in which the host's v1 hierarchies show again, a
+# slave of systemd's, so the mounts made there later still reach it.
+sd_engines_in_namespace() {
+	inns mount --make-rshared /
+	DK_LAUNCH=(nsenter -t "$SDPID" -m -p --)
+	CT_LAUNCH=(nsenter -t "$SDPID" -m -p -- unshare -m --propagation slave
+		/bin/sh -c 'umount /sys/fs/cgroup && exec "$0" "$@"')
 }
 
 sc() { nsenter -t "$SDPID" -m -p -- systemctl "$@"; }

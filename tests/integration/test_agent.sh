@@ -98,33 +98,7 @@ printf '[DEFAULT]\ninstances_path = %s\n' "$TMP/nova/instances" >"$TMP/nova.conf
 sd_start
 
 # The engines run in systemd's namespaces (not as its units: no journal here).
-ns_dockerd_start() {
-	local i
-	nsenter -t "$SDPID" -m -p -- "$DOCKERD" --data-root "$DK_DIR/docker" --exec-root "$DK_DIR/exec" \
-		-H "unix://$SOCK" --pidfile "$DK_DIR/dockerd.pid" --bridge=none --iptables=false \
-		--ip6tables=false --storage-driver=overlay2 >>"$DK_DIR/dockerd.log" 2>&1 &
-	for i in $(seq 150); do dk info >/dev/null 2>&1 && return 0; sleep 0.2; done
-	tail "$DK_DIR/dockerd.log"
-	fail "dockerd did not start"
-}
-ns_containerd_start() {
-	local i
-	mkdir -p "$CT_DIR"
-	printf 'version = 2\nroot = "%s"\nstate = "%s"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s"\n' \
-		"$CT_DIR/root" "$CT_DIR/state" "$CT_SOCK" >"$CT_DIR/config.toml"
-	# runc under containerd needs cgroup controllers: systemd's unified
-	# hierarchy here has none (the host's controllers are cgroup v1), so
-	# containerd gets a mount namespace of its own in which the host's v1
-	# hierarchies show again, a slave of systemd's: the agent's mounts
-	# still reach it.
-	inns mount --make-rshared /
-	nsenter -t "$SDPID" -m -p -- unshare -m --propagation slave /bin/sh -c \
-		'umount /sys/fs/cgroup && exec "$0" --config "$1"' "$CONTAINERD" "$CT_DIR/config.toml" \
-		>>"$CT_DIR/containerd.log" 2>&1 &
-	for i in $(seq 150); do ct version >/dev/null 2>&1 && return 0; sleep 0.2; done
-	tail "$CT_DIR/containerd.log"
-	fail "containerd did not start"
-}
+sd_engines_in_namespace
 # ns_stop NAME PATTERN: stop the namespace's process whose command line matches.
 ns_stop() {
 	local i
@@ -136,8 +110,8 @@ ns_stop() {
 # ---------------------------------------------------------------- images
 registry_start
 note "three images in the registry (busybox and 2 MiB of data of their own each)"
-ns_dockerd_start
-ns_containerd_start
+dockerd_start
+containerd_start
 IMAGES="a b c"
 for i in $IMAGES; do
 	busybox_rootfs "$TMP/rootfs-$i"
@@ -330,7 +304,7 @@ inns findmnt -rn -t fuse.yolofs -o TARGET | sort -r | while read -r m; do inns u
 # The unit's order: After=containerd, Before=docker: Docker's layers are
 # read from its files and mounted before dockerd starts the containers
 # that have a restart policy.
-ns_containerd_start
+containerd_start
 sc start yolo-agent.service
 wait_active "the agent after the 'reboot'"
 wait_layers docker 2
@@ -338,7 +312,7 @@ wait_layers docker 2
 	fail "Docker's layers are not mounted before dockerd starts"
 echo "before dockerd: Docker's 2 layers mounted from its files"
 wait_layers containerd 2
-ns_dockerd_start
+dockerd_start
 for e in docker containerd; do second_start $e b 3 "$(mounts_of $e "$REG/yolo/b:1")"; done
 
 note "nova's _base (from nova.conf) is served through yolofs@"
