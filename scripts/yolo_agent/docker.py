@@ -26,11 +26,10 @@ import json
 import os
 import re
 import threading
-import urllib.parse
 
 from yolo_layers.engines import Layer, chain_ids
 from yolo_layers.host import read_value
-from yolo_layers.watch import UnixHTTPConnection
+from yolo_layers.watch import open_docker_events
 
 from .plan import Answer, EngineDown, Wanted
 
@@ -148,19 +147,15 @@ def docker_events(socket_path, pidfile, wake, say, stop):
     """Set WAKE at each image event from dockerd's event stream; while
     dockerd is down, look every 2 s for it to be back (waking a round each
     time it comes back).  Runs until STOP is set (a daemon thread)."""
-    query = urllib.parse.quote(json.dumps({"type": ["image"]}))
     down_said = ""
     while not stop.is_set():
         why = ""
         if not dockerd_runs(pidfile):
             why = f"dockerd is not running (no live process in {pidfile})"
         else:
-            conn = UnixHTTPConnection(socket_path)
+            resp = None
             try:
-                conn.request("GET", f"/events?filters={query}")
-                resp = conn.getresponse()
-                if resp.status != 200:
-                    raise OSError(f"HTTP {resp.status}")
+                resp = open_docker_events(socket_path, {"type": ["image"]})
                 if down_said:
                     say("dockerd's event stream is back")
                     down_said = ""
@@ -172,7 +167,8 @@ def docker_events(socket_path, pidfile, wake, say, stop):
             except OSError as e:
                 why = f"dockerd's event stream: {e}"
             finally:
-                conn.close()
+                if resp:
+                    resp.close()
         if why and why != down_said:
             say(f"{why}; its layers are read from its files every round")
             down_said = why

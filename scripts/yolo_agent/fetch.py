@@ -11,7 +11,7 @@ a boot by the learning.  A store that does not answer, nothing published,
 an image refused: a line, a counter, and the layer is mounted learning."""
 import os
 
-from yolo_layers.host import find_bin
+from yolo_layers.host import find_bin, make_dirs
 from yolo_share.install import Refused, fetch_install
 from yolo_share.keys import open_store
 from yolo_share.registry import Registry, RegistryError, split_reference
@@ -54,11 +54,7 @@ def fetch(cfg, engine, ref, subject, layers, say):
         if not cands.get(w.key):
             continue
         out_dir = layer_image_dir(cfg.images, engine, w.layer.id)
-        old = os.umask(0o022)
-        try:
-            os.makedirs(out_dir, exist_ok=True)
-        finally:
-            os.umask(old)
+        make_dirs(out_dir)
         try:
             summary = fetch_install(store, w.key, cands[w.key], yolo_image, w.layer.dir,
                                     os.path.join(out_dir, "fetched.yolo"),

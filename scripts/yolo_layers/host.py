@@ -165,6 +165,17 @@ def last_line_of(path):
     return last_line(read_value(path))
 
 
+def make_dirs(path):
+    """Create PATH and its missing parents mode 0755, whatever the umask:
+    yolofs refuses image and learn directories others may write (trust.h).
+    OSError when it cannot."""
+    old = os.umask(0o022)
+    try:
+        os.makedirs(path, exist_ok=True)
+    finally:
+        os.umask(old)
+
+
 def rm_rf(path):
     """Remove PATH and all below it; whether nothing is left there."""
     try:

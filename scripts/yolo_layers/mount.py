@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from .common import Fatal, prog, say
-from .host import alive, find_bin, last_line_of, mount_is_dead, top_mount, wait_for, write_value
+from .host import alive, find_bin, last_line_of, make_dirs, mount_is_dead, top_mount, wait_for, write_value
 from .learnt import Learnt, learn_key
 
 YOLOFS_TYPE = "fuse.yolofs"
@@ -87,13 +87,10 @@ def cmd_mount(engine, state, args):
     if args.learn_dir:
         # yolofs refuses a directory others could write to (trust.h).
         if not os.path.isdir(args.learn_dir):
-            old = os.umask(0o022)
             try:
-                os.makedirs(args.learn_dir, exist_ok=True)
+                make_dirs(args.learn_dir)
             except OSError:
                 raise Fatal(f"cannot create {args.learn_dir}") from None
-            finally:
-                os.umask(old)
         learn_dir = os.path.realpath(args.learn_dir)
     yolofs = find_bin("YOLOFS", "yolofs", "yolofs/yolofs")
     learnt = Learnt(state, engine.name, learn_dir)

@@ -23,7 +23,7 @@ from yolo_share.registry import Registry, RegistryError
 from yolo_share.store import RegistryStore
 
 from .common import Fatal, say
-from .host import find_bin
+from .host import find_bin, make_dirs
 from .learnt import Learnt
 
 
@@ -91,13 +91,10 @@ def cmd_publish(engine, state, args):
 def cmd_fetch(engine, state, args):
     yolo_image = find_bin("YOLO_IMAGE", "yolo-image", "boot-images/yolo-image")
     images_dir = args.images_dir
-    old = os.umask(0o022)
     try:
-        os.makedirs(images_dir, exist_ok=True)
+        make_dirs(images_dir)
     except OSError as e:
         raise Fatal(f"cannot create {images_dir}: {e.strerror}") from None
-    finally:
-        os.umask(old)
     images_dir = os.path.realpath(images_dir)
     keys = engine.image_layer_keys(args.image)
     store, digest, _ = store_for(engine, args.image, args.store, args.auth_file)

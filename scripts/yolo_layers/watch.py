@@ -59,17 +59,29 @@ def docker_socket(client_opts):
     return host[len("unix://"):]
 
 
+def open_docker_events(socket_path, filters):
+    """dockerd's event stream (GET /events over its socket, FILTERS a dict):
+    the response, one JSON event a line, as they come (close it when done);
+    OSError when it cannot be opened or is refused."""
+    conn = UnixHTTPConnection(socket_path)
+    try:
+        conn.request("GET", "/events?filters=" + urllib.parse.quote(json.dumps(filters)))
+        resp = conn.getresponse()
+    except OSError:
+        conn.close()
+        raise
+    if resp.status != 200:
+        conn.close()
+        raise OSError(f"HTTP {resp.status}")
+    return resp
+
+
 def docker_pulls(client_opts):
     """The references dockerd pulls from now on (a generator)."""
-    conn = UnixHTTPConnection(docker_socket(client_opts))
-    query = urllib.parse.quote(json.dumps({"type": ["image"], "event": ["pull"]}))
     try:
-        conn.request("GET", f"/events?filters={query}")
-        resp = conn.getresponse()
+        resp = open_docker_events(docker_socket(client_opts), {"type": ["image"], "event": ["pull"]})
     except OSError as e:
         raise Fatal(f"dockerd's event stream: {e}") from None
-    if resp.status != 200:
-        raise Fatal(f"dockerd's event stream: HTTP {resp.status}")
     for line in resp:
         try:
             event = json.loads(line)
