@@ -2,12 +2,12 @@
 metrics, then a wait for an event or the interval.
 
 Per engine, a round takes the engine's state lock (yolo_layers.state: the
-daemons that are gone are forgotten, the learnt images of removed layers
-deleted), asks the engine what it holds, and carries out plan.plan():
-mounts (fetching first where nothing was learnt or fetched yet, within
-FETCH_BUDGET_S a round), dead mounts cleared and mounted again, and mounts
-let go; after a complete answer, the fetched images of layers that are
-gone are deleted.  One layer failing is a line and a counter; the round
+daemons that are gone are forgotten), asks the engine what it holds,
+deletes the learnt images of the layers it removed, and carries out
+plan.plan(): mounts (fetching first where nothing was learnt or fetched
+yet, within FETCH_BUDGET_S a round), dead mounts cleared and mounted again,
+and mounts let go; after a complete answer, the fetched images of layers
+that are gone are deleted.  One layer failing is a line and a counter; the round
 goes on.  What would be said again every round (an engine down, a layer
 that keeps failing) is said once, and again only when it changes."""
 import os
@@ -18,7 +18,7 @@ import time
 
 from yolo_layers.common import Fatal
 from yolo_layers.engines import Layer
-from yolo_layers.host import cmdline, find_bin, mount_is_dead, read_value, rm_rf, top_mount, write_value
+from yolo_layers.host import cmdline, find_bin, make_dirs, mount_is_dead, read_value, rm_rf, top_mount, write_value
 from yolo_layers.learnt import Learnt
 from yolo_layers.mount import YOLOFS_TYPE, start_yolofs, unmount_layer
 from yolo_layers.state import State
@@ -79,20 +79,18 @@ class EngineMounts:
         self.counts = dict.fromkeys(COUNTERS, 0)
         self.let_go = set()               # layer ids already asked to unmount
         self.retry = {}                   # layer id -> (failures, monotonic time of the next try)
+        self.serving = []                 # the daemons serving at the end of the last round
+        self.swept = False                # learnt images of removed layers looked for once
+        self.removing = set()             # directories of layers let go, until they are gone
 
     def image_dir(self, layer_id):
         path = fetching.layer_image_dir(self.cfg.images, self.name, layer_id)
         return path if os.path.isdir(path) else ""
 
     def round(self, yolofs):
-        old = os.umask(0o022)             # yolofs refuses a learn directory others may write
-        try:
-            os.makedirs(self.learn, exist_ok=True)
-        finally:
-            os.umask(old)
+        make_dirs(self.learn)
         self.state.lock()
         try:
-            self.learnt.sweep_removed()
             try:
                 answer = self.source.answer()
             except EngineDown as e:
@@ -101,6 +99,15 @@ class EngineMounts:
                 return
             self.notes.once(self.name, f"{self.name}: {len(answer.wanted)} committed layers"
                             + ("" if answer.complete else " (some images not read yet)"))
+            # Learnt images of removed layers (one note file a layer is
+            # read): looked for at the first round, then only while a layer
+            # the engine let go still has its directory (the engine deletes
+            # it after, sometimes rounds after).
+            self.removing |= {w.layer.dir for i, w in self.wanted.items() if i not in answer.wanted}
+            if not self.swept or self.removing:
+                self.learnt.sweep_removed()
+                self.swept = True
+                self.removing = {d for d in self.removing if os.path.lexists(os.path.dirname(d))}
             self.up, self.wanted = True, answer.wanted
             running, dead = {}, set()
             for d in self.state.daemons():
@@ -135,6 +142,8 @@ class EngineMounts:
             if answer.complete:
                 self._sweep_fetched(answer.wanted)
         finally:
+            # Read once a round: the metrics and the status line use it.
+            self.serving = serving(self.state)
             self.state.unlock()
 
     def _free(self, w):
@@ -228,7 +237,7 @@ class EngineMounts:
     def metrics(self, node):
         node.add("yolo_agent_engine_up", [("engine", self.name)], int(self.up))
         node.add("yolo_agent_layers", [("engine", self.name), ("state", "wanted")], len(self.wanted))
-        daemons = serving(self.state)
+        daemons = self.serving
         images = os.path.join(self.cfg.images, "")
         for d in daemons:
             w = self.wanted.get(d.layer_id)
@@ -342,12 +351,8 @@ class Agent:
     def run(self, once=False):
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: (self.stop.set(), self.wake.set()))
-        old = os.umask(0o022)
-        try:
-            for d in (self.cfg.learn, self.cfg.images, self.state_root):
-                os.makedirs(d, exist_ok=True)
-        finally:
-            os.umask(old)
+        for d in (self.cfg.learn, self.cfg.images, self.state_root):
+            make_dirs(d)
         for name in ("docker", "containerd"):
             if os.path.isdir(os.path.join(self.cfg.images, name)):
                 for layer_dir in os.listdir(os.path.join(self.cfg.images, name)):
@@ -379,7 +384,7 @@ class Agent:
     def status_line(self):
         parts = []
         for name, e in self.engines.items():
-            parts.append(f"{name} {len(serving(e.state))}/{len(e.wanted)} layers" + ("" if e.up else " (down)"))
+            parts.append(f"{name} {len(e.serving)}/{len(e.wanted)} layers" + ("" if e.up else " (down)"))
         if self.nova and self.nova.path:
             parts.append(f"nova {self.nova.path}")
         return ", ".join(parts) or "no engine found"

@@ -63,6 +63,7 @@ class NovaBase:
         self.conf_path, self.cfg, self.state_dir = conf_path, cfg, state_dir
         self.say, self.say_once = say, say_once
         self.path = ""
+        self.instance = ("", "")          # (path, its yolofs@ instance): asked once per path
         self.share = None                 # the yolo-share watch child
         self.images = os.path.join(cfg.images, "nova")
         self.learn = os.path.join(cfg.learn, "nova")   # learn_max counts nova's images alone
@@ -81,7 +82,7 @@ class NovaBase:
             self.say_once("nova", f"nova {self.path}: not served (the agent serves _base through "
                           "the yolofs@ unit, and systemd is not running)")
             return None
-        inst = unit_instance(self.path)
+        inst = self._instance()
         unit = f"yolofs@{inst}.service"
         conf = os.path.join("/etc/yolo", inst.replace("\\", "") + ".conf")
         metrics = os.path.join(self.state_dir, "nova.prom")
@@ -101,12 +102,17 @@ class NovaBase:
         self._watch_share()
         return metrics
 
+    def _instance(self):
+        if self.instance[0] != self.path or not self.instance[1]:
+            self.instance = (self.path, unit_instance(self.path))
+        return self.instance[1]
+
     def upgrade(self, yolofs):
         """Move _base's yolofs to YOLOFS if it runs an older binary (the
         unit's main process: the successor tells systemd its pid)."""
         if not self.path or not os.path.isdir("/run/systemd/system"):
             return
-        unit = f"yolofs@{unit_instance(self.path)}.service"
+        unit = f"yolofs@{self._instance()}.service"
         p = run(["systemctl", "show", "-p", "MainPID", "--value", unit])
         pid = p.stdout.strip()
         if p.returncode == 0 and pid.isdigit() and pid != "0" and outdated(int(pid), yolofs):
