@@ -1,7 +1,8 @@
 /* image.c - one image of the set (see imageset_i.h): opening and
  * validating its file, the per-file freshness records made with it, its
- * references, and freeing it with the last one (its view in the block
- * store is put, so memory shared with other images stays). */
+ * references, its blocks in memory, and freeing it with the last one (its
+ * view in the block store is put, so memory shared with other images
+ * stays). */
 #include "config.h"
 
 #include <errno.h>
@@ -39,8 +40,7 @@ static void image_free(struct image *im)
 	image_release(im);
 }
 
-struct image *image_open(struct imageset *set, const char *path, int fd, size_t order,
-				struct yolo_err *err)
+struct image *image_open(struct imageset *set, const char *path, int fd, struct yolo_err *err)
 {
 	struct image *im = calloc(1, sizeof(*im));
 	if (!im || !(im->pub.path = strdup(path))) {
@@ -50,7 +50,6 @@ struct image *image_open(struct imageset *set, const char *path, int fd, size_t 
 		return NULL;
 	}
 	im->set = set;
-	im->order = order;
 	atomic_init(&im->refs, 1);
 	pthread_mutex_init(&im->mem_lock, NULL);
 	im->fd = fd;
@@ -85,6 +84,25 @@ struct image *image_open(struct imageset *set, const char *path, int fd, size_t 
 fail:
 	image_release(im);
 	return NULL;
+}
+
+struct bst_view *iset_memory(struct iset_image *p)
+{
+	struct image *im = image_of(p);
+	pthread_mutex_lock(&im->mem_lock);
+	struct bst_view *v = im->mem;
+	if (v)
+		bst_view_get(v);
+	pthread_mutex_unlock(&im->mem_lock);
+	return v;
+}
+
+bool image_in_memory(struct image *im)
+{
+	pthread_mutex_lock(&im->mem_lock);
+	bool yes = im->mem != NULL;
+	pthread_mutex_unlock(&im->mem_lock);
+	return yes;
 }
 
 void iset_image_put(struct iset_image *p)

@@ -5,7 +5,12 @@
  * file, replacing the set while serving (reload: new opens use the new set,
  * open files keep their image, memory is released when unused), and, in
  * memory mode, keeping the most recently used images that fit in memlimit
- * in the block store while the rest are read from their files. */
+ * in the block store while the rest are read from their files.
+ *
+ * Sets live in a pool (one a process): each session's set holds its own
+ * images (they match files by path under that session's source), while
+ * the pool holds one block store (identical blocks of every set held once)
+ * and one memlimit for every image of every set, with one pager thread. */
 #ifndef YOLO_IMAGESET_H
 #define YOLO_IMAGESET_H
 
@@ -31,12 +36,27 @@ struct iset_image {
 	struct stats_image st;           /* its counters */
 };
 
+struct iset_pool;
+
+struct iset_pool_config {
+	bool memory;                     /* hold images in memory (else always read the files) */
+	uint64_t memlimit;               /* bytes for every set of the pool together; 0 = unlimited */
+	bool dedup;                      /* hold identical blocks once, across every set of the pool */
+};
+
+/* @return 0 or -ENOMEM. */
+int iset_pool_create(struct iset_pool **out, const struct iset_pool_config *cfg);
+/* In the process that serves (after daemonizing): pin the store and start
+ * the pool's pager thread (memory mode with a memlimit).  @return 0 or
+ * -errno (pinning failures are logged, not returned). */
+int iset_pool_start(struct iset_pool *pool);
+/* Every set of the pool must have been destroyed first. */
+void iset_pool_destroy(struct iset_pool *pool);
+
 struct iset_config {
+	struct iset_pool *pool;          /* borrowed */
 	const char *const *paths;        /* image files, searched in this order */
 	size_t npaths;
-	bool memory;                     /* hold images in memory (else always read the files) */
-	uint64_t memlimit;               /* bytes; 0 = unlimited */
-	bool dedup;                      /* hold identical blocks once */
 	int source_fd;                   /* the source directory; borrowed */
 	struct bg *bg;                   /* runs comparisons and checks; borrowed */
 	struct ns *ns;                   /* primes each image's namespace answers (or NULL); borrowed */
@@ -45,18 +65,15 @@ struct iset_config {
 
 struct imageset;
 
-/* Open every image and, in memory mode, load (and verify) those that fit.
- * An image that cannot be opened or loaded (unreadable, untrusted, damaged:
+/* Open every image into a new set of cfg->pool and, in memory mode, load
+ * (and verify) those that fit with the pool's other images.  An image that cannot be opened or loaded (unreadable, untrusted, damaged:
  * hostile) is refused alone, with one log line and stats images_refused;
  * the set holds the others.  @return 0, or -ENOMEM with `err` filled. */
 int iset_create(struct imageset **out, const struct iset_config *cfg, struct stats *stats,
 	      struct yolo_err *err);
-/* In the process that serves (after daemonizing): pin the images in
- * memory and start the pager thread (memory mode with a memlimit).
- * @return 0 or -errno (pinning failures are logged, not returned). */
-int iset_start(struct imageset *set);
-/* Cancels the set's background jobs (bg_cancel; the worker may live on),
- * then puts the images: all other references must have been put. */
+/* Takes the set out of its pool (which no longer touches it or its
+ * images), cancels the set's background jobs (bg_cancel; the worker may
+ * live on), then puts the images: all other references must have been put. */
 void iset_destroy(struct imageset *set);
 
 /* Images in the current set (those refused are not). */

@@ -117,6 +117,7 @@ struct daemon {
 	struct learn *learn;             /* learn= */
 	struct bg *bg;
 	struct ns *ns;
+	struct iset_pool *pool;          /* the memory the set's images share */
 	struct imageset *set;            /* NULL: started without images= */
 	struct bs *bs;
 	struct pt_fs *fs;
@@ -205,9 +206,15 @@ static int build_image_set(struct daemon *d)
 	else if ((r = ns_create(&d->ns, d->source_fd, &d->stats)) < 0)
 		fprintf(stderr, "yolofs: warning: no namespace answers from memory: inotify: "
 			"%s (see /proc/sys/fs/inotify/max_user_instances)\n", strerror(-r));
-	struct iset_config ic = {
-		.paths = (const char *const *)d->images.v, .npaths = d->images.n,
+	struct iset_pool_config pc = {
 		.memory = o->memory, .memlimit = o->memlimit_bytes, .dedup = !o->no_dedup,
+	};
+	if (iset_pool_create(&d->pool, &pc) < 0) {
+		fprintf(stderr, "yolofs: out of memory\n");
+		return -1;
+	}
+	struct iset_config ic = {
+		.pool = d->pool, .paths = (const char *const *)d->images.v, .npaths = d->images.n,
 		.source_fd = d->source_fd, .bg = d->bg, .ns = d->ns, .trust_all = o->insecure_images,
 	};
 	r = iset_create(&d->set, &ic, &d->stats, &err);
@@ -411,7 +418,7 @@ static void start_threads(struct daemon *d)
 	if (d->bg && (r = bg_start(d->bg)) < 0)
 		ylog(YLOG_WARN, "no background thread (changed files are not compared, so not "
 		     "served): %s", strerror(-r));
-	if (d->set && (r = iset_start(d->set)) < 0)
+	if (d->pool && (r = iset_pool_start(d->pool)) < 0)
 		ylog(YLOG_WARN, "no pager thread (memlimit placement stays as at start): %s",
 		       strerror(-r));
 	struct reloader *rl = &d->reloader;
@@ -603,6 +610,7 @@ static void teardown(struct daemon *d)
 	bs_destroy(d->bs);
 	learn_destroy(d->learn);
 	iset_destroy(d->set);            /* cancels its jobs on bg, which it borrows */
+	iset_pool_destroy(d->pool);
 	bg_destroy(d->bg);
 	ns_destroy(d->ns);
 	stats_destroy(&d->stats);

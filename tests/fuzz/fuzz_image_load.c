@@ -219,9 +219,13 @@ static void pass(enum pass p, struct yolo_image *im, bool parses)
 	if (p != PASS_QUEUED)
 		CHECK(bg_start(bg) == 0);
 	const char *paths[] = { in_path, good_path, fixed_path };
+	struct iset_pool_config pcfg = {
+		.memory = p != PASS_SSD, .memlimit = p == PASS_RUNNING ? 4096 : 0, .dedup = true,
+	};
+	struct iset_pool *pool = NULL;
+	CHECK(iset_pool_create(&pool, &pcfg) == 0);
 	struct iset_config cfg = {
-		.paths = paths, .npaths = 3, .memory = p != PASS_SSD,
-		.memlimit = p == PASS_RUNNING ? 4096 : 0, .dedup = true, .source_fd = src_fd,
+		.pool = pool, .paths = paths, .npaths = 3, .source_fd = src_fd,
 		.bg = bg, .ns = NULL, .trust_all = true,
 	};
 	struct imageset *set = NULL;
@@ -231,7 +235,7 @@ static void pass(enum pass p, struct yolo_image *im, bool parses)
 	if (!parses)
 		CHECK(atomic_load(&stats.images_refused) >= 1);
 	if (p == PASS_RUNNING)
-		iset_start(set);
+		iset_pool_start(pool);
 	lookups(set, im, p == PASS_SSD);
 	/* SIGHUP: the same images under new names (opened afresh) and the
 	 * old names gone. */
@@ -242,6 +246,7 @@ static void pass(enum pass p, struct yolo_image *im, bool parses)
 	lookups(set, im, p == PASS_SSD);
 	CHECK(rename(in2_path, in_path) == 0 && rename(fixed2_path, fixed_path) == 0);
 	iset_destroy(set);               /* PASS_QUEUED: with its jobs queued, not run */
+	iset_pool_destroy(pool);
 	bg_destroy(bg);
 	stats_destroy(&stats);
 }
