@@ -116,6 +116,7 @@ struct daemon {
 	int source_fd;                   /* until the pass-through core takes it */
 	struct learn *learn;             /* learn= */
 	struct bg *bg;
+	struct ns_hub *hub;              /* what keeps ns fresh */
 	struct ns *ns;
 	struct iset_pool *pool;          /* the memory the set's images share */
 	struct imageset *set;            /* NULL: started without images= */
@@ -203,9 +204,13 @@ static int build_image_set(struct daemon *d)
 	/* Without inotify everything is asked of the source: slower, not wrong. */
 	if (o->no_namespace)
 		ylog(YLOG_INFO, "no namespace answers from memory (no_namespace): no inotify instance");
-	else if ((r = ns_create(&d->ns, d->source_fd, &d->stats)) < 0)
+	else if ((r = ns_hub_create(&d->hub)) < 0 ||
+		 (r = ns_create(&d->ns, d->hub, d->source_fd, &d->stats)) < 0) {
 		fprintf(stderr, "yolofs: warning: no namespace answers from memory: inotify: "
 			"%s (see /proc/sys/fs/inotify/max_user_instances)\n", strerror(-r));
+		ns_hub_destroy(d->hub);
+		d->hub = NULL;
+	}
 	struct iset_pool_config pc = {
 		.memory = o->memory, .memlimit = o->memlimit_bytes, .dedup = !o->no_dedup,
 	};
@@ -412,9 +417,11 @@ static void start_threads(struct daemon *d)
 		ylog(YLOG_WARN, "no statistics thread: %s", strerror(-r));
 	/* Without the reader, reports stay queued and nothing is answered
 	 * after the first change (namespace.c: settled). */
-	if (d->ns && (r = ns_start(d->ns)) < 0)
+	if (d->ns && (r = ns_hub_start(d->hub)) < 0)
 		ylog(YLOG_WARN, "no inotify reader (namespace answers stop at the first change "
 		     "in the source): %s", strerror(-r));
+	if (d->ns && (r = ns_start(d->ns)) < 0)
+		ylog(YLOG_WARN, "no namespace answers from memory: %s", strerror(-r));
 	if (d->bg && (r = bg_start(d->bg)) < 0)
 		ylog(YLOG_WARN, "no background thread (changed files are not compared, so not "
 		     "served): %s", strerror(-r));
@@ -613,6 +620,7 @@ static void teardown(struct daemon *d)
 	iset_pool_destroy(d->pool);
 	bg_destroy(d->bg);
 	ns_destroy(d->ns);
+	ns_hub_destroy(d->hub);
 	stats_destroy(&d->stats);
 	if (d->source_fd >= 0)
 		close(d->source_fd);

@@ -1,24 +1,59 @@
 /* namespace.c - answers to namespace questions, read from the source when
  * an image is loaded (priming) and kept fresh with inotify and the mount
- * table (see namespace.h).
+ * table (see namespace.h); and the hub that reports to every ns of the
+ * process.
  *
- * Locking: `lock` protects the table and every answer; readers (FUSE
- * workers) hold it shared while they copy an answer out.  A primed answer
- * is only stored if no inotify report was handled between reading it from
- * the source and storing it (`reports` did not move); a report that
- * arrives later drops it.
+ * Locking: an ns's `lock` protects its tables and every answer; readers
+ * (FUSE workers) hold it shared while they copy an answer out.  A primed
+ * answer is only stored if no report that concerns the ns was applied
+ * between reading it from the source and storing it (`reports` did not
+ * move); a report applied later drops it.
  *
  * No window: the kernel queues a report inside the system call that makes
- * the change, before it returns.  So an answer is only given while no
- * report is queued and none is being handled (settled()); otherwise the
- * source is asked.  A change that happened before a question was asked is
- * therefore always seen.
+ * the change, before it returns.  So an answer is only given while
+ * (settled()): no byte is queued on the hub's one inotify descriptor
+ * (FIONREAD), no batch is being handled by the hub's reader (`handling`,
+ * counted before the read), the mount table has not changed since the
+ * reader read it, and the ns is started; otherwise the source is asked.  A
+ * change that happened before a question was asked is therefore always
+ * seen.  A report queued for any ns blocks answers in every ns until
+ * handled: conservative, and correct.
+ *
+ * One hub, many ns: the hub has one inotify instance, one reader thread
+ * and one watch on the mount table.  The reader reads a batch and, for
+ * each ns told about reports (from ns_create until ns_stop, and from
+ * ns_start on), takes its write lock and applies every event of the batch
+ * to it: the ns's `owned` watches decide whether an event concerns it
+ * (events for watches it does not hold are ignored), and only then is its
+ * `reports` moved.  An inode watched by two ns of the hub (a hard link
+ * between two layer directories, one directory served twice) has one
+ * watch: inotify_add_watch gives the same wd to both (masks are per object
+ * type, so the same mask), and both are told, IN_IGNORED included.
+ * The hub counts the ns owning each watch, and ns_destroy removes only
+ * those it was the last to own.  A watch is added and recorded as owned
+ * under the ns's write lock, so the reader cannot apply a report of it
+ * before the ns knows the watch is its own (a prime in progress then sees
+ * `reports` move); if another ns's destroy removes it meanwhile, its
+ * IN_IGNORED is a report to this ns like any other.  A lost report
+ * (IN_Q_OVERFLOW) drops every answer of every ns.  The mount table is read
+ * once per change, parsed into entries, and each ns works out the mounts
+ * below its own source from them.
+ *
+ * Lock order: the hub's `lock` (the list of ns, whether each is told, the
+ * mount table as last read, each ns's kernel drops), then an ns's `lock`,
+ * then the hub's `refs_lock` (the counts of owners).
+ * The reader holds the hub's lock for a whole batch, so ns_stop and
+ * ns_destroy, which take it, return once no dispatch to the ns is under
+ * way.  kernel_changed is called with the hub's lock held and no ns lock:
+ * the kernel may wait for a request before it drops an entry, and a
+ * request takes only its ns's lock (never the hub's); what waits is the
+ * creation and removal of other ns, for that batch.
  *
  * The kernel keeps what it was answered (pt_config.answer_timeout, long):
  * every answer dropped also drops the kernel's copy of that object and of
  * its entry in its directory (ns_set_kernel), once the reader has released
- * the lock.  Between a change on the source and that drop the kernel may
- * still use its copy: the time the reader takes to wake and handle the
+ * the ns's lock.  Between a change on the source and that drop the kernel
+ * may still use its copy: the time the reader takes to wake and handle the
  * report (microseconds), against the whole attribute timeout before. */
 #include "config.h"
 
@@ -75,27 +110,56 @@ struct node {
 	int wd;                          /* inotify watch on it, or -1 */
 };
 
-struct ns {
-	int source_fd;                   /* borrowed */
-	struct stats *stats;
-	int ifd;                         /* inotify */
+/* /proc/self/mountinfo as read once, split into its mounts. */
+struct mount_entry {
+	int id, parent;
+	const char *point;               /* in text, unescaped */
+};
+struct mount_table {
+	char *text;
+	struct mount_entry *v;
+	size_t n;
+};
+
+struct ns_hub {
+	int ifd;                         /* the one inotify instance */
 	int quit_fd;                     /* eventfd: stops the reader */
 	pthread_t reader;
 	bool running;
-	atomic_uint_fast64_t reports;    /* batches of inotify reports that dropped answers */
-	atomic_uint handling;            /* reports read from ifd and not yet handled */
+	atomic_uint handling;            /* batches read (or being read) and not yet applied */
 
-	/* Mounts and umounts below the source change what its paths name,
-	 * and inotify reports none of them: the mount table is watched.
-	 * Polling it consumes its change event, so whoever sees one (the
-	 * reader, or a question in settled()) sets mounts_dirty, and the
-	 * reader, kicked, reads the table and drops what the change covers. */
+	/* Mounts and umounts below a source change what its paths name, and
+	 * inotify reports none of them: the mount table is watched.  Polling
+	 * it consumes its change event, so whoever sees one (the reader, or a
+	 * question in settled()) sets mounts_dirty, and the reader, kicked,
+	 * reads the table and each ns drops what the change covers. */
 	int mounts_fd;                   /* /proc/self/mountinfo */
 	int kick_fd;                     /* eventfd: the reader has a mount change to read */
 	atomic_bool mounts_dirty;
+
+	pthread_mutex_t lock;            /* the list, each ns's `told` and drops, `table` */
+	struct ns **list;                /* every ns made over the hub */
+	size_t nlist, list_cap;
+	struct mount_table table;        /* as last read */
+
+	/* How many ns own each watch (items: wd << 32 | count): the last
+	 * to let go removes it.  Taken last, after any ns's lock. */
+	pthread_mutex_t refs_lock;
+	struct yhash refs;
+};
+
+struct ns {
+	struct ns_hub *hub;
+	int source_fd;                   /* borrowed */
+	struct stats *stats;
+	bool told;                       /* the reader applies reports to it (hub's lock) */
+	bool was_stopped;                /* reports were missed: ns_start drops everything */
+	atomic_bool answering;           /* started */
+	atomic_uint_fast64_t reports;    /* batches of reports (or mount changes) that concerned it */
+
 	char *source_path;               /* the source root in the mount table */
 	int source_mnt;                  /* its mount's id */
-	struct ns_submount *mounts;      /* reader only */
+	struct ns_submount *mounts;      /* the mounts below the source (hub's lock) */
 	size_t nmounts;
 
 	pthread_rwlock_t lock;           /* protects the tables and the answers */
@@ -103,11 +167,14 @@ struct ns {
 	/* Watched nodes by watch: several share one when they are links to
 	 * one object. */
 	struct yhash by_wd;
+	/* Every watch this ns added and the kernel has not removed (items:
+	 * wds): by_wd's, and those of primes in progress or that raced. */
+	struct yhash owned;
 
 	/* What the kernel keeps of dropped answers, dropped by kernel_changed
-	 * after the lock is released (the kernel takes a directory's lock to
-	 * drop an entry, and a request holding it may wait for ours).  Reader
-	 * only. */
+	 * after the ns's lock is released (the kernel takes a directory's lock
+	 * to drop an entry, and a request holding it may wait for ours).  Hub's
+	 * lock. */
 	void (*kernel_changed)(void *ctx, dev_t dev, ino_t ino, const char *name);
 	void *kernel_ctx;
 	struct kernel_drop *drops;
@@ -334,19 +401,64 @@ static bool wd_link(struct ns *ns, struct node *n, int wd)
 	return true;
 }
 
+static bool owns(const struct ns *ns, int wd)
+{
+	uint64_t key = (uint64_t)wd, item;
+	return yhash_find(&ns->owned, key, yhash_item_is, NULL, &key, &item);
+}
+
+static bool ref_is(const void *ctx, uint64_t item, const void *wd)
+{
+	(void)ctx;
+	return (int)(item >> 32) == *(const int *)wd;
+}
+
+/* Add `delta` (+1 or -1) to the count of ns owning `wd`.  @return the
+ * count now; 0 after +1: out of memory (nothing changed). */
+static uint32_t ref_watch(struct ns_hub *hub, int wd, int delta)
+{
+	uint64_t old = 0, key = (uint64_t)(uint32_t)wd;
+	pthread_mutex_lock(&hub->refs_lock);
+	bool known = yhash_find(&hub->refs, key, ref_is, NULL, &wd, &old);
+	uint32_t was = (uint32_t)old, count = !known && delta < 0 ? 0 : was + (uint32_t)delta;
+	/* The new count first, then the old one goes (removed by value); out
+	 * of memory, a count going down stays (the watch is kept). */
+	if (count > 0 && yhash_add(&hub->refs, key, key << 32 | count) < 0)
+		count = delta > 0 ? 0 : was;
+	else if (known)
+		yhash_remove(&hub->refs, key, old);
+	pthread_mutex_unlock(&hub->refs_lock);
+	return count;
+}
+
+/* Record watch `wd` as this ns's (its lock held for writing).  @return
+ * false on ENOMEM. */
+static bool own(struct ns *ns, int wd)
+{
+	if (owns(ns, wd))
+		return true;
+	if (yhash_add(&ns->owned, (uint64_t)wd, (uint64_t)wd) < 0)
+		return false;
+	if (ref_watch(ns->hub, wd, 1) == 0) {
+		yhash_remove(&ns->owned, (uint64_t)wd, (uint64_t)wd);
+		return false;
+	}
+	return true;
+}
+
 /* ---- inotify reports ---- */
 
-/* @return whether the report may concern an answer. */
+/* Apply report `ev` to `ns`.  @return whether it may concern an answer. */
 static bool handle_report(struct ns *ns, const struct inotify_event *ev)
 {
 	if (ev->mask & IN_Q_OVERFLOW) {
-		ylog(YLOG_WARN, "namespace: inotify reports were lost; every answer is asked of the "
-		     "source again");
 		drop_all(ns);
 		return true;
 	}
 	if ((ev->mask & (IN_OPEN | IN_ISDIR)) == (IN_OPEN | IN_ISDIR))
 		return false;
+	if (!owns(ns, ev->wd))
+		return false;            /* another ns's watch */
 	/* Several nodes share a watch when they are links to one file. */
 	uint64_t item;
 	for (uint32_t pos = 0;
@@ -366,10 +478,28 @@ static bool handle_report(struct ns *ns, const struct inotify_event *ev)
 	}
 	/* The watch is gone: its nodes are unwatched (after the walk, which a
 	 * removal would end). */
-	while ((ev->mask & IN_IGNORED) &&
-	       yhash_find(&ns->by_wd, (uint64_t)ev->wd, watch_is, NULL, &ev->wd, &item))
-		wd_unlink(ns, node_of(item));
+	if (ev->mask & IN_IGNORED) {
+		while (yhash_find(&ns->by_wd, (uint64_t)ev->wd, watch_is, NULL, &ev->wd, &item))
+			wd_unlink(ns, node_of(item));
+		if (yhash_remove(&ns->owned, (uint64_t)ev->wd, (uint64_t)ev->wd))
+			ref_watch(ns->hub, ev->wd, -1);
+	}
 	return true;
+}
+
+/* Apply a batch of reports to `ns` (hub's lock held). */
+static void apply_batch(struct ns *ns, const char *buf, size_t len)
+{
+	bool relevant = false;
+	pthread_rwlock_wrlock(&ns->lock);
+	for (const char *at = buf; at < buf + len;) {
+		const struct inotify_event *ev = (const struct inotify_event *)at;
+		relevant |= handle_report(ns, ev);
+		at += sizeof(*ev) + ev->len;
+	}
+	if (relevant)
+		atomic_fetch_add(&ns->reports, 1);
+	pthread_rwlock_unlock(&ns->lock);
 }
 
 /* ---- the mount table ---- */
@@ -431,10 +561,11 @@ void ns_free_mounts(struct ns_submount *v, size_t n)
 	free(v);
 }
 
-int ns_parse_mounts(char *table, const char *source_path, int source_mnt,
-		    struct ns_submount **out, size_t *nout)
+/* Split mount table text `table` (changed in place) into its mounts.
+ * *out: malloc'd, *n entries pointing into table.  @return 0 or -ENOMEM. */
+static int split_table(char *table, struct mount_entry **out, size_t *nout)
 {
-	struct { int id, parent; char *point; } *all = NULL;
+	struct mount_entry *all = NULL;
 	size_t n = 0, cap = 0;
 	for (char *line = table, *next; *line; line = next) {
 		next = strchr(line, '\n');
@@ -449,40 +580,63 @@ int ns_parse_mounts(char *table, const char *source_path, int source_mnt,
 		if (n == cap) {
 			cap = cap ? cap * 2 : 128;
 			void *na = realloc(all, cap * sizeof(*all));
-			if (!na)
-				break;
+			if (!na) {
+				free(all);
+				return -ENOMEM;
+			}
 			all = na;
 		}
-		all[n].id = id;
-		all[n].parent = parent;
-		all[n++].point = point;
+		all[n++] = (struct mount_entry){ .id = id, .parent = parent, .point = point };
 	}
-	size_t plen = strlen(source_path);
-	struct ns_submount *v = calloc(n + 1, sizeof(*v));
+	*out = all;
+	*nout = n;
+	return 0;
+}
+
+/* The mounts of `all` that change what the source's paths name (see
+ * ns_parse_mounts).  Cheap for a source with none: one prefix test per
+ * mount.  @return 0 or -ENOMEM. */
+static int mounts_below(const struct mount_entry *all, size_t n, const char *source_path,
+			int source_mnt, struct ns_submount **out, size_t *nout)
+{
+	size_t plen = strlen(source_path), ncand = 0;
+	const struct mount_entry **cand = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *p = all[i].point;
+		bool below = plen == 1 ? p[1] != '\0' :
+			     !strncmp(p, source_path, plen) && p[plen] == '/';
+		if (!below)
+			continue;
+		if (!cand && !(cand = malloc(n * sizeof(*cand))))
+			return -ENOMEM;
+		cand[ncand++] = &all[i];
+	}
+	struct ns_submount *v = calloc(ncand + 1, sizeof(*v));
 	size_t nv = 0;
 	bool grew = v != NULL;
 	/* Parents usually come first in the table, not always: repeat until
 	 * no mount is added. */
 	while (grew) {
 		grew = false;
-		for (size_t i = 0; i < n; i++) {
-			const char *p = all[i].point;
-			bool below = plen == 1 ? p[1] != '\0' :
-				     !strncmp(p, source_path, plen) && p[plen] == '/';
-			bool known = false, on_source = all[i].parent == source_mnt;
+		for (size_t i = 0; i < ncand; i++) {
+			bool known = false, on_source = cand[i]->parent == source_mnt;
 			for (size_t k = 0; k < nv; k++) {
-				known |= v[k].id == all[i].id;
-				on_source |= v[k].id == all[i].parent;
+				known |= v[k].id == cand[i]->id;
+				on_source |= v[k].id == cand[i]->parent;
 			}
-			if (!below || known || !on_source)
+			if (known || !on_source)
 				continue;
-			if (!(v[nv].rel = strdup(p + (plen == 1 ? 1 : plen + 1))))
+			const char *p = cand[i]->point;
+			if (!(v[nv].rel = strdup(p + (plen == 1 ? 1 : plen + 1)))) {
+				ns_free_mounts(v, nv);
+				v = NULL;
 				break;
-			v[nv++].id = all[i].id;
+			}
+			v[nv++].id = cand[i]->id;
 			grew = true;
 		}
 	}
-	free(all);
+	free(cand);
 	if (!v)
 		return -ENOMEM;
 	*out = v;
@@ -490,15 +644,45 @@ int ns_parse_mounts(char *table, const char *source_path, int source_mnt,
 	return 0;
 }
 
-/* The mounts below the source now.  @return 0 or -errno. */
+int ns_parse_mounts(char *table, const char *source_path, int source_mnt,
+		    struct ns_submount **out, size_t *nout)
+{
+	struct mount_entry *all;
+	size_t n;
+	int ret = split_table(table, &all, &n);
+	if (ret < 0)
+		return ret;
+	ret = mounts_below(all, n, source_path, source_mnt, out, nout);
+	free(all);
+	return ret;
+}
+
+static void free_table(struct mount_table *t)
+{
+	free(t->text);
+	free(t->v);
+	*t = (struct mount_table){ 0 };
+}
+
+/* Read and split the mount table now.  @return 0 or -errno. */
+static int read_table(struct ns_hub *hub, struct mount_table *t)
+{
+	if (!(t->text = read_mount_table(hub->mounts_fd)))
+		return -ENOMEM;
+	int ret = split_table(t->text, &t->v, &t->n);
+	if (ret < 0) {
+		free(t->text);
+		t->text = NULL;
+	}
+	return ret;
+}
+
+/* The mounts below ns's source in the hub's table (hub's lock held).
+ * @return 0 or -errno. */
 static int source_mounts(struct ns *ns, struct ns_submount **out, size_t *nout)
 {
-	char *table = read_mount_table(ns->mounts_fd);
-	if (!table)
-		return -ENOMEM;
-	int ret = ns_parse_mounts(table, ns->source_path, ns->source_mnt, out, nout);
-	free(table);
-	return ret;
+	const struct mount_table *t = &ns->hub->table;
+	return mounts_below(t->v, t->n, ns->source_path, ns->source_mnt, out, nout);
 }
 
 static bool has_mount(const struct ns_submount *v, size_t n, const struct ns_submount *m)
@@ -509,67 +693,104 @@ static bool has_mount(const struct ns_submount *v, size_t n, const struct ns_sub
 	return false;
 }
 
-/* Read the mount table again and drop what a mount or umount below the
- * source covers.  Reader thread.  @return whether any answer may be
- * concerned. */
-static bool handle_mounts(struct ns *ns)
+/* Drop what a mount or umount below the source covers, the hub's table
+ * just read (`read_ok` false: it could not be, and everything goes).  Hub's
+ * lock held. */
+static void apply_mounts(struct ns *ns, bool read_ok)
 {
-	struct ns_submount *now;
-	size_t n;
-	if (source_mounts(ns, &now, &n) < 0) {
-		ylog(YLOG_WARN, "namespace: cannot read the mount table; every answer is asked of "
-		     "the source again");
-		pthread_rwlock_wrlock(&ns->lock);
-		drop_all(ns);
-		pthread_rwlock_unlock(&ns->lock);
-		flush_kernel_drops(ns);
-		return true;
-	}
-	bool changed = false;
+	struct ns_submount *now = NULL;
+	size_t n = 0;
+	bool known = read_ok && source_mounts(ns, &now, &n) == 0, changed = !known;
 	pthread_rwlock_wrlock(&ns->lock);
+	if (!known)
+		drop_all(ns);
 	for (size_t i = 0; i < n; i++) {
 		if (!has_mount(ns->mounts, ns->nmounts, &now[i])) {
 			drop_path(ns, now[i].rel, true);
 			changed = true;
 		}
 	}
-	for (size_t i = 0; i < ns->nmounts; i++) {
+	for (size_t i = 0; known && i < ns->nmounts; i++) {
 		if (!has_mount(now, n, &ns->mounts[i])) {
 			drop_path(ns, ns->mounts[i].rel, true);
 			changed = true;
 		}
 	}
+	if (changed)
+		atomic_fetch_add(&ns->reports, 1);
 	pthread_rwlock_unlock(&ns->lock);
-	flush_kernel_drops(ns);
-	ns_free_mounts(ns->mounts, ns->nmounts);
-	ns->mounts = now;
-	ns->nmounts = n;
-	return changed;
+	if (known) {
+		ns_free_mounts(ns->mounts, ns->nmounts);
+		ns->mounts = now;
+		ns->nmounts = n;
+	}
 }
 
 /* Has the mount table changed since it was last read?  Polling consumes
  * the change, so whoever sees it leaves it to the reader. */
-static bool mounts_changed(struct ns *ns)
+static bool mounts_changed(struct ns_hub *hub)
 {
-	struct pollfd p = { .fd = ns->mounts_fd, .events = POLLPRI };
+	struct pollfd p = { .fd = hub->mounts_fd, .events = POLLPRI };
 	if (poll(&p, 1, 0) <= 0 || !(p.revents & (POLLPRI | POLLERR)))
 		return false;
 	uint64_t one = 1;
-	atomic_store(&ns->mounts_dirty, true);
-	if (write(ns->kick_fd, &one, sizeof(one)) < 0)
+	atomic_store(&hub->mounts_dirty, true);
+	if (write(hub->kick_fd, &one, sizeof(one)) < 0)
 		ylog(YLOG_DEBUG, "namespace: cannot wake the reader: %s", strerror(errno));
 	return true;
 }
 
-static void *reader_main(void *arg)
+/* ---- the hub's reader ---- */
+
+/* The mount table read again (`t`; `read_ok` false: it could not be):
+ * every ns told drops what the change covers.  Hub's lock held. */
+static void hub_apply_mounts(struct ns_hub *hub, struct mount_table *t, bool read_ok)
 {
-	struct ns *ns = arg;
+	if (read_ok) {
+		free_table(&hub->table);
+		hub->table = *t;
+	} else {
+		ylog(YLOG_WARN, "namespace: cannot read the mount table; every answer is asked of "
+		     "the source again");
+	}
+	for (size_t i = 0; i < hub->nlist; i++)
+		if (hub->list[i]->told)
+			apply_mounts(hub->list[i], read_ok);
+}
+
+/* Apply a batch of inotify reports to every ns told.  Hub's lock held. */
+static void hub_apply_batch(struct ns_hub *hub, const char *buf, size_t len)
+{
+	for (const char *at = buf; at < buf + len;) {
+		const struct inotify_event *ev = (const struct inotify_event *)at;
+		if (ev->mask & IN_Q_OVERFLOW)
+			ylog(YLOG_WARN, "namespace: inotify reports were lost; every answer is asked "
+			     "of the source again");
+		at += sizeof(*ev) + ev->len;
+	}
+	for (size_t i = 0; i < hub->nlist; i++)
+		if (hub->list[i]->told)
+			apply_batch(hub->list[i], buf, len);
+}
+
+/* After a batch: the kernel's copies of what was dropped go (hub's lock
+ * held, no ns lock). */
+static void hub_flush(struct ns_hub *hub)
+{
+	for (size_t i = 0; i < hub->nlist; i++)
+		if (hub->list[i]->told)
+			flush_kernel_drops(hub->list[i]);
+}
+
+static void *hub_reader(void *arg)
+{
+	struct ns_hub *hub = arg;
 	char buf[64 * 1024] __attribute__((aligned(__alignof__(struct inotify_event))));
 	for (;;) {
-		struct pollfd p[4] = { { .fd = ns->ifd, .events = POLLIN },
-				       { .fd = ns->quit_fd, .events = POLLIN },
-				       { .fd = ns->mounts_fd, .events = POLLPRI },
-				       { .fd = ns->kick_fd, .events = POLLIN } };
+		struct pollfd p[4] = { { .fd = hub->ifd, .events = POLLIN },
+				       { .fd = hub->quit_fd, .events = POLLIN },
+				       { .fd = hub->mounts_fd, .events = POLLPRI },
+				       { .fd = hub->kick_fd, .events = POLLIN } };
 		if (poll(p, 4, -1) < 0)
 			continue;
 		if (p[1].revents)
@@ -578,44 +799,48 @@ static void *reader_main(void *arg)
 			/* In this order: a change a question sees once the
 			 * table is being read sets mounts_dirty again and kicks. */
 			uint64_t kicks;
-			atomic_fetch_add(&ns->handling, 1);
-			if (read(ns->kick_fd, &kicks, sizeof(kicks)) < 0)
+			struct mount_table t = { 0 };
+			atomic_fetch_add(&hub->handling, 1);
+			if (read(hub->kick_fd, &kicks, sizeof(kicks)) < 0)
 				kicks = 0;       /* not kicked: the table's own event */
-			atomic_store(&ns->mounts_dirty, false);
-			if (handle_mounts(ns))
-				atomic_fetch_add(&ns->reports, 1);
-			atomic_fetch_sub(&ns->handling, 1);
+			atomic_store(&hub->mounts_dirty, false);
+			bool read_ok = read_table(hub, &t) == 0;
+			pthread_mutex_lock(&hub->lock);
+			hub_apply_mounts(hub, &t, read_ok);
+			atomic_fetch_sub(&hub->handling, 1);
+			hub_flush(hub);
+			pthread_mutex_unlock(&hub->lock);
 		}
 		if (!p[0].revents)
 			continue;
-		atomic_fetch_add(&ns->handling, 1);      /* before the queue empties */
-		ssize_t len = read(ns->ifd, buf, sizeof(buf));
-		pthread_rwlock_wrlock(&ns->lock);
-		bool relevant = false;
-		for (char *at = buf; len > 0 && at < buf + len;) {
-			const struct inotify_event *ev = (const struct inotify_event *)at;
-			relevant |= handle_report(ns, ev);
-			at += sizeof(*ev) + ev->len;
-		}
-		if (relevant)
-			atomic_fetch_add(&ns->reports, 1);
-		atomic_fetch_sub(&ns->handling, 1);
-		pthread_rwlock_unlock(&ns->lock);
-		flush_kernel_drops(ns);
+		atomic_fetch_add(&hub->handling, 1);     /* before the queue empties */
+		ssize_t len = read(hub->ifd, buf, sizeof(buf));
+		pthread_mutex_lock(&hub->lock);
+		if (len > 0)
+			hub_apply_batch(hub, buf, (size_t)len);
+		/* Answers may be given again once every ns has applied the
+		 * batch; the kernel's copies are dropped after. */
+		atomic_fetch_sub(&hub->handling, 1);
+		hub_flush(hub);
+		pthread_mutex_unlock(&hub->lock);
 	}
 }
 
-/* No report is queued or being handled and the mount table has not
- * changed (lock held shared, so no report can be handled meanwhile): the
- * answers reflect every change made so far. */
+/* Nothing is queued or being handled in the hub, the mount table has not
+ * changed, and the ns is started (its lock held shared, so no report can
+ * be applied to it meanwhile): its answers reflect every change made so
+ * far. */
 static bool settled(struct ns *ns)
 {
+	struct ns_hub *hub = ns->hub;
 	int queued = 0;
-	if (ioctl(ns->ifd, FIONREAD, &queued) < 0 || queued > 0)
+	if (!atomic_load(&ns->answering))
 		return false;
-	if (atomic_load(&ns->mounts_dirty) || mounts_changed(ns))
+	if (ioctl(hub->ifd, FIONREAD, &queued) < 0 || queued > 0)
 		return false;
-	return atomic_load(&ns->handling) == 0;
+	if (atomic_load(&hub->mounts_dirty) || mounts_changed(hub))
+		return false;
+	return atomic_load(&hub->handling) == 0;
 }
 
 /* ---- priming: reading the answers an image asks for ---- */
@@ -749,6 +974,24 @@ static bool reports_every_change(int dirfd)
 	return false;
 }
 
+/* Watch the object at `path`, recording the watch as this ns's own before
+ * the reader can apply a report of it to this ns (its lock is held):
+ * a report between here and storing the answers moves `reports`.
+ * @return the wd, or -1 with errno set. */
+static int watch(struct ns *ns, const char *path, uint32_t mask)
+{
+	pthread_rwlock_wrlock(&ns->lock);
+	int wd = inotify_add_watch(ns->hub->ifd, path, mask);
+	if (wd >= 0 && !own(ns, wd)) {
+		/* Its reports would not reach this ns: the watch stays for
+		 * whoever else holds it, and this object is asked of the source. */
+		wd = -1;
+		errno = ENOMEM;
+	}
+	pthread_rwlock_unlock(&ns->lock);
+	return wd;
+}
+
 /* Read the answers about the object `name` in the directory open as `dirfd`
  * (the source root when name is NULL), watching it first: a directory for
  * its entries, and every object itself, so that a change through any of
@@ -780,7 +1023,7 @@ static void prime_one(struct ns *ns, int dirfd, const char *name, uint16_t flags
 	/* The magic link leads to the object itself, a symlink included. */
 	char pp[64];
 	snprintf(pp, sizeof(pp), "/proc/self/fd/%d", fd);
-	l->wd = inotify_add_watch(ns->ifd, pp, dir ? WATCH_DIR : WATCH_FILE);
+	l->wd = watch(ns, pp, dir ? WATCH_DIR : WATCH_FILE);
 	if (l->wd < 0) {
 		ylog_limited(&watch_limit, YLOG_WARN, "namespace: cannot watch an object (%s; see "
 			     "/proc/sys/fs/inotify/max_user_watches): it and its entries are asked "
@@ -1064,44 +1307,105 @@ static int mount_id_of(int fd)
 	return m ? atoi(m + 7) : -1;
 }
 
-static void close_fds(struct ns *ns)
+static void close_hub_fds(struct ns_hub *hub)
 {
-	int *fds[] = { &ns->ifd, &ns->quit_fd, &ns->mounts_fd, &ns->kick_fd };
+	int fds[] = { hub->ifd, hub->quit_fd, hub->mounts_fd, hub->kick_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-		if (*fds[i] >= 0)
-			close(*fds[i]);
+		if (fds[i] >= 0)
+			close(fds[i]);
 }
 
-int ns_create(struct ns **out, int source_fd, struct stats *stats)
+int ns_hub_create(struct ns_hub **out)
+{
+	struct ns_hub *hub = calloc(1, sizeof(*hub));
+	if (!hub)
+		return -ENOMEM;
+	hub->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+	hub->quit_fd = eventfd(0, EFD_CLOEXEC);
+	hub->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	hub->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	int ret = hub->ifd < 0 || hub->quit_fd < 0 || hub->kick_fd < 0 || hub->mounts_fd < 0 ?
+		  -errno : 0;
+	if (ret == 0)
+		ret = read_table(hub, &hub->table);
+	if (ret < 0) {
+		close_hub_fds(hub);
+		free(hub);
+		return ret;
+	}
+	pthread_mutex_init(&hub->lock, NULL);
+	pthread_mutex_init(&hub->refs_lock, NULL);
+	*out = hub;
+	return 0;
+}
+
+int ns_hub_start(struct ns_hub *hub)
+{
+	int ret = pthread_create(&hub->reader, NULL, hub_reader, hub);
+	if (ret)
+		return -ret;
+	hub->running = true;
+	return 0;
+}
+
+void ns_hub_destroy(struct ns_hub *hub)
+{
+	if (!hub)
+		return;
+	uint64_t one = 1;
+	if (hub->running && write(hub->quit_fd, &one, sizeof(one)) == sizeof(one))
+		pthread_join(hub->reader, NULL);
+	close_hub_fds(hub);
+	free_table(&hub->table);
+	free(hub->list);
+	yhash_free(&hub->refs);
+	pthread_mutex_destroy(&hub->lock);
+	pthread_mutex_destroy(&hub->refs_lock);
+	free(hub);
+}
+
+int ns_create(struct ns **out, struct ns_hub *hub, int source_fd, struct stats *stats)
 {
 	struct ns *ns = calloc(1, sizeof(*ns));
 	char pp[64], path[PATH_MAX];
 	if (!ns)
 		return -ENOMEM;
+	ns->hub = hub;
 	ns->source_fd = source_fd;
 	ns->stats = stats;
-	ns->ifd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-	ns->quit_fd = eventfd(0, EFD_CLOEXEC);
-	ns->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	ns->mounts_fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
 	snprintf(pp, sizeof(pp), "/proc/self/fd/%d", source_fd);
 	ssize_t n = readlink(pp, path, sizeof(path) - 1);
-	int ret = ns->ifd < 0 || ns->quit_fd < 0 || ns->kick_fd < 0 || ns->mounts_fd < 0 || n <= 0 ?
-		  -errno : 0;
+	int ret = n <= 0 ? -errno : 0;
 	if (ret == 0) {
 		path[n] = '\0';
 		ns->source_mnt = mount_id_of(source_fd);
 		ns->source_path = strdup(path);
-		ret = !ns->source_path ? -ENOMEM : ns->source_mnt < 0 ? -ENOENT :
-		      source_mounts(ns, &ns->mounts, &ns->nmounts);
+		ret = !ns->source_path ? -ENOMEM : ns->source_mnt < 0 ? -ENOENT : 0;
 	}
+	pthread_mutex_lock(&hub->lock);
+	if (ret == 0 && hub->nlist == hub->list_cap) {
+		size_t cap = hub->list_cap ? hub->list_cap * 2 : 8;
+		struct ns **v = realloc(hub->list, cap * sizeof(*v));
+		if (v) {
+			hub->list = v;
+			hub->list_cap = cap;
+		} else {
+			ret = -ENOMEM;
+		}
+	}
+	if (ret == 0)
+		ret = source_mounts(ns, &ns->mounts, &ns->nmounts);
+	if (ret == 0) {
+		pthread_rwlock_init(&ns->lock, NULL);
+		ns->told = true;         /* answers primed before ns_start stay fresh */
+		hub->list[hub->nlist++] = ns;
+	}
+	pthread_mutex_unlock(&hub->lock);
 	if (ret < 0) {
-		close_fds(ns);
 		free(ns->source_path);
 		free(ns);
-		return ret ? ret : -EIO;
+		return ret;
 	}
-	pthread_rwlock_init(&ns->lock, NULL);
 	*out = ns;
 	return 0;
 }
@@ -1109,37 +1413,75 @@ int ns_create(struct ns **out, int source_fd, struct stats *stats)
 void ns_set_kernel(struct ns *ns, void (*changed)(void *ctx, dev_t dev, ino_t ino,
 						     const char *name), void *ctx)
 {
+	pthread_mutex_lock(&ns->hub->lock);
 	ns->kernel_changed = changed;
 	ns->kernel_ctx = ctx;
+	pthread_mutex_unlock(&ns->hub->lock);
 }
 
 int ns_start(struct ns *ns)
 {
-	int ret = pthread_create(&ns->reader, NULL, reader_main, ns);
-	if (ret)
-		return -ret;
-	ns->running = true;
-	return 0;
+	int ret = 0;
+	pthread_mutex_lock(&ns->hub->lock);
+	if (ns->was_stopped) {
+		/* Reports were not applied meanwhile: what is known may be
+		 * stale, and so may what the kernel keeps; a prime under way
+		 * must not store what it read before. */
+		struct ns_submount *now;
+		size_t n;
+		ret = source_mounts(ns, &now, &n);
+		pthread_rwlock_wrlock(&ns->lock);
+		drop_all(ns);
+		atomic_fetch_add(&ns->reports, 1);
+		pthread_rwlock_unlock(&ns->lock);
+		flush_kernel_drops(ns);
+		if (ret == 0) {
+			ns_free_mounts(ns->mounts, ns->nmounts);
+			ns->mounts = now;
+			ns->nmounts = n;
+		}
+	}
+	if (ret == 0) {
+		ns->was_stopped = false;
+		ns->told = true;
+		atomic_store(&ns->answering, true);
+	}
+	pthread_mutex_unlock(&ns->hub->lock);
+	return ret;
 }
 
 void ns_stop(struct ns *ns)
 {
-	uint64_t one;
-	if (!ns->running)
-		return;
-	one = 1;
-	if (write(ns->quit_fd, &one, sizeof(one)) == sizeof(one))
-		pthread_join(ns->reader, NULL);
-	if (read(ns->quit_fd, &one, sizeof(one)) < 0)
-		one = 0;                 /* the eventfd is reset for a later start */
-	ns->running = false;
+	/* The reader dispatches with the hub's lock held: once taken, none
+	 * to this ns is under way, and none starts. */
+	pthread_mutex_lock(&ns->hub->lock);
+	atomic_store(&ns->answering, false);
+	ns->told = false;
+	ns->was_stopped = true;
+	pthread_mutex_unlock(&ns->hub->lock);
 }
 
 void ns_destroy(struct ns *ns)
 {
 	if (!ns)
 		return;
+	struct ns_hub *hub = ns->hub;
 	ns_stop(ns);
+	pthread_mutex_lock(&hub->lock);
+	for (size_t i = 0; i < hub->nlist; i++) {
+		if (hub->list[i] == ns) {
+			hub->list[i] = hub->list[--hub->nlist];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&hub->lock);
+	/* A watch another ns holds is the same watch (one per inode): the
+	 * last owner removes it.  Its IN_IGNORED concerns only an ns that
+	 * took the watch meanwhile, which drops what it read through it. */
+	uint64_t wd;
+	for (uint32_t pos = 0; yhash_next(&ns->owned, &pos, &wd);)
+		if (ref_watch(hub, (int)wd, -1) == 0)
+			inotify_rm_watch(hub->ifd, (int)wd);
 	uint64_t item;
 	for (uint32_t pos = 0; yhash_next(&ns->nodes, &pos, &item);) {
 		forget_answers(node_of(item));
@@ -1148,12 +1490,12 @@ void ns_destroy(struct ns *ns)
 	}
 	yhash_free(&ns->nodes);
 	yhash_free(&ns->by_wd);
+	yhash_free(&ns->owned);
 	for (size_t i = 0; i < ns->ndrops; i++)
 		free(ns->drops[i].name);
 	free(ns->drops);
 	ns_free_mounts(ns->mounts, ns->nmounts);
 	free(ns->source_path);
-	close_fds(ns);
 	pthread_rwlock_destroy(&ns->lock);
 	free(ns);
 }

@@ -24,8 +24,9 @@
  *     its directory's attributes and listing);
  *   - the kernel queues a report before the system call that made the
  *     change returns, and nothing is answered while a report or a mount
- *     table change is queued or being handled: a change made before a
- *     question is always seen;
+ *     table change is queued or being handled (for any ns of the process:
+ *     one hub, one inotify instance): a change made before a question is
+ *     always seen;
  *   - a lost report (the inotify queue overflowed) drops every answer;
  *   - only local disk file systems are answered for: inotify does not hear
  *     of changes another NFS client makes.
@@ -43,20 +44,36 @@
 #include "yolo_image.h"
 
 struct ns;
+struct ns_hub;
 
-/* Answers about the tree below `source_fd` (borrowed).  @return 0 or -errno. */
-int ns_create(struct ns **out, int source_fd, struct stats *stats);
-/* Whom to tell, from the reader thread and with no lock held, that the
- * kernel's copy of an answer must go: `changed` as pt_kernel_changed
- * (dev 0 and ino 0: every copy).  Before ns_start. */
+/* One inotify instance, one reader thread and one watch on the mount
+ * table, shared by every ns made over it (one process hosts many sessions;
+ * fs.inotify.max_user_instances counts every instance of the user).
+ * @return 0 or -errno. */
+int ns_hub_create(struct ns_hub **out);
+/* Start the reader thread (after daemonizing).  @return 0 or -errno. */
+int ns_hub_start(struct ns_hub *hub);
+/* Every ns made over it must have been destroyed first.  Stops the reader. */
+void ns_hub_destroy(struct ns_hub *hub);
+
+/* Answers about the tree below `source_fd` (borrowed), kept fresh by
+ * `hub`: told about reports from now on, answering from ns_start.
+ * @return 0 or -errno. */
+int ns_create(struct ns **out, struct ns_hub *hub, int source_fd, struct stats *stats);
+/* Whom to tell, from the hub's reader thread and with no lock of the ns
+ * held, that the kernel's copy of an answer must go: `changed` as
+ * pt_kernel_changed (dev 0 and ino 0: every copy).  Before ns_start. */
 void ns_set_kernel(struct ns *ns, void (*changed)(void *ctx, dev_t dev, ino_t ino,
 						     const char *name), void *ctx);
-/* Start the thread that reads inotify reports (after daemonizing).
- * @return 0 or -errno. */
+/* This ns answers and is told about reports (again: if it was stopped
+ * before, every answer is dropped first, since reports were not applied
+ * meanwhile).  @return 0 or -errno. */
 int ns_start(struct ns *ns);
-/* Stop that thread: from the next report on, nothing is answered (reports
- * stay queued) until ns_start again. */
+/* From now on this ns answers nothing and its kernel_changed is never
+ * called again; returns once the reader is not inside a dispatch to it. */
 void ns_stop(struct ns *ns);
+/* Stops it, unregisters it from the hub and removes the watches no other
+ * ns of the hub holds. */
 void ns_destroy(struct ns *ns);
 
 /* Prime: read the answers to `img`'s questions from the source now
