@@ -40,12 +40,18 @@
 
 #include <fuse_lowlevel.h>
 
+struct detach;
+
 /* Before pt_create (which takes source_fd over): keep a descriptor of the
  * source's top directory and the mountpoint.  @return 0 or -errno. */
-int detach_init(int source_fd, const char *mountpoint);
-/* `base` with unlink and rmdir wrapped (for fuse_session_new). */
-const struct fuse_lowlevel_ops *detach_ops(const struct fuse_lowlevel_ops *base);
-/* Right after mounting: remember which mount is ours. */
-void detach_mounted(void);
+int detach_create(struct detach **out, int source_fd, const char *mountpoint);
+/* The core's operations with unlink and rmdir wrapped, for fuse_session_new
+ * with `userdata` (the core), by which a request names its session. */
+const struct fuse_lowlevel_ops *detach_ops(struct detach *dt, void *userdata);
+/* Right after mounting (or taking over): which mount is ours (its id in
+ * /proc/self/mountinfo, -1: not found). */
+void detach_mounted(struct detach *dt, long mnt_id);
+/* After the session is destroyed. */
+void detach_free(struct detach *dt);
 
 #endif /* YOLO_DETACH_H */

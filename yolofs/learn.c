@@ -68,8 +68,10 @@ struct learn {
 	pthread_t thread;
 	bool running;
 	int quit_fd;                     /* eventfd */
-	/* learn_end_sessions: asked and done counts (under lock), done signalled. */
-	uint64_t end_asked, end_done;
+	int wake_fd;                     /* eventfd: an end was asked for */
+	/* learn_end_ask/wait: asked and done counts (under lock), done
+	 * signalled; end_want: what the last ask waits for. */
+	uint64_t end_asked, end_done, end_want;
 	pthread_cond_t ended;
 };
 
@@ -707,9 +709,13 @@ static void *learn_main(void *arg)
 	struct learn *l = arg;
 	uint64_t last_prune = 0;
 	for (;;) {
-		struct pollfd p = { .fd = l->quit_fd, .events = POLLIN };
-		if (poll(&p, 1, TICK_MS) > 0)
+		struct pollfd p[2] = { { .fd = l->quit_fd, .events = POLLIN },
+				       { .fd = l->wake_fd, .events = POLLIN } };
+		uint64_t woken;
+		if (poll(p, 2, TICK_MS) > 0 && p[0].revents)
 			return NULL;
+		if (p[1].revents && read(l->wake_fd, &woken, sizeof(woken)) < 0)
+			woken = 0;       /* read again at the next wake */
 		uint64_t now = yolo_now_ns();
 		uint64_t window = (uint64_t)(l->cfg.window_s * 1e9), idle = (uint64_t)(l->cfg.idle_s * 1e9);
 		struct session *done = NULL;
@@ -767,7 +773,7 @@ int learn_create(struct learn **out, const struct learn_config *cfg, struct yolo
 	if (!l)
 		return -ENOMEM;
 	l->cfg = *cfg;
-	l->dirfd = l->keyfd = l->quit_fd = -1;
+	l->dirfd = l->keyfd = l->quit_fd = l->wake_fd = -1;
 	pthread_mutex_init(&l->lock, NULL);
 	pthread_cond_init(&l->ended, NULL);
 	int r = 0;
@@ -811,7 +817,8 @@ int learn_create(struct learn **out, const struct learn_config *cfg, struct yolo
 	if (cfg->check_trust && (r = trust_check_fd(l->keyfd, l->images_dir, err)) < 0)
 		goto fail;
 	if (!(l->recent = calloc(RECENT_MAX, sizeof(*l->recent))) ||
-	    (l->quit_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
+	    (l->quit_fd = eventfd(0, EFD_CLOEXEC)) < 0 ||
+	    (l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		r = -ENOMEM;
 		goto fail;
 	}
@@ -836,15 +843,32 @@ int learn_start(struct learn *l)
 	return 0;
 }
 
-void learn_end_sessions(struct learn *l)
+void learn_end_ask(struct learn *l)
+{
+	if (!l || !l->running)
+		return;
+	uint64_t one = 1;
+	pthread_mutex_lock(&l->lock);
+	l->end_want = ++l->end_asked;
+	pthread_mutex_unlock(&l->lock);
+	if (write(l->wake_fd, &one, sizeof(one)) < 0)
+		ylog(YLOG_DEBUG, "learn: cannot wake the thread (it ends the sessions at its next tick)");
+}
+
+void learn_end_wait(struct learn *l)
 {
 	if (!l || !l->running)
 		return;
 	pthread_mutex_lock(&l->lock);
-	uint64_t want = ++l->end_asked;
-	while (l->end_done < want)
+	while (l->end_done < l->end_want)
 		pthread_cond_wait(&l->ended, &l->lock);
 	pthread_mutex_unlock(&l->lock);
+}
+
+void learn_end_sessions(struct learn *l)
+{
+	learn_end_ask(l);
+	learn_end_wait(l);
 }
 
 void learn_destroy(struct learn *l)
@@ -870,6 +894,8 @@ void learn_destroy(struct learn *l)
 		close(l->keyfd);
 	if (l->quit_fd >= 0)
 		close(l->quit_fd);
+	if (l->wake_fd >= 0)
+		close(l->wake_fd);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->ended);
 	free(l->images_dir);

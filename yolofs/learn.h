@@ -69,6 +69,10 @@ int learn_start(struct learn *l);
  * daemon hands its session to a successor, so that what was learnt of a
  * boot in progress is kept. */
 void learn_end_sessions(struct learn *l);
+/* The same in two steps, so that a process with many mounts asks every
+ * one before it waits for any (the thread is woken at once). */
+void learn_end_ask(struct learn *l);
+void learn_end_wait(struct learn *l);
 /* Stop; sessions not ended are dropped (a boot cut short is not learnt). */
 void learn_destroy(struct learn *l);
 

@@ -133,6 +133,7 @@ void stats_unregister(struct stats *st, struct stats_image *im)
  * it is called. */
 struct metric {
 	bool per_image;           /* a field of struct stats_image, else of struct stats */
+	bool memory;              /* scope memory: the process's, whatever its sessions */
 	bool counter;             /* else a gauge */
 	const char *series;       /* after "yolofs_"; a counter's then ends in "_total" */
 	const char *help;
@@ -141,7 +142,8 @@ struct metric {
 
 static const struct metric metrics[] = {
 #define X(scope, kind, name, help) { \
-	STATS_PICK_##scope(false, false, true), STATS_KIND_##kind(true, false), \
+	STATS_PICK_##scope(false, false, true), STATS_PICK_##scope(false, true, false), \
+	STATS_KIND_##kind(true, false), \
 	STATS_SERIES(scope, kind, name), help, \
 	STATS_PICK_##scope(offsetof(struct stats, name), offsetof(struct stats, mem.name), \
 			   offsetof(struct stats_image, name)) },
@@ -243,12 +245,34 @@ static void put_series(FILE *f, const struct metric *m)
 	fprintf(f, "yolofs_%s%s", m->series, m->counter ? "_total" : "");
 }
 
-void stats_print_metrics(struct stats *st, FILE *f)
+/* The label set of one series: mount="..." (many sessions), then an
+ * image's labels, or nothing. */
+static void put_labels(FILE *f, const char *mount, const struct stats_image *im)
 {
-	if (st->sample)
-		st->sample(st->sample_ctx, st);
-	pthread_mutex_lock(&st->lock);
-	derive_gauges(st);
+	if (!mount && !im) {
+		fputc(' ', f);
+		return;
+	}
+	fputc('{', f);
+	if (mount) {
+		fputs("mount=\"", f);
+		put_label(f, mount);
+		fputs(im ? "\"," : "\"", f);
+	}
+	if (im) {
+		fputs("image=\"", f);
+		put_label(f, im->name);
+		fprintf(f, "\",generation=\"%u\"", im->generation);
+	}
+	fputs("} ", f);
+}
+
+void stats_print_metrics_many(struct stats *const *v, const char *const *mounts, size_t n,
+			      FILE *f)
+{
+	for (size_t k = 0; k < n; k++)
+		if (v[k]->sample)
+			v[k]->sample(v[k]->sample_ctx, v[k]);
 	for (size_t i = 0; i < NMETRICS; i++) {
 		const struct metric *m = &metrics[i];
 		fputs("# HELP ", f);
@@ -256,24 +280,35 @@ void stats_print_metrics(struct stats *st, FILE *f)
 		fprintf(f, " %s\n# TYPE ", m->help);
 		put_series(f, m);
 		fputs(m->counter ? " counter\n" : " gauge\n", f);
-		if (!m->per_image) {
-			put_series(f, m);
-			fprintf(f, " %" PRIu64 "\n", value(m, st, NULL));
-			continue;
-		}
-		for (size_t j = 0; j < st->nregistered; j++) {
-			const struct stats_image *im = st->registered[j];
-			put_series(f, m);
-			fputs("{image=\"", f);
-			put_label(f, im->name);
-			fprintf(f, "\",generation=\"%u\"} %" PRIu64 "\n", im->generation,
-				value(m, st, im));
+		/* The memory is the process's, whatever the sessions: once. */
+		for (size_t k = 0; k < (m->memory && n ? 1 : n); k++) {
+			struct stats *st = v[k];
+			const char *mount = !mounts ? NULL : m->memory ? STATS_PROCESS_MOUNT : mounts[k];
+			pthread_mutex_lock(&st->lock);
+			derive_gauges(st);
+			if (!m->per_image) {
+				put_series(f, m);
+				put_labels(f, mount, NULL);
+				fprintf(f, "%" PRIu64 "\n", value(m, st, NULL));
+			}
+			for (size_t j = 0; m->per_image && j < st->nregistered; j++) {
+				const struct stats_image *im = st->registered[j];
+				put_series(f, m);
+				put_labels(f, mount, im);
+				fprintf(f, "%" PRIu64 "\n", value(m, st, im));
+			}
+			pthread_mutex_unlock(&st->lock);
 		}
 	}
-	pthread_mutex_unlock(&st->lock);
 }
 
-int stats_write_metrics(struct stats *st, const char *path)
+void stats_print_metrics(struct stats *st, FILE *f)
+{
+	stats_print_metrics_many(&st, NULL, 1, f);
+}
+
+int stats_write_metrics_many(struct stats *const *v, const char *const *mounts, size_t n,
+			     const char *path)
 {
 	char tmp[4096];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
@@ -281,7 +316,7 @@ int stats_write_metrics(struct stats *st, const char *path)
 	FILE *f = fopen(tmp, "we");
 	if (!f)
 		return -errno;
-	stats_print_metrics(st, f);
+	stats_print_metrics_many(v, mounts, n, f);
 	int ret = 0;
 	if (fflush(f) != 0 || ferror(f))
 		ret = errno ? -errno : -EIO;
@@ -292,6 +327,11 @@ int stats_write_metrics(struct stats *st, const char *path)
 	if (ret < 0)
 		unlink(tmp);
 	return ret;
+}
+
+int stats_write_metrics(struct stats *st, const char *path)
+{
+	return stats_write_metrics_many(&st, NULL, 1, path);
 }
 
 static void *stats_main(void *arg)

@@ -105,4 +105,13 @@ int stats_write_metrics(struct stats *st, const char *path);
 /* The Prometheus text that file holds, written to `f`. */
 void stats_print_metrics(struct stats *st, FILE *f);
 
+/* The same for the n sessions of one process (yolofs --host): each series
+ * labelled mount="mounts[i]"; the memory series, the process's, once with
+ * mount=STATS_PROCESS_MOUNT.  Each name has one HELP and one TYPE line. */
+#define STATS_PROCESS_MOUNT "host"
+void stats_print_metrics_many(struct stats *const *v, const char *const *mounts, size_t n,
+			      FILE *f);
+int stats_write_metrics_many(struct stats *const *v, const char *const *mounts, size_t n,
+			     const char *path);
+
 #endif /* YOLO_STATS_H */

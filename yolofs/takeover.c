@@ -264,6 +264,23 @@ void tko_listen_stop(void)
 	control.fd = -1;
 }
 
+int tko_alias(dev_t mount_dev, const char *socket_path)
+{
+	struct sockaddr_un sa;
+	control_path(mount_dev, &sa);
+	if (mkdir(CONTROL_DIR, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	unlink(sa.sun_path);             /* a dead daemon's */
+	return symlink(socket_path, sa.sun_path) < 0 ? -errno : 0;
+}
+
+void tko_alias_remove(dev_t mount_dev)
+{
+	struct sockaddr_un sa;
+	control_path(mount_dev, &sa);
+	unlink(sa.sun_path);
+}
+
 /* A connection to the control socket of the mount `dev` (its path in sa).
  * @return the socket or -errno. */
 static int control_connect(dev_t dev, struct sockaddr_un *sa)
@@ -291,35 +308,50 @@ bool tko_live(dev_t mount_dev)
 
 /* ---- the successor ---- */
 
-int tko_spawn(struct tko_successor *s, const char *binary, char *const argv[], int record_fd,
-	      int fuse_fd, int source_fd, uint64_t stopped_ns)
+int tko_spawn_with(struct tko_successor *s, const char *binary, char *const argv[],
+		   const int *keep, size_t nkeep, const char *env, const char *value,
+		   uint64_t stopped_ns)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	char v[200];
-	snprintf(v, sizeof(v), "record=%d,fuse=%d,source=%d,status=%d,stopped=%" PRIu64,
-		 record_fd, fuse_fd, source_fd, p[1], stopped_ns);
+	char *v;
+	if (asprintf(&v, "%s,status=%d,stopped=%" PRIu64, value, p[1], stopped_ns) < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -ENOMEM;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		int saverr = errno;
+		free(v);
 		close(p[0]);
 		close(p[1]);
 		return -saverr;
 	}
 	if (pid == 0) {
 		/* One thread here: nothing can hold the exec up. */
-		int keep[] = { record_fd, fuse_fd, source_fd, p[1] };
-		for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++)
+		for (size_t i = 0; i < nkeep; i++)
 			fcntl(keep[i], F_SETFD, 0);
-		setenv(ENV_HANDOVER, v, 1);
+		fcntl(p[1], F_SETFD, 0);
+		setenv(env, v, 1);
 		execv(binary, argv);
 		dprintf(p[1], "error: cannot exec %s: %s\n", binary, strerror(errno));
 		_exit(127);
 	}
+	free(v);
 	close(p[1]);
 	*s = (struct tko_successor){ .pid = pid, .status_fd = p[0], .paused_ms = -1 };
 	return 0;
+}
+
+int tko_spawn(struct tko_successor *s, const char *binary, char *const argv[], int record_fd,
+	      int fuse_fd, int source_fd, uint64_t stopped_ns)
+{
+	char v[100];
+	snprintf(v, sizeof(v), "record=%d,fuse=%d,source=%d", record_fd, fuse_fd, source_fd);
+	int keep[] = { record_fd, fuse_fd, source_fd };
+	return tko_spawn_with(s, binary, argv, keep, 3, ENV_HANDOVER, v, stopped_ns);
 }
 
 int tko_wait(struct tko_successor *s, char *why, size_t len)
@@ -360,6 +392,31 @@ int tko_wait(struct tko_successor *s, char *why, size_t len)
 	waitpid(s->pid, NULL, 0);
 	snprintf(why, len, "%s", n ? buf : "the new yolofs exited before serving (see its log)");
 	return -EPROTO;
+}
+
+void tko_await(struct tko_successor *s, int spawned, const char *exe, int conn, const char *what,
+	       char *why, size_t len)
+{
+	int r = spawned;
+	if (r < 0)
+		snprintf(why, len, "cannot start %.400s: %s", exe, strerror(-r));
+	else
+		r = tko_wait(s, why, len);
+	if (r < 0)
+		return;
+	ylog(YLOG_INFO, "upgrade: pid %ld serves %s, paused %.1f ms; leaving", (long)s->pid, what,
+	     s->paused_ms);
+	tko_reply(conn, "ok: yolofs (pid %ld) serves, paused %.1f ms", (long)s->pid, s->paused_ms);
+	tko_pass_main_pid(s->pid);
+	_exit(0);                        /* nothing to undo: the sessions are the successor's */
+}
+
+void tko_reply_serving_on(int conn, const char *why)
+{
+	ylog(YLOG_ERR, "upgrade: %s; serving on", why);
+	tko_reply(conn, "%s%s; yolofs %s (pid %ld) serves on", strncmp(why, "error: ", 7) ? "error: " : "",
+		  why, YOLO_VERSION, (long)getpid());
+	sdn_notify("READY=1");
 }
 
 void tko_pass_main_pid(pid_t pid)

@@ -52,6 +52,11 @@ enum tko_request { TKO_UPGRADE, TKO_RELOAD };
  * @return 0 or -errno. */
 int tko_listen(dev_t mount_dev, void (*request)(void *ctx, enum tko_request what, int conn), void *ctx);
 void tko_listen_stop(void);
+/* The mount `mount_dev`'s control socket is `socket_path`'s (a symbolic
+ * link: one process serving many mounts, yolofs --host), or no more.
+ * @return 0 or -errno. */
+int tko_alias(dev_t mount_dev, const char *socket_path);
+void tko_alias_remove(dev_t mount_dev);
 /* Does a daemon own the mount `mount_dev` (its control socket answers)? */
 bool tko_live(dev_t mount_dev);
 /* Write one line to an upgrade command's connection and close it. */
@@ -67,10 +72,23 @@ struct tko_successor {
  * record/fuse/source (inheritable).  @return 0 or -errno. */
 int tko_spawn(struct tko_successor *s, const char *binary, char *const argv[], int record_fd,
 	      int fuse_fd, int source_fd, uint64_t stopped_ns);
+/* The same, generic: the descriptors `keep` inherited, and `env` set to
+ * "VALUE,status=FD,stopped=NS" (FD: the report pipe). */
+int tko_spawn_with(struct tko_successor *s, const char *binary, char *const argv[],
+		   const int *keep, size_t nkeep, const char *env, const char *value,
+		   uint64_t stopped_ns);
 /* Wait for its report (one that says nothing for 10 minutes is killed).
  * @return 0 (it serves) or -errno, with why (a line, `len` bytes) saying
  * what went wrong; the successor has then exited without serving. */
 int tko_wait(struct tko_successor *s, char *why, size_t len);
+/* After tko_spawn(_with) returned `spawned`: wait for the successor; once
+ * it serves, answer `conn`, make it systemd's main process and exit
+ * (`what` it serves, for the log).  Returns only if it does not serve,
+ * with why (`len` bytes) saying why: the caller serves on, and then says
+ * so with tko_reply_serving_on (which also tells systemd READY=1). */
+void tko_await(struct tko_successor *s, int spawned, const char *exe, int conn, const char *what,
+	       char *why, size_t len);
+void tko_reply_serving_on(int conn, const char *why);
 /* Make the successor systemd's main process (MAINPID=, and a barrier so
  * that systemd has read it before this process exits). */
 void tko_pass_main_pid(pid_t pid);
