@@ -12,7 +12,8 @@
 # per image, default 100), imported with `ctr images import` (which
 # unpacks).  The files the yolo package installed run as they would on a
 # node: systemd as PID 1 of namespaces of its own with the installed
-# yolo-agent.service (its limits: LimitNOFILE, LimitMEMLOCK, ...) and a
+# yolo-agent.service and yolofs-host.service (the node's one yolofs, which
+# serves every layer; their limits: LimitNOFILE, LimitMEMLOCK, ...) and a
 # containerd in them (tests/integration's systemd_lib.sh and the agent
 # test's cgroup arrangement), then `systemctl enable --now yolo-agent`.
 # No sysctl and no limit is changed; their values are printed.  The agent's
@@ -22,11 +23,14 @@
 #
 # Measured once every layer is mounted: the time to get there (the first
 # round: READY=1 after it), the yolofs mounts against N, memory (the
-# agent's RSS; RSS and PSS summed over the yolofs daemons; MemAvailable
-# before and after), descriptors, inotify instances against
+# agent's RSS; the yolofs processes' RSS and PSS; MemAvailable before and
+# after), descriptors, inotify instances against
 # fs.inotify.max_user_instances (a per-user limit: every root process of
-# the machine shares it) and the daemons that warned they had none,
-# threads, CPU while idle, and one container started through the mounts.
+# the machine shares it) and the lines that said there was none, threads,
+# CPU while idle, one container started through the mounts, then the
+# pause of an upgrade of the host in place (every layer handed over at
+# once) and the host killed (SIGKILL): the time until systemd's restart
+# has taken every layer over.
 # Ends with one table; stdout is also written to FILE (default
 # bench-results/supplementary/<UTC time>-agent-scale.txt).  Needs root,
 # the yolo package installed, systemd, containerd, runc and a static
@@ -59,8 +63,9 @@ note() { echo "--- $(date -u +%H:%M:%S) $*"; }
 for d in /lib/systemd/system /usr/lib/systemd/system; do
 	[ -f "$d/yolo-agent.service" ] && AGENT_UNIT=$d/yolo-agent.service
 	[ -f "$d/yolofs@.service" ] && YOLOFS_UNIT=$d/yolofs@.service
+	[ -f "$d/yolofs-host.service" ] && HOST_UNIT=$d/yolofs-host.service
 done
-[ -n "${AGENT_UNIT:-}" ] && [ -n "${YOLOFS_UNIT:-}" ] && [ -x /usr/bin/yolofs ] ||
+[ -n "${AGENT_UNIT:-}" ] && [ -n "${YOLOFS_UNIT:-}" ] && [ -n "${HOST_UNIT:-}" ] && [ -x /usr/bin/yolofs ] ||
 	skip "the yolo package is not installed (scripts/build-deb.sh, then dpkg -i)"
 export YOLOFS_UNIT
 TEST_ROOT=${YOLO_TEST_ROOT:-/var/lib/yolo-tests}
@@ -113,15 +118,17 @@ root_inotify() {
 
 # ---------------------------------------------------------------- systemd
 U=$TMP/units
-mkdir -p "$U/yolo-agent.service.d" "$TMP/nogen" "$TMP/etc.up/yolo" "$TMP/etc.work" "$TMP/bin.up" \
-	"$TMP/bin.work" "$TMP/textfile"
-cp "$AGENT_UNIT" "$YOLOFS_UNIT" "$U/"
+mkdir -p "$U/yolo-agent.service.d" "$U/yolofs-host.service.d" "$TMP/nogen" "$TMP/etc.up/yolo" "$TMP/etc.work" \
+	"$TMP/bin.up" "$TMP/bin.work" "$TMP/textfile"
+cp "$AGENT_UNIT" "$YOLOFS_UNIT" "$HOST_UNIT" "$U/"
 for t in yolo-test sysinit basic local-fs shutdown multi-user network network-online; do
 	printf '[Unit]\nDescription=stand-in for %s.target\nDefaultDependencies=no\n' $t >"$U/$t.target"
 done
-LOG=$TMP/yolo-agent.log
+LOG=$TMP/yolo-agent.log HOST_LOG=$TMP/yolofs-host.log
 printf '[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n' "$LOG" "$LOG" \
 	>"$U/yolo-agent.service.d/40-log.conf"
+printf '[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n' "$HOST_LOG" "$HOST_LOG" \
+	>"$U/yolofs-host.service.d/40-log.conf"
 PROM=$TMP/textfile/yolo.prom
 cat >"$TMP/etc.up/yolo/agent.conf" <<CONF
 [agent]
@@ -201,7 +208,7 @@ for ((i = 0; i < TIMEOUT; i++)); do
 done
 echo "metrics: $(series yolo_agent_layers 'state="mounted"') of $(series yolo_agent_layers 'state="wanted"') layers mounted" \
 	"after $ALL_S s; mount_failed $(series yolo_agent_events_total 'event="mount_failed"')"
-sleep 5                                    # the daemons' first metrics, learning set up
+sleep 5                                    # the host's metrics, learning set up
 
 # ---------------------------------------------------------------- measures
 SDNS=$(readlink "/proc/$SDPID/ns/pid")
@@ -216,7 +223,7 @@ for p in /proc/[0-9]*; do
 done
 MOUNTS=$(inns findmnt -rn -t fuse.yolofs | wc -l)
 CT_MOUNTS=$(nsenter -t "$CONTAINERD_PID" -m -p -- findmnt -rn -t fuse.yolofs | wc -l)
-# Sums over the yolofs daemons: RSS and PSS (KiB), descriptors, threads, inotify.
+# Sums over the yolofs processes (the host): RSS and PSS (KiB), descriptors, threads, inotify.
 rss=0 pss=0 fds=0 fdmax=0 threads=0 ino=0 noino=0
 for p in "${YOLOFS_PIDS[@]}"; do
 	rss=$((rss + $(awk '/^VmRSS/ { print $2 }' "/proc/$p/status")))
@@ -233,10 +240,10 @@ NY=${#YOLOFS_PIDS[@]}
 AGENT_RSS=$(awk '/^VmRSS/ { print $2 }' "/proc/$AGENT_PID/status" 2>/dev/null || echo 0)
 AGENT_FDS=$(find "/proc/$AGENT_PID/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
 MEMAVAIL_AFTER=$(mem_available)
-WARNED=$(inns sh -c 'grep -l "no namespace answers from memory: inotify" /run/yolo-agent/containerd/*/log 2>/dev/null' | wc -l)
-echo "other lines in the yolofs logs (count, line):"
-inns sh -c 'cat /run/yolo-agent/containerd/*/log 2>/dev/null' | grep -v "no namespace answers from memory: inotify" |
-	sed "s#$CT_DIR/root/io.containerd.snapshotter.v1.overlayfs/snapshots/[0-9]*/fs#SNAPSHOT#g" |
+WARNED=$(grep -c "no namespace answers from memory" "$HOST_LOG")
+echo "the host's log, lines but the per-session ones (count, line):"
+sed -e "s#$CT_DIR/root/io.containerd.snapshotter.v1.overlayfs/snapshots/[0-9]*/fs#SNAPSHOT#g" \
+	-e 's#sha256:[0-9a-f]*#CHAIN#g' -e 's#session [0-9]*#session N#' "$HOST_LOG" |
 	sort | uniq -c | sort -rn | head -n 8
 echo "the agent's log: $(wc -l <"$LOG") lines; lines other than 'mounted':"
 grep -v ": mounted, " "$LOG" | head -n 10
@@ -245,17 +252,9 @@ limit_of() { awk -v n="$2" 'index($0, n) == 1 { $0 = substr($0, length(n) + 1); 
 AGENT_LIMITS="nofile $(limit_of "$AGENT_PID" "Max open files") memlock $(limit_of "$AGENT_PID" "Max locked memory")"
 YOLOFS_LIMITS="nofile $(limit_of "${YOLOFS_PIDS[0]:-self}" "Max open files") memlock $(limit_of "${YOLOFS_PIDS[0]:-self}" "Max locked memory")"
 
-# Daemon start times (clock ticks since boot): how mounting slows as they add up.
 HZ=$(getconf CLK_TCK)
-mapfile -t STARTS < <(for p in "${YOLOFS_PIDS[@]}"; do awk '{ print $22 }' "/proc/$p/stat"; done | sort -n)
-rate_line=""
-for ((i = 100; i <= NY; i += 100)); do
-	rate_line+=" $((i - 99))-$i: $(echo "scale = 1; (${STARTS[i - 1]} - ${STARTS[i - 100]}) / $HZ" | bc) s;"
-done
-echo "seconds to start each hundred daemons:$rate_line"
-
 # CPU while nothing happens: the agent's rounds (every interval) and the
-# daemons' metrics files (every second), over 20 s.
+# host's metrics file (every 15 s), over 20 s.
 cpu_ticks() {
 	local p s=0
 	for p in "$@"; do s=$((s + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done
@@ -278,13 +277,36 @@ t=$(date +%s.%N)
 if timeout 120 "$CTR" -a "$CT_SOCK" -n "$CT_NS" run --rm "${CT_RUN[@]}" scale.local/layers/img0:1 scale-run \
 	/bin/sh -c 'ls /data | wc -l; cat /data/f1' >"$TMP/run.out" 2>&1; then
 	CONTAINER="started in $(since "$t") s: $(head -n1 "$TMP/run.out") files in /data"
-	sleep 31                               # the daemons' metrics, then the agent's (15 s each by default)
+	sleep 31                               # the host's metrics, then the agent's (15 s each by default)
 	read -r reads1 ns1 < <(served)
 	CONTAINER+=", yolofs served $((reads1 - reads0)) reads, $((ns1 - ns0)) namespace questions"
 else
 	CONTAINER="FAILED: $(tail -n1 "$TMP/run.out")"
 fi
 echo "container: $CONTAINER"
+
+# ---------------------------------------------------------------- upgrade, crash
+note "an upgrade of the host in place: every layer handed over at once"
+HP=$(sc show -p MainPID --value yolofs-host.service)
+one=$(inns findmnt -rn -t fuse.yolofs -o TARGET | head -n 1)
+UPGRADE=$(inns /usr/bin/yolofs --upgrade "$one" 2>&1 | tail -n 1)
+echo "$UPGRADE"
+UPGRADE_MS=$(echo "$UPGRADE" | sed -n 's/.*paused \([0-9.]*\) ms.*/\1/p')
+note "the host killed (SIGKILL): systemd restarts it, it takes every layer over"
+HP=$(sc show -p MainPID --value yolofs-host.service)
+t=$(date +%s.%N)
+inns kill -KILL "$HP"
+CRASH_S=-
+for ((i = 0; i < 600; i++)); do
+	np=$(sc show -p MainPID --value yolofs-host.service)
+	if [ "$np" != 0 ] && [ "$np" != "$HP" ] && [ "$(sc show -p ActiveState --value yolofs-host.service)" = active ]; then
+		CRASH_S=$(since "$t")
+		break
+	fi
+	sleep 0.1
+done
+TOOK=$(grep -o "took [0-9]* sessions over after a restart.*" "$HOST_LOG" | tail -n 1)
+echo "restarted and serving after $CRASH_S s: $TOOK; $(inns findmnt -rn -t fuse.yolofs | wc -l) mounts"
 
 # ---------------------------------------------------------------- table
 kib() { printf '%.1f' "$(echo "$1 / 1024" | bc -l)"; }
@@ -302,14 +324,16 @@ printf '%-52s %s\n' \
 	"fuse.yolofs mounts: systemd's namespace / containerd's" "$MOUNTS / $CT_MOUNTS" \
 	"yolofs processes" "$NY" \
 	"agent RSS" "$(kib "$AGENT_RSS") MiB" \
-	"yolofs RSS, sum / per daemon" "$(kib "$rss") MiB / $(kib $((rss / (NY ? NY : 1)))) MiB" \
-	"yolofs PSS, sum / per daemon" "$(kib "$pss") MiB / $(kib $((pss / (NY ? NY : 1)))) MiB" \
+	"yolofs RSS, all / per layer" "$(kib "$rss") MiB / $((rss / LAYERS)) KiB" \
+	"yolofs PSS, all / per layer" "$(kib "$pss") MiB / $((pss / LAYERS)) KiB" \
 	"MemAvailable before - after" "$(kib $((MEMAVAIL_BEFORE - MEMAVAIL_AFTER))) MiB (shared machine: noisy)" \
-	"yolofs descriptors, sum / largest" "$fds / $fdmax" \
+	"yolofs descriptors, all / per layer" "$fds / $(echo "scale = 1; $fds / $LAYERS" | bc)" \
 	"agent descriptors" "$AGENT_FDS" \
-	"yolofs threads, sum" "$threads" \
+	"yolofs threads, all" "$threads" \
 	"inotify instances held by yolofs" "$ino (max_user_instances $(sysctl_of fs.inotify.max_user_instances); root held $INOTIFY_ROOT_BEFORE before)" \
-	"yolofs without inotify / logged the warning" "$noino / $WARNED" \
-	"CPU idle, agent / all yolofs (% of one core)" "$AGENT_CPU / $YOLOFS_CPU" \
+	"yolofs without inotify / lines saying so" "$noino / $WARNED" \
+	"CPU idle, agent / yolofs (% of one core)" "$AGENT_CPU / $YOLOFS_CPU" \
 	"container start (img0)" "$CONTAINER" \
+	"upgrade in place: one pause for all layers" "${UPGRADE_MS:-FAILED} ms" \
+	"SIGKILL: restarted, every layer taken over after" "$CRASH_S s ($TOOK)" \
 	"script run time" "$(($(date +%s) - T0)) s"

@@ -3,17 +3,19 @@ import os
 import sys
 
 from yolo_layers.common import Fatal, set_prog
+from yolo_layers.state import State
 
-from .agent import Agent, EngineMounts, Notes
+from .agent import Agent
 from .config import DEFAULT_PATH, ConfigError, load
+from .host_client import HostDown
 
 USAGE = """\
 usage: yolo-agent [--config FILE] [--once]
        yolo-agent status [--config FILE]
 
 Puts every committed container layer of the node (Docker's overlay2,
-containerd's overlayfs snapshotter, every namespace) and nova's _base
-directory under yolofs, learning what boots read and serving the boot
+containerd's overlayfs snapshotter, every namespace) under the node's one
+yolofs (yolofs-host.service) and nova's _base directory under its own, learning what boots read and serving the boot
 images learnt or fetched, with no command per image; follows pulls and
 removals; after a reboot or an engine restart, mounts everything again.
 Run by yolo-agent.service (`systemctl enable --now yolo-agent`).
@@ -33,17 +35,27 @@ def say(msg):
 
 
 def status(agent):
-    """One line per engine, one per mount."""
+    """A line for the host, one per engine, one per mount."""
+    try:
+        sessions, pid = agent.host.sessions()
+        print(f"yolofs host (pid {pid}): {len(sessions)} mounts")
+    except HostDown as e:
+        sessions = {}
+        print(e)
     for name in ("docker", "containerd"):
+        hosted = [s for s in sessions.values() if s.label.startswith(name + ":")]
         root = os.path.join(agent.state_root, name)
-        if not os.path.isdir(root):
+        # Per-layer daemons an earlier version started serve on until their layer goes.
+        own = [d for d in State(root).daemons() if d.running_pid() is not None] if os.path.isdir(root) else []
+        if not hosted and not own:
             continue
-        e = EngineMounts(name, None, agent.cfg, agent.state_root, Notes(say))
-        daemons = [d for d in e.state.daemons() if d.running_pid() is not None]
-        print(f"{name}: {sum(not d.detached for d in daemons)} layers mounted"
-              f", {sum(d.detached for d in daemons)} let go but still serving containers")
-        for d in daemons:
-            print(f"  {d.layer_id}: {d.source}: {d.describe()} (pid {d.running_pid()})"
+        print(f"{name}: {sum(s.state == 'serving' for s in hosted) + sum(not d.detached for d in own)} layers "
+              f"mounted, {sum(s.state != 'serving' for s in hosted) + sum(d.detached for d in own)} let go but "
+              "still serving containers")
+        for s in hosted:
+            print(f"  {s.label}: {s.source}: {s.state}" + (f", learning into {s.learn}" if s.learn else ""))
+        for d in own:
+            print(f"  {d.layer_id}: {d.source}: {d.describe()} (its own yolofs, pid {d.running_pid()})"
                   + (" [let go]" if d.detached else ""))
     return 0
 

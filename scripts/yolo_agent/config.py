@@ -5,15 +5,16 @@ default, so the file may be absent or empty.
     learn = /var/lib/yolo/learn          yolofs -o learn=: what boots read, learnt
     images = /var/lib/yolo/images        fetched images, IMAGES/<engine>/<layer id>/
     metrics = /var/lib/prometheus/node-exporter/yolo.prom   ("" for none)
-    metrics_interval = 15                seconds between rewrites of it (and of each daemon's)
+    metrics_interval = 15                seconds between rewrites of it
     interval = 2                         seconds between rounds without an event
     yolofs_options =                     more yolofs options for every mount
     fetch = yes                          fetch published images before a first mount
     store =                              where from ("": each image's own registry;
                                          REGISTRY/REPOSITORY; a shared directory)
     auth_file =                          registry credentials ("": Docker's config.json)
-    inotify_reserve = 32                 inotify instances left to the rest of the node (past
-                                         that, layers are mounted with -o no_namespace)
+    host = /run/yolofs/host.sock         the node's yolofs (yolofs-host.service), which serves
+                                         every layer
+    host_metrics = /run/yolofs/host.prom its metrics file (the unit's metrics=)
     [docker]
     enabled = auto                       auto: when ROOT holds an overlay2 layer store
     root =                               "": daemon.json's data-root, else /var/lib/docker
@@ -40,15 +41,14 @@ DEFAULTS = {
     "agent": {"learn": "/var/lib/yolo/learn", "images": "/var/lib/yolo/images",
               "metrics": "/var/lib/prometheus/node-exporter/yolo.prom", "metrics_interval": "15", "interval": "2",
               "yolofs_options": "", "fetch": "yes", "store": "", "auth_file": "",
-              "inotify_reserve": "32"},
+              "host": "/run/yolofs/host.sock", "host_metrics": "/run/yolofs/host.prom"},
     "docker": {"enabled": "auto", "root": "", "socket": "/var/run/docker.sock", "pidfile": "/var/run/docker.pid"},
     "containerd": {"enabled": "auto", "address": "/run/containerd/containerd.sock", "namespaces": ""},
     "nova": {"enabled": "auto", "config": "/etc/nova/nova.conf", "store": ""},
 }
 
 Config = collections.namedtuple("Config", "learn images metrics metrics_interval interval yolofs_options fetch "
-                                "store auth_file "
-                                "inotify_reserve docker containerd nova path")
+                                "store auth_file host host_metrics docker containerd nova path")
 Docker = collections.namedtuple("Docker", "enabled root socket pidfile")
 Containerd = collections.namedtuple("Containerd", "enabled address namespaces")
 Nova = collections.namedtuple("Nova", "enabled config store")
@@ -93,8 +93,6 @@ def parse(text, path=DEFAULT_PATH):
         raise ConfigError(f"[agent] interval = {a['interval']!r}: give seconds, 0.1 to 3600")
     if not (a["metrics_interval"].isdigit() and 1 <= int(a["metrics_interval"]) <= 3600):
         raise ConfigError(f"[agent] metrics_interval = {a['metrics_interval']!r}: give seconds, 1 to 3600")
-    if not a["inotify_reserve"].isdigit():
-        raise ConfigError(f"[agent] inotify_reserve = {a['inotify_reserve']!r}: give a number of instances")
     if a["fetch"] not in ("yes", "no"):
         raise ConfigError(f"[agent] fetch = {a['fetch']!r}: give yes or no")
     d, c, n = ini["docker"], ini["containerd"], ini["nova"]
@@ -104,7 +102,8 @@ def parse(text, path=DEFAULT_PATH):
         metrics=_absolute("agent", "metrics", a["metrics"], empty_ok=True),
         metrics_interval=int(a["metrics_interval"]), interval=interval,
         yolofs_options=a["yolofs_options"].strip(), fetch=a["fetch"] == "yes", store=a["store"].strip(),
-        auth_file=a["auth_file"].strip() or None, inotify_reserve=int(a["inotify_reserve"]),
+        auth_file=a["auth_file"].strip() or None, host=_absolute("agent", "host", a["host"]),
+        host_metrics=_absolute("agent", "host_metrics", a["host_metrics"]),
         docker=Docker(_enabled("docker", d["enabled"]), _absolute("docker", "root", d["root"], empty_ok=True),
                       _absolute("docker", "socket", d["socket"]), _absolute("docker", "pidfile", d["pidfile"])),
         containerd=Containerd(_enabled("containerd", c["enabled"]), _absolute("containerd", "address", c["address"]),

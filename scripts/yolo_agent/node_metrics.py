@@ -1,7 +1,8 @@
 """node_metrics.py - one metrics file for the node, for node_exporter's
-textfile collector: every yolofs the agent runs writes its own file
-(yolofs -o metrics=, in its state directory); the agent merges them into
-one, rewritten atomically each round.
+textfile collector: the node's yolofs host writes one file, every series
+labelled with its mount (the label the agent attached the layer with);
+nova's yolofs and an earlier version's per-layer daemons write one each;
+the agent merges them into one, rewritten atomically each round.
 
 Every series gets the labels of its mount, the same on every node:
 mount="ENGINE:LAYER" (or "nova:_base"), engine, and layer="sha256:..." (the
@@ -48,8 +49,25 @@ class NodeMetrics:
         self.series.setdefault(name, []).append(f"{text} {value}")
 
     def add_yolofs(self, text, mount_labels, image_label):
-        """The series of one yolofs metrics file TEXT, with MOUNT_LABELS
-        first and its image="PATH" label replaced by IMAGE_LABEL(PATH)."""
+        """The series of one yolofs's own metrics file TEXT (one mount, no
+        mount label), with MOUNT_LABELS first and its image="PATH" label
+        replaced by IMAGE_LABEL(PATH)."""
+        self._add_text(text, lambda labels: list(mount_labels) + labels, image_label)
+
+    def add_host(self, text, mount_extra, image_label):
+        """The series of the yolofs host's metrics file TEXT, each labelled
+        mount="LABEL": MOUNT_EXTRA(LABEL) gives the labels that follow it
+        (engine, layer); image="PATH" is replaced by IMAGE_LABEL(PATH)."""
+        def relabel(labels):
+            out = []
+            for k, v in labels:
+                out.append((k, v))
+                if k == "mount":
+                    out.extend(mount_extra(v))
+            return out
+        self._add_text(text, relabel, image_label)
+
+    def _add_text(self, text, relabel, image_label):
         kinds, helps = {}, {}
         for line in text.splitlines():
             if line.startswith("# HELP "):
@@ -67,7 +85,7 @@ class NodeMetrics:
                     v = v.replace('\\"', '"').replace("\\n", "\n").replace("\\\\", "\\")
                     labels.append(("boot_image", image_label(v)) if k == "image" else (k, v))
                 self.describe(name, kinds.get(name, "untyped"), helps.get(name, ""))
-                self.add(name, list(mount_labels) + labels, m.group(3))
+                self.add(name, relabel(labels), m.group(3))
 
     def text(self):
         out = []

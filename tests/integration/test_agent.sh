@@ -4,7 +4,8 @@
 # systemd, with no command but `systemctl enable --now yolo-agent`.
 #
 # systemd runs as PID 1 of its own namespaces (systemd_lib.sh) with the
-# installed yolo-agent.service and yolofs@.service, and an
+# installed yolo-agent.service, yolofs-host.service (the node's one
+# yolofs, which serves every layer) and yolofs@.service, and an
 # /etc/yolo/agent.conf naming the test's engines.  A dockerd and a
 # containerd of the test's own run in those namespaces (the mounts the
 # agent makes are theirs to see); Debian's docker-registry on 127.0.0.1
@@ -12,22 +13,26 @@
 # Both engines pull the three; the agent mounts every layer with no
 # command; each container is started twice: the first start is learnt,
 # the second (caches dropped) is served from the learnt images, and prints
-# what the first printed.  An image removed leaves no mount, no daemon, no
-# state and no learnt image.  The agent restarted changes nothing; the
-# engines restarted and every mount gone (as after a reboot), the agent
-# puts everything back and the next start is served again.  nova.conf
+# what the first printed.  An image removed leaves no mount, no session and
+# no learnt image.  The agent restarted changes nothing; a package upgrade
+# moves the host (every layer at once) and _base's yolofs to the new
+# binary under a reading container; the host killed (SIGKILL) under a
+# reading container is restarted and takes every layer over; the engines
+# restarted and every mount gone (as after a reboot), the agent puts
+# everything back and the next start is served again.  nova.conf
 # names a _base directory: the agent serves it through yolofs@.  Last,
 # Debian's prometheus-node-exporter scrapes the agent's one metrics file:
 # parsed, no error, no duplicate series, a mount label on every series.
 source "$(dirname "$0")/../mount/lib.sh"
 
 AGENT=/usr/bin/yolo-agent
-AGENT_UNIT= YOLOFS_UNIT=
+AGENT_UNIT= YOLOFS_UNIT= HOST_UNIT=
 for d in /lib/systemd/system /usr/lib/systemd/system; do
 	[ -f "$d/yolo-agent.service" ] && AGENT_UNIT=$d/yolo-agent.service
 	[ -f "$d/yolofs@.service" ] && YOLOFS_UNIT=$d/yolofs@.service
+	[ -f "$d/yolofs-host.service" ] && HOST_UNIT=$d/yolofs-host.service
 done
-[ -x "$AGENT" ] && [ -n "$AGENT_UNIT" ] && [ -n "$YOLOFS_UNIT" ] && [ -x /usr/bin/yolofs ] ||
+[ -x "$AGENT" ] && [ -n "$AGENT_UNIT" ] && [ -n "$YOLOFS_UNIT" ] && [ -n "$HOST_UNIT" ] && [ -x /usr/bin/yolofs ] ||
 	skip "the yolo package is not installed (scripts/build-deb.sh, then dpkg -i): this test runs the installed files"
 # The installed package must be this tree's (setup.sh installs HEAD's).
 head=$(git -C "${YOLO_SOURCE_ROOT:?}" rev-parse HEAD 2>/dev/null || echo "no commit")
@@ -39,6 +44,10 @@ head=$(git -C "${YOLO_SOURCE_ROOT:?}" rev-parse HEAD 2>/dev/null || echo "no com
 grep -q "deb-systemd-invoke \$_dh_action 'yolo-agent.service'" /var/lib/dpkg/info/yolo.postinst ||
 	fail "the package does not restart a running agent after an upgrade"
 ! grep -qs "stop 'yolo-agent.service'" /var/lib/dpkg/info/yolo.preinst || fail "an upgrade stops the agent"
+# The host is never stopped or restarted by an upgrade (the agent moves it).
+! grep -qs "yolofs-host.service" /var/lib/dpkg/info/yolo.preinst || fail "an upgrade stops the host"
+! grep -q "deb-systemd-invoke \$_dh_action 'yolofs-host.service'" /var/lib/dpkg/info/yolo.postinst ||
+	fail "an upgrade restarts the host"
 NODE_EXPORTER=$(command -v prometheus-node-exporter) ||
 	skip "prometheus-node-exporter missing (apt-get install prometheus-node-exporter)"
 export YOLOFS_UNIT
@@ -66,13 +75,13 @@ mkdir -p "$TMP/textfile" "$TMP/nova/instances/_base"
 
 # ---------------------------------------------------------------- systemd
 U=$TMP/units
-mkdir -p "$U/yolo-agent.service.d" "$U/yolofs@.service.d" "$TMP/nogen" "$TMP/etc.up/yolo" \
-	"$TMP/etc.work" "$TMP/bin.up" "$TMP/bin.work"
-cp "$AGENT_UNIT" "$YOLOFS_UNIT" "$U/"
+mkdir -p "$U/yolo-agent.service.d" "$U/yolofs@.service.d" "$U/yolofs-host.service.d" "$TMP/nogen" \
+	"$TMP/etc.up/yolo" "$TMP/etc.work" "$TMP/bin.up" "$TMP/bin.work"
+cp "$AGENT_UNIT" "$YOLOFS_UNIT" "$HOST_UNIT" "$U/"
 for t in yolo-test sysinit basic local-fs shutdown multi-user network network-online; do
 	printf '[Unit]\nDescription=test stand-in for %s.target\nDefaultDependencies=no\n' $t >"$U/$t.target"
 done
-for u in yolo-agent yolofs@; do
+for u in yolo-agent yolofs@ yolofs-host; do
 	printf '[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n' \
 		"$TMP/$u.log" "$TMP/$u.log" >"$U/$u.service.d/40-log.conf"
 done
@@ -94,6 +103,7 @@ address = $CT_SOCK
 enabled = yes
 config = $TMP/nova.conf
 CONF
+echo "YOLOFS_HOST_OPTIONS=metrics=/run/yolofs/host.prom,metrics_interval=1" >"$TMP/etc.up/yolo/host.conf"
 printf '[DEFAULT]\ninstances_path = %s\n' "$TMP/nova/instances" >"$TMP/nova.conf"
 sd_start
 
@@ -221,7 +231,11 @@ sc status --no-pager yolo-agent.service | grep -i "status:" || true
 note "each container started twice: learnt, then served"
 for e in docker containerd; do for i in $IMAGES; do served $e $i; done; done
 
-note "an image removed leaves no mount, daemon, state or learnt image"
+note "an image removed leaves no mount, session or learnt image"
+# hosted ENGINE: the sources of the host's serving sessions of ENGINE.
+hosted() {
+	inns /usr/bin/yolofs --hostctl list | awk -F'\t' -v e="$1:" 'index($2, e) == 1 && $4 == "serving" { print $3 }' | sort
+}
 # gone_clean DIR: nothing of the agent's is left of layer directory DIR.
 gone_clean() {
 	local i
@@ -232,10 +246,10 @@ gone_clean() {
 	[ ! -e "$1" ] || fail "$1 is still there"
 	[ -z "$(inns findmnt -rn -t fuse.yolofs -o TARGET | grep -F "$1")" ] || fail "a mount is left on $1"
 	! inns pgrep -f -- "$1" >/dev/null || fail "a yolofs of $1 still runs"
-	[ -z "$(inns grep -rlsF -- "$1" /run/yolo-agent --include=source)" ] || fail "the agent keeps state of $1"
+	! inns /usr/bin/yolofs --hostctl list | grep -qF -- "$1" || fail "the host keeps a session of $1"
 	[ -z "$(grep -rlsF -- "$1" "$TMP/learn")" ] || fail "a learnt image of $1 is left"
 }
-ct_sources() { inns sh -c 'cat /run/yolo-agent/containerd/*/source' | sort; }
+ct_sources() { hosted containerd; }
 c_dir=$(dk image inspect -f '{{.GraphDriver.Data.UpperDir}}' "$REG/yolo/c:1")
 ct_before=$(ct_sources)
 dk rmi "$REG/yolo/c:1" >/dev/null || fail "docker rmi c"
@@ -247,7 +261,7 @@ ct_c=$(comm -23 <(echo "$ct_before") <(ct_sources))
 [ "$(echo "$ct_c" | wc -w)" = 1 ] || fail "containerd: not one layer gone: $ct_c"
 gone_clean "$ct_c"
 [ "$(inns findmnt -rn -t fuse.yolofs | wc -l)" = 5 ] || fail "not 5 yolofs mounts left"
-echo "c removed from both: its layers' mounts, daemons, state and learnt images are gone"
+echo "c removed from both: its layers' mounts, sessions and learnt images are gone"
 
 note "c pulled again by containerd (the same digest, a new snapshot): mounted, then removed again"
 ct images pull --plain-http "$REG/yolo/c:1" >/dev/null || fail "ctr pull c again"
@@ -266,7 +280,7 @@ wait_active "the restarted agent"          # READY=1: after its first round
 start docker a "$TMP/after-restart" && diff -q "$TMP/docker-a.1" "$TMP/after-restart" >/dev/null ||
 	fail "a start after the agent's restart"
 
-note "a package upgrade: a new yolofs binary, the agent restarted; every daemon moves to it under a running container"
+note "a package upgrade: a new yolofs binary, the agent restarted; the host and _base's yolofs move to it under a running container"
 dk run -d --name reader "$REG/yolo/a:1" /bin/sh -c 'while md5sum /data/a >/dev/null; do :; done; echo READ-FAILED' >/dev/null ||
 	fail "a reading container"
 # The package replaces the file (dpkg renames the new one into place).
@@ -274,12 +288,13 @@ inns /bin/sh -c 'cp -p /usr/bin/yolofs /usr/bin/yolofs.new && mv /usr/bin/yolofs
 sc restart yolo-agent.service
 wait_active "the agent after the upgrade"
 for i in $(seq 300); do
-	[ "$(series yolo_agent_events_total 'event="upgraded"')" -ge 4 ] && break
+	[ "$(series yolo_agent_events_total 'engine="host",event="upgraded"')" -ge 1 ] && break
 	sleep 0.1
 done
-grep "upgrade of yolofs" "$TMP/yolo-agent.log" | tail -n 5
-[ "$(series yolo_agent_events_total 'event="upgraded"')" = 4 ] ||
-	fail "$(series yolo_agent_events_total 'event="upgraded"') layer daemons upgraded, not 4"
+grep "upgrade of" "$TMP/yolo-agent.log" | tail -n 5
+[ "$(series yolo_agent_events_total 'engine="host",event="upgraded"')" = 1 ] ||
+	fail "the host was not upgraded (once)"
+grep -q "yolofs (pid [0-9]*) serves, paused" "$TMP/yolo-agent.log" || fail "the upgrade's pause is not logged"
 [ "$(series yolo_agent_events_total 'event="upgrade_failed"')" = 0 ] || fail "an upgrade failed"
 for pid in $pids; do
 	for i in $(seq 50); do inns kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -291,10 +306,41 @@ done
 dk rm -f reader >/dev/null
 start docker a "$TMP/after-upgrade" && diff -q "$TMP/docker-a.1" "$TMP/after-upgrade" >/dev/null ||
 	fail "a start after the upgrade"
-pids=$(inns pgrep -x yolofs | sort | tr '\n' ' ')
+[ "$(sc show -p MainPID --value yolofs-host.service)" = "$(inns pgrep -f '^/usr/bin/yolofs --host')" ] ||
+	fail "systemd does not know the upgraded host as the unit's main process"
+
+note "the host killed (SIGKILL) under a reading container: restarted, it takes every layer over"
+dk run -d --name reader "$REG/yolo/a:1" /bin/sh -c 'while md5sum /data/a >/dev/null; do :; done; echo READ-FAILED' >/dev/null ||
+	fail "a reading container"
+# Its task stops at the first failed read.
+ct run -d "${CT_RUN[@]}" "$REG/yolo/b:1" reader-b /bin/sh -c 'while md5sum /data/b >/dev/null; do :; done' ||
+	fail "a reading containerd container"
+sleep 1
+HP=$(sc show -p MainPID --value yolofs-host.service)
+inns kill -KILL "$HP"
+for i in $(seq 100); do
+	np=$(sc show -p MainPID --value yolofs-host.service)
+	[ "$np" != 0 ] && [ "$np" != "$HP" ] && [ "$(sc show -p ActiveState --value yolofs-host.service)" = active ] && break
+	sleep 0.1
+done
+[ "$np" != "$HP" ] && [ "$np" != 0 ] || fail "the host was not restarted"
+grep "took [0-9]* sessions over after a restart" "$TMP/yolofs-host.log" | tail -n 1
+grep -q "took 4 sessions over after a restart" "$TMP/yolofs-host.log" || fail "the restarted host did not take the 4 layers over"
+[ "$(inns findmnt -rn -t fuse.yolofs | wc -l)" = 5 ] || fail "not 5 yolofs mounts after the host's restart"
+sleep 1
+[ "$(dk inspect -f '{{.State.Running}}' reader)" = true ] || { dk logs reader; fail "the reading container stopped"; }
+! dk logs reader 2>&1 | grep -q READ-FAILED || fail "a read failed across the host's crash"
+ct tasks ls | grep -q "reader-b.*RUNNING" || fail "the reading containerd container stopped"
+dk rm -f reader >/dev/null
+ct tasks rm -f reader-b >/dev/null 2>&1
+ct containers rm reader-b >/dev/null 2>&1 || fail "removing the reading containerd container"
+start docker a "$TMP/after-crash" && diff -q "$TMP/docker-a.1" "$TMP/after-crash" >/dev/null ||
+	fail "a start after the host's crash"
+echo "host pid $HP killed; pid $np took the 4 layers over; both readers read on"
 
 note "engines stopped, every mount and daemon gone (a reboot); in boot order: containerd, the agent, dockerd"
 sc stop yolo-agent.service
+sc stop yolofs-host.service
 ns_stop dockerd "dockerd --data-root $DK_DIR/docker"
 ns_stop containerd "containerd --config $CT_DIR/config.toml"
 inns pkill -KILL -x yolofs || true

@@ -7,8 +7,10 @@ series, no repeated series, no local path).  The real engines and systemd
 are the integration suite's (test_agent.sh)."""
 import json
 import os
+import socket
 import sys
 import tempfile
+import threading
 import unittest
 
 ROOT = os.environ.get('YOLO_SOURCE_ROOT') or os.path.dirname(os.path.dirname(os.path.dirname(
@@ -16,7 +18,7 @@ ROOT = os.environ.get('YOLO_SOURCE_ROOT') or os.path.dirname(os.path.dirname(os.
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.join(ROOT, 'scripts'))
 
-from yolo_agent import agent, config, containerd, docker, fetch, inotify_budget, node_metrics, nova, plan  # noqa: E402
+from yolo_agent import agent, config, containerd, docker, fetch, host_client, node_metrics, nova, plan  # noqa: E402
 from yolo_layers.common import Fatal  # noqa: E402
 from yolo_layers.engines import Layer, chain_ids  # noqa: E402
 from yolo_share.store import DirStore, RegistryStore  # noqa: E402
@@ -27,7 +29,7 @@ H = lambda c: c * 64  # noqa: E731
 class ConfigTest(unittest.TestCase):
     def test_defaults(self):
         c = config.parse("")
-        self.assertEqual(c.inotify_reserve, 32)
+        self.assertEqual(c.host, "/run/yolofs/host.sock")
         self.assertEqual(c.learn, "/var/lib/yolo/learn")
         self.assertEqual(c.docker.root, "")                       # dockerd's own (daemon.json)
         self.assertEqual(c.containerd.namespaces, ())
@@ -43,7 +45,7 @@ class ConfigTest(unittest.TestCase):
 
     def test_refusals(self):
         for text in ("[agent]\nlearn = relative\n", "[agent]\ninterval = 0\n", "[agent]\nfetch = maybe\n",
-                     "[docker]\nenabled = sometimes\n", "[agent]\ninotify_reserve = -1\n", "[dokcer]\nroot = /x\n", "[agent]\nlaern = /x\n",
+                     "[docker]\nenabled = sometimes\n", "[agent]\nhost = run/h.sock\n", "[dokcer]\nroot = /x\n", "[agent]\nlaern = /x\n",
                      "no section\n"):
             with self.assertRaises(config.ConfigError, msg=text):
                 config.parse(text)
@@ -224,24 +226,58 @@ class ContainerdTest(unittest.TestCase):
         self.assertEqual(list(c.answer().wanted), ["7"])
 
 
-class InotifyBudgetTest(unittest.TestCase):
-    def test_reserve_kept(self):
-        counted = []
-        b = inotify_budget.InotifyBudget(32, count=lambda: counted.append(1) or 90, limit=lambda: 128)
-        self.assertEqual([b.take() for _ in range(8)], [True] * 6 + [False] * 2)
-        self.assertEqual(len(counted), 1, "counted once a round")
-        b.new_round()
-        b.take()
-        self.assertEqual(len(counted), 2)
+class FakeHost:
+    """A socket answering as yolofs --host does: ANSWERS[request's first
+    field] (lines), the requests kept."""
 
-    def test_root_instances(self):
-        with tempfile.TemporaryDirectory() as proc:
-            for pid, links in (("1", ["anon_inode:inotify", "/dev/null"]), ("22", ["anon_inode:inotify"] * 2),
-                               ("self", ["anon_inode:inotify"])):
-                os.makedirs(os.path.join(proc, pid, "fd"))
-                for n, target in enumerate(links):
-                    os.symlink(target, os.path.join(proc, pid, "fd", str(n)))
-            self.assertEqual(inotify_budget.root_instances(proc), 3)
+    def __init__(self, path, answers):
+        self.answers, self.requests = answers, []
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(path)
+        self.sock.listen(4)
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while not data.endswith(b"\n"):
+                    data += conn.recv(4096)
+                fields = data.decode().rstrip("\n").split("\t")
+                self.requests.append(fields)
+                conn.sendall("".join(line + "\n" for line in self.answers[fields[0]]).encode())
+
+
+class HostClientTest(unittest.TestCase):
+    def test_requests_and_answers(self):
+        with tempfile.TemporaryDirectory() as d:
+            fake = FakeHost(os.path.join(d, "h.sock"), {
+                "list": ["1\tdocker:sha256:aa\t/l/1/diff\tserving\t0:51\t/learn/docker/l_1.ab",
+                         "2\tcontainerd:k8s.io:sha256:bb\t/s/7/fs\tdetached\t0:52\t-", "ok 2 sessions"],
+                "attach": ["ok 3 0:53 /learn/docker/l_3.cd"],
+                "detach": ["error: /x is not attached"]})
+            h = host_client.Host(os.path.join(d, "h.sock"))
+            sessions, pid = h.sessions()
+            self.assertEqual(pid, os.getpid())
+            self.assertEqual(sessions["/l/1/diff"].label, "docker:sha256:aa")
+            self.assertEqual(sessions["/l/1/diff"].learn, "/learn/docker/l_1.ab")
+            self.assertEqual(sessions["/s/7/fs"].state, "detached")
+            self.assertEqual(sessions["/s/7/fs"].learn, "")
+            session, line = h.attach("docker:sha256:cc", "/l/3/diff", "learn=/learn/docker")
+            self.assertEqual(session, host_client.Session("3", "docker:sha256:cc", "/l/3/diff", "serving", "0:53",
+                                                          "/learn/docker/l_3.cd"))
+            self.assertEqual(line, "ok 3 0:53 /learn/docker/l_3.cd")
+            self.assertEqual(fake.requests[-1], ["attach", "docker:sha256:cc", "/l/3/diff", "learn=/learn/docker"])
+            self.assertEqual(h.detach("/x"), (False, "error: /x is not attached"))
+            self.assertIsNone(h.attach("a\tb", "/l", "")[0], "a tab in a field is never sent")
+            fake.sock.close()
+        with self.assertRaises(host_client.HostDown):
+            host_client.Host("/nonexistent/h.sock").sessions()
 
 
 class FetchTest(unittest.TestCase):
@@ -305,6 +341,27 @@ class NodeMetricsTest(unittest.TestCase):
         self.assertIn('boot_image="learnt",generation="2"', text)
         self.assertEqual(text.count("# TYPE yolofs_reads_total counter"), 1)
         self.assertEqual(text.count("# HELP yolofs_image_bytes_total"), 1)
+
+    def test_host_file(self):
+        m = node_metrics.NodeMetrics()
+        text = ("# HELP yolofs_reads_total Reads.\n# TYPE yolofs_reads_total counter\n"
+                'yolofs_reads_total{mount="docker:sha256:aa",image="/var/lib/yolo/learn/docker/k/mount.yolo",'
+                'generation="0"} 5\n'
+                'yolofs_reads_total{mount="containerd:k8s.io:sha256:bb",image="/var/lib/yolo/images/c/7/x.yolo",'
+                'generation="1"} 6\n'
+                "# HELP yolofs_memory_resident_bytes Memory.\n# TYPE yolofs_memory_resident_bytes gauge\n"
+                'yolofs_memory_resident_bytes{mount="host"} 4096\n')
+        extra = {"docker:sha256:aa": [("engine", "docker"), ("layer", "sha256:aa")],
+                 "containerd:k8s.io:sha256:bb": [("engine", "containerd"), ("layer", "sha256:bb")]}
+        m.add_host(text, lambda mount: extra.get(mount, []),
+                   lambda p: "fetched" if p.startswith("/var/lib/yolo/images/") else "learnt")
+        out = m.text()
+        self.assertIn('yolofs_reads_total{mount="docker:sha256:aa",engine="docker",layer="sha256:aa",'
+                      'boot_image="learnt",generation="0"} 5', out)
+        self.assertIn('engine="containerd",layer="sha256:bb",boot_image="fetched",generation="1"} 6', out)
+        self.assertIn('yolofs_memory_resident_bytes{mount="host"} 4096', out)
+        self.assertNotIn("/var/lib", out)
+        self.assertEqual(out.count("# TYPE yolofs_reads_total counter"), 1)
 
     def test_escaping(self):
         m = node_metrics.NodeMetrics()
