@@ -108,7 +108,7 @@ struct daemon {
 };
 
 /* What one session shares with no other here: the worker, the inotify
- * hub (with images=, unless no_namespace) and the memory pool.
+ * hub (with images= or learn=, unless no_namespace) and the memory pool.
  * @return 0 or -1. */
 static int create_shared(struct daemon *d)
 {
@@ -121,7 +121,8 @@ static int create_shared(struct daemon *d)
 		return -1;
 	}
 	int r;
-	if (o->images && !o->no_namespace && (r = ns_hub_create(&d->sh.hub)) < 0)
+	/* learn= alone serves images too: its own, once learnt. */
+	if ((o->images || o->learn) && !o->no_namespace && (r = ns_hub_create(&d->sh.hub)) < 0)
 		fprintf(stderr, "yolofs: warning: no namespace answers from memory: inotify: "
 			"%s (see /proc/sys/fs/inotify/max_user_instances)\n", strerror(-r));
 	return 0;

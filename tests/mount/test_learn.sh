@@ -89,6 +89,10 @@ mimg=$(ls "$LEARN"/*/mount.yolo) || fail "no mount.yolo"
 grep -q ' sub/conf$' "$TMP/inspect" && grep -q ' base2$' "$TMP/inspect" || fail "files missing from the mount image"
 grep -q '^namespace: *[1-9]' "$TMP/inspect" || fail "no namespace questions in the mount image"
 grep -E '^(files|blocks|namespace):' "$TMP/inspect"
+# Its questions are read from the source once it is loaded, and answered
+# from memory (learn= alone: no images= given).
+wait_until "the learnt questions are answered" \
+	"grep -q 'mount.yolo: [0-9]* of [0-9]* namespace paths answered from memory' '$TMP/yolofs.log'"
 # Another start that reads nothing new (another user: the same questions,
 # asked of the source) leaves the image as it is.
 chmod 0755 "$TMP"
