@@ -175,7 +175,10 @@ static struct hosted *find_source(struct host *h, const char *source)
 	return NULL;
 }
 
-static int add(struct host *h, struct hosted *x)
+/* List x (from then on it is the host's: the housekeeper may reap it as
+ * soon as its mount goes), and say "ok ID MAJ:MIN LEARN" in msg.
+ * @return 0 or -ENOMEM. */
+static int add(struct host *h, struct hosted *x, char *msg, size_t len)
 {
 	pthread_mutex_lock(&h->lock);
 	if (h->n == h->cap) {
@@ -191,51 +194,54 @@ static int add(struct host *h, struct hosted *x)
 	h->v[h->n++] = x;
 	if (!h->taking_over)             /* saved once after all (one line a session) */
 		host_save_table(h);
+	ylog(YLOG_INFO, "serving %s (%s) as session %u (%zu of %zu images)", x->source, x->label,
+	     x->id, x->s.set ? iset_count(x->s.set) : 0, x->s.images.n);
+	snprintf(msg, len, "ok %u %u:%u %s", x->id, major(x->s.mount_dev), minor(x->s.mount_dev),
+		 x->s.learn ? learn_images_dir(x->s.learn) : "-");
 	pthread_mutex_unlock(&h->lock);
 	return 0;
 }
 
-int host_start_session(struct host *h, struct hosted *x, char *why, size_t len)
+int host_start_session(struct host *h, struct hosted *x, char *msg, size_t len)
 {
 	if (session_open(&x->s, &h->sh) < 0 || session_mount(&x->s) < 0) {
-		snprintf(why, len, "%s: cannot mount (the host's log says why)", x->source);
+		snprintf(msg, len, "error: %s: cannot mount (the host's log says why)", x->source);
 		host_free_session(x);
 		return -1;
 	}
 	session_start(&x->s);
-	int r = host_start_loop(x);
-	if (r == 0)
-		r = add(h, x);
-	if (r < 0) {
-		snprintf(why, len, "%s: %s", x->source, strerror(-r));
-		if (x->loop_running) {
-			fuse_session_exit(x->s.se);
-			pthread_kill(x->loop, SIGUSR2);
-			pthread_join(x->loop, NULL);
-		}
-		session_end(&x->s);
-		host_free_session(x);
-		return -1;
-	}
+	x->s.stats.keep = pt_record_user(x->s.fs);
+	x->s.stats.keep_size = PT_RECORD_USER_MAX;
+	int r;
 	if (x->s.mount_dev && (r = tko_alias(x->s.mount_dev, h->socket_path)) < 0)
 		ylog(YLOG_WARN, "%s: no control socket name for it (yolofs --upgrade of it cannot "
 		     "reach the host): %s", x->source, strerror(-r));
-	x->s.stats.keep = pt_record_user(x->s.fs);
-	x->s.stats.keep_size = PT_RECORD_USER_MAX;
 	/* Taken over: its descriptors are in the store already (the same
 	 * files), and systemd compares each new one with every stored one. */
 	if (!x->s.tko.present)
 		host_store(x);
-	ylog(YLOG_INFO, "serving %s (%s) as session %u (%zu of %zu images)", x->source, x->label,
-	     x->id, x->s.set ? iset_count(x->s.set) : 0, x->s.images.n);
-	return 0;
+	r = host_start_loop(x);
+	if (r == 0 && (r = add(h, x, msg, len)) == 0)
+		return 0;
+	snprintf(msg, len, "error: %s: %s", x->source, strerror(-r));
+	if (x->loop_running) {
+		fuse_session_exit(x->s.se);
+		pthread_kill(x->loop, SIGUSR2);
+		pthread_join(x->loop, NULL);
+	}
+	host_store_drop(x);
+	if (x->s.mount_dev)
+		tko_alias_remove(x->s.mount_dev);
+	session_end(&x->s);
+	host_free_session(x);
+	return -1;
 }
 
 /* ---- requests ---- */
 
 static void attach(struct host *h, char *fields[], int n, int conn)
 {
-	char why[600];
+	char why[600], msg[PATH_MAX + 100];
 	if (n < 3 || n > 4) {
 		tko_reply(conn, "error: attach LABEL SOURCE [OPTIONS]");
 		return;
@@ -259,12 +265,8 @@ static void attach(struct host *h, char *fields[], int n, int conn)
 		return;
 	}
 	x->id = id;
-	if (host_start_session(h, x, why, sizeof(why)) < 0) {
-		tko_reply(conn, "error: %s", why);
-		return;
-	}
-	tko_reply(conn, "ok %u %u:%u %s", x->id, major(x->s.mount_dev), minor(x->s.mount_dev),
-		  x->s.learn ? learn_images_dir(x->s.learn) : "-");
+	host_start_session(h, x, msg, sizeof(msg));
+	tko_reply(conn, "%s", msg);         /* x may be gone already: its mount too */
 }
 
 static void detach(struct host *h, char *fields[], int n, int conn)

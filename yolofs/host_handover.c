@@ -206,7 +206,7 @@ static int take_one(struct host *h, struct left *l, char *line)
 	x->s.mount_dev = makedev(maj, min);
 	x->s.mnt_id = strtol(f[4], NULL, 10);
 	if (host_start_session(h, x, why, sizeof(why)) < 0) {
-		ylog(YLOG_ERR, "session %u: %s; not taken over", l->id, why);
+		ylog(YLOG_ERR, "session %u: %s; not taken over", l->id, why + strlen("error: "));
 		return -1;
 	}
 	return 0;

@@ -57,9 +57,10 @@ struct host {
 void host_kick(struct host *h);
 
 /* Start a parsed session's mount (or taking over), threads and loop, and
- * list it.  On failure the session is freed and `why` says why.
- * @return 0 or -1. */
-int host_start_session(struct host *h, struct hosted *x, char *why, size_t len);
+ * list it (from then on it is the host's).  msg (len bytes) gets the
+ * answer to an attach: "ok ID MAJ:MIN LEARN", or "error: why" (then the
+ * session is freed).  @return 0 or -1. */
+int host_start_session(struct host *h, struct hosted *x, char *msg, size_t len);
 /* A hosted session for LABEL SOURCE OPTIONS, parsed (its options checked,
  * those of the process refused).  @return it, or NULL with why. */
 struct hosted *host_new_session(struct host *h, const char *label, const char *source,
