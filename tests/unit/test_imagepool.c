@@ -150,35 +150,58 @@ static struct iset_pool *pool_make(uint64_t memlimit, bool dedup)
 	return pool;
 }
 
+/* What every case serves: two layers whose images hold the same blocks
+ * (NAME-a, NAME-b), a background worker and, made by the case, a pool. */
+struct node {
+	struct bg *bg;
+	struct layer a, b;
+	uint64_t size;                   /* logical bytes of one layer's image */
+	struct iset_pool *pool;
+};
+
+static void node_make(struct node *n, const char *name)
+{
+	char na[64], nb[64];
+	snprintf(na, sizeof(na), "%s-a", name);
+	snprintf(nb, sizeof(nb), "%s-b", name);
+	*n = (struct node){ 0 };
+	assert_int_equal(bg_create(&n->bg), 0);
+	layer_make(&n->a, na);
+	layer_make(&n->b, nb);
+	n->size = logical_bytes(n->a.image);
+}
+
+/* After the case stopped its layers (layer_stop). */
+static void node_free(struct node *n)
+{
+	iset_pool_destroy(n->pool);
+	bg_destroy(n->bg);
+	layer_free(&n->a);
+	layer_free(&n->b);
+}
+
 /* Both layers' images in memory: with dedup their blocks are held once,
  * without twice; the gauges are the pool's, whichever set's stats. */
 static void test_shared_blocks(void **state)
 {
 	(void)state;
 	for (int dedup = 0; dedup <= 1; dedup++) {
-		struct bg *bg;
-		struct layer a, b;
-		assert_int_equal(bg_create(&bg), 0);
-		layer_make(&a, "shared-a");
-		layer_make(&b, "shared-b");
-		uint64_t size = logical_bytes(a.image);
-		struct iset_pool *pool = pool_make(0, dedup);
-		layer_serve(&a, pool, bg);
-		struct stats_memory one = gauges(&a);
-		assert_int_equal(one.logical, size);
-		layer_serve(&b, pool, bg);
-		assert_true(layer_in_memory(&a));
-		assert_true(layer_in_memory(&b));
-		struct stats_memory two = gauges(&b);
-		assert_int_equal(two.logical, 2 * size);
+		struct node n;
+		node_make(&n, "shared");
+		n.pool = pool_make(0, dedup);
+		layer_serve(&n.a, n.pool, n.bg);
+		struct stats_memory one = gauges(&n.a);
+		assert_int_equal(one.logical, n.size);
+		layer_serve(&n.b, n.pool, n.bg);
+		assert_true(layer_in_memory(&n.a));
+		assert_true(layer_in_memory(&n.b));
+		struct stats_memory two = gauges(&n.b);
+		assert_int_equal(two.logical, 2 * n.size);
 		assert_int_equal(two.unique, dedup ? one.unique : 2 * one.unique);
-		assert_int_equal(gauges(&a).unique, two.unique);
-		layer_stop(&b);
-		layer_stop(&a);
-		iset_pool_destroy(pool);
-		bg_destroy(bg);
-		layer_free(&a);
-		layer_free(&b);
+		assert_int_equal(gauges(&n.a).unique, two.unique);
+		layer_stop(&n.b);
+		layer_stop(&n.a);
+		node_free(&n);
 	}
 }
 
@@ -208,40 +231,33 @@ static void wait_jobs(struct bg *bg)
 static void test_memlimit_across_sets(void **state)
 {
 	(void)state;
-	struct bg *bg;
-	struct layer a, b;
-	assert_int_equal(bg_create(&bg), 0);
-	layer_make(&a, "limit-a");
-	layer_make(&b, "limit-b");
-	uint64_t size = logical_bytes(a.image);
-	struct iset_pool *pool = pool_make(size + size / 2, true);
-	assert_int_equal(iset_pool_start(pool), 0);
-	assert_int_equal(bg_start(bg), 0);
-	layer_serve(&a, pool, bg);
-	layer_serve(&b, pool, bg);
+	struct node n;
+	node_make(&n, "limit");
+	n.pool = pool_make(n.size + n.size / 2, true);
+	assert_int_equal(iset_pool_start(n.pool), 0);
+	assert_int_equal(bg_start(n.bg), 0);
+	layer_serve(&n.a, n.pool, n.bg);
+	layer_serve(&n.b, n.pool, n.bg);
 	/* Nothing used yet: the set that joined first comes first (and an
 	 * open of its image, in memory already, moves nothing). */
-	struct iset_image *im_a = layer_open(&a);
+	struct iset_image *im_a = layer_open(&n.a);
 	assert_non_null(im_a);
 	assert_true(in_memory(im_a));
-	assert_int_equal(gauges(&a).logical, size);
-	struct iset_image *im_b = layer_open(&b);  /* used last: the pager swaps them */
+	assert_int_equal(gauges(&n.a).logical, n.size);
+	struct iset_image *im_b = layer_open(&n.b);  /* used last: the pager swaps them */
 	assert_non_null(im_b);
 	wait_moved(im_b, im_a);
-	wait_jobs(bg);
-	assert_int_equal(gauges(&a).logical, size);
-	iset_image_put(layer_open(&a));            /* and back */
+	wait_jobs(n.bg);
+	assert_int_equal(gauges(&n.a).logical, n.size);
+	iset_image_put(layer_open(&n.a));            /* and back */
 	wait_moved(im_a, im_b);
-	wait_jobs(bg);
-	assert_int_equal(gauges(&b).logical, size);
+	wait_jobs(n.bg);
+	assert_int_equal(gauges(&n.b).logical, n.size);
 	iset_image_put(im_a);
 	iset_image_put(im_b);
-	layer_stop(&a);
-	layer_stop(&b);
-	iset_pool_destroy(pool);
-	bg_destroy(bg);
-	layer_free(&a);
-	layer_free(&b);
+	layer_stop(&n.a);
+	layer_stop(&n.b);
+	node_free(&n);
 }
 
 /* Destroying one set: the other serves on, its image in memory with the
@@ -249,18 +265,14 @@ static void test_memlimit_across_sets(void **state)
 static void test_destroy_one_set(void **state)
 {
 	(void)state;
-	struct bg *bg;
-	struct layer a, b;
-	assert_int_equal(bg_create(&bg), 0);
-	layer_make(&a, "gone-a");
-	layer_make(&b, "gone-b");
-	uint64_t size = logical_bytes(a.image);
-	struct iset_pool *pool = pool_make(0, true);
-	layer_serve(&a, pool, bg);
-	layer_serve(&b, pool, bg);
-	uint64_t unique = gauges(&b).unique;
-	layer_stop(&a);
-	struct iset_image *im = layer_open(&b);
+	struct node n;
+	node_make(&n, "gone");
+	n.pool = pool_make(0, true);
+	layer_serve(&n.a, n.pool, n.bg);
+	layer_serve(&n.b, n.pool, n.bg);
+	uint64_t unique = gauges(&n.b).unique;
+	layer_stop(&n.a);
+	struct iset_image *im = layer_open(&n.b);
 	assert_non_null(im);
 	struct bst_view *v = iset_memory(im);
 	assert_non_null(v);
@@ -275,18 +287,15 @@ static void test_destroy_one_set(void **state)
 	}
 	bst_view_put(v);
 	iset_image_put(im);
-	struct stats_memory g = gauges(&b);
-	assert_int_equal(g.logical, size);
+	struct stats_memory g = gauges(&n.b);
+	assert_int_equal(g.logical, n.size);
 	assert_int_equal(g.unique, unique);
 	/* A reload places the pool's images again: only b's are left. */
-	const char *paths[] = { b.image };
-	assert_int_equal(iset_reload(b.set, paths, 1), 0);
-	assert_true(layer_in_memory(&b));
-	layer_stop(&b);
-	iset_pool_destroy(pool);
-	bg_destroy(bg);
-	layer_free(&a);
-	layer_free(&b);
+	const char *paths[] = { n.b.image };
+	assert_int_equal(iset_reload(n.b.set, paths, 1), 0);
+	assert_true(layer_in_memory(&n.b));
+	layer_stop(&n.b);
+	node_free(&n);
 }
 
 /* Garble the first zstd frame of the image's data: it no longer decodes
@@ -319,29 +328,22 @@ static void damage_frame(const char *image)
 static void test_damaged_refused_alone(void **state)
 {
 	(void)state;
-	struct bg *bg;
-	struct layer a, b;
-	assert_int_equal(bg_create(&bg), 0);
-	layer_make(&a, "bad-a");
-	layer_make(&b, "bad-b");
-	damage_frame(b.image);
-	uint64_t size = logical_bytes(a.image);
-	struct iset_pool *pool = pool_make(0, true);
-	layer_serve(&a, pool, bg);
-	layer_serve(&b, pool, bg);
-	assert_int_equal(iset_count(b.set), 0);
-	assert_int_equal(atomic_load(&b.stats.images_refused), 1);
-	assert_null(layer_open(&b));
-	assert_int_equal(iset_count(a.set), 1);
-	assert_int_equal(atomic_load(&a.stats.images_refused), 0);
-	assert_true(layer_in_memory(&a));
-	assert_int_equal(gauges(&a).logical, size);
-	layer_stop(&b);
-	layer_stop(&a);
-	iset_pool_destroy(pool);
-	bg_destroy(bg);
-	layer_free(&a);
-	layer_free(&b);
+	struct node n;
+	node_make(&n, "bad");
+	damage_frame(n.b.image);
+	n.pool = pool_make(0, true);
+	layer_serve(&n.a, n.pool, n.bg);
+	layer_serve(&n.b, n.pool, n.bg);
+	assert_int_equal(iset_count(n.b.set), 0);
+	assert_int_equal(atomic_load(&n.b.stats.images_refused), 1);
+	assert_null(layer_open(&n.b));
+	assert_int_equal(iset_count(n.a.set), 1);
+	assert_int_equal(atomic_load(&n.a.stats.images_refused), 0);
+	assert_true(layer_in_memory(&n.a));
+	assert_int_equal(gauges(&n.a).logical, n.size);
+	layer_stop(&n.b);
+	layer_stop(&n.a);
+	node_free(&n);
 }
 
 int main(void)
