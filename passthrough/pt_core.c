@@ -53,8 +53,11 @@ static void init_passthrough(struct pt_fs *fs, struct fuse_conn_info *conn)
 #endif
 	if (fs->cfg.passthrough_active)
 		atomic_store(fs->cfg.passthrough_active, fs->passthrough);
+	/* Once a process: yolofs --host has a session (an INIT) a layer. */
+	static atomic_bool said_on;
 	if (fs->passthrough)
-		ylog(YLOG_INFO, "kernel passthrough: on (opens no hook serves are read by the kernel)");
+		ylog(atomic_exchange(&said_on, true) ? YLOG_DEBUG : YLOG_INFO,
+		     "kernel passthrough: on (opens no hook serves are read by the kernel)");
 	else
 		ylog(level, "kernel passthrough: %s", why);
 }
