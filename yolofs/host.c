@@ -57,10 +57,8 @@ static int parse_host_options(struct host *h, char *spec)
 		} else if (strncmp(o, "metrics_interval=", 17) == 0 && atoi(v) > 0) {
 			h->metrics_interval = (unsigned)atoi(v);
 		} else if (strncmp(o, "memlimit=", 9) == 0) {
-			if (yolo_parse_size(v, &h->memlimit) < 0) {
-				fprintf(stderr, "yolofs: memlimit=%s: expected a size like 512M or 2G\n", v);
+			if (opts_parse_memlimit(v, &h->memlimit) < 0)
 				return -1;
-			}
 		} else if (strcmp(o, "serve=memory") == 0 || strcmp(o, "serve=ssd") == 0) {
 			h->memory = strcmp(o, "serve=memory") == 0;
 		} else if (strcmp(o, "no_dedup") == 0) {
@@ -277,9 +275,7 @@ static void detach(struct host *h, char *fields[], int n, int conn)
 	}
 	pthread_mutex_lock(&h->lock);
 	struct hosted *x = find_source(h, fields[1]);
-	dev_t dev = 0;
-	/* Only our own mount: whatever was mounted over it stays. */
-	bool ours = x && mount_top_id(x->source, true, &dev) >= 0 && dev == x->s.mount_dev;
+	bool ours = x && session_mount_is_ours(&x->s);
 	int r = ours && umount2(x->source, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 ? -errno : 0;
 	if (x && r == 0)
 		x->detached = true;

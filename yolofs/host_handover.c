@@ -177,13 +177,14 @@ static void parse_listen_fds(struct left **v, size_t *n)
 	}
 }
 
-/* Take over session `l` listed as `line` (host_save_table's).
+/* The fields of a session-list line (host_save_table's): ID LABEL SOURCE
+ * MAJ:MIN MNTID OPTIONS. */
+enum { TABLE_FIELDS = 6 };
+
+/* Take over session `l` listed with fields `f`.
  * @return 0 or -1 (logged). */
-static int take_one(struct host *h, struct left *l, char *line)
+static int take_one(struct host *h, struct left *l, char *f[TABLE_FIELDS])
 {
-	char *save = NULL, *f[6] = { 0 };
-	for (int k = 0; k < 6; k++)
-		f[k] = strtok_r(k ? NULL : line, "\t", &save);
 	char why[600];
 	unsigned maj, min;
 	if (!f[4] || sscanf(f[3], "%u:%u", &maj, &min) != 2) {
@@ -251,16 +252,17 @@ int host_take_over(struct host *h)
 	}
 	while (f && fgets(line, sizeof(line), f)) {
 		line[strcspn(line, "\n")] = '\0';
-		unsigned id = (unsigned)strtoul(line, NULL, 10);
+		char *fields[TABLE_FIELDS] = { 0 }, *save = NULL;
+		for (int k = 0; k < TABLE_FIELDS; k++)
+			fields[k] = strtok_r(k ? NULL : line, "\t", &save);
+		unsigned id = fields[0] ? (unsigned)strtoul(fields[0], NULL, 10) : 0;
 		if (id > h->next_id)
 			h->next_id = id;
 		struct left *l = NULL;
 		for (size_t i = 0; i < n && !l; i++)
 			if (v[i].id == id && v[i].fd[0] >= 0 && v[i].fd[1] >= 0 && v[i].fd[2] >= 0)
 				l = &v[i];
-		char copy[8192];
-		snprintf(copy, sizeof(copy), "%s", line);
-		if (l && take_one(h, l, copy) == 0) {
+		if (l && take_one(h, l, fields) == 0) {
 			taken++;
 			continue;
 		}
@@ -272,9 +274,7 @@ int host_take_over(struct host *h)
 		lost++;
 		/* Its mount is dead: its control socket name must not lead here,
 		 * so the next attach of its source clears it. */
-		char *save = NULL, *src = strtok_r(line, "\t", &save);
-		for (int k = 0; k < 2 && src; k++)
-			src = strtok_r(NULL, "\t", &save);
+		const char *src = fields[2];
 		dev_t dev;
 		if (src && mount_top_id(src, true, &dev) >= 0)
 			tko_alias_remove(dev);

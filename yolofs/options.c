@@ -124,6 +124,14 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 	return 1;
 }
 
+int opts_parse_memlimit(const char *text, uint64_t *bytes)
+{
+	if (yolo_parse_size(text, bytes) == 0)
+		return 0;
+	fprintf(stderr, "yolofs: memlimit=%s: expected a size like 512M or 2G\n", text);
+	return -1;
+}
+
 /* Turn the option strings into values.  @return 0, or -1 said on stderr. */
 static int check_values(struct yolofs_opts *o)
 {
@@ -134,11 +142,8 @@ static int check_values(struct yolofs_opts *o)
 		fprintf(stderr, "yolofs: serve=%s: expected memory or ssd\n", o->serve);
 		return -1;
 	}
-	if (o->memlimit && yolo_parse_size(o->memlimit, &o->memlimit_bytes) < 0) {
-		fprintf(stderr, "yolofs: memlimit=%s: expected a size like 512M or 2G\n",
-			o->memlimit);
+	if (o->memlimit && opts_parse_memlimit(o->memlimit, &o->memlimit_bytes) < 0)
 		return -1;
-	}
 	o->readahead_bytes = PT_MAX_READ;
 	if (o->readahead && (yolo_parse_size(o->readahead, &o->readahead_bytes) < 0 ||
 			     o->readahead_bytes > PT_MAX_READ)) {

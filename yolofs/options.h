@@ -61,6 +61,9 @@ enum opts_result {
 enum opts_result opts_parse(struct yolofs_opts *o, struct fuse_args *args, const char *prog);
 void opts_free(struct yolofs_opts *o);
 
+/* memlimit=TEXT (the mount's and the host's): its bytes, or -1 said on stderr. */
+int opts_parse_memlimit(const char *text, uint64_t *bytes);
+
 /* Image files, in the order they are searched. */
 struct opts_paths {
 	char **v;

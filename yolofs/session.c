@@ -321,13 +321,18 @@ void session_end(struct session *s)
 		stats_log(&s->stats);
 }
 
+bool session_mount_is_ours(const struct session *s)
+{
+	dev_t dev;
+	return s->mount_dev && mount_top_id(s->o.cmd.mountpoint, true, &dev) >= 0 &&
+	       dev == s->mount_dev;
+}
+
 /* A session taken over was mounted by a predecessor: libfuse does not
  * know its mount point.  Unmount it if it is still the topmost there. */
 static void unmount_taken_over(struct session *s)
 {
-	dev_t dev;
-	if (mount_top_id(s->o.cmd.mountpoint, true, &dev) >= 0 && dev == s->mount_dev &&
-	    umount2(s->o.cmd.mountpoint, MNT_DETACH) < 0)
+	if (session_mount_is_ours(s) && umount2(s->o.cmd.mountpoint, MNT_DETACH) < 0)
 		ylog(YLOG_WARN, "cannot unmount %s: %s", s->o.cmd.mountpoint, strerror(errno));
 }
 

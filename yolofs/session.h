@@ -82,6 +82,10 @@ void session_start(struct session *s);
  * predecessor read but never answered. */
 void session_took_over(struct session *s);
 
+/* Whether the topmost FUSE mount at the session's mount point is still
+ * the one it serves: whatever was mounted over it since must stay. */
+bool session_mount_is_ours(const struct session *s);
+
 /* The session loop, until unmounted or fuse_session_exit.  max_idle:
  * FUSE worker threads kept idle (UINT_MAX: libfuse's default).
  * @return its result: negative on failure. */
