@@ -240,6 +240,10 @@ static int64_t prefill(struct bs *bs, struct bs_file *f, const struct pt_open_in
 	while (i < f->yf->block_count && ret == 0) {
 		uint64_t first = f->base[i].block_id;
 		size_t len = 0;
+		/* The run's bytes where they lie in memory, one block after
+		 * another (an image's blocks are loaded in order): pushed from
+		 * there with no copy; NULL once they had to be gathered in run. */
+		const uint8_t *direct = NULL;
 		/* Gather consecutive good blocks; a dropped or bad one ends the run. */
 		while (i < f->yf->block_count && len + bsz <= RUN_MAX &&
 		       f->base[i].block_id == first + len / bsz) {
@@ -259,13 +263,20 @@ static int64_t prefill(struct bs *bs, struct bs_file *f, const struct pt_open_in
 			i++;
 			if (!p)
 				break;
-			memcpy(run + len, p, f->base[i - 1].raw_len);
+			if (mem && len == 0) {
+				direct = p;
+			} else if (!direct || p != direct + len) {
+				if (direct)
+					memcpy(run, direct, len);
+				direct = NULL;
+				memcpy(run + len, p, f->base[i - 1].raw_len);
+			}
 			len += f->base[i - 1].raw_len;
 		}
 		if (len == 0)
 			continue;
 		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(len);
-		bv.buf[0].mem = run;
+		bv.buf[0].mem = direct ? (void *)direct : run;
 		ret = fuse_lowlevel_notify_store(info->se, info->nodeid, first << f->shift, &bv, 0);
 		if (ret == 0)
 			pushed += (int64_t)len;
