@@ -650,7 +650,7 @@ class Report:
     def ctr_requests_table(self, profile, med):
         """The FUSE requests the kernel sent during each start, by operation."""
         ops = sorted({k[5:] for r in self.d.select(figure='ctr', profile=profile) for k in r['extra']
-                      if k.startswith('fuse_') and k not in ('fuse_requests', 'fuse_lost')})
+                      if k.startswith('fuse_') and k not in ('fuse_requests', 'fuse_lost', 'fuse_wait_ms')})
         rows = []
         for cache in self.CTR_CACHES:
             for mode, n in self.ctr_cells(profile):
@@ -659,16 +659,19 @@ class Report:
                     if not c.present or c.extra_median('fuse_requests') is None:
                         continue
                     label = self.ctr_label(mode, n) + (', before build' if policy == 'yolofs@before' else '')
-                    rows.append([cache, label, med(c, 'fuse_requests')] +
+                    wait = med(c, 'fuse_wait_ms', fmt='{:.1f}') if c.extra_median('fuse_wait_ms') is not None else '-'
+                    rows.append([cache, label, med(c, 'fuse_requests'), wait] +
                                 [med(c, 'fuse_' + op) if c.extra_median('fuse_' + op) is not None else '0'
                                  for op in ops])
         if not rows:
             return []
         out = ['', 'FUSE requests per run (median, all N starts together), by operation: what the kernel '
                'sent the daemons (the `fuse:fuse_request_send` tracepoint, bench/lib/fusetrace.sh; the '
-               'same count for any build):', '']
-        out += table(['cache', 'images', 'requests'] + [op.upper() for op in ops], rows,
-                     ['---', '---'] + ['---:'] * (1 + len(ops)))
+               'same count for any build), and the milliseconds callers waited for their answers, summed '
+               'over the requests (`fuse_request_end`; not RELEASE, RELEASEDIR and FORGET, which nobody '
+               'waits for):', '']
+        out += table(['cache', 'images', 'requests', 'wait ms'] + [op.upper() for op in ops], rows,
+                     ['---', '---'] + ['---:'] * (2 + len(ops)))
         return out
 
     def ctr_yolofs_table(self, profile, med):

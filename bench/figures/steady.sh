@@ -31,10 +31,6 @@
 # other build's yolofs (yolofs@before, yolofs-ra128K@before) has mounts of
 # its own, right after this build's in each run's order (pair_order).
 
-# page_reported_kib: KiB of free memory the guest kernel has handed back to
-# the host so far (virtio-balloon free page reporting), or nothing.
-page_reported_kib() { cat /sys/module/page_reporting/parameters/reported_kib 2>/dev/null || true; }
-
 steady_context() { context steady_runs "$STEADY_RUNS"; }
 
 # d1, and room for the 2.5 GB file.

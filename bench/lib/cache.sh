@@ -20,3 +20,10 @@ foreign_drops() {
 	local k=$(($(cache_drops) - $1))
 	((k == 0)) || echo " cache_drops=$k"
 }
+
+# page_reported_kib: KiB of free memory the guest kernel has handed back to
+# the host so far (virtio-balloon free page reporting), or nothing.  On
+# this VM a page handed back costs a host fault at its next use, so a run
+# whose allocations meet such pages is slower on any file system
+# (docs/design.md, issue 24): rows record the MiB reported during them.
+page_reported_kib() { cat /sys/module/page_reporting/parameters/reported_kib 2>/dev/null || true; }

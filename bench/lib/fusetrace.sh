@@ -24,6 +24,7 @@ fusetrace_open() {
 	echo 4096 >"$inst/buffer_size_kb"
 	echo 0 >"$inst/tracing_on"
 	echo 1 >"$inst/events/fuse/fuse_request_send/enable"
+	echo 1 >"$inst/events/fuse/fuse_request_end/enable" 2>/dev/null || true
 	FUSETRACE=$inst
 }
 
@@ -34,10 +35,14 @@ fusetrace_start() {
 	echo 1 >"$FUSETRACE/tracing_on"
 }
 
-# fusetrace_stop: prints "fuse_requests=N fuse_OP=N ..." (OP lower case, as
-# the kernel names it without FUSE_; the operations in name order) for the
-# requests sent since fusetrace_start, and stops recording.  A trace that
-# lost events says so (fuse_lost=N) rather than undercount in silence.
+# fusetrace_stop: prints "fuse_requests=N fuse_OP=N ... fuse_wait_ms=T"
+# (OP lower case, as the kernel names it without FUSE_; the operations in
+# name order) for the requests sent since fusetrace_start, and stops
+# recording.  fuse_wait_ms: the time from send to answer (fuse_request_end)
+# summed over the requests a caller waits for (not RELEASE, RELEASEDIR,
+# FORGET, BATCH_FORGET, which the kernel sends without waiting); requests
+# of concurrent callers overlap, so it may exceed the wall time.  A trace
+# that lost events says so (fuse_lost=N) rather than undercount in silence.
 fusetrace_stop() {
 	[[ -n $FUSETRACE ]] || return 0
 	echo 0 >"$FUSETRACE/tracing_on"
@@ -45,9 +50,14 @@ fusetrace_stop() {
 	lost=$(awk '/^overrun:/ { print $2 }' "$FUSETRACE/per_cpu/cpu"*/stats 2>/dev/null |
 		awk '{ s += $1 } END { print s + 0 }')
 	awk -v lost="$lost" '
+		# the timestamp ("SECONDS:") and the request ("connection C req R")
+		function ts() { return match($0, / [0-9]+\.[0-9]+: /) ? substr($0, RSTART + 1, RLENGTH - 3) : "" }
+		function key() { return match($0, /connection [0-9]+ req [0-9]+/) ? substr($0, RSTART, RLENGTH) : "" }
 		/fuse_request_send:/ && match($0, /\(FUSE_[A-Z_0-9]+\)/) {
 			op = tolower(substr($0, RSTART + 6, RLENGTH - 7)); n[op]++; total++
+			if (op !~ /^(release|releasedir|forget|batch_forget)$/) sent[key()] = ts()
 		}
+		/fuse_request_end:/ { k = key(); if (k in sent) { wait += ts() - sent[k]; delete sent[k] } }
 		END {
 			printf "fuse_requests=%d", total
 			k = 0
@@ -57,6 +67,7 @@ fusetrace_stop() {
 					t = names[j]; names[j] = names[j - 1]; names[j - 1] = t
 				}
 			for (i = 1; i <= k; i++) printf " fuse_%s=%d", names[i], n[names[i]]
+			if (total > 0) printf " fuse_wait_ms=%.1f", wait * 1000
 			if (lost > 0) printf " fuse_lost=%d", lost
 		}' "$FUSETRACE/trace"
 }
@@ -67,6 +78,7 @@ fusetrace_close() {
 	if [[ -n $FUSETRACE ]]; then
 		echo 0 >"$FUSETRACE/tracing_on" 2>/dev/null
 		echo 0 >"$FUSETRACE/events/fuse/fuse_request_send/enable" 2>/dev/null
+		echo 0 >"$FUSETRACE/events/fuse/fuse_request_end/enable" 2>/dev/null
 		rmdir "$FUSETRACE" 2>/dev/null || true
 		FUSETRACE=""
 	fi

@@ -53,7 +53,7 @@ replay_run() {
 	cold) drop_caches ;;
 	*) die "unknown policy $policy" ;;
 	esac
-	local tmp d0 d1 drops0 drops1 proms=() misses0=0
+	local tmp d0 d1 drops0 drops1 rep0 rep1 proms=() misses0=0
 	tmp=$(mktemp -d "$WORK/run.XXXXXX")
 	if [[ $policy == yolofs-* ]]; then
 		for d in "${uniq[@]}"; do proms+=("$LOGS/metrics-$(basename "$d")$SIDE_TAG.prom"); done
@@ -61,7 +61,7 @@ replay_run() {
 		[[ $policy == yolofs-echo1* && ${#errs[@]} == 0 ]] && misses0=$(metrics_now misses_total "${proms[@]}")
 	fi
 	drops0=$(cache_drops)
-	d0=$(disk_read_bytes)
+	d0=$(disk_read_bytes) rep0=$(page_reported_kib)
 	if ((${#errs[@]} == 0)); then
 		for ((i = 0; i < n; i++)); do
 			slowdisk_spawn "$REPLAY" "${flags[@]}" "$TRACE" "${dirs[$i]}" >"$tmp/$i.out" 2>"$tmp/$i.err"
@@ -71,7 +71,7 @@ replay_run() {
 			wait "${pids[$i]}" || errs+=("replay $((i + 1)) of $n exited $?: $(head -c 200 "$tmp/$i.err")")
 		done
 	fi
-	d1=$(disk_read_bytes)
+	d1=$(disk_read_bytes) rep1=$(page_reported_kib)
 	drops1=$(cache_drops)
 	local misses=-
 	if [[ $policy == yolofs-* ]]; then
@@ -95,6 +95,7 @@ replay_run() {
 		read -r secs mean bytes <<<"$stats"
 		extra="mean_seconds=$mean"
 		((drops1 == drops0)) || extra+=" cache_drops=$((drops1 - drops0))"
+		[[ -z $rep0 ]] || extra+=" page_reported_mib=$(((rep1 - rep0) >> 10))"
 		RUN_SECONDS=$secs
 	fi
 	row replay "$profile" "$mode" "$n" "$policy" "$scale" - "$r" "$status" "$secs" "$bytes" $((d1 - d0)) "$misses" "$extra"
