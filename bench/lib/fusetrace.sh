@@ -6,7 +6,7 @@
 # the daemon's own counters.  Every FUSE connection of the machine is
 # counted: run the benchmark with no other FUSE mount in use.
 
-FUSETRACE="" FUSETRACE_TRACEFS=""
+FUSETRACE="" FUSETRACE_TRACEFS="" FUSETRACE_ENDS=0   # 1: answers traced too (fuse_request_end)
 
 # fusetrace_open: the instance made; FUSETRACE stays empty (and every other
 # call does nothing) where the kernel has no FUSE tracepoints.
@@ -24,7 +24,8 @@ fusetrace_open() {
 	echo 4096 >"$inst/buffer_size_kb"
 	echo 0 >"$inst/tracing_on"
 	echo 1 >"$inst/events/fuse/fuse_request_send/enable"
-	echo 1 >"$inst/events/fuse/fuse_request_end/enable" 2>/dev/null || true
+	FUSETRACE_ENDS=0
+	echo 1 2>/dev/null >"$inst/events/fuse/fuse_request_end/enable" && FUSETRACE_ENDS=1
 	FUSETRACE=$inst
 }
 
@@ -38,18 +39,19 @@ fusetrace_start() {
 # fusetrace_stop: prints "fuse_requests=N fuse_OP=N ... fuse_wait_ms=T"
 # (OP lower case, as the kernel names it without FUSE_; the operations in
 # name order) for the requests sent since fusetrace_start, and stops
-# recording.  fuse_wait_ms: the time from send to answer (fuse_request_end)
-# summed over the requests a caller waits for (not RELEASE, RELEASEDIR,
-# FORGET, BATCH_FORGET, which the kernel sends without waiting); requests
-# of concurrent callers overlap, so it may exceed the wall time.  A trace
-# that lost events says so (fuse_lost=N) rather than undercount in silence.
+# recording.  fuse_wait_ms (where the kernel traces answers too): the time
+# from send to answer (fuse_request_end) summed over the requests a caller
+# waits for (not RELEASE, RELEASEDIR, FORGET, BATCH_FORGET, which the kernel
+# sends without waiting); requests of concurrent callers overlap, so it may
+# exceed the wall time.  A trace that lost events says so (fuse_lost=N)
+# rather than undercount in silence.
 fusetrace_stop() {
 	[[ -n $FUSETRACE ]] || return 0
 	echo 0 >"$FUSETRACE/tracing_on"
 	local lost
 	lost=$(awk '/^overrun:/ { print $2 }' "$FUSETRACE/per_cpu/cpu"*/stats 2>/dev/null |
 		awk '{ s += $1 } END { print s + 0 }')
-	awk -v lost="$lost" '
+	awk -v lost="$lost" -v ends="$FUSETRACE_ENDS" '
 		# the timestamp ("SECONDS:") and the request ("connection C req R")
 		function ts() { return match($0, / [0-9]+\.[0-9]+: /) ? substr($0, RSTART + 1, RLENGTH - 3) : "" }
 		function key() { return match($0, /connection [0-9]+ req [0-9]+/) ? substr($0, RSTART, RLENGTH) : "" }
@@ -67,7 +69,7 @@ fusetrace_stop() {
 					t = names[j]; names[j] = names[j - 1]; names[j - 1] = t
 				}
 			for (i = 1; i <= k; i++) printf " fuse_%s=%d", names[i], n[names[i]]
-			if (total > 0) printf " fuse_wait_ms=%.1f", wait * 1000
+			if (ends && total > 0) printf " fuse_wait_ms=%.1f", wait * 1000
 			if (lost > 0) printf " fuse_lost=%d", lost
 		}' "$FUSETRACE/trace"
 }
@@ -78,7 +80,7 @@ fusetrace_close() {
 	if [[ -n $FUSETRACE ]]; then
 		echo 0 >"$FUSETRACE/tracing_on" 2>/dev/null
 		echo 0 >"$FUSETRACE/events/fuse/fuse_request_send/enable" 2>/dev/null
-		echo 0 >"$FUSETRACE/events/fuse/fuse_request_end/enable" 2>/dev/null
+		echo 0 2>/dev/null >"$FUSETRACE/events/fuse/fuse_request_end/enable"
 		rmdir "$FUSETRACE" 2>/dev/null || true
 		FUSETRACE=""
 	fi
