@@ -78,8 +78,8 @@ fusetrace_stop() {
 # mounted it); idempotent.
 fusetrace_close() {
 	if [[ -n $FUSETRACE ]]; then
-		echo 0 >"$FUSETRACE/tracing_on" 2>/dev/null
-		echo 0 >"$FUSETRACE/events/fuse/fuse_request_send/enable" 2>/dev/null
+		echo 0 2>/dev/null >"$FUSETRACE/tracing_on"
+		echo 0 2>/dev/null >"$FUSETRACE/events/fuse/fuse_request_send/enable"
 		echo 0 2>/dev/null >"$FUSETRACE/events/fuse/fuse_request_end/enable"
 		rmdir "$FUSETRACE" 2>/dev/null || true
 		FUSETRACE=""
