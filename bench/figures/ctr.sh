@@ -19,7 +19,9 @@
 # N=1 starts each app alone; N>1 starts the first N images at once.
 # Each run of a cell is three starts in a row: cold (echo 3 >
 # drop_caches: pages, dentries and inodes), echo1 (echo 1: pages only, the
-# cold start just done), warm (the echo1 start just done); without yolofs,
+# cold start just done), warm (the echo1 start just done); --ctr-states
+# times fewer (e.g. "warm": an untimed start first makes the state, so a
+# cell can have many runs cheaply); without yolofs,
 # and with one yolofs per layer (`scripts/yolo-docker mount`, run in the
 # throttled group, boot images from `scripts/yolo-docker capture` of the
 # same command, taken once at set-up); with --before, also with that build's
@@ -74,6 +76,8 @@ ctr_check() {
 	for n in $CTR_NS; do [[ $n =~ ^[1-9][0-9]*$ ]] || die "bad --ctr-ns entry '$n'"; done
 	[[ $CTR_SETTLE_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "bad --ctr-settle-timeout '$CTR_SETTLE_TIMEOUT'"
 	for a in $CTR_APPS; do [[ " python3 perl nginx " == *" $a "* ]] || die "unknown --ctr-apps entry '$a' (python3 perl nginx)"; done
+	[[ -n $CTR_STATES ]] || die "--ctr-states: empty"
+	for a in $CTR_STATES; do [[ " cold echo1 warm " == *" $a "* ]] || die "unknown --ctr-states entry '$a' (cold echo1 warm)"; done
 }
 
 ctr_context() {
@@ -82,6 +86,7 @@ ctr_context() {
 	context ctr_runs "$CTR_RUNS"
 	context ctr_budget "$CTR_BUDGET"
 	context ctr_apps "$CTR_APPS"
+	context ctr_states "$CTR_STATES"
 	context ctr_settle_timeout "$CTR_SETTLE_TIMEOUT"
 	[[ -n ${YOLO_BENCH_CTR_STRACE:-} ]] && context ctr_strace 1
 	return 0
@@ -240,6 +245,22 @@ ctr_one() {
 	echo "$rc $t0 $EPOCHREALTIME" >"$3.time"
 }
 
+# ctr_prepare IMAGE...: an untimed start of each image, one after another,
+# before a run whose first timed state (--ctr-states) is not cold: what the
+# cold start does for the states after it (the inodes and pages it leaves,
+# the page cache drops counted from here).
+ctr_prepare() {
+	local img i=0 tmp=$WORK/ctr-prepare
+	mkdir -p "$tmp"
+	CTR_DROP_BASE=$(cache_drops)
+	for img in "$@"; do
+		ctr_cmd "${CTR_APP_OF[$img]}"
+		ctr_one "ybench-$$-prepare-$i" "$img" "$tmp/$i"
+		dk rm -f "ybench-$$-prepare-$i" >/dev/null 2>&1
+		i=$((i + 1))
+	done
+}
+
 # ctr_run MODE N POLICY CACHE RUN ERR LOAD IMAGE...: N concurrent
 # starts in one cache state; writes the row.  ERR: why the run cannot be
 # (yolofs did not mount or settle).  LOAD: key=value fields of the mount and
@@ -396,7 +417,8 @@ ctr_attempt() {
 			blocktrace_save "$ldir"
 		fi
 	fi
-	for cache in cold echo1 warm; do
+	[[ -z $err && ${CTR_STATES%% *} != cold ]] && ctr_prepare "${imgs[@]}"
+	for cache in $CTR_STATES; do
 		ctr_run "$mode" "$n" "$policy" "$cache" "$r" "$err" "$load" "${imgs[@]}"
 		times+=("$cache=$CTR_TIME")
 		CTR_DISTURBED=$((CTR_DISTURBED + CTR_FOREIGN_DROPS))
