@@ -26,6 +26,7 @@ Python 3 standard library only.
 import argparse
 import math
 import os
+import random
 import re
 import statistics
 import sys
@@ -213,6 +214,23 @@ class Quantity:
 def Ratio(a, b):
     """a's median time / b's (b is that many times faster than a)."""
     return Quantity([a, b], lambda: a.median / b.median)
+
+
+def RatioInterval(a, b, resamples=2000):
+    """A 95 % bootstrap interval of a's median / b's: each cell's runs drawn
+    again with replacement, the ratio of medians taken each time, the 2.5th
+    and 97.5th percentiles kept.  How far the runs' spread alone moves the
+    ratio; seeded, so the same raw data gives the same interval.  n/a under
+    5 runs a cell."""
+    def compute():
+        if min(len(a.times), len(b.times)) < 5:
+            return None
+        rng = random.Random(0)
+        ratios = sorted(statistics.median(rng.choices(a.times, k=len(a.times))) /
+                        statistics.median(rng.choices(b.times, k=len(b.times)))
+                        for _ in range(resamples))
+        return ratios[int(0.025 * resamples)], ratios[int(0.975 * resamples) - 1]
+    return Quantity([a, b], compute)
 
 
 def Rate(c):
@@ -598,9 +616,10 @@ class Report:
             mean = [f'{c.extra_median("mean_seconds"):.3f}' if c.ok and c.extra_median('mean_seconds') is not None
                     else ('**FAILED**' if c.present and not c.ok else 'n/a') for c in (w, y)]
             rows.append([self.ctr_label(mode, n), n, w.show(), mean[0], y.show(), mean[1],
-                         Ratio(w, y).show(), Ratio(y, warm).show()])
+                         Ratio(w, y).show(), RatioInterval(w, y).show('{0[0]:.2f}-{0[1]:.2f}'),
+                         Ratio(y, warm).show()])
         return table(['images', 'N', 'without yolofs', 'mean', 'yolofs', 'mean', 'without / yolofs',
-                      'yolofs / warm'], rows, ['---', '---:'] + ['---:'] * 6)
+                      '95 % interval', 'yolofs / warm'], rows, ['---', '---:'] + ['---:'] * 7)
 
     def ctr_volume_tables(self, profile):
         def med(c, key, scale=1.0, fmt='{:.0f}'):
@@ -731,8 +750,9 @@ class Report:
                     'and Time::HiRes, nginx answers one HTTP request). yolofs: one daemon per layer '
                     '(`scripts/yolo-docker mount`, in the throttled group), boot images captured once by '
                     '`scripts/yolo-docker capture` of the same command. Seconds of the slowest of the N '
-                    'starts, median (min-max), and the mean of the N starts (median over runs); "yolofs / '
-                    'warm" divides by the warm start without yolofs.']
+                    'starts, median (min-max), and the mean of the N starts (median over runs); "95 % '
+                    'interval" is how far the runs\' spread alone moves "without / yolofs" (bootstrap, '
+                    'bench/report.py RatioInterval); "yolofs / warm" divides by the warm start without yolofs.']
             for cache in self.CTR_CACHES:
                 if not self.d.select(figure='ctr', profile=profile, cache=cache):
                     continue
