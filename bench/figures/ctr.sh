@@ -248,15 +248,21 @@ ctr_one() {
 # ctr_prepare IMAGE...: an untimed start of each image, one after another,
 # before a run whose first timed state (--ctr-states) is not cold: what the
 # cold start does for the states after it (the inodes and pages it leaves,
-# the page cache drops counted from here).
+# the page cache drops counted from here).  @return 1 with CTR_PREPARE_ERR
+# set when a start failed: the state the run would claim was not made.
 ctr_prepare() {
-	local img i=0 tmp=$WORK/ctr-prepare
+	local img i=0 tmp=$WORK/ctr-prepare rc
 	mkdir -p "$tmp"
 	CTR_DROP_BASE=$(cache_drops)
 	for img in "$@"; do
 		ctr_cmd "${CTR_APP_OF[$img]}"
 		ctr_one "ybench-$$-prepare-$i" "$img" "$tmp/$i"
 		dk rm -f "ybench-$$-prepare-$i" >/dev/null 2>&1
+		read -r rc _ <"$tmp/$i.time"
+		if [[ $rc != 0 || $(cat "$tmp/$i.out") != "$CTR_EXPECT" ]]; then
+			CTR_PREPARE_ERR="the untimed start of $img before the run failed (exit $rc): $(head -c 200 "$tmp/$i.err")"
+			return 1
+		fi
 		i=$((i + 1))
 	done
 }
@@ -417,7 +423,10 @@ ctr_attempt() {
 			blocktrace_save "$ldir"
 		fi
 	fi
-	[[ -z $err && ${CTR_STATES%% *} != cold ]] && ctr_prepare "${imgs[@]}"
+	if [[ -z $err && ${CTR_STATES%% *} != cold ]] && ! ctr_prepare "${imgs[@]}"; then
+		err=$CTR_PREPARE_ERR
+		say "FAILED: ctr $mode N=$n $policy run $r: $err"
+	fi
 	for cache in $CTR_STATES; do
 		ctr_run "$mode" "$n" "$policy" "$cache" "$r" "$err" "$load" "${imgs[@]}"
 		times+=("$cache=$CTR_TIME")
