@@ -15,7 +15,9 @@
 # page_reported_mib=N: the free memory the guest handed back to the host
 # (virtio-balloon free page reporting) during the run; on this VM a cold
 # unthrottled read with a pass of it in its middle is 1.5-2x slower on any
-# file system (docs/design.md, issue 24).  ext4 and yolofs
+# file system (docs/design.md, issue 24), so the figure turns reporting off
+# while it runs (bench/lib/cache.sh, context steady_page_reporting) and the
+# field says it stayed off.  ext4 and yolofs
 # runs alternate (same conditions for both); yolofs serves d1 (with its boot
 # image loaded) at a second mountpoint, so the ext4 path stays visible.  A
 # third mount with readahead=128K (the kernel's own default window) shows
@@ -122,6 +124,9 @@ fig_steady() {
 		sleep infinity <"$f" &
 		holders+=($!)
 	done
+	page_reporting_pause
+	context steady_page_reporting "$([[ -n $PAGE_REPORTING_ORDER ]] &&
+		echo "off during the runs (page_reporting_order 11, was $PAGE_REPORTING_ORDER)" || echo "not controlled")"
 	for profile in ssd none; do
 		slowdisk_profile "$profile"
 		for kind in seq rand imgseq imgrand; do
@@ -144,7 +149,10 @@ fig_steady() {
 			done
 		done
 	done
+	page_reporting_resume
 	kill "${holders[@]}" 2>/dev/null
 	wait "${holders[@]}" 2>/dev/null
 	unmount_all
 }
+
+steady_cleanup() { page_reporting_resume; }

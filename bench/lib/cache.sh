@@ -27,3 +27,23 @@ foreign_drops() {
 # whose allocations meet such pages is slower on any file system
 # (docs/design.md, issue 24): rows record the MiB reported during them.
 page_reported_kib() { cat /sys/module/page_reporting/parameters/reported_kib 2>/dev/null || true; }
+
+# page_reporting_pause / page_reporting_resume: free page reporting off
+# for a figure whose runs compare reads after drop_caches (steady), then
+# back as it was.  A pass of it in the middle of a run made that run
+# 1.5-2x slower on any path, and in a fixed order it kept landing on the
+# same path (docs/design.md, issue 24).  Off is an order above the
+# largest free block the kernel keeps (MAX_PAGE_ORDER is 10), so no block
+# qualifies.  Does nothing where the guest has no page reporting.
+PAGE_REPORTING_PARAM=/sys/module/page_reporting/parameters/page_reporting_order
+PAGE_REPORTING_ORDER=""
+page_reporting_pause() {
+	[[ -w $PAGE_REPORTING_PARAM ]] || return 0
+	PAGE_REPORTING_ORDER=$(cat "$PAGE_REPORTING_PARAM")
+	echo 11 2>/dev/null >"$PAGE_REPORTING_PARAM" || PAGE_REPORTING_ORDER=""
+}
+page_reporting_resume() {
+	[[ -n $PAGE_REPORTING_ORDER ]] || return 0
+	echo "$PAGE_REPORTING_ORDER" >"$PAGE_REPORTING_PARAM"
+	PAGE_REPORTING_ORDER=""
+}
