@@ -251,20 +251,31 @@ ctr_one() {
 # the page cache drops counted from here).  @return 1 with CTR_PREPARE_ERR
 # set when a start failed: the state the run would claim was not made.
 ctr_prepare() {
-	local img i=0 tmp=$WORK/ctr-prepare rc
+	local img i=0 tmp=$WORK/ctr-prepare
 	mkdir -p "$tmp"
 	CTR_DROP_BASE=$(cache_drops)
 	for img in "$@"; do
 		ctr_cmd "${CTR_APP_OF[$img]}"
 		ctr_one "ybench-$$-prepare-$i" "$img" "$tmp/$i"
 		dk rm -f "ybench-$$-prepare-$i" >/dev/null 2>&1
-		read -r rc _ <"$tmp/$i.time"
-		if [[ $rc != 0 || $(cat "$tmp/$i.out") != "$CTR_EXPECT" ]]; then
-			CTR_PREPARE_ERR="the untimed start of $img before the run failed (exit $rc): $(head -c 200 "$tmp/$i.err")"
-			return 1
-		fi
+		CTR_PREPARE_ERR=$(ctr_start_err "$tmp/$i" "$img")
+		[[ -z $CTR_PREPARE_ERR ]] || { CTR_PREPARE_ERR="the untimed start before the run: $CTR_PREPARE_ERR"; return 1; }
 		i=$((i + 1))
 	done
+}
+
+# ctr_start_err OUT IMAGE: why the start ctr_one recorded in OUT.* failed,
+# or nothing when it exited 0 and printed what its app prints (CTR_EXPECT,
+# as ctr_cmd set it for IMAGE's app).
+ctr_start_err() {
+	local rc out
+	read -r rc _ <"$1.time" 2>/dev/null || rc=no-time
+	out=$(cat "$1.out" 2>/dev/null)
+	if [[ $rc != 0 ]]; then
+		echo "docker run of $2 exited $rc: $(head -c 200 "$1.err")"
+	elif [[ $out != "$CTR_EXPECT" ]]; then
+		echo "$2 printed '$(head -c 100 <<<"$out")', not '$CTR_EXPECT'"
+	fi
 }
 
 # ctr_run MODE N POLICY CACHE RUN ERR LOAD IMAGE...: N concurrent
@@ -274,7 +285,7 @@ ctr_prepare() {
 ctr_run() {
 	local mode=$1 n=$2 policy=$3 cache=$4 r=$5 err=$6 load=$7
 	shift 7
-	local imgs=("$@") i tmp pids=() names=() times=() rc t0 t1 out max=0 sum=0
+	local imgs=("$@") i tmp pids=() names=() times=() t0 t1 max=0 sum=0
 	local d0 d1 c0 c1 m0 m1 fuse extra="" status=ok secs=- src=- misses=- load1
 	case $cache in
 	cold) drop_caches ;;
@@ -314,14 +325,9 @@ ctr_run() {
 		m1=$(ctr_metrics)
 	fi
 	for i in "${!names[@]}"; do
-		read -r rc t0 t1 <"$tmp/$i.time" 2>/dev/null || { rc=no-time t0=0 t1=0; }
+		read -r _ t0 t1 <"$tmp/$i.time" 2>/dev/null || { t0=0 t1=0; }
 		ctr_cmd "${CTR_APP_OF[${imgs[i]}]}"
-		out=$(cat "$tmp/$i.out" 2>/dev/null)
-		if [[ $rc != 0 ]]; then
-			[[ -n $err ]] || err="docker run of ${imgs[i]} exited $rc: $(head -c 200 "$tmp/$i.err")"
-		elif [[ $out != "$CTR_EXPECT" ]]; then
-			[[ -n $err ]] || err="${imgs[i]} printed '$(head -c 100 <<<"$out")', not '$CTR_EXPECT'"
-		fi
+		[[ -n $err ]] || err=$(ctr_start_err "$tmp/$i" "${imgs[i]}")
 		t0=${t0/./} t1=${t1/./}
 		times+=("$(us_to_s $((t1 - t0)))")
 		((t1 - t0 > max)) && max=$((t1 - t0))
