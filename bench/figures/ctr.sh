@@ -111,8 +111,10 @@ ctr_cleanup() {
 		"${YOLO_DOCKER[@]}" umount --all --force >>"$CTR_LOGS/yolo-docker.log" 2>&1
 	fi
 	ctr_daemons_stop
-	blocktrace_close
+	# In the reverse of their opening: the FUSE trace's instance may live in
+	# the tracefs the block trace mounted, which blocktrace_close unmounts.
 	fusetrace_close
+	blocktrace_close
 	CTR_DOCKERD_PID="" CTR_CONTAINERD_PID="" CTR_NS_PID="" CTR_RUN=""
 }
 

@@ -77,13 +77,13 @@ fusetrace_stop() {
 # fusetrace_close: the instance removed (and tracefs unmounted if we
 # mounted it); idempotent.
 fusetrace_close() {
-	if [[ -n $FUSETRACE ]]; then
+	if [[ -n $FUSETRACE && -d $FUSETRACE ]]; then
 		echo 0 2>/dev/null >"$FUSETRACE/tracing_on"
 		echo 0 2>/dev/null >"$FUSETRACE/events/fuse/fuse_request_send/enable"
 		echo 0 2>/dev/null >"$FUSETRACE/events/fuse/fuse_request_end/enable"
 		rmdir "$FUSETRACE" 2>/dev/null || true
-		FUSETRACE=""
 	fi
+	FUSETRACE=""
 	if [[ -n $FUSETRACE_TRACEFS ]]; then
 		umount "$FUSETRACE_TRACEFS" 2>/dev/null || true
 		FUSETRACE_TRACEFS=""
