@@ -56,7 +56,7 @@ bool ylog_limited(struct ylog_limit *lim, enum ylog_level lvl, const char *fmt, 
 	uint32_t burst = lim->burst ? lim->burst : 1;
 	uint64_t start = atomic_load(&lim->window_start_ns);
 	/* One thread opens a new window; racing threads count in either. */
-	if ((start == 0 || now - start >= interval) &&
+	if ((start == 0 || yolo_ns_since(now, start) >= interval) &&
 	    atomic_compare_exchange_strong(&lim->window_start_ns, &start, now))
 		atomic_store(&lim->in_window, 0);
 	if (atomic_fetch_add(&lim->in_window, 1) >= burst) {

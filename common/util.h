@@ -12,6 +12,14 @@
 /* Nanoseconds of CLOCK_MONOTONIC: for durations and deadlines. */
 uint64_t yolo_now_ns(void);
 
+/* Nanoseconds from `since` to `now` (both yolo_now_ns), or 0 when `since`
+ * is the later: another thread may stamp a time after this one read `now`,
+ * and the plain difference would then wrap to centuries. */
+static inline uint64_t yolo_ns_since(uint64_t now, uint64_t since)
+{
+	return now > since ? now - since : 0;
+}
+
 /* Nanoseconds since the epoch (CLOCK_REALTIME): for timestamps kept in
  * files (an image's or a trace's creation time). */
 uint64_t yolo_wall_ns(void);

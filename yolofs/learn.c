@@ -292,7 +292,7 @@ static void rec_asked(void *ctx, enum pt_ns_question q, const char *path, const 
 		 * idle_s seconds, at most RECENT_MAX questions. */
 		uint64_t keep = (uint64_t)(l->cfg.idle_s * 1e9);
 		size_t drop = 0;
-		while (drop < l->nrecent && (x.t_ns - l->recent[drop].t_ns > keep ||
+		while (drop < l->nrecent && (yolo_ns_since(x.t_ns, l->recent[drop].t_ns) > keep ||
 					     l->nrecent - drop >= RECENT_MAX))
 			free_question(&l->recent[drop++]);
 		memmove(l->recent, l->recent + drop, (l->nrecent - drop) * sizeof(*l->recent));
@@ -716,15 +716,19 @@ static void *learn_main(void *arg)
 			return NULL;
 		if (p[1].revents && read(l->wake_fd, &woken, sizeof(woken)) < 0)
 			woken = 0;       /* read again at the next wake */
-		uint64_t now = yolo_now_ns();
 		uint64_t window = (uint64_t)(l->cfg.window_s * 1e9), idle = (uint64_t)(l->cfg.idle_s * 1e9);
 		struct session *done = NULL;
 		pthread_mutex_lock(&l->lock);
+		/* Read under the lock: a read recorded after an earlier clock
+		 * reading looked, by a wrapped difference, idle for centuries
+		 * and ended the session in the middle of a boot. */
+		uint64_t now = yolo_now_ns();
 		uint64_t asked = l->end_asked;
 		bool end_all = asked > l->end_done;
 		for (struct session **sp = &l->sessions; *sp;) {
 			struct session *s = *sp;
-			if (end_all || now - s->start_ns >= window || now - s->last_ns >= idle) {
+			if (end_all || yolo_ns_since(now, s->start_ns) >= window ||
+			    yolo_ns_since(now, s->last_ns) >= idle) {
 				*sp = s->next;
 				s->next = done;
 				done = s;

@@ -1,7 +1,8 @@
 /* test_util.c - common/util's parsing of sizes given by an operator
  * (yolofs's memlimit=, readahead=, learn_max=; yolo-readbench's --bs and
  * --bytes): each suffix, both cases, "iB" and "B" after it, and what is
- * refused (signs, other suffixes, trailing bytes, overflow). */
+ * refused (signs, other suffixes, trailing bytes, overflow); and the time
+ * between two clock readings when the later one was stamped first. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,10 +42,23 @@ static void test_parse_size(void **state)
 	}
 }
 
+static void test_ns_since(void **state)
+{
+	(void)state;
+	assert_true(yolo_ns_since(10, 3) == 7);
+	assert_true(yolo_ns_since(10, 10) == 0);
+	assert_true(yolo_ns_since(10, 11) == 0);         /* stamped after `now` was read */
+	assert_true(yolo_ns_since(UINT64_MAX, 0) == UINT64_MAX);
+	assert_true(yolo_ns_since(0, UINT64_MAX) == 0);
+	uint64_t a = yolo_now_ns(), b = yolo_now_ns();
+	assert_true(yolo_ns_since(b, a) == b - a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_ns_since),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
