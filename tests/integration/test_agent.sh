@@ -48,6 +48,9 @@ grep -q "deb-systemd-invoke \$_dh_action 'yolo-agent.service'" /var/lib/dpkg/inf
 ! grep -qs "yolofs-host.service" /var/lib/dpkg/info/yolo.preinst || fail "an upgrade stops the host"
 ! grep -q "deb-systemd-invoke \$_dh_action 'yolofs-host.service'" /var/lib/dpkg/info/yolo.postinst ||
 	fail "an upgrade restarts the host"
+# A purge takes away what the agent wrote (tests/unit/test_postrm.sh runs it).
+grep -q "^# yolo.postrm" /var/lib/dpkg/info/yolo.postrm && grep -q "deb-systemd-helper purge" /var/lib/dpkg/info/yolo.postrm ||
+	fail "the installed postrm is not debian/yolo.postrm with debhelper's additions"
 NODE_EXPORTER=$(command -v prometheus-node-exporter) ||
 	skip "prometheus-node-exporter missing (apt-get install prometheus-node-exporter)"
 export YOLOFS_UNIT
