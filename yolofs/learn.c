@@ -32,8 +32,7 @@
 #define SESSION_MAX_BYTES (1ull << 30)   /* a "boot" reading more is not one */
 #define MAX_QUESTIONS (1u << 20)
 #define RECENT_MAX 65536
-#define TICK_MS 250
-#define PRUNE_EVERY_S 60
+#define PRUNE_EVERY_NS (60 * 1000000000ull)
 
 struct question {
 	char *path;
@@ -206,6 +205,11 @@ static struct session *new_session(struct learn *l, const char *group)
 	l->nrecent = 0;
 	s->next = l->sessions;
 	l->sessions = s;
+	/* The thread sleeps until the first end it knows of: this one may
+	 * come sooner. */
+	uint64_t one = 1;
+	if (write(l->wake_fd, &one, sizeof(one)) < 0)
+		ylog(YLOG_DEBUG, "learn: cannot wake the thread (a session may last longer)");
 	return s;
 }
 
@@ -704,19 +708,39 @@ static size_t prune(struct learn *l)
 
 /* ---- the learning thread ---- */
 
+/* When `s` ends: learn_window after it began or learn_idle after its last
+ * read, whichever comes first. */
+static uint64_t session_end_ns(const struct learn *l, const struct session *s)
+{
+	uint64_t window = (uint64_t)(l->cfg.window_s * 1e9), idle = (uint64_t)(l->cfg.idle_s * 1e9);
+	uint64_t by_window = s->start_ns + window, by_idle = s->last_ns + idle;
+	return by_window < by_idle ? by_window : by_idle;
+}
+
+/* Milliseconds from `now` to `due`, rounded up (poll's timeout). */
+static int ms_until(uint64_t now, uint64_t due)
+{
+	uint64_t ms = (yolo_ns_since(due, now) + 999999) / 1000000;
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* The thread sleeps until the first session's end or the next prune, not
+ * on a fixed tick: a host with 500 layers has 500 of these threads, and
+ * ticking four times a second was most of its idle CPU.  A read only moves
+ * a session's end later (woken too early, the thread sleeps again); a new
+ * session, an end asked for and a stop wake it. */
 static void *learn_main(void *arg)
 {
 	struct learn *l = arg;
-	uint64_t last_prune = 0;
+	uint64_t next_prune = 0, wake_at = 0;
 	for (;;) {
 		struct pollfd p[2] = { { .fd = l->quit_fd, .events = POLLIN },
 				       { .fd = l->wake_fd, .events = POLLIN } };
 		uint64_t woken;
-		if (poll(p, 2, TICK_MS) > 0 && p[0].revents)
+		if (poll(p, 2, ms_until(yolo_now_ns(), wake_at)) > 0 && p[0].revents)
 			return NULL;
 		if (p[1].revents && read(l->wake_fd, &woken, sizeof(woken)) < 0)
 			woken = 0;       /* read again at the next wake */
-		uint64_t window = (uint64_t)(l->cfg.window_s * 1e9), idle = (uint64_t)(l->cfg.idle_s * 1e9);
 		struct session *done = NULL;
 		pthread_mutex_lock(&l->lock);
 		/* Read under the lock: a read recorded after an earlier clock
@@ -725,18 +749,21 @@ static void *learn_main(void *arg)
 		uint64_t now = yolo_now_ns();
 		uint64_t asked = l->end_asked;
 		bool end_all = asked > l->end_done;
+		uint64_t next = next_prune > now ? next_prune : now + PRUNE_EVERY_NS;
 		for (struct session **sp = &l->sessions; *sp;) {
 			struct session *s = *sp;
-			if (end_all || yolo_ns_since(now, s->start_ns) >= window ||
-			    yolo_ns_since(now, s->last_ns) >= idle) {
+			uint64_t end = session_end_ns(l, s);
+			if (end_all || end <= now) {
 				*sp = s->next;
 				s->next = done;
 				done = s;
 			} else {
+				next = end < next ? end : next;
 				sp = &s->next;
 			}
 		}
 		pthread_mutex_unlock(&l->lock);
+		wake_at = next;
 		bool changed = false;
 		while (done) {
 			struct session *s = done;
@@ -750,9 +777,9 @@ static void *learn_main(void *arg)
 			pthread_cond_broadcast(&l->ended);
 			pthread_mutex_unlock(&l->lock);
 		}
-		if (now - last_prune >= PRUNE_EVERY_S * 1000000000ull) {
+		if (now >= next_prune) {
 			changed |= prune(l) > 0;
-			last_prune = now;
+			next_prune = now + PRUNE_EVERY_NS;
 		}
 		if (changed && l->cfg.reload)
 			l->cfg.reload(l->cfg.reload_ctx);
@@ -843,6 +870,7 @@ int learn_start(struct learn *l)
 	int r = pthread_create(&l->thread, NULL, learn_main, l);
 	if (r)
 		return -r;
+	pthread_setname_np(l->thread, "yolofs-learn");   /* top -H, ps -L */
 	l->running = true;
 	return 0;
 }
@@ -856,7 +884,7 @@ void learn_end_ask(struct learn *l)
 	l->end_want = ++l->end_asked;
 	pthread_mutex_unlock(&l->lock);
 	if (write(l->wake_fd, &one, sizeof(one)) < 0)
-		ylog(YLOG_DEBUG, "learn: cannot wake the thread (it ends the sessions at its next tick)");
+		ylog(YLOG_DEBUG, "learn: cannot wake the thread (it ends the sessions when it next wakes)");
 }
 
 void learn_end_wait(struct learn *l)

@@ -5,8 +5,11 @@
  *   difference that wrapped once ended a session mid-boot, and the rest of
  *   that boot was not learnt);
  * - a session with no read for learn_idle ends on its own, and its image
- *   holds the blocks read, in a file named after the group. */
+ *   holds the blocks read, in a file named after the group;
+ * - the thread sleeps until the first end it knows of (a host has one per
+ *   layer): a new session and an end asked for wake it. */
 #include <dirent.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -163,11 +166,69 @@ static void test_idle_session_ends_on_its_own(void **state)
 	stop(&fx);
 }
 
+/* Voluntary context switches of the learning thread (named yolofs-learn;
+ * one at a time here): each is a wake-up. */
+static long learn_thread_wakeups(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	assert_non_null(d);
+	long n = -1;
+	struct dirent *e;
+	while ((e = readdir(d)) && n < 0) {
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		bool ours = fgets(comm, sizeof(comm), f) && !strcmp(comm, "yolofs-learn\n");
+		fclose(f);
+		if (!ours)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+		assert_non_null(f = fopen(path, "r"));
+		char line[256];
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "voluntary_ctxt_switches: %ld", &n) == 1)
+				break;
+		fclose(f);
+	}
+	closedir(d);
+	assert_true(n >= 0);
+	return n;
+}
+
+/* Nothing to end for a while: the thread sleeps, with no session and with
+ * one whose end is seconds away (it ticked four times a second). */
+static void test_thread_sleeps_until_an_end(void **state)
+{
+	(void)state;
+	struct fixture fx;
+	start(&fx, 10.0);
+	sleep_s(0.2);                                    /* its first round: a prune */
+	long w0 = learn_thread_wakeups();
+	sleep_s(2.0);
+	long idle_wakeups = learn_thread_wakeups() - w0;
+	learn_open(fx.l, "f");
+	learn_read(fx.l, "f", 0, BS);
+	sleep_s(0.2);                                    /* woken by the new session */
+	w0 = learn_thread_wakeups();
+	sleep_s(2.0);
+	long session_wakeups = learn_thread_wakeups() - w0;
+	print_message("learning thread wake-ups in 2 s: %ld with no session, %ld with one\n",
+		      idle_wakeups, session_wakeups);
+	assert_true(idle_wakeups <= 1);
+	assert_true(session_wakeups <= 1);
+	learn_end_sessions(fx.l);                        /* an end asked for wakes it */
+	assert_int_equal(learnt_blocks(&fx), 1);
+	stop(&fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_reads_without_pause_keep_the_session),
 		cmocka_unit_test(test_idle_session_ends_on_its_own),
+		cmocka_unit_test(test_thread_sleeps_until_an_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
