@@ -190,6 +190,15 @@ static int add_question(struct session *s, struct question *q)
 	return 0;
 }
 
+/* Wake the learning thread (an eventfd: never blocks); `unless` says what
+ * happens if it cannot be. */
+static void wake_thread(struct learn *l, const char *unless)
+{
+	uint64_t one = 1;
+	if (write(l->wake_fd, &one, sizeof(one)) < 0)
+		ylog(YLOG_DEBUG, "learn: cannot wake the thread (%s)", unless);
+}
+
 static struct session *new_session(struct learn *l, const char *group)
 {
 	struct session *s = calloc(1, sizeof(*s));
@@ -207,9 +216,7 @@ static struct session *new_session(struct learn *l, const char *group)
 	l->sessions = s;
 	/* The thread sleeps until the first end it knows of: this one may
 	 * come sooner. */
-	uint64_t one = 1;
-	if (write(l->wake_fd, &one, sizeof(one)) < 0)
-		ylog(YLOG_DEBUG, "learn: cannot wake the thread (a session may last longer)");
+	wake_thread(l, "this session may last longer");
 	return s;
 }
 
@@ -879,12 +886,10 @@ void learn_end_ask(struct learn *l)
 {
 	if (!l || !l->running)
 		return;
-	uint64_t one = 1;
 	pthread_mutex_lock(&l->lock);
 	l->end_want = ++l->end_asked;
 	pthread_mutex_unlock(&l->lock);
-	if (write(l->wake_fd, &one, sizeof(one)) < 0)
-		ylog(YLOG_DEBUG, "learn: cannot wake the thread (it ends the sessions when it next wakes)");
+	wake_thread(l, "it ends the sessions when it next wakes");
 }
 
 void learn_end_wait(struct learn *l)
